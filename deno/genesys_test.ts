@@ -1,0 +1,28 @@
+import assert from "node:assert/strict";
+import { GENESYS_CLOUD_REGIONS, genesysCloud, TokenError } from "./mod.ts";
+
+const creds = { clientId: "id", clientSecret: "secret" };
+
+Deno.test("genesysCloud() maps region names, dashed names and domains to login and api hosts", () => {
+  for (const region of ["eu_west_1", "eu-west-1", "EU-WEST-1", "mypurecloud.ie"]) {
+    const o = genesysCloud({ region, ...creds });
+    assert.equal(o.tokenUrl, "https://login.mypurecloud.ie/oauth/token", region);
+    assert.equal(o.baseUrl, "https://api.mypurecloud.ie");
+    assert.equal(o.clientId, "id");
+  }
+  assert.equal(
+    genesysCloud({ region: "us_east_2", ...creds }).tokenUrl,
+    "https://login.use2.us-gov-pure.cloud/oauth/token",
+  );
+  assert.equal(Object.keys(GENESYS_CLOUD_REGIONS).length, 17);
+});
+
+Deno.test("genesysCloud() rejects an unknown region with a config error", () => {
+  for (const region of ["mars_north_1", "", "toString", "__proto__", "api.mypurecloud.ie"]) {
+    assert.throws(
+      () => genesysCloud({ region, ...creds }),
+      (e: unknown) => e instanceof TokenError && e.code === "config",
+      region,
+    );
+  }
+});

@@ -1,0 +1,36 @@
+/**
+ * freshtoken: OAuth 2.0 client-credentials tokens that never expire on you.
+ *
+ * Tokens are fetched on first use, cached, refreshed before they expire
+ * (serving the current one meanwhile) and fetched once for all concurrent
+ * callers. The secret and the tokens never appear in errors, events or logs.
+ *
+ * @example Genesys Cloud
+ * ```ts
+ * import { createTokenClient, genesysCloud } from "./mod.ts";
+ *
+ * const client = createTokenClient(genesysCloud({
+ *   region: "eu_west_1",
+ *   clientId: Deno.env.get("GENESYS_CLOUD_CLIENT_ID") ?? "id",
+ *   clientSecret: Deno.env.get("GENESYS_CLOUD_CLIENT_SECRET") ?? "secret",
+ * }));
+ * const me = () => client.fetch("/api/v2/organizations/me");
+ * ```
+ *
+ * @module
+ */
+
+export { createTokenClient } from "./client.ts";
+export { GENESYS_CLOUD_REGIONS, genesysCloud } from "./genesys.ts";
+export type { GenesysCloudOptions } from "./genesys.ts";
+export { TokenError } from "./token_error.ts";
+export type { TokenErrorCode, TokenErrorInit } from "./token_error.ts";
+export type { Token } from "./token.ts";
+export type {
+  GetTokenOptions,
+  RetryOptions,
+  TokenClient,
+  TokenClientOptions,
+  TokenEvent,
+  TokenStatus,
+} from "./types.ts";

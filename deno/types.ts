@@ -1,0 +1,125 @@
+/**
+ * The public types of freshtoken's client (SPEC §2, §8).
+ *
+ * @module
+ */
+
+import type { TokenError, TokenErrorCode } from "./token_error.ts";
+import type { Token } from "./token.ts";
+
+/** Retry settings for one token acquisition (SPEC §4). */
+export interface RetryOptions {
+  /** Attempts per acquisition, the first included. Default 4. */
+  maxAttempts?: number;
+  /** First backoff step in ms, before full jitter. Default 250. */
+  baseDelayMs?: number;
+  /** Largest backoff step in ms. Default 10000. */
+  maxDelayMs?: number;
+  /** Bound on one acquisition, waits included, in ms. Default 30000. */
+  deadlineMs?: number;
+}
+
+/** Options of {@linkcode createTokenClient}. */
+export interface TokenClientOptions {
+  /** Token endpoint; `https:` only, except `http:` to a loopback host. */
+  tokenUrl: string;
+  /** Client identifier. */
+  clientId: string;
+  /** Client secret. It never appears in errors, events or logs. */
+  clientSecret: string;
+  /** How to send the credentials. Default `"client_secret_basic"`. */
+  authMethod?: "client_secret_basic" | "client_secret_post";
+  /** Scope to request; an array is joined by spaces. */
+  scope?: string | string[];
+  /** `audience` parameter. */
+  audience?: string;
+  /** `resource` parameter(s) (RFC 8707). */
+  resource?: string | string[];
+  /** Further form parameters for the token request. */
+  extraParams?: Record<string, string>;
+  /** Resolves relative URLs given to {@linkcode TokenClient.fetch}. */
+  baseUrl?: string;
+  /** A Deno KV; when given, tokens persist and are shared (SPEC §5). */
+  kv?: Deno.Kv;
+  /** KV key prefix. Default `["freshtoken"]`. */
+  kvPrefix?: Deno.KvKey;
+  /** Base64 of 32 random bytes; KV values are then AES-256-GCM encrypted. */
+  encryptionKey?: string;
+  /** The fetch to use. Default `globalThis.fetch`. */
+  fetch?: typeof globalThis.fetch;
+  /** Clock in epoch ms, for tests. Default `Date.now`. */
+  now?: () => number;
+  /** Timeout of one token request in ms. Default 10000. */
+  timeoutMs?: number;
+  /** Retry settings. */
+  retry?: RetryOptions;
+  /** Refresh this many seconds before expiry instead of the computed window. */
+  refreshAheadSeconds?: number;
+  /** Observability hook; never receives the token or the secret. */
+  onEvent?: (event: TokenEvent) => void;
+}
+
+/** Options of {@linkcode TokenClient.getToken}. */
+export interface GetTokenOptions {
+  /** The token must stay valid at least this long; otherwise a new one is fetched. */
+  minValidSeconds?: number;
+  /** Stops waiting (with code `"aborted"`) without cancelling the shared fetch. */
+  signal?: AbortSignal;
+}
+
+/** What {@linkcode TokenClient.status} reports; never the token or the secret. */
+export interface TokenStatus {
+  /** Whether a usable token is cached. */
+  hasToken: boolean;
+  /** Expiry of the cached token, epoch ms. */
+  expiresAt?: number;
+  /** When the cached token will be refreshed, epoch ms. */
+  refreshAt?: number;
+  /** The last failure, if the last acquisition failed. */
+  lastError?: TokenError;
+  /** Token requests made (acquisitions, retries counted once). */
+  fetches: number;
+  /** Calls answered from the cache. */
+  hits: number;
+}
+
+/** A client that keeps one token fresh. Create with {@linkcode createTokenClient}. */
+export interface TokenClient {
+  /** A usable token: from the cache, or fetched (once for all concurrent callers). */
+  getToken(options?: GetTokenOptions): Promise<Token>;
+  /** Fetches a new token now (joining a fetch already in flight). */
+  refresh(): Promise<Token>;
+  /** Forgets the cached token, in memory and in KV. */
+  invalidate(): Promise<void>;
+  /**
+   * `fetch` with `Authorization: <type> <token>`. On a 401 it invalidates
+   * the token and retries once with a new one, when the body can be replayed.
+   */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
+  /** Cache state and counters. */
+  status(): TokenStatus;
+}
+
+/** Fields every event carries. */
+interface EventBase {
+  /** When it happened, epoch ms (from the client's clock). */
+  at: number;
+}
+
+/** What {@linkcode TokenClientOptions.onEvent} receives (SPEC §8). */
+export type TokenEvent =
+  | EventBase & { type: "fetch_start" }
+  | EventBase & { type: "fetch_ok"; lifetimeSeconds: number; attempts: number }
+  | EventBase & {
+    type: "fetch_error";
+    code: TokenErrorCode;
+    status?: number;
+    retryable: boolean;
+    attempt: number;
+  }
+  | EventBase & { type: "retry"; delayMs: number; attempt: number }
+  | EventBase & { type: "cache_hit"; source: "memory" | "kv" }
+  | EventBase & { type: "kv_write" }
+  | EventBase & { type: "kv_error"; operation: string; message: string }
+  | EventBase & { type: "lease_wait" }
+  | EventBase & { type: "background_refresh" };

@@ -1,0 +1,417 @@
+//! The WebAssembly binding: the only module that knows wasm-bindgen.
+//!
+//! [`Engine`] drives an [`Acquisition`] with the host's `fetch`, with a
+//! per-attempt timeout, no redirects and a 1 MiB body cap (SPEC §4), and
+//! hands plain objects back to the Deno wrapper, which owns the cache.
+
+use crate::acquire::{Acquisition, Issued, Step};
+use crate::config::{Config, Options};
+use crate::error::{ErrorCode, TokenError};
+use crate::lifecycle::{background_retry_delay_ms, decide, Schedule};
+use crate::request::{token_request, HttpRequest};
+use crate::response::{read_answer, Field, HttpAnswer, RawResponse, TokenResponse};
+use js_sys::{Array, Function, Math, Object, Promise, Reflect, Uint8Array};
+use std::cell::Cell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use web_sys::{AbortController, RequestInit, RequestRedirect, Response};
+
+/// Token response bodies larger than this are rejected (SPEC §4).
+const MAX_BODY_BYTES: usize = 1 << 20;
+/// Timers longer than this fire at once in JavaScript hosts.
+const MAX_TIMER_MS: f64 = 2_147_483_647.0;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(callback: &JsValue, ms: f64) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(id: &JsValue);
+}
+
+struct Host {
+    config: Config,
+    request: HttpRequest,
+    fetch: Function,
+    now: Function,
+    on_event: Function,
+}
+
+/// One client's token engine: checked options plus the host functions.
+#[wasm_bindgen]
+pub struct Engine {
+    host: Rc<Host>,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Checks `options` (throws a `config` error object) and keeps the
+    /// host's `fetch`, clock (`now`, epoch ms) and event sink.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        options: JsValue,
+        fetch: Function,
+        now: Function,
+        on_event: Function,
+    ) -> Result<Engine, JsValue> {
+        let config = Config::new(read_options(&options)).map_err(|e| error_value(&e, 0))?;
+        let request = token_request(&config);
+        Ok(Engine {
+            host: Rc::new(Host {
+                config,
+                request,
+                fetch,
+                now,
+                on_event,
+            }),
+        })
+    }
+
+    /// Requests a token, retrying per the policy. Resolves to
+    /// `{ accessToken, tokenType, scope?, expiresAt, refreshAt, usableUntil,
+    /// lifetimeSeconds, attempts }`; rejects with an error object carrying
+    /// `code`, `status`, `retryable`, `description`, `retryAfterSeconds`.
+    #[wasm_bindgen(js_name = fetchToken)]
+    pub fn fetch_token(&self) -> Promise {
+        let host = Rc::clone(&self.host);
+        future_to_promise(async move { acquire(&host).await })
+    }
+
+    /// SPEC §3 decision for a caller at `now`: 0 serve, 1 serve and refresh
+    /// in the background, 2 fetch. Pass `NaN` times when there is no token.
+    pub fn decide(
+        &self,
+        now: f64,
+        expires_at: f64,
+        refresh_at: f64,
+        usable_until: f64,
+        min_valid_ms: f64,
+        refresh_not_before: f64,
+    ) -> u8 {
+        let token = Schedule {
+            expires_at,
+            refresh_at,
+            usable_until,
+        };
+        let token = (!expires_at.is_nan()).then_some(&token);
+        decide(now, token, min_valid_ms, refresh_not_before).as_u8()
+    }
+
+    /// Milliseconds to hold background refreshes back after `failures`
+    /// failed ones in a row.
+    #[wasm_bindgen(js_name = backgroundRetryDelay)]
+    pub fn background_retry_delay(&self, failures: u32, retry_after_seconds: Option<f64>) -> f64 {
+        background_retry_delay_ms(&self.host.config.retry, failures, retry_after_seconds, Math::random())
+    }
+}
+
+async fn acquire(host: &Host) -> Result<JsValue, JsValue> {
+    let mut acquisition = Acquisition::new(&host.config, now(host));
+    emit(host, "fetch_start", &[]);
+    loop {
+        let timeout_ms = acquisition.begin_attempt(now(host));
+        let outcome = send(host, timeout_ms).await;
+        let attempt = JsValue::from(acquisition.attempts());
+        match acquisition.finish_attempt(now(host), outcome, Math::random(), Math::random()) {
+            Step::Done(issued) => {
+                let lifetime = JsValue::from(issued.token.expires_in);
+                emit(host, "fetch_ok", &[("lifetimeSeconds", lifetime), ("attempts", attempt)]);
+                return Ok(token_value(issued));
+            }
+            Step::Retry { delay_ms, error } => {
+                emit_error(host, &error, &attempt);
+                emit(host, "retry", &[("delayMs", delay_ms.into()), ("attempt", attempt)]);
+                sleep(delay_ms).await;
+            }
+            Step::Failed(error) => {
+                emit_error(host, &error, &attempt);
+                return Err(error_value(&error, acquisition.attempts()));
+            }
+        }
+    }
+}
+
+/// One attempt, bounded by `timeout_ms` from the call to the last body byte.
+async fn send(host: &Host, timeout_ms: f64) -> Result<TokenResponse, TokenError> {
+    let controller = AbortController::new().map_err(|_| network("AbortController is unavailable"))?;
+    let timer = Timer::start(timeout_ms, controller.clone());
+    let result = exchange(host, &controller, &timer).await;
+    drop(timer);
+    result
+}
+
+async fn exchange(host: &Host, controller: &AbortController, timer: &Timer) -> Result<TokenResponse, TokenError> {
+    let request = &host.request;
+    let headers = Object::new();
+    for (name, value) in &request.headers {
+        let _ = Reflect::set(&headers, &JsValue::from_str(name), &JsValue::from_str(value));
+    }
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(&request.body));
+    init.set_redirect(RequestRedirect::Manual);
+    init.set_signal(Some(&controller.signal()));
+    let pending = host
+        .fetch
+        .call2(&JsValue::UNDEFINED, &JsValue::from_str(&request.url), &init)
+        .map_err(|_| network("fetch threw"))?;
+    let response: Response = timer
+        .race(Promise::resolve(&pending))
+        .await?
+        .dyn_into()
+        .map_err(|_| TokenError::invalid_response("fetch did not return a Response"))?;
+    let status = match response.status() {
+        // An opaque redirect (browsers' answer to `redirect: "manual"`).
+        0 => 302,
+        _ if response.redirected() => 302,
+        status => status,
+    };
+    let retry_after = response.headers().get("retry-after").ok().flatten();
+    let body = read_body(&response, timer).await?;
+    let raw = decode(&body);
+    let answer = HttpAnswer {
+        status,
+        retry_after: retry_after.as_deref(),
+        body: raw.as_ref(),
+    };
+    read_answer(&answer, now(host))
+}
+
+/// Reads at most [`MAX_BODY_BYTES`], chunk by chunk, so a huge body is
+/// refused without being buffered.
+async fn read_body(response: &Response, timer: &Timer) -> Result<Vec<u8>, TokenError> {
+    let too_big = || TokenError::invalid_response("the token response body is over 1 MiB");
+    let declared = response.headers().get("content-length").ok().flatten();
+    if declared.and_then(|n| n.trim().parse::<u64>().ok()).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        if let Some(stream) = response.body() {
+            let _ = stream.cancel();
+        }
+        return Err(too_big());
+    }
+    let Some(stream) = response.body() else {
+        return Ok(Vec::new());
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut body = Vec::new();
+    loop {
+        let chunk = timer.race(reader.read()).await?;
+        if Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()) == Some(true) {
+            return Ok(body);
+        }
+        let bytes: Uint8Array = Reflect::get(&chunk, &"value".into())
+            .map_err(|_| network("unreadable body"))?
+            .unchecked_into();
+        if body.len() + bytes.length() as usize > MAX_BODY_BYTES {
+            let _ = reader.cancel();
+            return Err(too_big());
+        }
+        let start = body.len();
+        body.resize(start + bytes.length() as usize, 0);
+        bytes.copy_to(&mut body[start..]);
+    }
+}
+
+/// The host's `JSON.parse` reads the body; `None` unless it is a JSON object.
+fn decode(body: &[u8]) -> Option<RawResponse> {
+    let text = core::str::from_utf8(body).ok()?;
+    let value = js_sys::JSON::parse(text).ok()?;
+    if !value.is_object() || Array::is_array(&value) {
+        return None;
+    }
+    let field = |name: &str| match get(&value, name) {
+        v if v.is_undefined() => Field::Missing,
+        v if v.is_null() => Field::Null,
+        v => v
+            .as_string()
+            .map(Field::Text)
+            .or_else(|| v.as_f64().map(Field::Number))
+            .unwrap_or(Field::Other),
+    };
+    Some(RawResponse {
+        access_token: field("access_token"),
+        token_type: field("token_type"),
+        expires_in: field("expires_in"),
+        scope: field("scope"),
+        error: field("error"),
+        error_description: field("error_description"),
+        description: field("description"),
+    })
+}
+
+/// Reads the options object the wrapper built (deno/_options.ts), which
+/// has already checked every type.
+fn read_options(value: &JsValue) -> Options {
+    let text = |name: &str| get(value, name).as_string();
+    let number = |name: &str| get(value, name).as_f64();
+    let strings = |v: JsValue| -> Vec<String> {
+        v.dyn_ref::<Array>()
+            .map(|a| a.iter().filter_map(|s| s.as_string()).collect())
+            .unwrap_or_default()
+    };
+    let pairs = get(value, "extraParams")
+        .dyn_ref::<Array>()
+        .map(|a| {
+            a.iter()
+                .filter_map(|pair| match strings(pair).as_slice() {
+                    [name, value] => Some((name.clone(), value.clone())),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Options {
+        token_url: text("tokenUrl").unwrap_or_default(),
+        client_id: text("clientId").unwrap_or_default(),
+        client_secret: text("clientSecret").unwrap_or_default(),
+        auth_method: text("authMethod"),
+        scope: text("scope"),
+        audience: text("audience"),
+        resource: strings(get(value, "resource")),
+        extra_params: pairs,
+        timeout_ms: number("timeoutMs"),
+        max_attempts: number("maxAttempts"),
+        base_delay_ms: number("baseDelayMs"),
+        max_delay_ms: number("maxDelayMs"),
+        deadline_ms: number("deadlineMs"),
+        refresh_ahead_seconds: number("refreshAheadSeconds"),
+    }
+}
+
+fn get(object: &JsValue, name: &str) -> JsValue {
+    Reflect::get(object, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// A timeout that aborts the request and settles the races of its attempt.
+struct Timer {
+    id: JsValue,
+    expired: Promise,
+    fired: Rc<Cell<bool>>,
+    _callback: Closure<dyn FnMut()>,
+}
+
+impl Timer {
+    fn start(ms: f64, controller: AbortController) -> Self {
+        let fired = Rc::new(Cell::new(false));
+        let mut resolve = None;
+        let expired = Promise::new(&mut |res, _| resolve = Some(res));
+        let resolve = resolve.unwrap_or_else(|| Function::new_no_args(""));
+        let flag = Rc::clone(&fired);
+        let callback = Closure::<dyn FnMut()>::new(move || {
+            flag.set(true);
+            controller.abort();
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        });
+        let id = set_timeout(callback.as_ref(), ms.min(MAX_TIMER_MS));
+        Timer {
+            id,
+            expired,
+            fired,
+            _callback: callback,
+        }
+    }
+
+    /// Awaits `promise` unless the timer fires first.
+    async fn race(&self, promise: Promise) -> Result<JsValue, TokenError> {
+        let both = Array::of2(&promise, &self.expired);
+        let settled = JsFuture::from(Promise::race(&both)).await;
+        match settled {
+            _ if self.fired.get() => Err(TokenError::new(
+                ErrorCode::Timeout,
+                "the token endpoint did not answer within timeoutMs",
+            )),
+            Ok(value) => Ok(value),
+            Err(_) => Err(network("the token request failed (connection refused, reset or DNS)")),
+        }
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        clear_timeout(&self.id);
+    }
+}
+
+async fn sleep(ms: f64) {
+    let wait = Promise::new(&mut |resolve, _| {
+        set_timeout(&resolve, ms.min(MAX_TIMER_MS));
+    });
+    let _ = JsFuture::from(wait).await;
+}
+
+fn network(description: &str) -> TokenError {
+    TokenError::new(ErrorCode::Network, description)
+}
+
+fn now(host: &Host) -> f64 {
+    host.now
+        .call0(&JsValue::UNDEFINED)
+        .ok()
+        .and_then(|v| v.as_f64())
+        .unwrap_or_else(js_sys::Date::now)
+}
+
+fn object(fields: &[(&str, JsValue)]) -> Object {
+    let object = Object::new();
+    for (name, value) in fields {
+        if !value.is_undefined() {
+            let _ = Reflect::set(&object, &JsValue::from_str(name), value);
+        }
+    }
+    object
+}
+
+fn emit(host: &Host, kind: &str, fields: &[(&str, JsValue)]) {
+    let event = object(&[("type", kind.into()), ("at", now(host).into())]);
+    for (name, value) in fields {
+        if !value.is_undefined() {
+            let _ = Reflect::set(&event, &JsValue::from_str(name), value);
+        }
+    }
+    // The sink is the wrapper's, which already shields us from a throwing hook.
+    let _ = host.on_event.call1(&JsValue::UNDEFINED, &event);
+}
+
+fn emit_error(host: &Host, error: &TokenError, attempt: &JsValue) {
+    let fields = [
+        ("code", error.code.as_str().into()),
+        ("status", error.status.map_or(JsValue::UNDEFINED, JsValue::from)),
+        ("retryable", error.retryable.into()),
+        ("attempt", attempt.clone()),
+    ];
+    emit(host, "fetch_error", &fields);
+}
+
+fn error_value(error: &TokenError, attempts: u32) -> JsValue {
+    object(&[
+        ("message", error.message().into()),
+        ("code", error.code.as_str().into()),
+        ("status", error.status.map_or(JsValue::UNDEFINED, JsValue::from)),
+        ("retryable", error.retryable.into()),
+        ("description", error.description.as_deref().map_or(JsValue::UNDEFINED, JsValue::from)),
+        ("retryAfterSeconds", error.retry_after_seconds.map_or(JsValue::UNDEFINED, JsValue::from)),
+        ("attempts", attempts.into()),
+    ])
+    .into()
+}
+
+fn token_value(issued: Issued) -> JsValue {
+    let Issued {
+        token,
+        schedule,
+        attempts,
+    } = issued;
+    object(&[
+        ("accessToken", token.access_token.into_secret().into()),
+        ("tokenType", token.token_type.into()),
+        ("scope", token.scope.map_or(JsValue::UNDEFINED, JsValue::from)),
+        ("expiresAt", schedule.expires_at.into()),
+        ("refreshAt", schedule.refresh_at.into()),
+        ("usableUntil", schedule.usable_until.into()),
+        ("lifetimeSeconds", token.expires_in.into()),
+        ("attempts", attempts.into()),
+    ])
+    .into()
+}

@@ -1,0 +1,84 @@
+// Starts tests/servers/oidc_server.mjs (the `oidc-provider` package under
+// Node.js) on 127.0.0.1 and talks to its introspection, revocation and
+// statistics endpoints.
+
+/** A client registered with the server. */
+export interface OidcClient {
+  client_id: string;
+  client_secret: string;
+  token_endpoint_auth_method?: "client_secret_basic" | "client_secret_post";
+  scope?: string;
+  /** Token lifetime, seconds. */
+  ttl?: number;
+}
+
+export interface OidcServer {
+  issuer: string;
+  tokenUrl: string;
+  /** Token requests received so far (every POST /token, failed ones too). */
+  tokenRequests(): Promise<number>;
+  /** RFC 7662 introspection, authenticated as `as`. */
+  introspect(token: string, as: OidcClient): Promise<Record<string, unknown>>;
+  /** RFC 7009 revocation, authenticated as the token's own client. */
+  revoke(token: string, as: OidcClient): Promise<void>;
+  close(): Promise<void>;
+}
+
+const SERVER = new URL("./servers/oidc_server.mjs", import.meta.url);
+
+export async function startOidcServer(clients: OidcClient[]): Promise<OidcServer> {
+  const child = new Deno.Command("node", {
+    args: [SERVER.pathname],
+    env: { OIDC_CLIENTS: JSON.stringify(clients), NODE_NO_WARNINGS: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let line = "";
+  while (!line.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("oidc_server.mjs exited before listening");
+    line += value;
+  }
+  const { issuer } = JSON.parse(line.trim()) as { issuer: string };
+  const basic = (c: OidcClient) =>
+    "Basic " + btoa(`${encodeForm(c.client_id)}:${encodeForm(c.client_secret)}`);
+  const post = (path: string, as: OidcClient, form: Record<string, string>) =>
+    fetch(`${issuer}${path}`, {
+      method: "POST",
+      headers: { authorization: basic(as), "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(form),
+    });
+  return {
+    issuer,
+    tokenUrl: `${issuer}/token`,
+    async tokenRequests() {
+      const stats = await (await fetch(`${issuer}/__stats`)).json();
+      return stats.tokenRequests;
+    },
+    async introspect(token, as) {
+      const response = await post("/token/introspection", as, { token });
+      if (!response.ok) throw new Error(`introspection answered ${response.status}`);
+      return await response.json();
+    },
+    async revoke(token, as) {
+      const response = await post("/token/revocation", as, {
+        token,
+        token_type_hint: "access_token",
+      });
+      await response.body?.cancel();
+      if (!response.ok) throw new Error(`revocation answered ${response.status}`);
+    },
+    async close() {
+      await reader.cancel();
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
+
+/** RFC 6749 Appendix B form encoding, independent of the code under test. */
+export function encodeForm(text: string): string {
+  return new URLSearchParams({ x: text }).toString().slice(2);
+}
