@@ -81,8 +81,11 @@ class FreshTokenClient implements TokenClient {
 
   constructor(options: TokenClientOptions) {
     const core = coreOptions(options);
-    this.#fetch = fn("fetch", options.fetch, (input: RequestInfo | URL, init?: RequestInit) =>
-      globalThis.fetch(input, init));
+    this.#fetch = fn(
+      "fetch",
+      options.fetch,
+      (input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init),
+    );
     this.#now = fn("now", options.now, Date.now);
     this.#onEvent = fn("onEvent", options.onEvent, undefined);
     if (options.baseUrl !== undefined) this.#baseUrl = url("baseUrl", options.baseUrl);
@@ -131,9 +134,9 @@ class FreshTokenClient implements TokenClient {
     if (entry === undefined || decision === FETCH) {
       return await this.#wait(this.#acquire(), signal);
     }
-    if (decision === SERVE_AND_REFRESH) this.#refreshInBackground();
     this.#hits++;
     this.#emit({ type: "cache_hit", at: now, source: "memory" });
+    if (decision === SERVE_AND_REFRESH) this.#refreshInBackground();
     return entry.token;
   }
 

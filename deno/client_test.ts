@@ -3,7 +3,7 @@ import { createTokenClient, TokenError } from "./mod.ts";
 import type { TokenClientOptions, TokenEvent } from "./mod.ts";
 import { startGenesysLike } from "../tests/servers/genesys_like.ts";
 
-const SECRET = "unit-secret-canary-31";
+const SECRET = "unit-canary-secret-31";
 
 /** A real loopback token server plus a client whose clock the test moves. */
 async function withClient(
@@ -146,7 +146,10 @@ Deno.test("an aborted wait rejects with aborted without cancelling the shared fe
     const patient = client.getToken();
     const impatient = client.getToken({ signal: controller.signal });
     controller.abort();
-    await assert.rejects(impatient, (e: unknown) => e instanceof TokenError && e.code === "aborted");
+    await assert.rejects(
+      impatient,
+      (e: unknown) => e instanceof TokenError && e.code === "aborted",
+    );
     await assert.rejects(
       client.getToken({ signal: AbortSignal.abort() }),
       { code: "aborted" },
@@ -182,13 +185,21 @@ Deno.test("client.fetch() retries a 401 once with a new token, but not a stream 
 });
 
 Deno.test("a throwing onEvent hook does not break token delivery", async () => {
-  await withClient({ onEvent: () => { throw new Error("hook bug"); } }, async ({ client }) => {
+  await withClient({
+    onEvent: () => {
+      throw new Error("hook bug");
+    },
+  }, async ({ client }) => {
     assert.equal((await client.getToken()).tokenType, "Bearer");
   });
 });
 
 Deno.test("bad options throw a config TokenError at creation", () => {
-  const ok = { tokenUrl: "https://login.example.com/oauth/token", clientId: "id", clientSecret: "s" };
+  const ok = {
+    tokenUrl: "https://login.example.com/oauth/token",
+    clientId: "id",
+    clientSecret: "s",
+  };
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ clientId: "" }, /clientId/],
     [{ clientSecret: "" }, /clientSecret/],

@@ -212,10 +212,6 @@ export function __wbg_new_cd4348290afae586() {
     const ret = new Object();
     return ret;
 }
-export function __wbg_new_no_args_7dba612d766302e4(arg0, arg1) {
-    const ret = new Function(getStringFromWasm0(arg0, arg1));
-    return ret;
-}
 export function __wbg_new_typed_e09da9dae6ee5935(arg0, arg1) {
     try {
         var state0 = {a: arg0, b: arg1};

@@ -3,7 +3,7 @@
 # prints its size. pkg/ is committed; the test command rebuilds it and fails
 # if the result differs.
 set -euo pipefail
-. "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/setup.sh" all
 cd "$FRESHTOKEN_ROOT"
 
 wasm-pack build --quiet --release --target bundler --out-dir pkg --out-name freshtoken --no-pack >&2

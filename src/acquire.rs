@@ -202,7 +202,10 @@ mod tests {
     fn backoff_is_exponential_with_full_jitter() {
         let p = RetryPolicy::default();
         let top: Vec<f64> = (1..=8).map(|n| p.backoff_ms(n, 1.0)).collect();
-        assert_eq!(top, vec![250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 10_000.0, 10_000.0]);
+        assert_eq!(
+            top,
+            vec![250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 10_000.0, 10_000.0]
+        );
         assert_eq!(p.backoff_ms(3, 0.0), 0.0);
         assert_eq!(p.backoff_ms(3, 0.5), 500.0);
         assert!(p.backoff_ms(u32::MAX, 1.0) <= p.max_delay_ms);
@@ -212,7 +215,12 @@ mod tests {
     fn expiry_is_measured_from_the_attempt_that_succeeded() {
         let mut a = Acquisition::new(&config(|_| {}), T0);
         a.begin_attempt(T0);
-        let step = a.finish_attempt(T0 + 50.0, Err(failure(ErrorCode::ServerError, 503)), 0.5, 0.0);
+        let step = a.finish_attempt(
+            T0 + 50.0,
+            Err(failure(ErrorCode::ServerError, 503)),
+            0.5,
+            0.0,
+        );
         assert!(matches!(step, Step::Retry { .. }));
         a.begin_attempt(T0 + 1000.0);
         let Step::Done(issued) = a.finish_attempt(T0 + 1200.0, Ok(token(300.0)), 0.0, 0.0) else {
@@ -249,8 +257,22 @@ mod tests {
         let mut a = Acquisition::new(&config(|_| {}), T0);
         a.begin_attempt(T0);
         let e = TokenError::new(ErrorCode::InvalidClient, "bad").with_status(401);
-        let step = a.finish_attempt(T0, Err(TokenError { retryable: false, ..e }), 0.5, 0.0);
-        assert!(matches!(step, Step::Failed(TokenError { code: ErrorCode::InvalidClient, .. })));
+        let step = a.finish_attempt(
+            T0,
+            Err(TokenError {
+                retryable: false,
+                ..e
+            }),
+            0.5,
+            0.0,
+        );
+        assert!(matches!(
+            step,
+            Step::Failed(TokenError {
+                code: ErrorCode::InvalidClient,
+                ..
+            })
+        ));
         assert_eq!(a.attempts(), 1);
     }
 
@@ -273,7 +295,10 @@ mod tests {
         let Step::Failed(e) = a.finish_attempt(T0, Err(e), 0.5, 0.0) else {
             panic!("expected failure");
         };
-        assert_eq!((e.code, e.retry_after_seconds), (ErrorCode::RateLimited, Some(31_536_000.0)));
+        assert_eq!(
+            (e.code, e.retry_after_seconds),
+            (ErrorCode::RateLimited, Some(31_536_000.0))
+        );
         // A 503 asking for more than the deadline is reported the same way.
         let mut a = Acquisition::new(&config(|_| {}), T0);
         a.begin_attempt(T0);
@@ -282,7 +307,10 @@ mod tests {
         let Step::Failed(e) = a.finish_attempt(T0, Err(e), 0.5, 0.0) else {
             panic!("expected failure");
         };
-        assert_eq!((e.code, e.status, e.retry_after_seconds), (ErrorCode::RateLimited, Some(503), Some(60.0)));
+        assert_eq!(
+            (e.code, e.status, e.retry_after_seconds),
+            (ErrorCode::RateLimited, Some(503), Some(60.0))
+        );
     }
 
     #[test]
@@ -294,20 +322,34 @@ mod tests {
         let mut a = Acquisition::new(&c, T0);
         assert_eq!(a.begin_attempt(T0), 10_000.0);
         assert!(matches!(
-            a.finish_attempt(T0 + 10_000.0, Err(failure(ErrorCode::Timeout, 0)), 0.001, 0.0),
+            a.finish_attempt(
+                T0 + 10_000.0,
+                Err(failure(ErrorCode::Timeout, 0)),
+                0.001,
+                0.0
+            ),
             Step::Retry { .. }
         ));
         assert_eq!(a.begin_attempt(T0 + 10_500.0), 1_500.0);
         // Backoff that would pass the deadline ends the acquisition.
         let step = a.finish_attempt(T0 + 11_999.0, Err(failure(ErrorCode::Timeout, 0)), 1.0, 0.0);
-        assert!(matches!(step, Step::Failed(TokenError { code: ErrorCode::Timeout, .. })));
+        assert!(matches!(
+            step,
+            Step::Failed(TokenError {
+                code: ErrorCode::Timeout,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn errors_leaving_the_acquisition_never_carry_the_secret() {
         let mut a = Acquisition::new(&config(|_| {}), T0);
         a.begin_attempt(T0);
-        let mut e = TokenError::new(ErrorCode::InvalidClient, "got s3cr3t value and s3cr3t+value");
+        let mut e = TokenError::new(
+            ErrorCode::InvalidClient,
+            "got s3cr3t value and s3cr3t+value",
+        );
         e.retryable = false;
         let Step::Failed(e) = a.finish_attempt(T0, Err(e), 0.0, 0.0) else {
             panic!("expected failure");

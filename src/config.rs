@@ -144,11 +144,7 @@ impl Config {
             extra_params: options.extra_params,
             timeout_ms: number("timeoutMs", options.timeout_ms, 1)?.unwrap_or(10_000.0),
             retry,
-            refresh_ahead_seconds: number(
-                "refreshAheadSeconds",
-                options.refresh_ahead_seconds,
-                0,
-            )?,
+            refresh_ahead_seconds: number("refreshAheadSeconds", options.refresh_ahead_seconds, 0)?,
         })
     }
 }
@@ -174,9 +170,9 @@ fn number(name: &str, value: Option<f64>, min: u32) -> Result<Option<f64>, Token
 
 fn whole(name: &str, value: Option<f64>, min: u32, max: u32) -> Result<Option<f64>, TokenError> {
     match value {
-        Some(v) if v.fract() != 0.0 || !(f64::from(min)..=f64::from(max)).contains(&v) => Err(TokenError::config(
-            format!("{name} must be a whole number from {min} to {max}"),
-        )),
+        Some(v) if v.fract() != 0.0 || !(f64::from(min)..=f64::from(max)).contains(&v) => Err(
+            TokenError::config(format!("{name} must be a whole number from {min} to {max}")),
+        ),
         other => Ok(other),
     }
 }
@@ -184,9 +180,16 @@ fn whole(name: &str, value: Option<f64>, min: u32, max: u32) -> Result<Option<f6
 /// `https:` anywhere, `http:` only to a loopback host; no credentials or
 /// fragment in the URL (RFC 6749 §3.2). Expects a WHATWG-normalised URL.
 pub fn check_token_url(url: &str) -> Result<(), TokenError> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| TokenError::config("tokenUrl must be an absolute https: URL"))?;
+    // strip_prefix, not split_once("://"): substring search costs the wasm kilobytes.
+    let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        _ => {
+            return Err(TokenError::config(
+                "tokenUrl must be an absolute https: URL",
+            ))
+        }
+    };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
         return Err(TokenError::config("tokenUrl must not contain credentials"));
@@ -198,9 +201,9 @@ pub fn check_token_url(url: &str) -> Result<(), TokenError> {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => authority.split(':').next().unwrap_or_default(),
     };
-    match scheme {
-        "https" if !host.is_empty() => Ok(()),
-        "http" if is_loopback(host) => Ok(()),
+    match https {
+        true if !host.is_empty() => Ok(()),
+        false if is_loopback(host) => Ok(()),
         _ => Err(TokenError::config(
             "tokenUrl must use https: (http: is allowed only to a loopback host)",
         )),
@@ -246,7 +249,12 @@ mod tests {
         assert_eq!(c.timeout_ms, 10_000.0);
         assert_eq!(c.retry, RetryPolicy::default());
         assert_eq!(
-            (c.retry.max_attempts, c.retry.base_delay_ms, c.retry.max_delay_ms, c.retry.deadline_ms),
+            (
+                c.retry.max_attempts,
+                c.retry.base_delay_ms,
+                c.retry.max_delay_ms,
+                c.retry.deadline_ms
+            ),
             (4, 250.0, 10_000.0, 30_000.0)
         );
     }

@@ -130,8 +130,8 @@ impl TokenError {
     /// form-encoded) before an error leaves the core.
     pub fn redact(&mut self, secret: &str) {
         if let Some(text) = &mut self.description {
-            if !secret.is_empty() && text.contains(secret) {
-                *text = text.replace(secret, "[redacted]");
+            if let Some(clean) = replace_all(text, secret, "[redacted]") {
+                *text = clean;
             }
             if text.len() > MAX_DESCRIPTION {
                 let mut end = MAX_DESCRIPTION;
@@ -148,6 +148,30 @@ impl TokenError {
     pub fn message(&self) -> String {
         self.to_string()
     }
+}
+
+/// `text` with every `needle` replaced, or `None` if there was none. A plain
+/// byte scan: `str::replace` brings a substring-search engine into the wasm.
+fn replace_all(text: &str, needle: &str, with: &str) -> Option<String> {
+    let (hay, pin) = (text.as_bytes(), needle.as_bytes());
+    if pin.is_empty() || hay.len() < pin.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(hay.len());
+    let mut i = 0;
+    let mut found = false;
+    while i < hay.len() {
+        if hay[i..].starts_with(pin) {
+            out.extend_from_slice(with.as_bytes());
+            i += pin.len();
+            found = true;
+        } else {
+            out.push(hay[i]);
+            i += 1;
+        }
+    }
+    // Whole UTF-8 sequences were matched and copied, so this cannot fail.
+    found.then(|| String::from_utf8(out).ok()).flatten()
 }
 
 impl fmt::Display for TokenError {
@@ -186,22 +210,47 @@ mod tests {
     fn redact_removes_the_secret_and_cuts_long_text() {
         let mut e = TokenError::new(ErrorCode::InvalidClient, "bad secret s3cr3t!! for s3cr3t!!");
         e.redact("s3cr3t!!");
-        assert_eq!(e.description.as_deref(), Some("bad secret [redacted] for [redacted]"));
+        assert_eq!(
+            e.description.as_deref(),
+            Some("bad secret [redacted] for [redacted]")
+        );
         let mut long = TokenError::invalid_response("é".repeat(400));
         long.redact("zzz");
         assert!(long.description.as_ref().unwrap().len() <= MAX_DESCRIPTION + 3);
     }
 
     #[test]
+    fn replace_all_replaces_every_occurrence_or_reports_none() {
+        assert_eq!(replace_all("aXbXX", "X", "-").as_deref(), Some("a-b--"));
+        assert_eq!(
+            replace_all("é-secret-é", "secret", "[r]").as_deref(),
+            Some("é-[r]-é")
+        );
+        assert_eq!(replace_all("abc", "zz", "-"), None);
+        assert_eq!(replace_all("abc", "", "-"), None);
+        assert_eq!(replace_all("ab", "abc", "-"), None);
+    }
+
+    #[test]
     fn message_has_code_status_and_description() {
-        let e = TokenError::new(ErrorCode::InvalidClient, "Bad client credentials").with_status(401);
-        assert_eq!(e.message(), "invalid_client (HTTP 401): Bad client credentials");
+        let e =
+            TokenError::new(ErrorCode::InvalidClient, "Bad client credentials").with_status(401);
+        assert_eq!(
+            e.message(),
+            "invalid_client (HTTP 401): Bad client credentials"
+        );
     }
 
     #[test]
     fn oauth_codes_map_to_ours() {
-        assert_eq!(ErrorCode::from_oauth("invalid_scope"), Some(ErrorCode::InvalidScope));
-        assert_eq!(ErrorCode::from_oauth("temporarily_unavailable"), Some(ErrorCode::ServerError));
+        assert_eq!(
+            ErrorCode::from_oauth("invalid_scope"),
+            Some(ErrorCode::InvalidScope)
+        );
+        assert_eq!(
+            ErrorCode::from_oauth("temporarily_unavailable"),
+            Some(ErrorCode::ServerError)
+        );
         assert_eq!(ErrorCode::from_oauth("made_up"), None);
     }
 }

@@ -16,8 +16,9 @@ pub struct Schedule {
 
 /// The computed refresh window for a lifetime `L` in seconds:
 /// `min(clamp(0.1 × L, 30, 600), 0.5 × L)`.
+// max/min rather than f64::clamp, whose assertion drags float formatting into the wasm.
+#[allow(clippy::manual_clamp)]
 pub fn refresh_ahead_seconds(lifetime: f64) -> f64 {
-    // max/min rather than f64::clamp, whose assertion drags float formatting into the wasm.
     (0.1 * lifetime).max(30.0).min(600.0).min(0.5 * lifetime)
 }
 
@@ -71,7 +72,12 @@ impl Decision {
 /// Decides for a caller at `now` who needs the token to stay valid for
 /// `min_valid_ms` more. `refresh_not_before` holds background refreshes
 /// back after a failure (see [`background_retry_delay_ms`]).
-pub fn decide(now: f64, token: Option<&Schedule>, min_valid_ms: f64, refresh_not_before: f64) -> Decision {
+pub fn decide(
+    now: f64,
+    token: Option<&Schedule>,
+    min_valid_ms: f64,
+    refresh_not_before: f64,
+) -> Decision {
     let Some(s) = token else {
         return Decision::Fetch;
     };
@@ -94,7 +100,8 @@ pub fn background_retry_delay_ms(
     retry_after_seconds: Option<f64>,
     rand: f64,
 ) -> f64 {
-    let step = policy.base_delay_ms.max(1000.0) * 2f64.powi(failures.saturating_sub(1).min(30) as i32);
+    let step =
+        policy.base_delay_ms.max(1000.0) * 2f64.powi(failures.saturating_sub(1).min(30) as i32);
     let capped = step.min(policy.max_delay_ms.max(1000.0));
     let delay = capped * (0.5 + 0.5 * rand);
     delay.max(retry_after_seconds.unwrap_or(0.0) * 1000.0)
@@ -132,7 +139,10 @@ mod tests {
             let base = window_seconds(lifetime, 0.0);
             for jitter in [0.0, 0.25, 0.5, 0.999_999] {
                 let w = window_seconds(lifetime, jitter);
-                assert!(w >= base && w < base * 1.1 + 1e-9, "{lifetime} {jitter} {w}");
+                assert!(
+                    w >= base && w < base * 1.1 + 1e-9,
+                    "{lifetime} {jitter} {w}"
+                );
             }
             assert!((window_seconds(lifetime, 0.999_999) - base * 1.1).abs() < 0.01);
         }
@@ -163,13 +173,25 @@ mod tests {
         let s = schedule(T0, 3600.0, None, 0.0);
         assert_eq!(decide(T0, None, 0.0, 0.0), Decision::Fetch);
         assert_eq!(decide(T0 + 1000.0, Some(&s), 0.0, 0.0), Decision::Serve);
-        assert_eq!(decide(s.refresh_at - 1.0, Some(&s), 0.0, 0.0), Decision::Serve);
+        assert_eq!(
+            decide(s.refresh_at - 1.0, Some(&s), 0.0, 0.0),
+            Decision::Serve
+        );
         // Stale-while-revalidate: inside the window, serve at once and refresh.
-        assert_eq!(decide(s.refresh_at, Some(&s), 0.0, 0.0), Decision::ServeAndRefresh);
-        assert_eq!(decide(s.usable_until - 1.0, Some(&s), 0.0, 0.0), Decision::ServeAndRefresh);
+        assert_eq!(
+            decide(s.refresh_at, Some(&s), 0.0, 0.0),
+            Decision::ServeAndRefresh
+        );
+        assert_eq!(
+            decide(s.usable_until - 1.0, Some(&s), 0.0, 0.0),
+            Decision::ServeAndRefresh
+        );
         // Past usable (skew), callers wait for a new token.
         assert_eq!(decide(s.usable_until, Some(&s), 0.0, 0.0), Decision::Fetch);
-        assert_eq!(decide(s.expires_at + 1.0, Some(&s), 0.0, 0.0), Decision::Fetch);
+        assert_eq!(
+            decide(s.expires_at + 1.0, Some(&s), 0.0, 0.0),
+            Decision::Fetch
+        );
     }
 
     #[test]
@@ -178,10 +200,16 @@ mod tests {
         let failed_at = s.refresh_at + 1000.0;
         let hold = failed_at + background_retry_delay_ms(&RetryPolicy::default(), 1, None, 0.5);
         // While held back: serve without starting another refresh.
-        assert_eq!(decide(failed_at + 10.0, Some(&s), 0.0, hold), Decision::Serve);
+        assert_eq!(
+            decide(failed_at + 10.0, Some(&s), 0.0, hold),
+            Decision::Serve
+        );
         assert_eq!(decide(hold, Some(&s), 0.0, hold), Decision::ServeAndRefresh);
         // Holding back never makes an unusable token servable.
-        assert_eq!(decide(s.usable_until, Some(&s), 0.0, f64::INFINITY), Decision::Fetch);
+        assert_eq!(
+            decide(s.usable_until, Some(&s), 0.0, f64::INFINITY),
+            Decision::Fetch
+        );
     }
 
     #[test]
@@ -189,16 +217,24 @@ mod tests {
         let s = schedule(T0, 3600.0, None, 0.0);
         let now = T0 + 3_300_000.0;
         assert_eq!(decide(now, Some(&s), 0.0, 0.0), Decision::ServeAndRefresh);
-        assert_eq!(decide(now, Some(&s), 200_000.0, 0.0), Decision::ServeAndRefresh);
+        assert_eq!(
+            decide(now, Some(&s), 200_000.0, 0.0),
+            Decision::ServeAndRefresh
+        );
         assert_eq!(decide(now, Some(&s), 300_000.0, 0.0), Decision::Fetch);
     }
 
     #[test]
     fn background_retries_back_off_doubling_with_equal_jitter() {
         let p = RetryPolicy::default();
-        let delays: Vec<f64> = (1..=6).map(|n| background_retry_delay_ms(&p, n, None, 0.0)).collect();
+        let delays: Vec<f64> = (1..=6)
+            .map(|n| background_retry_delay_ms(&p, n, None, 0.0))
+            .collect();
         assert_eq!(delays, vec![500.0, 1000.0, 2000.0, 4000.0, 5000.0, 5000.0]);
-        assert_eq!(background_retry_delay_ms(&p, 6, None, 0.999_999).round(), 10_000.0);
+        assert_eq!(
+            background_retry_delay_ms(&p, 6, None, 0.999_999).round(),
+            10_000.0
+        );
         assert_eq!(background_retry_delay_ms(&p, 1, Some(30.0), 0.0), 30_000.0);
         assert!(background_retry_delay_ms(&p, u32::MAX, None, 1.0).is_finite());
     }

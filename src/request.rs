@@ -53,7 +53,10 @@ pub fn token_request(config: &Config) -> HttpRequest {
         param(name, value);
     }
     let mut headers = vec![
-        ("Content-Type", "application/x-www-form-urlencoded".to_owned()),
+        (
+            "Content-Type",
+            "application/x-www-form-urlencoded".to_owned(),
+        ),
         ("Accept", "application/json".to_owned()),
     ];
     if config.auth_method == AuthMethod::ClientSecretBasic {
@@ -104,8 +107,7 @@ fn form_encode_into(out: &mut String, text: &str) {
 
 /// Standard base64 with padding (RFC 4648 §4).
 fn base64_into(out: &mut String, input: &[u8]) {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for chunk in input.chunks(3) {
         let n = chunk
             .iter()
@@ -171,7 +173,10 @@ mod tests {
     fn basic_auth_form_encodes_id_and_secret_before_base64() {
         // RFC 6749 §2.3.1: the id and the secret are form-encoded, then joined by ':'.
         let header = basic_auth("my id", "p@ss:w+rd/é");
-        assert_eq!(header, format!("Basic {}", base64(b"my+id:p%40ss%3Aw%2Brd%2F%C3%A9")));
+        assert_eq!(
+            header,
+            format!("Basic {}", base64(b"my+id:p%40ss%3Aw%2Brd%2F%C3%A9"))
+        );
     }
 
     #[test]
@@ -181,7 +186,10 @@ mod tests {
         assert_eq!(
             request.headers,
             vec![
-                ("Content-Type", "application/x-www-form-urlencoded".to_owned()),
+                (
+                    "Content-Type",
+                    "application/x-www-form-urlencoded".to_owned()
+                ),
                 ("Accept", "application/json".to_owned()),
                 ("Authorization", basic_auth("my id", "p@ss:w+rd/é")),
             ]
@@ -197,7 +205,10 @@ mod tests {
             request.body,
             "grant_type=client_credentials&client_id=my+id&client_secret=p%40ss%3Aw%2Brd%2F%C3%A9"
         );
-        assert!(request.headers.iter().all(|(name, _)| *name != "Authorization"));
+        assert!(request
+            .headers
+            .iter()
+            .all(|(name, _)| *name != "Authorization"));
     }
 
     #[test]
@@ -222,6 +233,9 @@ mod tests {
             o.auth_method = Some("client_secret_post".into());
         }));
         let printed = format!("{request:?}");
-        assert!(!printed.contains("p%40ss") && !printed.contains("p@ss"), "{printed}");
+        assert!(
+            !printed.contains("p%40ss") && !printed.contains("p@ss"),
+            "{printed}"
+        );
     }
 }

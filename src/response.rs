@@ -122,7 +122,9 @@ pub fn parse_token(body: &RawResponse) -> Result<TokenResponse, TokenError> {
         Field::Text(t) if t.is_empty() => return Err(bad("access_token is empty")),
         // A token must fit in an Authorization header (RFC 6750 §2.1 b64token is visible ASCII).
         Field::Text(t) if !t.bytes().all(|b| b.is_ascii_graphic()) => {
-            return Err(bad("access_token contains characters a header cannot carry"))
+            return Err(bad(
+                "access_token contains characters a header cannot carry",
+            ))
         }
         Field::Text(t) => AccessToken::new(t.clone()),
         Field::Missing | Field::Null => return Err(bad("access_token is missing")),
@@ -162,7 +164,9 @@ pub fn parse_decimal(text: &str) -> Option<f64> {
     if !digits(whole) || !digits(fraction) {
         return None;
     }
-    let mut value = whole.bytes().fold(0.0, |n, b| n * 10.0 + f64::from(b - b'0'));
+    let mut value = whole
+        .bytes()
+        .fold(0.0, |n, b| n * 10.0 + f64::from(b - b'0'));
     let mut scale = 0.1;
     for b in fraction.bytes() {
         value += f64::from(b - b'0') * scale;
@@ -181,9 +185,14 @@ fn error_response(status: u16, answer: &HttpAnswer<'_>, now_ms: f64) -> TokenErr
             "the token endpoint answered with a redirect, which is not followed \
              so that credentials are never sent elsewhere",
         ),
-        408 => TokenError::new(ErrorCode::Timeout, "the token endpoint timed out (HTTP 408)"),
+        408 => TokenError::new(
+            ErrorCode::Timeout,
+            "the token endpoint timed out (HTTP 408)",
+        ),
         429 => TokenError::new(ErrorCode::RateLimited, "too many token requests"),
-        500 | 502 | 503 | 504 => TokenError::new(ErrorCode::ServerError, "the token endpoint failed"),
+        500 | 502 | 503 | 504 => {
+            TokenError::new(ErrorCode::ServerError, "the token endpoint failed")
+        }
         _ => match answer.body {
             Some(body) if body.error.text().is_some() => error_from_body(status, body),
             _ => {
@@ -302,7 +311,14 @@ mod tests {
 
     fn answer(status: u16, json: &str) -> Result<TokenResponse, TokenError> {
         let body: Option<RawResponse> = serde_json::from_str(json).ok();
-        read_answer(&HttpAnswer { status, retry_after: None, body: body.as_ref() }, 0.0)
+        read_answer(
+            &HttpAnswer {
+                status,
+                retry_after: None,
+                body: body.as_ref(),
+            },
+            0.0,
+        )
     }
 
     fn invalid(json: &str) -> String {
@@ -329,9 +345,18 @@ mod tests {
     fn expires_in_rules() {
         let lifetime = |json: &str| answer(200, json).map(|t| t.expires_in);
         assert_eq!(lifetime(r#"{"access_token":"a"}"#), Ok(3600.0));
-        assert_eq!(lifetime(r#"{"access_token":"a","expires_in":null}"#), Ok(3600.0));
-        assert_eq!(lifetime(r#"{"access_token":"a","expires_in":"300"}"#), Ok(300.0));
-        assert_eq!(lifetime(r#"{"access_token":"a","expires_in":299.5}"#), Ok(299.5));
+        assert_eq!(
+            lifetime(r#"{"access_token":"a","expires_in":null}"#),
+            Ok(3600.0)
+        );
+        assert_eq!(
+            lifetime(r#"{"access_token":"a","expires_in":"300"}"#),
+            Ok(300.0)
+        );
+        assert_eq!(
+            lifetime(r#"{"access_token":"a","expires_in":299.5}"#),
+            Ok(299.5)
+        );
         for bad in [
             r#"{"access_token":"a","expires_in":0}"#,
             r#"{"access_token":"a","expires_in":-60}"#,
@@ -363,7 +388,15 @@ mod tests {
 
     #[test]
     fn non_object_bodies_are_invalid_response() {
-        for body in ["[]", "\"token\"", "42", "null", "<html>oops</html>", "{\"access_token\":\"a\"", ""] {
+        for body in [
+            "[]",
+            "\"token\"",
+            "42",
+            "null",
+            "<html>oops</html>",
+            "{\"access_token\":\"a\"",
+            "",
+        ] {
             let e = answer(200, body).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidResponse, "{body}");
         }
@@ -371,14 +404,20 @@ mod tests {
 
     #[test]
     fn oauth_error_bodies_are_not_retried() {
-        let e = answer(401, r#"{"error":"invalid_client","error_description":"Bad client credentials"}"#)
-            .unwrap_err();
+        let e = answer(
+            401,
+            r#"{"error":"invalid_client","error_description":"Bad client credentials"}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidClient);
         assert_eq!(e.status, Some(401));
         assert!(!e.retryable);
         assert_eq!(e.description.as_deref(), Some("Bad client credentials"));
         let e = answer(400, r#"{"error":"invalid_scope"}"#).unwrap_err();
-        assert_eq!((e.code, e.description.as_deref()), (ErrorCode::InvalidScope, Some("invalid_scope")));
+        assert_eq!(
+            (e.code, e.description.as_deref()),
+            (ErrorCode::InvalidScope, Some("invalid_scope"))
+        );
         let e = answer(400, r#"{"error":"unsupported_grant_type"}"#).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnsupportedGrantType);
         let e = answer(400, r#"{"error":"unauthorized_client"}"#).unwrap_err();
@@ -389,7 +428,11 @@ mod tests {
 
     #[test]
     fn genesys_error_bodies_use_description() {
-        let e = answer(400, r#"{"error":"invalid_client","description":"client not found"}"#).unwrap_err();
+        let e = answer(
+            400,
+            r#"{"error":"invalid_client","description":"client not found"}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidClient);
         assert_eq!(e.description.as_deref(), Some("client not found"));
     }
@@ -405,7 +448,10 @@ mod tests {
         assert_eq!(code(501, ""), ErrorCode::InvalidResponse);
         assert_eq!(code(302, ""), ErrorCode::InvalidResponse);
         // An error object inside a 200 is still an error.
-        assert_eq!(code(200, r#"{"error":"invalid_client"}"#), ErrorCode::InvalidClient);
+        assert_eq!(
+            code(200, r#"{"error":"invalid_client"}"#),
+            ErrorCode::InvalidClient
+        );
     }
 
     #[test]
@@ -426,13 +472,28 @@ mod tests {
     #[test]
     fn retry_after_is_read_on_retryable_answers() {
         let body = raw(r#"{"error":"rate_limited","description":"slow down"}"#);
-        let a = HttpAnswer { status: 429, retry_after: Some("7"), body: Some(&body) };
+        let a = HttpAnswer {
+            status: 429,
+            retry_after: Some("7"),
+            body: Some(&body),
+        };
         let e = read_answer(&a, 0.0).unwrap_err();
         assert_eq!(e.retry_after_seconds, Some(7.0));
         assert_eq!(e.description.as_deref(), Some("slow down"));
-        let a = HttpAnswer { status: 503, retry_after: Some("Thu, 01 Jan 1970 00:01:00 GMT"), body: None };
-        assert_eq!(read_answer(&a, 30_000.0).unwrap_err().retry_after_seconds, Some(30.0));
-        let a = HttpAnswer { status: 429, retry_after: Some("whenever"), body: None };
+        let a = HttpAnswer {
+            status: 503,
+            retry_after: Some("Thu, 01 Jan 1970 00:01:00 GMT"),
+            body: None,
+        };
+        assert_eq!(
+            read_answer(&a, 30_000.0).unwrap_err().retry_after_seconds,
+            Some(30.0)
+        );
+        let a = HttpAnswer {
+            status: 429,
+            retry_after: Some("whenever"),
+            body: None,
+        };
         assert_eq!(read_answer(&a, 0.0).unwrap_err().retry_after_seconds, None);
     }
 
@@ -441,7 +502,9 @@ mod tests {
         assert_eq!(parse_decimal("3600"), Some(3600.0));
         assert_eq!(parse_decimal("299.5"), Some(299.5));
         assert_eq!(parse_decimal("007"), Some(7.0));
-        for bad in ["", ".", "1.", ".5", "-1", "+1", "1e3", "1.2.3", " 1", "0x10", "１"] {
+        for bad in [
+            "", ".", "1.", ".5", "-1", "+1", "1e3", "1.2.3", " 1", "0x10", "１",
+        ] {
             assert_eq!(parse_decimal(bad), None, "{bad}");
         }
     }

@@ -41,7 +41,12 @@ pub fn parse_http_date(value: &str) -> Option<f64> {
             }
             let year = parse_year(year, 2)?;
             // RFC 9110: a two-digit year more than 50 years ahead is in the past century.
-            (day, month, if year < 70 { 2000 + year } else { 1900 + year }, *time)
+            (
+                day,
+                month,
+                if year < 70 { 2000 + year } else { 1900 + year },
+                *time,
+            )
         }
         [_weekday, month, day, time, year] => (*day, *month, parse_year(year, 4)?, *time),
         _ => return None,
@@ -100,7 +105,10 @@ mod tests {
         assert_eq!(parse_retry_after("120", 0.0), Some(120.0));
         assert_eq!(parse_retry_after(" 0 ", 0.0), Some(0.0));
         assert_eq!(parse_retry_after("31536000", 0.0), Some(31_536_000.0));
-        assert_eq!(parse_retry_after(&"9".repeat(400), 0.0), Some(MAX_RETRY_AFTER_SECONDS));
+        assert_eq!(
+            parse_retry_after(&"9".repeat(400), 0.0),
+            Some(MAX_RETRY_AFTER_SECONDS)
+        );
         assert_eq!(parse_retry_after("-5", 0.0), None);
         assert_eq!(parse_retry_after("1.5", 0.0), None);
         assert_eq!(parse_retry_after("", 0.0), None);

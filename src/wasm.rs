@@ -103,7 +103,12 @@ impl Engine {
     /// failed ones in a row.
     #[wasm_bindgen(js_name = backgroundRetryDelay)]
     pub fn background_retry_delay(&self, failures: u32, retry_after_seconds: Option<f64>) -> f64 {
-        background_retry_delay_ms(&self.host.config.retry, failures, retry_after_seconds, Math::random())
+        background_retry_delay_ms(
+            &self.host.config.retry,
+            failures,
+            retry_after_seconds,
+            Math::random(),
+        )
     }
 }
 
@@ -117,12 +122,20 @@ async fn acquire(host: &Host) -> Result<JsValue, JsValue> {
         match acquisition.finish_attempt(now(host), outcome, Math::random(), Math::random()) {
             Step::Done(issued) => {
                 let lifetime = JsValue::from(issued.token.expires_in);
-                emit(host, "fetch_ok", &[("lifetimeSeconds", lifetime), ("attempts", attempt)]);
+                emit(
+                    host,
+                    "fetch_ok",
+                    &[("lifetimeSeconds", lifetime), ("attempts", attempt)],
+                );
                 return Ok(token_value(issued));
             }
             Step::Retry { delay_ms, error } => {
                 emit_error(host, &error, &attempt);
-                emit(host, "retry", &[("delayMs", delay_ms.into()), ("attempt", attempt)]);
+                emit(
+                    host,
+                    "retry",
+                    &[("delayMs", delay_ms.into()), ("attempt", attempt)],
+                );
                 sleep(delay_ms).await;
             }
             Step::Failed(error) => {
@@ -135,18 +148,27 @@ async fn acquire(host: &Host) -> Result<JsValue, JsValue> {
 
 /// One attempt, bounded by `timeout_ms` from the call to the last body byte.
 async fn send(host: &Host, timeout_ms: f64) -> Result<TokenResponse, TokenError> {
-    let controller = AbortController::new().map_err(|_| network("AbortController is unavailable"))?;
+    let controller =
+        AbortController::new().map_err(|_| network("AbortController is unavailable"))?;
     let timer = Timer::start(timeout_ms, controller.clone());
     let result = exchange(host, &controller, &timer).await;
     drop(timer);
     result
 }
 
-async fn exchange(host: &Host, controller: &AbortController, timer: &Timer) -> Result<TokenResponse, TokenError> {
+async fn exchange(
+    host: &Host,
+    controller: &AbortController,
+    timer: &Timer,
+) -> Result<TokenResponse, TokenError> {
     let request = &host.request;
     let headers = Object::new();
     for (name, value) in &request.headers {
-        let _ = Reflect::set(&headers, &JsValue::from_str(name), &JsValue::from_str(value));
+        let _ = Reflect::set(
+            &headers,
+            &JsValue::from_str(name),
+            &JsValue::from_str(value),
+        );
     }
     let init = RequestInit::new();
     init.set_method("POST");
@@ -185,7 +207,10 @@ async fn exchange(host: &Host, controller: &AbortController, timer: &Timer) -> R
 async fn read_body(response: &Response, timer: &Timer) -> Result<Vec<u8>, TokenError> {
     let too_big = || TokenError::invalid_response("the token response body is over 1 MiB");
     let declared = response.headers().get("content-length").ok().flatten();
-    if declared.and_then(|n| n.trim().parse::<u64>().ok()).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    if declared
+        .and_then(|n| crate::response::parse_decimal(n.trim()))
+        .is_some_and(|n| n > MAX_BODY_BYTES as f64)
+    {
         if let Some(stream) = response.body() {
             let _ = stream.cancel();
         }
@@ -198,7 +223,11 @@ async fn read_body(response: &Response, timer: &Timer) -> Result<Vec<u8>, TokenE
     let mut body = Vec::new();
     loop {
         let chunk = timer.race(reader.read()).await?;
-        if Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()) == Some(true) {
+        if Reflect::get(&chunk, &"done".into())
+            .ok()
+            .and_then(|d| d.as_bool())
+            == Some(true)
+        {
             return Ok(body);
         }
         let bytes: Uint8Array = Reflect::get(&chunk, &"value".into())
@@ -297,7 +326,8 @@ impl Timer {
         let fired = Rc::new(Cell::new(false));
         let mut resolve = None;
         let expired = Promise::new(&mut |res, _| resolve = Some(res));
-        let resolve = resolve.unwrap_or_else(|| Function::new_no_args(""));
+        // The executor runs synchronously, so `resolve` is always set here.
+        let resolve: Function = resolve.unwrap_or_else(|| JsValue::UNDEFINED.unchecked_into());
         let flag = Rc::clone(&fired);
         let callback = Closure::<dyn FnMut()>::new(move || {
             flag.set(true);
@@ -323,7 +353,9 @@ impl Timer {
                 "the token endpoint did not answer within timeoutMs",
             )),
             Ok(value) => Ok(value),
-            Err(_) => Err(network("the token request failed (connection refused, reset or DNS)")),
+            Err(_) => Err(network(
+                "the token request failed (connection refused, reset or DNS)",
+            )),
         }
     }
 }
@@ -377,7 +409,10 @@ fn emit(host: &Host, kind: &str, fields: &[(&str, JsValue)]) {
 fn emit_error(host: &Host, error: &TokenError, attempt: &JsValue) {
     let fields = [
         ("code", error.code.as_str().into()),
-        ("status", error.status.map_or(JsValue::UNDEFINED, JsValue::from)),
+        (
+            "status",
+            error.status.map_or(JsValue::UNDEFINED, JsValue::from),
+        ),
         ("retryable", error.retryable.into()),
         ("attempt", attempt.clone()),
     ];
@@ -388,10 +423,24 @@ fn error_value(error: &TokenError, attempts: u32) -> JsValue {
     object(&[
         ("message", error.message().into()),
         ("code", error.code.as_str().into()),
-        ("status", error.status.map_or(JsValue::UNDEFINED, JsValue::from)),
+        (
+            "status",
+            error.status.map_or(JsValue::UNDEFINED, JsValue::from),
+        ),
         ("retryable", error.retryable.into()),
-        ("description", error.description.as_deref().map_or(JsValue::UNDEFINED, JsValue::from)),
-        ("retryAfterSeconds", error.retry_after_seconds.map_or(JsValue::UNDEFINED, JsValue::from)),
+        (
+            "description",
+            error
+                .description
+                .as_deref()
+                .map_or(JsValue::UNDEFINED, JsValue::from),
+        ),
+        (
+            "retryAfterSeconds",
+            error
+                .retry_after_seconds
+                .map_or(JsValue::UNDEFINED, JsValue::from),
+        ),
         ("attempts", attempts.into()),
     ])
     .into()
@@ -406,7 +455,10 @@ fn token_value(issued: Issued) -> JsValue {
     object(&[
         ("accessToken", token.access_token.into_secret().into()),
         ("tokenType", token.token_type.into()),
-        ("scope", token.scope.map_or(JsValue::UNDEFINED, JsValue::from)),
+        (
+            "scope",
+            token.scope.map_or(JsValue::UNDEFINED, JsValue::from),
+        ),
         ("expiresAt", schedule.expires_at.into()),
         ("refreshAt", schedule.refresh_at.into()),
         ("usableUntil", schedule.usable_until.into()),

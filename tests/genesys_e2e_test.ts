@@ -7,7 +7,7 @@ import type { TokenClientOptions, TokenEvent } from "../deno/mod.ts";
 import { type GenesysLike, startGenesysLike } from "./servers/genesys_like.ts";
 
 const ID = "9c3b2f7e-5d41-4c8a-b7f0-2e6d1a9c4b35";
-const SECRET = "gc-Secret_canary-7Q2x";
+const SECRET = "gc-canary-secret-7Q2x";
 
 async function withGenesys(
   options: Partial<Parameters<typeof startGenesysLike>[0]>,

@@ -8,12 +8,12 @@ import { type OidcClient, type OidcServer, startOidcServer } from "./_oidc.ts";
 
 const BASIC: OidcClient = {
   client_id: "svc basic",
-  client_secret: "basic-secret-0001",
+  client_secret: "basic-canary-secret-1",
   scope: "api:read api:write",
 };
 const POST: OidcClient = {
   client_id: "svc-post",
-  client_secret: "post-secret-0002",
+  client_secret: "post-canary-secret-2",
   token_endpoint_auth_method: "client_secret_post",
 };
 // Every character RFC 6749 allows in an id or secret that form encoding changes.
@@ -21,7 +21,11 @@ const ODD: OidcClient = {
   client_id: "odd id:1@x+y/z%&=?#",
   client_secret: "s p:a@c%e+&=/?#~!$'()*,;[]",
 };
-const SHORT: OidcClient = { client_id: "short-lived", client_secret: "short-secret-0003", ttl: 8 };
+const SHORT: OidcClient = {
+  client_id: "short-lived",
+  client_secret: "short-canary-secret-3",
+  ttl: 8,
+};
 const RESOURCE: OidcClient = { client_id: "resource-server", client_secret: "rs-secret-0004" };
 
 async function withServer(fn: (server: OidcServer) => Promise<void>): Promise<void> {
@@ -120,7 +124,7 @@ Deno.test("20 s of calls with 8 s tokens never see an expired token", async () =
 
 Deno.test("a wrong secret fails with invalid_client after one request, without retry", async () => {
   await withServer(async (server) => {
-    const client = clientFor(server, { ...BASIC, client_secret: "wrong-secret-canary" });
+    const client = clientFor(server, { ...BASIC, client_secret: "wrong-canary-secret" });
     const before = await server.tokenRequests();
     const error = await client.getToken().then(() => undefined, (e) => e);
     assert.ok(error instanceof TokenError);
@@ -128,7 +132,7 @@ Deno.test("a wrong secret fails with invalid_client after one request, without r
     assert.equal(error.status, 401);
     assert.equal(error.retryable, false);
     assert.equal(await server.tokenRequests() - before, 1);
-    assert.ok(!error.message.includes("wrong-secret-canary"));
+    assert.ok(!error.message.includes("wrong-canary-secret"));
     assert.equal(client.status().lastError?.code, "invalid_client");
   });
 });

@@ -66,7 +66,10 @@ export function startGenesysLike(options: GenesysLikeOptions): GenesysLike {
         stats.rateLimited++;
         const wait = Math.ceil((recent[0] + limit.windowSeconds * 1000 - now) / 1000);
         return Response.json(
-          { message: "Rate limit exceeded the maximum. Retry the request in a few seconds.", status: 429 },
+          {
+            message: "Rate limit exceeded the maximum. Retry the request in a few seconds.",
+            status: 429,
+          },
           { status: 429, headers: { "Retry-After": String(Math.max(1, wait)) } },
         );
       }
@@ -74,7 +77,11 @@ export function startGenesysLike(options: GenesysLikeOptions): GenesysLike {
     }
     const type = request.headers.get("content-type") ?? "";
     if (!type.startsWith("application/x-www-form-urlencoded")) {
-      return oauthError(400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded");
+      return oauthError(
+        400,
+        "invalid_request",
+        "Content-Type must be application/x-www-form-urlencoded",
+      );
     }
     const form = new URLSearchParams(await request.text());
     if (form.get("grant_type") !== "client_credentials") {
@@ -91,7 +98,8 @@ export function startGenesysLike(options: GenesysLikeOptions): GenesysLike {
     if (options.clients[id] !== secret) {
       return oauthError(401, "invalid_client", "authentication failed");
     }
-    const token = crypto.randomUUID().replaceAll("-", "") + crypto.randomUUID().replaceAll("-", "");
+    // A recognisable prefix lets the test command scan all output for leaked tokens.
+    const token = `canary-token-${crypto.randomUUID().replaceAll("-", "")}`;
     live.set(token, Date.now() + lifetime * 1000);
     stats.tokensIssued++;
     return Response.json({ access_token: token, token_type: "bearer", expires_in: lifetime });

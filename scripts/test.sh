@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Every check and test of freshtoken, on a fresh machine too: installs what
+# it needs first (scripts/setup.sh), then
+#   Rust: fmt, clippy (native and wasm32), cargo test;
+#   pkg/: rebuilt with the pinned tools, must equal what is committed;
+#   Deno 2.9: fmt, lint, type check, doc lint, unit and end-to-end tests;
+#   Deno 2.5 (what Deno Deploy runs): the same tests;
+#   the whole output is scanned for the canary secrets and tokens.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/setup.sh" all
+cd "$FRESHTOKEN_ROOT"
+
+LOG="$(mktemp)"
+trap 'rm -f "$LOG"' EXIT
+step() { printf '\n== %s\n' "$*" | tee -a "$LOG"; }
+run() { "$@" 2>&1 | tee -a "$LOG"; }
+
+step "Rust: fmt, clippy, tests"
+run cargo fmt --check
+run cargo clippy --quiet --all-targets --all-features -- -D warnings
+run cargo clippy --quiet --target wasm32-unknown-unknown -- -D warnings
+run cargo test --quiet --all-features
+
+step "pkg/: rebuilt from src/ with the pinned tools, compared with the committed build"
+run scripts/build_wasm.sh
+if ! git diff --quiet -- pkg/ || [ -n "$(git status --porcelain -- pkg/)" ]; then
+  git status --short -- pkg/
+  echo "pkg/ is stale: run scripts/build_wasm.sh and commit pkg/" >&2
+  exit 1
+fi
+
+step "Deno $DENO_VERSION: fmt, lint, type check, doc lint"
+run deno fmt --check
+run deno lint
+run deno check deno/ tests/ demo/
+run deno doc --lint deno/mod.ts
+
+step "Deno $DENO_VERSION: unit and end-to-end tests"
+run deno task test
+
+step "Deno $DENO_DEPLOY_VERSION (Deno Deploy's version): the same tests"
+run "$DENO_DEPLOY" task test
+
+step "Canary scan: no test secret or token in any output"
+# Test secrets contain "canary-secret"/"secret-canary"; the Genesys-like server's tokens start with "canary-token-".
+if grep -nE 'canary-secret|secret-canary|canary-token-[0-9a-f]' "$LOG"; then
+  echo "a canary secret or token appeared in the output above" >&2
+  exit 1
+fi
+echo "no canary in $(wc -l < "$LOG") lines of output"
+
+sum() { grep -oE '[0-9]+' | awk '{ n += $1 } END { print n + 0 }'; }
+passed=$(grep -ohE '(ok|FAILED)\. [0-9]+ passed|\| [0-9]+ passed' "$LOG" | sum)
+failed=$(grep -ohE '[0-9]+ failed' "$LOG" | sum)
+echo
+echo "${passed} passed, ${failed} failed"
