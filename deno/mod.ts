@@ -32,5 +32,6 @@ export type {
   TokenClient,
   TokenClientOptions,
   TokenEvent,
+  TokenEventBase,
   TokenStatus,
 } from "./types.ts";

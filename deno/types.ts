@@ -100,26 +100,26 @@ export interface TokenClient {
   status(): TokenStatus;
 }
 
-/** Fields every event carries. */
-interface EventBase {
+/** Fields every {@linkcode TokenEvent} carries. */
+export interface TokenEventBase {
   /** When it happened, epoch ms (from the client's clock). */
   at: number;
 }
 
 /** What {@linkcode TokenClientOptions.onEvent} receives (SPEC §8). */
 export type TokenEvent =
-  | EventBase & { type: "fetch_start" }
-  | EventBase & { type: "fetch_ok"; lifetimeSeconds: number; attempts: number }
-  | EventBase & {
+  | TokenEventBase & { type: "fetch_start" }
+  | TokenEventBase & { type: "fetch_ok"; lifetimeSeconds: number; attempts: number }
+  | TokenEventBase & {
     type: "fetch_error";
     code: TokenErrorCode;
     status?: number;
     retryable: boolean;
     attempt: number;
   }
-  | EventBase & { type: "retry"; delayMs: number; attempt: number }
-  | EventBase & { type: "cache_hit"; source: "memory" | "kv" }
-  | EventBase & { type: "kv_write" }
-  | EventBase & { type: "kv_error"; operation: string; message: string }
-  | EventBase & { type: "lease_wait" }
-  | EventBase & { type: "background_refresh" };
+  | TokenEventBase & { type: "retry"; delayMs: number; attempt: number }
+  | TokenEventBase & { type: "cache_hit"; source: "memory" | "kv" }
+  | TokenEventBase & { type: "kv_write" }
+  | TokenEventBase & { type: "kv_error"; operation: string; message: string }
+  | TokenEventBase & { type: "lease_wait" }
+  | TokenEventBase & { type: "background_refresh" };

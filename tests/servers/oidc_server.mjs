@@ -30,10 +30,10 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
-    introspection: { enabled: true, allowedPolicy: async () => true },
+    introspection: { enabled: true, allowedPolicy: () => true },
     revocation: {
       enabled: true,
-      allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+      allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
     },
   },
   ttl: { ClientCredentials: (_ctx, _token, client) => lifetimes.get(client.clientId) ?? 600 },
