@@ -20,6 +20,7 @@ import type {
 /** The core's decisions (src/lifecycle.rs `Decision::as_u8`). */
 const SERVE_AND_REFRESH = 1;
 const FETCH = 2;
+const JOIN = 3;
 
 /** What the core resolves `fetchToken()` with. */
 interface Issued {
@@ -123,15 +124,16 @@ class FreshTokenClient implements TokenClient {
     if (signal?.aborted) throw aborted();
     const entry = this.#entry;
     const now = this.#now();
-    const decision = entry === undefined ? FETCH : this.#engine.decide(
+    const decision = this.#engine.decide(
       now,
-      entry.token.expiresAt,
-      entry.refreshAt,
-      entry.usableUntil,
+      entry?.token.expiresAt ?? NaN,
+      entry?.refreshAt ?? NaN,
+      entry?.usableUntil ?? NaN,
       minValidSeconds * 1000,
       this.#refreshNotBefore,
+      this.#inflight !== undefined,
     );
-    if (entry === undefined || decision === FETCH) {
+    if (decision === FETCH || decision === JOIN || entry === undefined) {
       return await this.#wait(this.#acquire(), signal);
     }
     this.#hits++;
@@ -195,7 +197,7 @@ class FreshTokenClient implements TokenClient {
     return this.#fetch(request);
   }
 
-  /** Single-flight: every caller shares the acquisition in flight. */
+  /** Starts an acquisition, or joins the one in flight (the core's `Join`). */
   #acquire(): Promise<Token> {
     this.#inflight ??= this.#fetchNew().finally(() => {
       this.#inflight = undefined;

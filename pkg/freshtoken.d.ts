@@ -15,9 +15,10 @@ export class Engine {
     backgroundRetryDelay(failures: number, retry_after_seconds?: number | null): number;
     /**
      * SPEC §3 decision for a caller at `now`: 0 serve, 1 serve and refresh
-     * in the background, 2 fetch. Pass `NaN` times when there is no token.
+     * in the background, 2 fetch, 3 join the request in flight. Pass `NaN`
+     * times when there is no token.
      */
-    decide(now: number, expires_at: number, refresh_at: number, usable_until: number, min_valid_ms: number, refresh_not_before: number): number;
+    decide(now: number, expires_at: number, refresh_at: number, usable_until: number, min_valid_ms: number, refresh_not_before: number, in_flight: boolean): number;
     /**
      * Requests a token, retrying per the policy. Resolves to
      * `{ accessToken, tokenType, scope?, expiresAt, refreshAt, usableUntil,

@@ -26,17 +26,19 @@ export class Engine {
     }
     /**
      * SPEC §3 decision for a caller at `now`: 0 serve, 1 serve and refresh
-     * in the background, 2 fetch. Pass `NaN` times when there is no token.
+     * in the background, 2 fetch, 3 join the request in flight. Pass `NaN`
+     * times when there is no token.
      * @param {number} now
      * @param {number} expires_at
      * @param {number} refresh_at
      * @param {number} usable_until
      * @param {number} min_valid_ms
      * @param {number} refresh_not_before
+     * @param {boolean} in_flight
      * @returns {number}
      */
-    decide(now, expires_at, refresh_at, usable_until, min_valid_ms, refresh_not_before) {
-        const ret = wasm.engine_decide(this.__wbg_ptr, now, expires_at, refresh_at, usable_until, min_valid_ms, refresh_not_before);
+    decide(now, expires_at, refresh_at, usable_until, min_valid_ms, refresh_not_before, in_flight) {
+        const ret = wasm.engine_decide(this.__wbg_ptr, now, expires_at, refresh_at, usable_until, min_valid_ms, refresh_not_before, in_flight);
         return ret;
     }
     /**

@@ -4,7 +4,7 @@
 export const memory: WebAssembly.Memory;
 export const __wbg_engine_free: (a: number, b: number) => void;
 export const engine_backgroundRetryDelay: (a: number, b: number, c: number, d: number) => number;
-export const engine_decide: (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => number;
+export const engine_decide: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number) => number;
 export const engine_fetchToken: (a: number) => any;
 export const engine_new: (a: any, b: any, c: any, d: any) => [number, number, number];
 export const wasm_bindgen__convert__closures_____invoke__h60702a48838d1764: (a: number, b: number, c: any) => [number, number];

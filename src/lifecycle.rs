@@ -54,8 +54,10 @@ pub enum Decision {
     Serve,
     /// Serve the cached token and start one background refresh.
     ServeAndRefresh,
-    /// No usable token: wait for a fetch.
+    /// No usable token and no request in flight: start one and wait for it.
     Fetch,
+    /// No usable token, but a request is in flight: wait for that one.
+    Join,
 }
 
 impl Decision {
@@ -65,28 +67,29 @@ impl Decision {
             Self::Serve => 0,
             Self::ServeAndRefresh => 1,
             Self::Fetch => 2,
+            Self::Join => 3,
         }
     }
 }
 
 /// Decides for a caller at `now` who needs the token to stay valid for
 /// `min_valid_ms` more. `refresh_not_before` holds background refreshes
-/// back after a failure (see [`background_retry_delay_ms`]).
+/// back after a failure (see [`background_retry_delay_ms`]);
+/// `in_flight` says a token request is already running, which every caller
+/// shares (single-flight: never two requests at once).
 pub fn decide(
     now: f64,
     token: Option<&Schedule>,
     min_valid_ms: f64,
     refresh_not_before: f64,
+    in_flight: bool,
 ) -> Decision {
-    let Some(s) = token else {
-        return Decision::Fetch;
-    };
-    if now >= s.usable_until.min(s.expires_at - min_valid_ms) {
-        Decision::Fetch
-    } else if now < s.refresh_at || now < refresh_not_before {
-        Decision::Serve
-    } else {
-        Decision::ServeAndRefresh
+    let usable = token.is_some_and(|s| now < s.usable_until.min(s.expires_at - min_valid_ms));
+    match token {
+        _ if !usable && in_flight => Decision::Join,
+        _ if !usable => Decision::Fetch,
+        Some(s) if now < s.refresh_at || now < refresh_not_before || in_flight => Decision::Serve,
+        _ => Decision::ServeAndRefresh,
     }
 }
 
@@ -171,25 +174,31 @@ mod tests {
     #[test]
     fn decide_serves_refreshes_in_background_then_fetches() {
         let s = schedule(T0, 3600.0, None, 0.0);
-        assert_eq!(decide(T0, None, 0.0, 0.0), Decision::Fetch);
-        assert_eq!(decide(T0 + 1000.0, Some(&s), 0.0, 0.0), Decision::Serve);
+        assert_eq!(decide(T0, None, 0.0, 0.0, false), Decision::Fetch);
         assert_eq!(
-            decide(s.refresh_at - 1.0, Some(&s), 0.0, 0.0),
+            decide(T0 + 1000.0, Some(&s), 0.0, 0.0, false),
+            Decision::Serve
+        );
+        assert_eq!(
+            decide(s.refresh_at - 1.0, Some(&s), 0.0, 0.0, false),
             Decision::Serve
         );
         // Stale-while-revalidate: inside the window, serve at once and refresh.
         assert_eq!(
-            decide(s.refresh_at, Some(&s), 0.0, 0.0),
+            decide(s.refresh_at, Some(&s), 0.0, 0.0, false),
             Decision::ServeAndRefresh
         );
         assert_eq!(
-            decide(s.usable_until - 1.0, Some(&s), 0.0, 0.0),
+            decide(s.usable_until - 1.0, Some(&s), 0.0, 0.0, false),
             Decision::ServeAndRefresh
         );
         // Past usable (skew), callers wait for a new token.
-        assert_eq!(decide(s.usable_until, Some(&s), 0.0, 0.0), Decision::Fetch);
         assert_eq!(
-            decide(s.expires_at + 1.0, Some(&s), 0.0, 0.0),
+            decide(s.usable_until, Some(&s), 0.0, 0.0, false),
+            Decision::Fetch
+        );
+        assert_eq!(
+            decide(s.expires_at + 1.0, Some(&s), 0.0, 0.0, false),
             Decision::Fetch
         );
     }
@@ -201,14 +210,34 @@ mod tests {
         let hold = failed_at + background_retry_delay_ms(&RetryPolicy::default(), 1, None, 0.5);
         // While held back: serve without starting another refresh.
         assert_eq!(
-            decide(failed_at + 10.0, Some(&s), 0.0, hold),
+            decide(failed_at + 10.0, Some(&s), 0.0, hold, false),
             Decision::Serve
         );
-        assert_eq!(decide(hold, Some(&s), 0.0, hold), Decision::ServeAndRefresh);
+        assert_eq!(
+            decide(hold, Some(&s), 0.0, hold, false),
+            Decision::ServeAndRefresh
+        );
         // Holding back never makes an unusable token servable.
         assert_eq!(
-            decide(s.usable_until, Some(&s), 0.0, f64::INFINITY),
+            decide(s.usable_until, Some(&s), 0.0, f64::INFINITY, false),
             Decision::Fetch
+        );
+    }
+
+    #[test]
+    fn single_flight_callers_join_the_request_in_flight() {
+        let s = schedule(T0, 3600.0, None, 0.0);
+        // No token: the first caller fetches, every later one joins.
+        assert_eq!(decide(T0, None, 0.0, 0.0, false), Decision::Fetch);
+        assert_eq!(decide(T0, None, 0.0, 0.0, true), Decision::Join);
+        assert_eq!(
+            decide(s.usable_until, Some(&s), 0.0, 0.0, true),
+            Decision::Join
+        );
+        // In the window with a refresh running: serve, start nothing more.
+        assert_eq!(
+            decide(s.refresh_at, Some(&s), 0.0, 0.0, true),
+            Decision::Serve
         );
     }
 
@@ -216,12 +245,18 @@ mod tests {
     fn min_valid_forces_a_fetch_when_the_token_would_expire_too_soon() {
         let s = schedule(T0, 3600.0, None, 0.0);
         let now = T0 + 3_300_000.0;
-        assert_eq!(decide(now, Some(&s), 0.0, 0.0), Decision::ServeAndRefresh);
         assert_eq!(
-            decide(now, Some(&s), 200_000.0, 0.0),
+            decide(now, Some(&s), 0.0, 0.0, false),
             Decision::ServeAndRefresh
         );
-        assert_eq!(decide(now, Some(&s), 300_000.0, 0.0), Decision::Fetch);
+        assert_eq!(
+            decide(now, Some(&s), 200_000.0, 0.0, false),
+            Decision::ServeAndRefresh
+        );
+        assert_eq!(
+            decide(now, Some(&s), 300_000.0, 0.0, false),
+            Decision::Fetch
+        );
     }
 
     #[test]

@@ -80,7 +80,9 @@ impl Engine {
     }
 
     /// SPEC §3 decision for a caller at `now`: 0 serve, 1 serve and refresh
-    /// in the background, 2 fetch. Pass `NaN` times when there is no token.
+    /// in the background, 2 fetch, 3 join the request in flight. Pass `NaN`
+    /// times when there is no token.
+    #[allow(clippy::too_many_arguments)]
     pub fn decide(
         &self,
         now: f64,
@@ -89,6 +91,7 @@ impl Engine {
         usable_until: f64,
         min_valid_ms: f64,
         refresh_not_before: f64,
+        in_flight: bool,
     ) -> u8 {
         let token = Schedule {
             expires_at,
@@ -96,7 +99,7 @@ impl Engine {
             usable_until,
         };
         let token = (!expires_at.is_nan()).then_some(&token);
-        decide(now, token, min_valid_ms, refresh_not_before).as_u8()
+        decide(now, token, min_valid_ms, refresh_not_before, in_flight).as_u8()
     }
 
     /// Milliseconds to hold background refreshes back after `failures`
