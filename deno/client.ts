@@ -1,16 +1,26 @@
 /**
- * The token client: an in-memory cache and single-flight over the wasm core,
- * which decides when to refresh and performs the token request.
+ * The token client: a cache in memory (and optionally Deno KV) with
+ * single-flight over the wasm core, which decides when to refresh and
+ * performs the token request.
  *
  * @module
  */
 
 import { Engine } from "../pkg/freshtoken.js";
-import { coreOptions, fn, url } from "./_options.ts";
+import { type CoreOptions, coreOptions, fn, url } from "./_options.ts";
+import { REFRESH_IF_DUE } from "./_internal.ts";
+import {
+  clientId as kvClientId,
+  decodeKey,
+  KvStore,
+  type Lease,
+  type StoredToken,
+} from "./kv_store.ts";
 import { Token } from "./token.ts";
 import { configError, fromCore, TokenError } from "./token_error.ts";
 import type {
   GetTokenOptions,
+  RefreshResult,
   TokenClient,
   TokenClientOptions,
   TokenEvent,
@@ -21,6 +31,9 @@ import type {
 const SERVE_AND_REFRESH = 1;
 const FETCH = 2;
 const JOIN = 3;
+
+/** A lease lasts one request plus this margin; it is renewed before each retry. */
+const LEASE_MARGIN_MS = 1_000;
 
 /** What the core resolves `fetchToken()` with. */
 interface Issued {
@@ -39,13 +52,16 @@ interface Entry {
   resolved: Promise<Token>;
   refreshAt: number;
   usableUntil: number;
+  /** Identifies this token in KV, so a 401 removes only the token that failed. */
+  tokenId: string;
 }
 
 /**
  * Creates a client that fetches a client-credentials token on first use,
  * caches it, refreshes it before expiry and shares one request between
- * concurrent callers. Synchronous: bad options throw a
- * {@linkcode TokenError} with code `"config"` here, before anything is sent.
+ * concurrent callers — across isolates and processes too, when given a
+ * Deno KV. Synchronous: bad options throw a {@linkcode TokenError} with
+ * code `"config"` here, before anything is sent.
  *
  * @example
  * ```ts
@@ -72,6 +88,9 @@ class FreshTokenClient implements TokenClient {
   readonly #onEvent?: (event: TokenEvent) => void;
   readonly #baseUrl?: string;
   readonly #label: string;
+  readonly #store?: Promise<KvStore>;
+  readonly #leaseMs: number;
+  readonly #waitMs: number;
   #entry?: Entry;
   #inflight?: Promise<Token>;
   #refreshNotBefore = 0;
@@ -79,6 +98,8 @@ class FreshTokenClient implements TokenClient {
   #lastError?: TokenError;
   #fetches = 0;
   #hits = 0;
+  /** Set while this isolate holds the KV lease: renews it when the core backs off. */
+  #onRetry?: (delayMs: number) => void;
 
   constructor(options: TokenClientOptions) {
     const core = coreOptions(options);
@@ -90,15 +111,16 @@ class FreshTokenClient implements TokenClient {
     this.#now = fn("now", options.now, Date.now);
     this.#onEvent = fn("onEvent", options.onEvent, undefined);
     if (options.baseUrl !== undefined) this.#baseUrl = url("baseUrl", options.baseUrl);
-    if (options.kv !== undefined || options.encryptionKey !== undefined) {
-      throw configError("kv and encryptionKey are not supported by this version");
-    }
     try {
       this.#engine = new Engine(core, this.#fetch, this.#now, (e: TokenEvent) => this.#emit(e));
     } catch (error) {
       throw fromCore(error);
     }
     this.#label = `${core.tokenUrl} as ${JSON.stringify(core.clientId)}`;
+    const timeoutMs = core.timeoutMs ?? 10_000;
+    this.#leaseMs = timeoutMs + LEASE_MARGIN_MS;
+    this.#waitMs = (core.deadlineMs ?? 30_000) + this.#leaseMs;
+    this.#store = openStore(options, core, this.#now, (e) => this.#emit(e));
   }
 
   getToken(options?: GetTokenOptions): Promise<Token> {
@@ -134,7 +156,7 @@ class FreshTokenClient implements TokenClient {
       this.#inflight !== undefined,
     );
     if (decision === FETCH || decision === JOIN || entry === undefined) {
-      return await this.#wait(this.#acquire(), signal);
+      return await this.#wait(this.#acquire(false), signal);
     }
     this.#hits++;
     this.#emit({ type: "cache_hit", at: now, source: "memory" });
@@ -143,12 +165,12 @@ class FreshTokenClient implements TokenClient {
   }
 
   refresh(): Promise<Token> {
-    return this.#acquire();
+    return this.#acquire(true);
   }
 
-  invalidate(): Promise<void> {
+  async invalidate(): Promise<void> {
     this.#entry = undefined;
-    return Promise.resolve();
+    await (await this.#store)?.remove();
   }
 
   async fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
@@ -162,8 +184,7 @@ class FreshTokenClient implements TokenClient {
     const first = await this.#send(replayable ? request.clone() : request, token);
     if (first.status !== 401 || !replayable) return first;
     await first.body?.cancel();
-    // Only forget the token that was refused: concurrent callers may have a new one already.
-    if (this.#entry?.token === token) this.#entry = undefined;
+    await this.#forget(token);
     return this.#send(request, await this.getToken());
   }
 
@@ -182,6 +203,22 @@ class FreshTokenClient implements TokenClient {
     return status;
   }
 
+  /** SPEC §6: refresh only when the newest token (in memory or KV) is due. */
+  async [REFRESH_IF_DUE](): Promise<RefreshResult> {
+    const stored = (await (await this.#store)?.snapshot())?.token;
+    if (stored !== undefined && stored.expiresAt > (this.#entry?.token.expiresAt ?? 0)) {
+      this.#adopt(stored);
+    }
+    const entry = this.#entry;
+    if (entry !== undefined && this.#now() < entry.refreshAt) return "fresh";
+    try {
+      await this.#acquire(true);
+      return "refreshed";
+    } catch {
+      return "failed";
+    }
+  }
+
   /** What `JSON.stringify` shows: where tokens come from, nothing secret. */
   toJSON(): Record<string, unknown> {
     return { tokenClient: this.#label, ...this.status() };
@@ -197,15 +234,115 @@ class FreshTokenClient implements TokenClient {
     return this.#fetch(request);
   }
 
+  /** After a 401: forget that token (only that one: others may have a new one already). */
+  async #forget(token: Token): Promise<void> {
+    const entry = this.#entry;
+    if (entry?.token !== token) return;
+    this.#entry = undefined;
+    await (await this.#store)?.remove(entry.tokenId);
+  }
+
   /** Starts an acquisition, or joins the one in flight (the core's `Join`). */
-  #acquire(): Promise<Token> {
-    this.#inflight ??= this.#fetchNew().finally(() => {
+  #acquire(force: boolean): Promise<Token> {
+    this.#inflight ??= this.#acquireShared(force).finally(() => {
       this.#inflight = undefined;
     });
     return this.#inflight;
   }
 
-  async #fetchNew(): Promise<Token> {
+  /**
+   * SPEC §5: take a newer token from KV if there is one; otherwise take the
+   * lease and fetch for everyone, or wait for the isolate that holds it.
+   * `force` (refresh) skips tokens this client has already seen.
+   */
+  async #acquireShared(force: boolean): Promise<Token> {
+    const store = await this.#store;
+    if (store === undefined) return await this.#fetchToken();
+    const giveUpAt = Date.now() + this.#waitMs;
+    let waiting = false;
+    for (;;) {
+      const { token: stored, leaseUntil } = await store.snapshot();
+      const now = this.#now();
+      if (stored !== undefined && this.#isNewer(stored, now, force)) return this.#adopt(stored);
+      if (leaseUntil === undefined) {
+        const backoff = await store.backoffUntil();
+        if (backoff > now) {
+          await this.#holdBack(backoff, giveUpAt);
+          continue;
+        }
+        const lease = await store.takeLease(this.#leaseMs);
+        if (lease === undefined) return await this.#fetchToken(); // KV failed: memory only.
+        if (lease !== "held") return await this.#fetchAsLeaseHolder(store, lease);
+      }
+      if (!waiting) this.#emit({ type: "lease_wait", at: now });
+      waiting = true;
+      if (Date.now() >= giveUpAt) {
+        throw new TokenError("timeout", "timeout: no token from the isolate holding the lease");
+      }
+      await sleep(40 + Math.random() * 80);
+    }
+  }
+
+  /** Is a KV token one to take instead of fetching? */
+  #isNewer(stored: StoredToken, now: number, force: boolean): boolean {
+    const entry = this.#entry;
+    if (stored.tokenId === entry?.tokenId) return false;
+    const haveUsable = entry !== undefined && now < entry.usableUntil;
+    return now < stored.refreshAt || (!force && !haveUsable);
+  }
+
+  /** A shared back-off is in force: wait it out, or fail if that takes too long. */
+  async #holdBack(until: number, giveUpAt: number): Promise<void> {
+    const waitMs = until - this.#now();
+    const usable = this.#entry !== undefined && this.#now() < this.#entry.usableUntil;
+    if (usable || Date.now() + waitMs > giveUpAt) {
+      throw new TokenError(
+        "rate_limited",
+        "rate_limited: token requests are held back after a 429 or outage seen by another isolate",
+        { retryAfterSeconds: Math.ceil(waitMs / 1000) },
+      );
+    }
+    await sleep(waitMs);
+  }
+
+  async #fetchAsLeaseHolder(store: KvStore, lease: Lease): Promise<Token> {
+    let held: Lease | undefined = lease;
+    let renewal: Promise<unknown> = Promise.resolve();
+    this.#onRetry = (delayMs) => {
+      const current = held;
+      if (current === undefined) return;
+      renewal = store.renewLease(current, delayMs + this.#leaseMs).then((l) => held = l);
+    };
+    try {
+      const token = await this.#fetchToken();
+      const entry = this.#entry!;
+      await store.write({
+        accessToken: token.accessToken,
+        tokenType: token.tokenType,
+        scope: token.scope,
+        expiresAt: token.expiresAt,
+        refreshAt: entry.refreshAt,
+        usableUntil: entry.usableUntil,
+        tokenId: entry.tokenId,
+      });
+      return token;
+    } catch (error) {
+      if (error instanceof TokenError && error.retryable) {
+        const delay = error.retryAfterSeconds !== undefined
+          ? error.retryAfterSeconds * 1000
+          : this.#engine.backgroundRetryDelay(1, undefined);
+        await store.setBackoff(this.#now() + delay);
+      }
+      throw error;
+    } finally {
+      this.#onRetry = undefined;
+      await renewal;
+      if (held !== undefined) await store.releaseLease(held);
+    }
+  }
+
+  /** One token request through the core, its result cached in memory. */
+  async #fetchToken(): Promise<Token> {
     this.#fetches++;
     let issued: Issued;
     try {
@@ -216,12 +353,24 @@ class FreshTokenClient implements TokenClient {
     this.#lastError = undefined;
     this.#backgroundFailures = 0;
     this.#refreshNotBefore = 0;
-    const token = new Token(issued.accessToken, issued.tokenType, issued.expiresAt, issued.scope);
+    return this.#remember({ ...issued, tokenId: crypto.randomUUID() });
+  }
+
+  /** Takes a token another isolate stored. */
+  #adopt(stored: StoredToken): Token {
+    this.#hits++;
+    this.#emit({ type: "cache_hit", at: this.#now(), source: "kv" });
+    return this.#remember(stored);
+  }
+
+  #remember(t: Issued & { tokenId: string }): Token {
+    const token = new Token(t.accessToken, t.tokenType, t.expiresAt, t.scope);
     this.#entry = {
       token,
       resolved: Promise.resolve(token),
-      refreshAt: issued.refreshAt,
-      usableUntil: issued.usableUntil,
+      refreshAt: t.refreshAt,
+      usableUntil: t.usableUntil,
+      tokenId: t.tokenId,
     };
     return token;
   }
@@ -230,7 +379,7 @@ class FreshTokenClient implements TokenClient {
   #refreshInBackground(): void {
     if (this.#inflight !== undefined) return;
     this.#emit({ type: "background_refresh", at: this.#now() });
-    this.#acquire().catch((error: TokenError) => {
+    this.#acquire(false).catch((error: TokenError) => {
       this.#backgroundFailures++;
       const delay = this.#engine.backgroundRetryDelay(
         this.#backgroundFailures,
@@ -251,6 +400,7 @@ class FreshTokenClient implements TokenClient {
   }
 
   #emit(event: TokenEvent): void {
+    if (event.type === "retry") this.#onRetry?.(event.delayMs);
     if (this.#onEvent === undefined) return;
     try {
       this.#onEvent(event);
@@ -258,6 +408,36 @@ class FreshTokenClient implements TokenClient {
       // A broken hook must not break token delivery.
     }
   }
+}
+
+/** Checks the KV options and opens the store (its id is an async digest). */
+function openStore(
+  options: TokenClientOptions,
+  core: CoreOptions,
+  now: () => number,
+  emit: (event: TokenEvent) => void,
+): Promise<KvStore> | undefined {
+  const { kv, kvPrefix = ["freshtoken"], encryptionKey } = options;
+  if (kv === undefined) {
+    if (encryptionKey !== undefined) throw configError("encryptionKey needs the kv option");
+    return undefined;
+  }
+  const k = kv as unknown as Record<string, unknown>;
+  if (typeof k?.getMany !== "function" || typeof k.atomic !== "function") {
+    throw configError("kv must be a Deno.Kv (from Deno.openKv())");
+  }
+  if (!Array.isArray(kvPrefix)) throw configError("kvPrefix must be an array of key parts");
+  let key: Uint8Array | undefined;
+  if (encryptionKey !== undefined) {
+    const decoded = decodeKey(encryptionKey);
+    if (typeof decoded === "string") throw configError(decoded);
+    key = decoded;
+  }
+  return kvClientId(core).then((id) => new KvStore(kv, { prefix: kvPrefix, id, key, now, emit }));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function aborted(): TokenError {

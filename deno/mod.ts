@@ -21,6 +21,7 @@
  */
 
 export { createTokenClient } from "./client.ts";
+export { refreshIfDue } from "./refresh_if_due.ts";
 export { GENESYS_CLOUD_REGIONS, genesysCloud } from "./genesys.ts";
 export type { GenesysCloudOptions } from "./genesys.ts";
 export { TokenError } from "./token_error.ts";
@@ -28,6 +29,7 @@ export type { TokenErrorCode, TokenErrorInit } from "./token_error.ts";
 export type { Token } from "./token.ts";
 export type {
   GetTokenOptions,
+  RefreshResult,
   RetryOptions,
   TokenClient,
   TokenClientOptions,

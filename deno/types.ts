@@ -100,6 +100,12 @@ export interface TokenClient {
   status(): TokenStatus;
 }
 
+/**
+ * What {@linkcode refreshIfDue} resolves to: `"fresh"` (not due, nothing
+ * sent), `"refreshed"` or `"failed"`.
+ */
+export type RefreshResult = "fresh" | "refreshed" | "failed";
+
 /** Fields every {@linkcode TokenEvent} carries. */
 export interface TokenEventBase {
   /** When it happened, epoch ms (from the client's clock). */

@@ -15,6 +15,7 @@ DENO_DEPLOY_VERSION=2.5.6 # Deno Deploy documents Deno 2.5
 BINARYEN_VERSION=132.0.0  # Debian's binaryen 108 breaks wasm-bindgen's output
 WASM_BINDGEN_VERSION=0.2.130
 WASM_PACK_VERSION=0.15.1
+DENOKV_VERSION=0.14.0 # the self-hosted KV Connect server of the KV tests
 
 FRESHTOKEN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FRESHTOKEN_TOOLS="${FRESHTOKEN_TOOLS:-$HOME/.cache/freshtoken}"
@@ -37,9 +38,9 @@ npm_tool() {
   printf '%s\n' "$dir/node_modules/$3"
 }
 
-# cargo_tool CRATE VERSION BIN: cargo-installs CRATE@VERSION unless `BIN --version` ends in VERSION.
+# cargo_tool CRATE VERSION BIN: cargo-installs CRATE@VERSION unless that version's BIN is installed.
 cargo_tool() {
-  if ! "$3" --version 2>/dev/null | grep -q " $2\$"; then
+  if ! { cargo install --list | grep -qx "$1 v$2:" && command -v "$3" >/dev/null; }; then
     say "installing $1@$2 from crates.io (minutes, once)"
     cargo install --quiet --force "$1@$2" >&2 || return 1
   fi
@@ -65,6 +66,7 @@ setup_build() {
 
 setup_tests() {
   DENO_DEPLOY="$(npm_tool deno "$DENO_DEPLOY_VERSION" deno/deno)" || return 1
+  cargo_tool denokv "$DENOKV_VERSION" denokv || return 1
   export DENO_DEPLOY
   # The third-party servers of the end-to-end tests, pinned by package-lock.json.
   if [ ! -d "$FRESHTOKEN_ROOT/tests/servers/node_modules/oidc-provider" ]; then

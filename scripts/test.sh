@@ -34,7 +34,7 @@ step "Deno $DENO_VERSION: fmt, lint, type check, doc lint"
 run deno fmt --check
 run deno lint
 run deno check deno/ demo/ tests/*.ts tests/servers/*.ts
-run deno doc --lint deno/mod.ts
+run deno doc --lint deno/mod.ts deno/cron.ts
 
 step "Deno $DENO_VERSION: unit and end-to-end tests"
 run deno task test

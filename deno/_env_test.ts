@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { optionsFromEnv } from "./_env.ts";
+import { TokenError } from "./token_error.ts";
+
+const from = (vars: Record<string, string>) => optionsFromEnv((name) => vars[name]);
+
+Deno.test("optionsFromEnv() reads the Genesys Cloud and the generic variables", () => {
+  assert.deepEqual(from({}), []);
+  assert.deepEqual(
+    from({
+      GENESYS_CLOUD_REGION: "eu-west-1",
+      GENESYS_CLOUD_CLIENT_ID: "gid",
+      GENESYS_CLOUD_CLIENT_SECRET: "gsecret",
+      FRESHTOKEN_TOKEN_URL: "https://auth.example.com/token",
+      FRESHTOKEN_CLIENT_ID: "id",
+      FRESHTOKEN_CLIENT_SECRET: "secret",
+      FRESHTOKEN_SCOPE: " read  write ",
+      FRESHTOKEN_AUDIENCE: "api",
+      FRESHTOKEN_ENCRYPTION_KEY: "a2V5",
+    }),
+    [
+      {
+        tokenUrl: "https://login.mypurecloud.ie/oauth/token",
+        baseUrl: "https://api.mypurecloud.ie",
+        clientId: "gid",
+        clientSecret: "gsecret",
+        encryptionKey: "a2V5",
+      },
+      {
+        tokenUrl: "https://auth.example.com/token",
+        clientId: "id",
+        clientSecret: "secret",
+        scope: ["read", "write"],
+        audience: "api",
+        encryptionKey: "a2V5",
+      },
+    ],
+  );
+});
+
+Deno.test("optionsFromEnv() names what is missing from a partly set group", () => {
+  assert.throws(
+    () => from({ GENESYS_CLOUD_REGION: "eu_west_1", GENESYS_CLOUD_CLIENT_ID: "id" }),
+    (e: unknown) =>
+      e instanceof TokenError && e.code === "config" &&
+      /GENESYS_CLOUD_CLIENT_SECRET/.test(e.message),
+  );
+});

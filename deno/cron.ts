@@ -1,0 +1,84 @@
+/**
+ * An entry module that keeps tokens fresh in Deno KV from a `Deno.cron`
+ * job, so request handlers never wait on the token endpoint (SPEC §6).
+ * Import it from your Deno Deploy entry point (it is not part of `mod.ts`);
+ * it registers one job at top level, as Deno Deploy requires.
+ *
+ * Configuration, from the environment:
+ * - `GENESYS_CLOUD_REGION`, `GENESYS_CLOUD_CLIENT_ID`, `GENESYS_CLOUD_CLIENT_SECRET`, and/or
+ * - `FRESHTOKEN_TOKEN_URL`, `FRESHTOKEN_CLIENT_ID`, `FRESHTOKEN_CLIENT_SECRET`
+ *   (optional `FRESHTOKEN_SCOPE`, `FRESHTOKEN_AUDIENCE`, `FRESHTOKEN_AUTH_METHOD`);
+ * - `FRESHTOKEN_ENCRYPTION_KEY`: the same key your handlers use, if any;
+ * - `FRESHTOKEN_KV`: a path or URL for `Deno.openKv` (default: the
+ *   deployment's own KV);
+ * - `FRESHTOKEN_CRON_SCHEDULE`: default every 5 minutes.
+ *
+ * Handlers share the job's tokens when they create their client with the
+ * same token URL, client id, scope and KV (and key prefix and encryption key).
+ *
+ * @example Deno Deploy entry point
+ * ```ts ignore
+ * import "jsr:@freshtoken/freshtoken/cron";
+ * import { createTokenClient, genesysCloud } from "jsr:@freshtoken/freshtoken";
+ *
+ * const kv = await Deno.openKv();
+ * const client = createTokenClient({
+ *   ...genesysCloud({
+ *     region: Deno.env.get("GENESYS_CLOUD_REGION")!,
+ *     clientId: Deno.env.get("GENESYS_CLOUD_CLIENT_ID")!,
+ *     clientSecret: Deno.env.get("GENESYS_CLOUD_CLIENT_SECRET")!,
+ *   }),
+ *   kv,
+ * });
+ * Deno.serve(() => client.fetch("/api/v2/organizations/me"));
+ * ```
+ *
+ * @module
+ */
+
+import { optionsFromEnv } from "./_env.ts";
+import { createTokenClient } from "./client.ts";
+import { refreshIfDue } from "./refresh_if_due.ts";
+import type { TokenClient } from "./types.ts";
+
+/** The job's name, as Deno Deploy lists it. */
+export const CRON_NAME = "freshtoken refresh tokens";
+/** Every 5 minutes unless `FRESHTOKEN_CRON_SCHEDULE` says otherwise. */
+export const CRON_SCHEDULE: string = Deno.env.get("FRESHTOKEN_CRON_SCHEDULE") ?? "*/5 * * * *";
+/** Retries of a failed run: 1 s, 5 s, 15 s, 60 s. */
+export const CRON_BACKOFF_SCHEDULE: number[] = [1_000, 5_000, 15_000, 60_000];
+
+let clients: Promise<TokenClient[]> | undefined;
+
+async function openClients(): Promise<TokenClient[]> {
+  const configured = optionsFromEnv((name) => Deno.env.get(name));
+  if (configured.length === 0) {
+    throw new Error(
+      "freshtoken cron: no client configured (set GENESYS_CLOUD_* or FRESHTOKEN_* variables)",
+    );
+  }
+  const kv = await Deno.openKv(Deno.env.get("FRESHTOKEN_KV") || undefined);
+  return configured.map((options) => createTokenClient({ ...options, kv }));
+}
+
+/** One run of the job: refresh every configured client that is due. */
+export async function refreshAll(): Promise<void> {
+  clients ??= openClients();
+  let ready: TokenClient[];
+  try {
+    ready = await clients;
+  } catch (error) {
+    clients = undefined;
+    throw error;
+  }
+  const results = await Promise.all(ready.map((client) => refreshIfDue(client)));
+  const described = results.map((result, i) =>
+    result === "failed" ? `failed (${ready[i].status().lastError?.code ?? "unknown"})` : result
+  );
+  console.log(`freshtoken cron: ${described.join(", ")}`);
+  if (results.includes("failed")) {
+    throw new Error("freshtoken cron: a token refresh failed; Deno.cron retries it");
+  }
+}
+
+Deno.cron(CRON_NAME, CRON_SCHEDULE, { backoffSchedule: CRON_BACKOFF_SCHEDULE }, refreshAll);
