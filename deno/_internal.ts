@@ -3,3 +3,6 @@
 
 /** `client[REFRESH_IF_DUE]()` implements {@linkcode refreshIfDue}. */
 export const REFRESH_IF_DUE: unique symbol = Symbol("freshtoken.refreshIfDue");
+
+/** `client[LOAD_SHARED]()` takes a newer token from KV into memory, sending nothing. */
+export const LOAD_SHARED: unique symbol = Symbol("freshtoken.loadShared");

@@ -8,7 +8,7 @@
 
 import { Engine } from "../pkg/freshtoken.js";
 import { type CoreOptions, coreOptions, fn, url } from "./_options.ts";
-import { REFRESH_IF_DUE } from "./_internal.ts";
+import { LOAD_SHARED, REFRESH_IF_DUE } from "./_internal.ts";
 import {
   clientId as kvClientId,
   decodeKey,
@@ -203,12 +203,17 @@ class FreshTokenClient implements TokenClient {
     return status;
   }
 
-  /** SPEC §6: refresh only when the newest token (in memory or KV) is due. */
-  async [REFRESH_IF_DUE](): Promise<RefreshResult> {
+  /** Takes the KV token into memory if it is newer than the one there. */
+  async [LOAD_SHARED](): Promise<void> {
     const stored = (await (await this.#store)?.snapshot())?.token;
     if (stored !== undefined && stored.expiresAt > (this.#entry?.token.expiresAt ?? 0)) {
       this.#adopt(stored);
     }
+  }
+
+  /** SPEC §6: refresh only when the newest token (in memory or KV) is due. */
+  async [REFRESH_IF_DUE](): Promise<RefreshResult> {
+    await this[LOAD_SHARED]();
     const entry = this.#entry;
     if (entry !== undefined && this.#now() < entry.refreshAt) return "fresh";
     try {

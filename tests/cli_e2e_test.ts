@@ -1,0 +1,146 @@
+// The CLI as a pipeline runs it: a subprocess, against the real token
+// server (oidc-provider on 127.0.0.1).
+
+import assert from "node:assert/strict";
+import { type OidcClient, type OidcServer, startOidcServer } from "./_oidc.ts";
+
+const CLI = new URL("../deno/cli.ts", import.meta.url).pathname;
+const APP: OidcClient = { client_id: "pipeline", client_secret: "cli-canary-secret-9" };
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--unstable-kv",
+      "--allow-net=127.0.0.1",
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+      CLI,
+      ...args,
+    ],
+    env,
+    clearEnv: true,
+    stdin: "null",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  const run = { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+  // Whatever happened, the secret is on neither stream.
+  assert.ok(!run.stdout.includes(APP.client_secret) && !run.stderr.includes(APP.client_secret));
+  return run;
+}
+
+async function withServer(fn: (server: OidcServer, env: Record<string, string>) => Promise<void>) {
+  const server = await startOidcServer([APP]);
+  const env = {
+    FRESHTOKEN_TOKEN_URL: server.tokenUrl,
+    FRESHTOKEN_CLIENT_ID: APP.client_id,
+    FRESHTOKEN_CLIENT_SECRET: APP.client_secret,
+  };
+  try {
+    await fn(server, env);
+  } finally {
+    await server.close();
+  }
+}
+
+Deno.test("freshtoken token prints exactly the token, which the server says is live", async () => {
+  await withServer(async (server, env) => {
+    const run = await cli(["token"], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr, "");
+    assert.match(run.stdout, /^\S+\n$/);
+    const info = await server.introspect(run.stdout.trim(), APP);
+    assert.equal(info.active, true);
+  });
+});
+
+Deno.test("--header and --json print the header line and the token as JSON", async () => {
+  await withServer(async (server, env) => {
+    const header = await cli(["token", "--header"], env);
+    assert.equal(header.code, 0);
+    const match = header.stdout.match(/^Authorization: Bearer (\S+)\n$/);
+    assert.ok(match, header.stdout.replace(/Bearer \S+/, "Bearer …"));
+    assert.equal((await server.introspect(match[1], APP)).active, true);
+
+    const json = await cli(["--json"], env);
+    assert.equal(json.code, 0);
+    const parsed = JSON.parse(json.stdout);
+    assert.deepEqual(Object.keys(parsed).sort(), [
+      "accessToken",
+      "expiresAt",
+      "expiresIn",
+      "tokenType",
+    ]);
+    assert.equal(parsed.tokenType, "Bearer");
+    assert.ok(parsed.expiresIn > 590 && parsed.expiresIn <= 600, String(parsed.expiresIn));
+  });
+});
+
+Deno.test("--kv shares one token between pipeline steps; status never shows it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await withServer(async (server, env) => {
+      const kv = ["--kv", `${dir}/steps.kv`];
+      const empty = await cli(["status", ...kv], env);
+      assert.equal(empty.stdout, "no usable token cached\n");
+      const before = await server.tokenRequests();
+      const step1 = await cli(["token", ...kv], env);
+      const step2 = await cli(["token", ...kv], env);
+      assert.equal(step1.code, 0);
+      assert.equal(step2.stdout, step1.stdout);
+      assert.equal(await server.tokenRequests() - before, 1);
+
+      const status = await cli(["status", ...kv], env);
+      assert.equal(status.code, 0);
+      assert.match(
+        status.stdout,
+        /^token cached: expires \S+ \(in (9m \d+s|10m 0s)\), refreshes from \S+ \(in (8m \d+s|9m 0s)\)\n$/,
+      );
+      assert.ok(!status.stdout.includes(step1.stdout.trim()), "status printed the token");
+      const json = JSON.parse((await cli(["status", "--json", ...kv], env)).stdout);
+      assert.equal(json.hasToken, true);
+      assert.ok(!JSON.stringify(json).includes(step1.stdout.trim()));
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("exit codes tell configuration, credentials and transient failures apart", async () => {
+  await withServer(async (_server, env) => {
+    const wrong = await cli(["token"], { ...env, FRESHTOKEN_CLIENT_SECRET: "wrong-canary-secret" });
+    assert.equal(wrong.code, 3);
+    assert.equal(wrong.stdout, "");
+    assert.match(wrong.stderr, /^freshtoken: invalid_client \(HTTP 401\)/);
+    assert.ok(!wrong.stderr.includes("wrong-canary-secret"));
+
+    const none = await cli(["token"]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /no client configured/);
+    assert.equal((await cli(["token", "--bogus"], env)).code, 2);
+    assert.equal((await cli(["token", "--region", "mars_north_1"], env)).code, 2);
+    assert.equal((await cli(["token", "--token-url", "http://example.com/t"], env)).code, 2);
+
+    const down = await cli(
+      ["token", "--token-url", "http://127.0.0.1:9/token", "--timeout", "500"],
+      env,
+    );
+    assert.equal(down.code, 4);
+    assert.match(down.stderr, /^freshtoken: network: .*retry later/);
+  });
+});
+
+Deno.test("--help explains the commands with examples", async () => {
+  const help = await cli(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Usage:/);
+  assert.match(help.stdout, /TOKEN=\$\(freshtoken token/);
+  assert.match(help.stdout, /Exit codes:/);
+});
