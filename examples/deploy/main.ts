@@ -1,0 +1,66 @@
+/**
+ * A Deno Deploy handler that calls Genesys Cloud with tokens that never
+ * expire on it. The token lives in the deployment's KV, encrypted, shared by
+ * every isolate, and kept fresh by the cron job that the import below
+ * registers, so requests do not wait on the token endpoint.
+ *
+ * Environment (set them in the Deno Deploy project, never in code):
+ * - GENESYS_CLOUD_REGION, GENESYS_CLOUD_CLIENT_ID, GENESYS_CLOUD_CLIENT_SECRET
+ * - FRESHTOKEN_ENCRYPTION_KEY: base64 of 32 random bytes (`openssl rand -base64 32`)
+ * For any other OAuth server, or a local test server, set FRESHTOKEN_TOKEN_URL,
+ * FRESHTOKEN_CLIENT_ID, FRESHTOKEN_CLIENT_SECRET and FRESHTOKEN_API_URL instead.
+ *
+ * Run it locally exactly as Deploy runs it: `deno task start` (`deno serve`).
+ *
+ * @module
+ */
+
+import "@freshtoken/freshtoken/cron";
+import {
+  createTokenClient,
+  genesysCloud,
+  type TokenClientOptions,
+  TokenError,
+} from "@freshtoken/freshtoken";
+
+const env = (name: string) => Deno.env.get(name) ?? "";
+
+const target: TokenClientOptions = env("FRESHTOKEN_TOKEN_URL")
+  ? {
+    tokenUrl: env("FRESHTOKEN_TOKEN_URL"),
+    clientId: env("FRESHTOKEN_CLIENT_ID"),
+    clientSecret: env("FRESHTOKEN_CLIENT_SECRET"),
+    baseUrl: env("FRESHTOKEN_API_URL"),
+  }
+  : genesysCloud({
+    region: env("GENESYS_CLOUD_REGION"),
+    clientId: env("GENESYS_CLOUD_CLIENT_ID"),
+    clientSecret: env("GENESYS_CLOUD_CLIENT_SECRET"),
+  });
+
+const client = createTokenClient({
+  ...target,
+  // Deno Deploy's KV; FRESHTOKEN_KV names a local file or a denokv URL instead.
+  kv: await Deno.openKv(env("FRESHTOKEN_KV") || undefined),
+  encryptionKey: env("FRESHTOKEN_ENCRYPTION_KEY") || undefined,
+});
+
+export default {
+  async fetch(request: Request): Promise<Response> {
+    if (new URL(request.url).pathname !== "/") return new Response("not found", { status: 404 });
+    try {
+      const response = await client.fetch("/api/v2/organizations/me");
+      const organization = await response.json();
+      const { expiresAt, refreshAt } = client.status();
+      return Response.json({
+        status: response.status,
+        organization: organization.name,
+        token: { expiresAt, refreshAt },
+      });
+    } catch (error) {
+      // TokenError messages never contain the secret or a token.
+      const message = error instanceof TokenError ? error.message : "unexpected error";
+      return Response.json({ error: message }, { status: 502 });
+    }
+  },
+} satisfies Deno.ServeDefaultExport;
