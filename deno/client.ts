@@ -40,6 +40,7 @@ interface Issued {
   accessToken: string;
   tokenType: string;
   scope?: string;
+  lifetimeSeconds: number;
   expiresAt: number;
   refreshAt: number;
   usableUntil: number;
@@ -52,6 +53,7 @@ interface Entry {
   resolved: Promise<Token>;
   refreshAt: number;
   usableUntil: number;
+  lifetimeSeconds: number;
   /** Identifies this token in KV, so a 401 removes only the token that failed. */
   tokenId: string;
 }
@@ -325,6 +327,7 @@ class FreshTokenClient implements TokenClient {
         accessToken: token.accessToken,
         tokenType: token.tokenType,
         scope: token.scope,
+        lifetimeSeconds: entry.lifetimeSeconds,
         expiresAt: token.expiresAt,
         refreshAt: entry.refreshAt,
         usableUntil: entry.usableUntil,
@@ -361,11 +364,19 @@ class FreshTokenClient implements TokenClient {
     return this.#remember({ ...issued, tokenId: crypto.randomUUID() });
   }
 
-  /** Takes a token another isolate stored. */
+  /**
+   * Takes a token another isolate stored, with this client's own refresh
+   * window and jitter, so isolates sharing a token do not refresh in lockstep.
+   */
   #adopt(stored: StoredToken): Token {
     this.#hits++;
     this.#emit({ type: "cache_hit", at: this.#now(), source: "kv" });
-    return this.#remember(stored);
+    const { lifetimeSeconds, expiresAt } = stored;
+    const [, refreshAt, usableUntil] = this.#engine.schedule(
+      expiresAt - lifetimeSeconds * 1000,
+      lifetimeSeconds,
+    );
+    return this.#remember({ ...stored, refreshAt, usableUntil });
   }
 
   #remember(t: Issued & { tokenId: string }): Token {
@@ -375,6 +386,7 @@ class FreshTokenClient implements TokenClient {
       resolved: Promise.resolve(token),
       refreshAt: t.refreshAt,
       usableUntil: t.usableUntil,
+      lifetimeSeconds: t.lifetimeSeconds,
       tokenId: t.tokenId,
     };
     return token;

@@ -24,6 +24,8 @@ export interface StoredToken {
   accessToken: string;
   tokenType: string;
   scope?: string;
+  /** `expires_in` of the response; with `expiresAt` it gives when the token was requested. */
+  lifetimeSeconds: number;
   expiresAt: number;
   refreshAt: number;
   usableUntil: number;
@@ -276,6 +278,7 @@ function readToken(value: unknown, tokenId: string): StoredToken | undefined {
     typeof t.accessToken !== "string" || t.accessToken === "" ||
     typeof t.tokenType !== "string" ||
     (t.scope !== undefined && typeof t.scope !== "string") ||
+    !finite(t.lifetimeSeconds) || t.lifetimeSeconds <= 0 ||
     !finite(t.expiresAt) || !finite(t.refreshAt) || !finite(t.usableUntil) ||
     !(t.refreshAt <= t.usableUntil && t.usableUntil <= t.expiresAt)
   ) {
@@ -284,6 +287,7 @@ function readToken(value: unknown, tokenId: string): StoredToken | undefined {
   const token: StoredToken = {
     accessToken: t.accessToken,
     tokenType: t.tokenType,
+    lifetimeSeconds: t.lifetimeSeconds,
     expiresAt: t.expiresAt,
     refreshAt: t.refreshAt,
     usableUntil: t.usableUntil,

@@ -21,6 +21,7 @@ function token(now: number, extra: Partial<StoredToken> = {}): StoredToken {
   return {
     accessToken: "canary-token-0f-kv-unit",
     tokenType: "Bearer",
+    lifetimeSeconds: 3600,
     expiresAt: now + 3_600_000,
     refreshAt: now + 3_240_000,
     usableUntil: now + 3_570_000,

@@ -31,4 +31,10 @@ export class Engine {
      * host's `fetch`, clock (`now`, epoch ms) and event sink.
      */
     constructor(options: any, fetch: Function, now: Function, on_event: Function);
+    /**
+     * This client's schedule for a token of `lifetime_seconds` requested at
+     * `t0` (epoch ms) by anyone, e.g. another isolate: `[expiresAt,
+     * refreshAt, usableUntil]`, with this client's window and its own jitter.
+     */
+    schedule(t0: number, lifetime_seconds: number): Float64Array;
 }

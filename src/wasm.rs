@@ -7,7 +7,7 @@
 use crate::acquire::{Acquisition, Issued, Step};
 use crate::config::{Config, Options};
 use crate::error::{ErrorCode, TokenError};
-use crate::lifecycle::{background_retry_delay_ms, decide, Schedule};
+use crate::lifecycle::{background_retry_delay_ms, decide, schedule, Schedule};
 use crate::request::{token_request, HttpRequest};
 use crate::response::{read_answer, Field, HttpAnswer, RawResponse, TokenResponse};
 use js_sys::{Array, Function, Math, Object, Promise, Reflect, Uint8Array};
@@ -100,6 +100,15 @@ impl Engine {
         };
         let token = (!expires_at.is_nan()).then_some(&token);
         decide(now, token, min_valid_ms, refresh_not_before, in_flight).as_u8()
+    }
+
+    /// This client's schedule for a token of `lifetime_seconds` requested at
+    /// `t0` (epoch ms) by anyone, e.g. another isolate: `[expiresAt,
+    /// refreshAt, usableUntil]`, with this client's window and its own jitter.
+    pub fn schedule(&self, t0: f64, lifetime_seconds: f64) -> Vec<f64> {
+        let override_seconds = self.host.config.refresh_ahead_seconds;
+        let s = schedule(t0, lifetime_seconds, override_seconds, Math::random());
+        vec![s.expires_at, s.refresh_at, s.usable_until]
     }
 
     /// Milliseconds to hold background refreshes back after `failures`
