@@ -85,14 +85,14 @@ const FLAGS_WITH_VALUES = new Set([
 const SWITCHES = new Set(["--header", "--json", "--help", "-h"]);
 
 /** Parsed command line. */
-export interface Invocation {
+interface Invocation {
   command: "token" | "status" | "help";
   values: Map<string, string>;
   switches: Set<string>;
 }
 
 /** Parses `args`; unknown flags and missing values are `"config"` errors. */
-export function parseArgs(args: string[]): Invocation {
+function parseArgs(args: string[]): Invocation {
   const values = new Map<string, string>();
   const switches = new Set<string>();
   const words: string[] = [];
@@ -124,7 +124,7 @@ export function parseArgs(args: string[]): Invocation {
 }
 
 /** Client options from flags, then the environment. */
-export function clientOptions(
+function clientOptions(
   invocation: Invocation,
   env: (name: string) => string | undefined,
 ): TokenClientOptions {
@@ -178,7 +178,7 @@ function number(flag: string, text: string): number {
 }
 
 /** The exit code for an error. */
-export function exitCode(error: unknown): number {
+function exitCode(error: unknown): number {
   if (!(error instanceof TokenError)) return EXIT.failure;
   const code: TokenErrorCode = error.code;
   if (code === "config") return EXIT.config;

@@ -4,6 +4,7 @@
 #   Rust: fmt, clippy (native and wasm32), cargo test;
 #   pkg/: rebuilt with the pinned tools, must equal what is committed;
 #   Deno 2.9: fmt, lint, type check, doc lint, unit and end-to-end tests;
+#   README: code blocks type- or syntax-checked; deno publish --dry-run;
 #   Deno 2.5 (what Deno Deploy runs): the same tests;
 #   the whole output is scanned for the canary secrets and tokens.
 set -euo pipefail
@@ -33,8 +34,14 @@ fi
 step "Deno $DENO_VERSION: fmt, lint, type check, doc lint"
 run deno fmt --check
 run deno lint
-run deno check deno/ demo/ tests/*.ts tests/servers/*.ts
-run deno doc --lint deno/mod.ts deno/cron.ts
+run deno check deno/ demo/ tests/*.ts tests/servers/*.ts scripts/*.ts
+run deno doc --lint deno/mod.ts deno/cron.ts deno/cli.ts
+(cd examples/deploy && run deno check main.ts)
+
+step "README: every code block checked; the package publishes"
+run deno check --doc-only README.md
+run deno run --allow-read --allow-run scripts/check_readme.ts README.md
+run deno publish --dry-run --allow-dirty
 
 step "Deno $DENO_VERSION: unit and end-to-end tests"
 run deno task test
