@@ -15,7 +15,12 @@ pub fn parse_retry_after(value: &str, now_ms: f64) -> Option<f64> {
         }
     }
     let at_ms = parse_http_date(value)?;
-    Some(((at_ms - now_ms) / 1000.0).max(0.0).ceil())
+    Some(
+        ((at_ms - now_ms) / 1000.0)
+            .max(0.0)
+            .ceil()
+            .min(MAX_RETRY_AFTER_SECONDS),
+    )
 }
 
 const MONTHS: [&str; 12] = [
@@ -107,6 +112,10 @@ mod tests {
         assert_eq!(parse_retry_after("31536000", 0.0), Some(31_536_000.0));
         assert_eq!(
             parse_retry_after(&"9".repeat(400), 0.0),
+            Some(MAX_RETRY_AFTER_SECONDS)
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", 0.0),
             Some(MAX_RETRY_AFTER_SECONDS)
         );
         assert_eq!(parse_retry_after("-5", 0.0), None);
