@@ -1,0 +1,117 @@
+// Outage tolerance (SPEC §7) on an injected clock: the token endpoint fails
+// with 5xx, then refuses connections, then hangs, for 80 % of the time left
+// between the refresh moment and the token becoming unusable. Callers see
+// no failure, background attempts are spaced by backoff, and the client
+// recovers as soon as the endpoint does. An outage that outlasts the token
+// gives a clear retryable error, not a hang.
+
+import assert from "node:assert/strict";
+import { createTokenClient, TokenError, type TokenEvent } from "../deno/mod.ts";
+import { type Fault, startFaultServer } from "./servers/fault_server.ts";
+
+type Phase = "up" | "5xx" | "refused" | "hang";
+
+function setup(phaseAt: (now: number) => Phase) {
+  const clock = { now: 1_700_000_000_000 };
+  let issued = 0;
+  const server = startFaultServer((): Fault => {
+    const phase = phaseAt(clock.now);
+    if (phase === "5xx") return { kind: "respond", status: 503, body: "{}" };
+    if (phase === "hang") return { kind: "hang" };
+    issued++;
+    const body = JSON.stringify({ access_token: `canary-token-0${issued}`, expires_in: 3600 });
+    return { kind: "respond", status: 200, body };
+  });
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const refusedUrl = `http://127.0.0.1:${(closed.addr as Deno.NetAddr).port}/token`;
+  closed.close();
+  const background: number[] = [];
+  const events: TokenEvent[] = [];
+  const client = createTokenClient({
+    tokenUrl: server.tokenUrl,
+    clientId: "outage",
+    clientSecret: "outage-canary-secret",
+    now: () => clock.now,
+    timeoutMs: 100,
+    retry: { maxAttempts: 2, baseDelayMs: 5, maxDelayMs: 10_000, deadlineMs: 2_000 },
+    // A refused connection needs a closed port: route there while the phase says so.
+    fetch: (input, init) =>
+      fetch(phaseAt(clock.now) === "refused" ? refusedUrl : input as string, init),
+    onEvent: (e) => {
+      events.push(e);
+      if (e.type === "background_refresh") background.push(clock.now);
+    },
+  });
+  return { clock, client, server, background, events, issued: () => issued };
+}
+
+/** Waits (real time) until a background acquisition can have finished. */
+const settle = () => new Promise((r) => setTimeout(r, 150));
+
+Deno.test("an outage for 80 % of the time left until unusable fails no call and is ridden out", async () => {
+  let outageStart = Infinity;
+  let outageEnd = Infinity;
+  const phaseAt = (now: number): Phase => {
+    if (now < outageStart || now >= outageEnd) return "up";
+    const third = (outageEnd - outageStart) / 3;
+    return now < outageStart + third ? "5xx" : now < outageStart + 2 * third ? "refused" : "hang";
+  };
+  const { clock, client, server, background, issued } = setup(phaseAt);
+  try {
+    const first = await client.getToken();
+    const { refreshAt } = client.status();
+    const usableUntil = first.expiresAt - 30_000; // 3600 s tokens: 30 s of skew
+    outageStart = refreshAt!;
+    outageEnd = refreshAt! + 0.8 * (usableUntil - refreshAt!);
+
+    let calls = 0;
+    let recoveredAt: number | undefined;
+    for (clock.now = refreshAt! - 5_000; clock.now < usableUntil; clock.now += 2_000) {
+      const token = await client.getToken(); // throws on failure: none may fail
+      calls++;
+      assert.ok(token.expiresAt - 30_000 > clock.now, "served a token past its usable time");
+      if (recoveredAt === undefined && token.accessToken !== first.accessToken) {
+        recoveredAt = clock.now;
+      }
+      await settle();
+    }
+    const outageSeconds = (outageEnd - outageStart) / 1000;
+    const attempts = background.filter((t) => t >= outageStart && t < outageEnd).length;
+    console.log(
+      `outage ${outageSeconds.toFixed(0)} s: ${calls} calls, 0 failed; ${attempts} background ` +
+        `refreshes during the outage; recovered ${
+          ((recoveredAt! - outageEnd) / 1000).toFixed(0)
+        } s after it ended`,
+    );
+    // Backoff doubles from 1 s to 10 s (equal jitter: at least half): no hammering.
+    assert.ok(attempts >= 5, `${attempts} attempts: the client gave up`);
+    assert.ok(attempts <= outageSeconds / 5 + 6, `${attempts} attempts in ${outageSeconds} s`);
+    for (let i = 5; i < background.length && background[i] < outageEnd; i++) {
+      assert.ok(background[i] - background[i - 1] >= 4_000, "background attempts too close");
+    }
+    assert.ok(recoveredAt !== undefined && recoveredAt - outageEnd <= 12_000, "slow recovery");
+    assert.ok(recoveredAt! < usableUntil);
+    assert.equal(issued(), 2);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("an outage that outlasts the token gives callers a retryable error, not a hang", async () => {
+  let down = false;
+  const { clock, client, server } = setup(() => down ? "5xx" : "up");
+  try {
+    const first = await client.getToken();
+    down = true;
+    clock.now = first.expiresAt - 29_000; // past usable
+    const started = Date.now();
+    const error = await client.getToken().catch((e) => e);
+    assert.ok(error instanceof TokenError, String(error));
+    assert.equal(error.code, "server_error");
+    assert.equal(error.retryable, true);
+    assert.ok(Date.now() - started < 2_500, "not bounded by the deadline");
+    assert.equal(client.status().hasToken, false);
+  } finally {
+    await server.close();
+  }
+});
