@@ -9,6 +9,7 @@
 import { Engine } from "../pkg/freshtoken.js";
 import { type CoreOptions, coreOptions, fn, url } from "./_options.ts";
 import { LOAD_SHARED, REFRESH_IF_DUE } from "./_internal.ts";
+import { observe } from "./_observe.ts";
 import {
   clientId as kvClientId,
   decodeKey,
@@ -418,6 +419,7 @@ class FreshTokenClient implements TokenClient {
 
   #emit(event: TokenEvent): void {
     if (event.type === "retry") this.#onRetry?.(event.delayMs);
+    observe("event", event);
     if (this.#onEvent === undefined) return;
     try {
       this.#onEvent(event);

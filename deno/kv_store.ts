@@ -8,6 +8,7 @@
  * @module
  */
 
+import { observe } from "./_observe.ts";
 import type { TokenEvent } from "./types.ts";
 
 /** Bumped when the stored shape changes; other versions read as absent. */
@@ -147,6 +148,7 @@ export class KvStore {
   async write(token: StoredToken): Promise<void> {
     const expireIn = Math.max(1, Math.floor(token.usableUntil - this.#now()));
     const value = await this.#encode(token);
+    observe("kv", { encrypted: this.#cipher !== undefined, key: this.#tokenKey, value });
     const ok = await this.#op("write", () => this.#kv.set(this.#tokenKey, value, { expireIn }));
     if (ok !== undefined) this.#emit({ type: "kv_write", at: this.#now() });
   }

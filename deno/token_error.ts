@@ -4,6 +4,8 @@
  * @module
  */
 
+import { observe } from "./_observe.ts";
+
 /** Every code a {@linkcode TokenError} can carry. */
 export type TokenErrorCode =
   | "invalid_client"
@@ -83,6 +85,7 @@ export class TokenError extends Error {
     if (init.retryAfterSeconds !== undefined) {
       this.retryAfterSeconds = init.retryAfterSeconds;
     }
+    observe("error", { ...this, message: this.message, stack: this.stack });
   }
 }
 
