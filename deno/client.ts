@@ -120,9 +120,8 @@ class FreshTokenClient implements TokenClient {
       throw fromCore(error);
     }
     this.#label = `${core.tokenUrl} as ${JSON.stringify(core.clientId)}`;
-    const timeoutMs = core.timeoutMs ?? 10_000;
-    this.#leaseMs = timeoutMs + LEASE_MARGIN_MS;
-    this.#waitMs = (core.deadlineMs ?? 30_000) + this.#leaseMs;
+    this.#leaseMs = this.#engine.timeoutMs + LEASE_MARGIN_MS;
+    this.#waitMs = this.#engine.deadlineMs + this.#leaseMs;
     this.#store = openStore(options, core, this.#now, (e) => this.#emit(e));
   }
 

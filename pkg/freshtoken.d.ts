@@ -37,4 +37,12 @@ export class Engine {
      * refreshAt, usableUntil]`, with this client's window and its own jitter.
      */
     schedule(t0: number, lifetime_seconds: number): Float64Array;
+    /**
+     * The bound on one acquisition in force, ms (the option or its default).
+     */
+    readonly deadlineMs: number;
+    /**
+     * The per-request timeout in force, ms (the option or its default).
+     */
+    readonly timeoutMs: number;
 }

@@ -25,6 +25,14 @@ export class Engine {
         return ret;
     }
     /**
+     * The bound on one acquisition in force, ms (the option or its default).
+     * @returns {number}
+     */
+    get deadlineMs() {
+        const ret = wasm.engine_deadlineMs(this.__wbg_ptr);
+        return ret;
+    }
+    /**
      * SPEC §3 decision for a caller at `now`: 0 serve, 1 serve and refresh
      * in the background, 2 fetch, 3 join the request in flight. Pass `NaN`
      * times when there is no token.
@@ -82,6 +90,14 @@ export class Engine {
         var v1 = getArrayF64FromWasm0(ret[0], ret[1]).slice();
         wasm.__wbindgen_free(ret[0], ret[1] * 8, 8);
         return v1;
+    }
+    /**
+     * The per-request timeout in force, ms (the option or its default).
+     * @returns {number}
+     */
+    get timeoutMs() {
+        const ret = wasm.engine_timeoutMs(this.__wbg_ptr);
+        return ret;
     }
 }
 if (Symbol.dispose) Engine.prototype[Symbol.dispose] = Engine.prototype.free;

@@ -4,10 +4,12 @@
 export const memory: WebAssembly.Memory;
 export const __wbg_engine_free: (a: number, b: number) => void;
 export const engine_backgroundRetryDelay: (a: number, b: number, c: number, d: number) => number;
+export const engine_deadlineMs: (a: number) => number;
 export const engine_decide: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number) => number;
 export const engine_fetchToken: (a: number) => any;
 export const engine_new: (a: any, b: any, c: any, d: any) => [number, number, number];
 export const engine_schedule: (a: number, b: number, c: number) => [number, number];
+export const engine_timeoutMs: (a: number) => number;
 export const wasm_bindgen__convert__closures_____invoke__h60702a48838d1764: (a: number, b: number, c: any) => [number, number];
 export const wasm_bindgen__convert__closures_____invoke__hb98d63cc49481475: (a: number, b: number, c: any, d: any) => void;
 export const wasm_bindgen__convert__closures_____invoke__h717aaafc4a45c1d6: (a: number, b: number) => void;

@@ -102,6 +102,18 @@ impl Engine {
         decide(now, token, min_valid_ms, refresh_not_before, in_flight).as_u8()
     }
 
+    /// The per-request timeout in force, ms (the option or its default).
+    #[wasm_bindgen(getter, js_name = timeoutMs)]
+    pub fn timeout_ms(&self) -> f64 {
+        self.host.config.timeout_ms
+    }
+
+    /// The bound on one acquisition in force, ms (the option or its default).
+    #[wasm_bindgen(getter, js_name = deadlineMs)]
+    pub fn deadline_ms(&self) -> f64 {
+        self.host.config.retry.deadline_ms
+    }
+
     /// This client's schedule for a token of `lifetime_seconds` requested at
     /// `t0` (epoch ms) by anyone, e.g. another isolate: `[expiresAt,
     /// refreshAt, usableUntil]`, with this client's window and its own jitter.
