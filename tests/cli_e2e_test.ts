@@ -144,3 +144,40 @@ Deno.test("--help explains the commands with examples", async () => {
   assert.match(help.stdout, /TOKEN=\$\(freshtoken token/);
   assert.match(help.stdout, /Exit codes:/);
 });
+
+Deno.test("deno install makes a freshtoken command that works", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const install = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "install",
+        "-g",
+        "-q",
+        "-n",
+        "freshtoken",
+        "--root",
+        root,
+        "--unstable-kv",
+        "--allow-net",
+        "--allow-env",
+        "--allow-read",
+        "--allow-write",
+        CLI,
+      ],
+      stdin: "null",
+    }).output();
+    assert.equal(install.code, 0, new TextDecoder().decode(install.stderr));
+    await withServer(async (server, env) => {
+      const run = await new Deno.Command(`${root}/bin/freshtoken`, {
+        args: ["token"],
+        env,
+        stdin: "null",
+      }).output();
+      assert.equal(run.code, 0);
+      const token = new TextDecoder().decode(run.stdout).trim();
+      assert.equal((await server.introspect(token, APP)).active, true);
+    });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
