@@ -13,6 +13,7 @@ import { observe } from "./_observe.ts";
 import {
   clientId as kvClientId,
   decodeKey,
+  type IssuedToken,
   KvStore,
   type Lease,
   type StoredToken,
@@ -35,17 +36,6 @@ const JOIN = 3;
 
 /** A lease lasts one request plus this margin; it is renewed before each retry. */
 const LEASE_MARGIN_MS = 1_000;
-
-/** What the core resolves `fetchToken()` with. */
-interface Issued {
-  accessToken: string;
-  tokenType: string;
-  scope?: string;
-  lifetimeSeconds: number;
-  expiresAt: number;
-  refreshAt: number;
-  usableUntil: number;
-}
 
 /** A cached token with the schedule the core computed for it, once. */
 interface Entry {
@@ -352,7 +342,7 @@ class FreshTokenClient implements TokenClient {
   /** One token request through the core, its result cached in memory. */
   async #fetchToken(): Promise<Token> {
     this.#fetches++;
-    let issued: Issued;
+    let issued: IssuedToken;
     try {
       issued = await this.#engine.fetchToken();
     } catch (error) {
@@ -379,7 +369,7 @@ class FreshTokenClient implements TokenClient {
     return this.#remember({ ...stored, refreshAt, usableUntil });
   }
 
-  #remember(t: Issued & { tokenId: string }): Token {
+  #remember(t: StoredToken): Token {
     const token = new Token(t.accessToken, t.tokenType, t.expiresAt, t.scope);
     this.#entry = {
       token,

@@ -20,8 +20,8 @@ const KV_COOLDOWN_MS = 5_000;
 /** How long to keep retrying SQLite's "database is locked". */
 const LOCKED_RETRY_MS = 3_000;
 
-/** A token as stored in and read from KV. */
-export interface StoredToken {
+/** A token and its schedule, as the wasm core's `fetchToken()` resolves it. */
+export interface IssuedToken {
   accessToken: string;
   tokenType: string;
   scope?: string;
@@ -30,6 +30,10 @@ export interface StoredToken {
   expiresAt: number;
   refreshAt: number;
   usableUntil: number;
+}
+
+/** A token as stored in and read from KV. */
+export interface StoredToken extends IssuedToken {
   /** Random id of this token, so an isolate only deletes the token it saw fail. */
   tokenId: string;
 }
