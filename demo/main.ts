@@ -35,14 +35,18 @@ const env = (name: string) => Deno.env.get(name)?.trim() || undefined;
 const real = env("GENESYS_CLOUD_REGION") && env("GENESYS_CLOUD_CLIENT_ID") &&
   env("GENESYS_CLOUD_CLIENT_SECRET");
 const local = real ? undefined : startGenesysLike({
-  clients: { "demo-client": "demo-secret" },
+  clients: { "demo-client": "demo-canary-secret" },
   lifetimeSeconds: 20,
   rateLimit: { max: 5, windowSeconds: 10 },
 });
 const target: TokenClientOptions = local
   ? {
     // The region preset, pointed at the loopback servers instead of mypurecloud.ie.
-    ...genesysCloud({ region: "eu_west_1", clientId: "demo-client", clientSecret: "demo-secret" }),
+    ...genesysCloud({
+      region: "eu_west_1",
+      clientId: "demo-client",
+      clientSecret: "demo-canary-secret",
+    }),
     tokenUrl: local.tokenUrl,
     baseUrl: local.baseUrl,
   }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { GENESYS_CLOUD_REGIONS, genesysCloud, TokenError } from "./mod.ts";
 
-const creds = { clientId: "id", clientSecret: "secret" };
+const creds = { clientId: "id", clientSecret: "genesys-canary-secret" };
 
 Deno.test("genesysCloud() maps region names, dashed names and domains to login and api hosts", () => {
   for (const region of ["eu_west_1", "eu-west-1", "EU-WEST-1", "mypurecloud.ie"]) {

@@ -19,14 +19,14 @@ const POST: OidcClient = {
 // Every character RFC 6749 allows in an id or secret that form encoding changes.
 const ODD: OidcClient = {
   client_id: "odd id:1@x+y/z%&=?#",
-  client_secret: "s p:a@c%e+&=/?#~!$'()*,;[]",
+  client_secret: "s p:a@c%e+&=/?#~!$'()*,;[]-canary-secret",
 };
 const SHORT: OidcClient = {
   client_id: "short-lived",
   client_secret: "short-canary-secret-3",
   ttl: 8,
 };
-const RESOURCE: OidcClient = { client_id: "resource-server", client_secret: "rs-secret-0004" };
+const RESOURCE: OidcClient = { client_id: "resource-server", client_secret: "rs-canary-secret-4" };
 
 async function withServer(fn: (server: OidcServer) => Promise<void>): Promise<void> {
   const server = await startOidcServer([BASIC, POST, ODD, SHORT, RESOURCE]);
