@@ -42,7 +42,9 @@ npm_tool() {
 cargo_tool() {
   if ! { cargo install --list | grep -qx "$1 v$2:" && command -v "$3" >/dev/null; }; then
     say "installing $1@$2 from crates.io (minutes, once)"
-    cargo install --quiet --force "$1@$2" >&2 || return 1
+    # The crate's own lockfile when it still resolves (one of wasm-bindgen-cli's pins was yanked).
+    cargo install --quiet --force --locked "$1@$2" >&2 ||
+      cargo install --quiet --force "$1@$2" >&2 || return 1
   fi
 }
 
