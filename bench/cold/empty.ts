@@ -1,0 +1,1 @@
+// Cold-start floor: a Deno process that does nothing.
