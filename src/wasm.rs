@@ -411,21 +411,22 @@ fn now(host: &Host) -> f64 {
 
 fn object(fields: &[(&str, JsValue)]) -> Object {
     let object = Object::new();
+    set_fields(&object, fields);
+    object
+}
+
+/// Sets each field on `object`, leaving out undefined ones.
+fn set_fields(object: &Object, fields: &[(&str, JsValue)]) {
     for (name, value) in fields {
         if !value.is_undefined() {
-            let _ = Reflect::set(&object, &JsValue::from_str(name), value);
+            let _ = Reflect::set(object, &JsValue::from_str(name), value);
         }
     }
-    object
 }
 
 fn emit(host: &Host, kind: &str, fields: &[(&str, JsValue)]) {
     let event = object(&[("type", kind.into()), ("at", now(host).into())]);
-    for (name, value) in fields {
-        if !value.is_undefined() {
-            let _ = Reflect::set(&event, &JsValue::from_str(name), value);
-        }
-    }
+    set_fields(&event, fields);
     // The sink is the wrapper's, which already shields us from a throwing hook.
     let _ = host.on_event.call1(&JsValue::UNDEFINED, &event);
 }
