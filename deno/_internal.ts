@@ -1,4 +1,4 @@
-// Symbols shared between the client and the helpers that drive it, kept
+// Helpers and symbols shared between the client and the helpers that drive it, kept
 // off the public API.
 
 /** `client[REFRESH_IF_DUE]()` implements {@linkcode refreshIfDue}. */
@@ -6,3 +6,8 @@ export const REFRESH_IF_DUE: unique symbol = Symbol("freshtoken.refreshIfDue");
 
 /** `client[LOAD_SHARED]()` takes a newer token from KV into memory, sending nothing. */
 export const LOAD_SHARED: unique symbol = Symbol("freshtoken.loadShared");
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -8,7 +8,7 @@
 
 import { Engine } from "../pkg/freshtoken.js";
 import { type CoreOptions, coreOptions, fn, url } from "./_options.ts";
-import { LOAD_SHARED, REFRESH_IF_DUE } from "./_internal.ts";
+import { LOAD_SHARED, REFRESH_IF_DUE, sleep } from "./_internal.ts";
 import { observe } from "./_observe.ts";
 import {
   clientId as kvClientId,
@@ -38,15 +38,10 @@ const JOIN = 3;
 const LEASE_MARGIN_MS = 1_000;
 
 /** A cached token with the schedule the core computed for it, once. */
-interface Entry {
+interface Entry extends StoredToken {
   token: Token;
   /** The same resolved promise for every cache hit: no allocation per call. */
   resolved: Promise<Token>;
-  refreshAt: number;
-  usableUntil: number;
-  lifetimeSeconds: number;
-  /** Identifies this token in KV, so a 401 removes only the token that failed. */
-  tokenId: string;
 }
 
 /**
@@ -140,7 +135,7 @@ class FreshTokenClient implements TokenClient {
     const now = this.#now();
     const decision = this.#engine.decide(
       now,
-      entry?.token.expiresAt ?? NaN,
+      entry?.expiresAt ?? NaN,
       entry?.refreshAt ?? NaN,
       entry?.usableUntil ?? NaN,
       minValidSeconds * 1000,
@@ -183,12 +178,12 @@ class FreshTokenClient implements TokenClient {
   status(): TokenStatus {
     const entry = this.#entry;
     const status: TokenStatus = {
-      hasToken: entry !== undefined && this.#now() < entry.usableUntil,
+      hasToken: this.#hasUsable(this.#now()),
       fetches: this.#fetches,
       hits: this.#hits,
     };
     if (entry !== undefined) {
-      status.expiresAt = entry.token.expiresAt;
+      status.expiresAt = entry.expiresAt;
       status.refreshAt = entry.refreshAt;
     }
     if (this.#lastError !== undefined) status.lastError = this.#lastError;
@@ -198,7 +193,7 @@ class FreshTokenClient implements TokenClient {
   /** Takes the KV token into memory if it is newer than the one there. */
   async [LOAD_SHARED](): Promise<void> {
     const stored = (await (await this.#store)?.snapshot())?.token;
-    if (stored !== undefined && stored.expiresAt > (this.#entry?.token.expiresAt ?? 0)) {
+    if (stored !== undefined && stored.expiresAt > (this.#entry?.expiresAt ?? 0)) {
       this.#adopt(stored);
     }
   }
@@ -284,15 +279,19 @@ class FreshTokenClient implements TokenClient {
   #isNewer(stored: StoredToken, now: number, force: boolean): boolean {
     const entry = this.#entry;
     if (stored.tokenId === entry?.tokenId) return false;
-    const haveUsable = entry !== undefined && now < entry.usableUntil;
-    return now < stored.refreshAt || (!force && !haveUsable);
+    return now < stored.refreshAt || (!force && !this.#hasUsable(now));
+  }
+
+  /** Is a token cached that may still be served at `now`? */
+  #hasUsable(now: number): boolean {
+    return this.#entry !== undefined && now < this.#entry.usableUntil;
   }
 
   /** A shared back-off is in force: wait it out, or fail if that takes too long. */
   async #holdBack(until: number, giveUpAt: number): Promise<void> {
-    const waitMs = until - this.#now();
-    const usable = this.#entry !== undefined && this.#now() < this.#entry.usableUntil;
-    if (usable || Date.now() + waitMs > giveUpAt) {
+    const now = this.#now();
+    const waitMs = until - now;
+    if (this.#hasUsable(now) || Date.now() + waitMs > giveUpAt) {
       throw new TokenError(
         "rate_limited",
         "rate_limited: token requests are held back after a 429 or outage seen by another isolate",
@@ -312,17 +311,7 @@ class FreshTokenClient implements TokenClient {
     };
     try {
       const token = await this.#fetchToken();
-      const entry = this.#entry!;
-      await store.write({
-        accessToken: token.accessToken,
-        tokenType: token.tokenType,
-        scope: token.scope,
-        lifetimeSeconds: entry.lifetimeSeconds,
-        expiresAt: token.expiresAt,
-        refreshAt: entry.refreshAt,
-        usableUntil: entry.usableUntil,
-        tokenId: entry.tokenId,
-      });
+      await store.write(this.#entry!);
       return token;
     } catch (error) {
       if (error instanceof TokenError && error.retryable) {
@@ -371,14 +360,7 @@ class FreshTokenClient implements TokenClient {
 
   #remember(t: StoredToken): Token {
     const token = new Token(t.accessToken, t.tokenType, t.expiresAt, t.scope);
-    this.#entry = {
-      token,
-      resolved: Promise.resolve(token),
-      refreshAt: t.refreshAt,
-      usableUntil: t.usableUntil,
-      lifetimeSeconds: t.lifetimeSeconds,
-      tokenId: t.tokenId,
-    };
+    this.#entry = { ...t, token, resolved: Promise.resolve(token) };
     return token;
   }
 
@@ -442,10 +424,6 @@ function openStore(
     key = decoded;
   }
   return kvClientId(core).then((id) => new KvStore(kv, { prefix: kvPrefix, id, key, now, emit }));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function aborted(): TokenError {

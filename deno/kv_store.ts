@@ -8,6 +8,7 @@
  * @module
  */
 
+import { sleep } from "./_internal.ts";
 import { observe } from "./_observe.ts";
 import type { TokenEvent } from "./types.ts";
 
@@ -250,7 +251,26 @@ export class KvStore {
   }
 
   async #encode(token: StoredToken): Promise<unknown> {
-    const { tokenId, ...secret } = token;
+    // Named fields only: callers may pass a richer object (the client's cache entry).
+    const {
+      tokenId,
+      accessToken,
+      tokenType,
+      scope,
+      lifetimeSeconds,
+      expiresAt,
+      refreshAt,
+      usableUntil,
+    } = token;
+    const secret = {
+      accessToken,
+      tokenType,
+      scope,
+      lifetimeSeconds,
+      expiresAt,
+      refreshAt,
+      usableUntil,
+    };
     if (this.#cipher === undefined) return { v: FORMAT, tokenId, ...secret };
     const cipher = await this.#cipher;
     return { v: FORMAT, tokenId, ...await cipher.seal(JSON.stringify(secret)) };
@@ -370,10 +390,6 @@ function base64(bytes: Uint8Array): string {
 
 function unbase64(text: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

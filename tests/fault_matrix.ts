@@ -4,6 +4,7 @@
 // docs/RELIABILITY.md.
 
 import { createTokenClient, TokenError, type TokenEvent } from "../deno/mod.ts";
+import { freePort } from "./_processes.ts";
 import { type Fault, startFaultServer } from "./servers/fault_server.ts";
 
 /** Client settings for every case: short, so the whole matrix runs in seconds. */
@@ -250,7 +251,7 @@ export async function runCase(c: FaultCase): Promise<Outcome> {
       ? { ...fault, headers: { location: `http://127.0.0.1:${elsewhere.addr.port}/token` } }
       : fault;
   });
-  const tokenUrl = server?.tokenUrl ?? `http://127.0.0.1:${closedPort()}/token`;
+  const tokenUrl = server?.tokenUrl ?? `http://127.0.0.1:${freePort()}/token`;
   let failures = 0;
   const client = createTokenClient({
     tokenUrl,
@@ -283,11 +284,4 @@ export async function runCase(c: FaultCase): Promise<Outcome> {
     }
   }
   return outcome;
-}
-
-function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }

@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { createTokenClient, TokenError, type TokenEvent } from "../deno/mod.ts";
+import { freePort } from "./_processes.ts";
 import { type Fault, startFaultServer } from "./servers/fault_server.ts";
 
 type Phase = "up" | "5xx" | "refused" | "hang";
@@ -22,9 +23,7 @@ function setup(phaseAt: (now: number) => Phase) {
     const body = JSON.stringify({ access_token: `canary-token-0${issued}`, expires_in: 3600 });
     return { kind: "respond", status: 200, body };
   });
-  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const refusedUrl = `http://127.0.0.1:${(closed.addr as Deno.NetAddr).port}/token`;
-  closed.close();
+  const refusedUrl = `http://127.0.0.1:${freePort()}/token`;
   const background: number[] = [];
   const events: TokenEvent[] = [];
   const client = createTokenClient({
