@@ -26,6 +26,7 @@ function setup(phaseAt: (now: number) => Phase) {
   const refusedUrl = `http://127.0.0.1:${freePort()}/token`;
   const background: number[] = [];
   const events: TokenEvent[] = [];
+  const acquiring = { now: false };
   const client = createTokenClient({
     tokenUrl: server.tokenUrl,
     clientId: "outage",
@@ -39,13 +40,24 @@ function setup(phaseAt: (now: number) => Phase) {
     onEvent: (e) => {
       events.push(e);
       if (e.type === "background_refresh") background.push(clock.now);
+      // An acquisition ends with a token, or with the failure of its last (2nd) or only attempt.
+      if (e.type === "fetch_start") acquiring.now = true;
+      if (e.type === "fetch_ok") acquiring.now = false;
+      if (e.type === "fetch_error" && (e.attempt === 2 || !e.retryable)) acquiring.now = false;
     },
   });
-  return { clock, client, server, background, events, issued: () => issued };
+  /**
+   * Waits (real time) until no acquisition is running, so each simulated
+   * step sees the outcome of the last: the clock must not move on while a
+   * request is still out.
+   */
+  const settle = async () => {
+    await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 400 && acquiring.now; i++) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 5)); // the client's own bookkeeping after the event
+  };
+  return { clock, client, server, background, events, settle, issued: () => issued };
 }
-
-/** Waits (real time) until a background acquisition can have finished. */
-const settle = () => new Promise((r) => setTimeout(r, 150));
 
 Deno.test("an outage for 80 % of the time left until unusable fails no call and is ridden out", async () => {
   let outageStart = Infinity;
@@ -55,7 +67,7 @@ Deno.test("an outage for 80 % of the time left until unusable fails no call and 
     const third = (outageEnd - outageStart) / 3;
     return now < outageStart + third ? "5xx" : now < outageStart + 2 * third ? "refused" : "hang";
   };
-  const { clock, client, server, background, issued } = setup(phaseAt);
+  const { clock, client, server, background, settle, issued } = setup(phaseAt);
   try {
     const first = await client.getToken();
     const { refreshAt } = client.status();
