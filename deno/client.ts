@@ -7,6 +7,7 @@
  */
 
 import { Engine } from "../pkg/freshtoken.js";
+import { transport } from "./_transport.ts";
 import { type CoreOptions, coreOptions, fn, url } from "./_options.ts";
 import { LOAD_SHARED, REFRESH_IF_DUE, sleep } from "./_internal.ts";
 import { observe } from "./_observe.ts";
@@ -100,7 +101,7 @@ class FreshTokenClient implements TokenClient {
     this.#onEvent = fn("onEvent", options.onEvent, undefined);
     if (options.baseUrl !== undefined) this.#baseUrl = url("baseUrl", options.baseUrl);
     try {
-      this.#engine = new Engine(core, this.#fetch, this.#now, (e: TokenEvent) => this.#emit(e));
+      this.#engine = new Engine(core, transport(this.#fetch), this.#now, (e: TokenEvent) => this.#emit(e));
     } catch (error) {
       throw fromCore(error);
     }

@@ -28,9 +28,10 @@ export class Engine {
     fetchToken(): Promise<any>;
     /**
      * Checks `options` (throws a `config` error object) and keeps the
-     * host's `fetch`, clock (`now`, epoch ms) and event sink.
+     * wrapper's `send` (deno/_transport.ts), the clock (`now`, epoch ms)
+     * and the event sink.
      */
-    constructor(options: any, fetch: Function, now: Function, on_event: Function);
+    constructor(options: any, send: Function, now: Function, on_event: Function);
     /**
      * This client's schedule for a token of `lifetime_seconds` requested at
      * `t0` (epoch ms) by anyone, e.g. another isolate: `[expiresAt,

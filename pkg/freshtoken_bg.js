@@ -62,14 +62,15 @@ export class Engine {
     }
     /**
      * Checks `options` (throws a `config` error object) and keeps the
-     * host's `fetch`, clock (`now`, epoch ms) and event sink.
+     * wrapper's `send` (deno/_transport.ts), the clock (`now`, epoch ms)
+     * and the event sink.
      * @param {any} options
-     * @param {Function} fetch
+     * @param {Function} send
      * @param {Function} now
      * @param {Function} on_event
      */
-    constructor(options, fetch, now, on_event) {
-        const ret = wasm.engine_new(options, fetch, now, on_event);
+    constructor(options, send, now, on_event) {
+        const ret = wasm.engine_new(options, send, now, on_event);
         if (ret[2]) {
             throw takeFromExternrefTable0(ret[1]);
         }
@@ -101,11 +102,6 @@ export class Engine {
     }
 }
 if (Symbol.dispose) Engine.prototype[Symbol.dispose] = Engine.prototype.free;
-export function __wbg___wbindgen_boolean_get_4f1baf9a00be3c74(arg0) {
-    const v = arg0;
-    const ret = typeof(v) === 'boolean' ? v : undefined;
-    return isLikeNone(ret) ? 0xFFFFFF : ret ? 1 : 0;
-}
 export function __wbg___wbindgen_is_function_741ff2bb612836f5(arg0) {
     const ret = typeof(arg0) === 'function';
     return ret;
@@ -143,13 +139,10 @@ export function __wbg___wbindgen_throw_4c88d8bf264fd984(arg0, arg1) {
 export function __wbg__wbg_cb_unref_09736879a3f67559(arg0) {
     arg0._wbg_cb_unref();
 }
-export function __wbg_abort_f8d1589eb0c65ee2(arg0) {
-    arg0.abort();
-}
-export function __wbg_body_0da01a9a056907d8(arg0) {
-    const ret = arg0.body;
-    return isLikeNone(ret) ? 0 : addToExternrefTable0(ret);
-}
+export function __wbg_apply_e2c1e00e05fc7519() { return handleError(function (arg0, arg1, arg2) {
+    const ret = Reflect.apply(arg0, arg1, arg2);
+    return ret;
+}, arguments); }
 export function __wbg_call_40b008ba32f73991() { return handleError(function (arg0, arg1) {
     const ret = arg0.call(arg1);
     return ret;
@@ -158,70 +151,22 @@ export function __wbg_call_a410eb4b59ed5965() { return handleError(function (arg
     const ret = arg0.call(arg1, arg2);
     return ret;
 }, arguments); }
-export function __wbg_call_fc92fee6137d452d() { return handleError(function (arg0, arg1, arg2, arg3) {
-    const ret = arg0.call(arg1, arg2, arg3);
-    return ret;
-}, arguments); }
-export function __wbg_cancel_267512f685fb84c3(arg0) {
-    const ret = arg0.cancel();
-    return ret;
-}
-export function __wbg_cancel_b195250778e9d8e7(arg0) {
-    const ret = arg0.cancel();
-    return ret;
-}
-export function __wbg_clearTimeout_9f6ae00fe7c3d58f(arg0) {
-    clearTimeout(arg0);
-}
-export function __wbg_getReader_fadcafe607253a67(arg0) {
-    const ret = arg0.getReader();
-    return ret;
-}
 export function __wbg_get_2080c49015e35254() { return handleError(function (arg0, arg1) {
     const ret = Reflect.get(arg0, arg1);
     return ret;
 }, arguments); }
-export function __wbg_get_556f1c9a5c587e8c() { return handleError(function (arg0, arg1, arg2, arg3) {
-    const ret = arg1.get(getStringFromWasm0(arg2, arg3));
-    var ptr1 = isLikeNone(ret) ? 0 : passStringToWasm0(ret, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
-    var len1 = WASM_VECTOR_LEN;
-    getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
-    getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
-}, arguments); }
 export function __wbg_get_unchecked_e6325ad374eff861(arg0, arg1) {
     const ret = arg0[arg1 >>> 0];
-    return ret;
-}
-export function __wbg_headers_5fc0106c076eb731(arg0) {
-    const ret = arg0.headers;
-    return ret;
-}
-export function __wbg_instanceof_Response_5b0b4f7f1daeae51(arg0) {
-    let result;
-    try {
-        result = arg0 instanceof Response;
-    } catch (_) {
-        result = false;
-    }
-    const ret = result;
     return ret;
 }
 export function __wbg_isArray_bcf1376d0d732d08(arg0) {
     const ret = Array.isArray(arg0);
     return ret;
 }
-export function __wbg_length_186163212ffe79c3(arg0) {
-    const ret = arg0.length;
-    return ret;
-}
 export function __wbg_length_b03a0fabb109b1e9(arg0) {
     const ret = arg0.length;
     return ret;
 }
-export function __wbg_new_5f28518387ad0e34() { return handleError(function () {
-    const ret = new AbortController();
-    return ret;
-}, arguments); }
 export function __wbg_new_ba40181b3f24ac80(arg0, arg1) {
     try {
         var state0 = {a: arg0, b: arg1};
@@ -229,7 +174,7 @@ export function __wbg_new_ba40181b3f24ac80(arg0, arg1) {
             const a = state0.a;
             state0.a = 0;
             try {
-                return wasm_bindgen__convert__closures_____invoke__hb98d63cc49481475(a, state0.b, arg0, arg1);
+                return wasm_bindgen__convert__closures_____invoke__h36b612059ede6d03(a, state0.b, arg0, arg1);
             } finally {
                 state0.a = a;
             }
@@ -251,7 +196,7 @@ export function __wbg_new_typed_e09da9dae6ee5935(arg0, arg1) {
             const a = state0.a;
             state0.a = 0;
             try {
-                return wasm_bindgen__convert__closures_____invoke__hb98d63cc49481475(a, state0.b, arg0, arg1);
+                return wasm_bindgen__convert__closures_____invoke__h36b612059ede6d03(a, state0.b, arg0, arg1);
             } finally {
                 state0.a = a;
             }
@@ -266,17 +211,14 @@ export function __wbg_now_463ac581d2fc7ea3() {
     const ret = Date.now();
     return ret;
 }
-export function __wbg_of_e7ea0fcd535c1444(arg0, arg1) {
-    const ret = Array.of(arg0, arg1);
+export function __wbg_of_41bbc931cc6fa107(arg0, arg1, arg2, arg3) {
+    const ret = Array.of(arg0, arg1, arg2, arg3);
     return ret;
 }
 export function __wbg_parse_c3f72b5a24f83c01() { return handleError(function (arg0, arg1) {
     const ret = JSON.parse(getStringFromWasm0(arg0, arg1));
     return ret;
 }, arguments); }
-export function __wbg_prototypesetcall_13162965d1fe7aa3(arg0, arg1, arg2) {
-    Uint8Array.prototype.set.call(getArrayU8FromWasm0(arg0, arg1), arg2);
-}
 export function __wbg_queueMicrotask_1e8503a8a690f0a3(arg0) {
     const ret = arg0.queueMicrotask;
     return ret;
@@ -284,20 +226,8 @@ export function __wbg_queueMicrotask_1e8503a8a690f0a3(arg0) {
 export function __wbg_queueMicrotask_4a1a4d8dd332373b(arg0) {
     queueMicrotask(arg0);
 }
-export function __wbg_race_d17769ed306b5623(arg0) {
-    const ret = Promise.race(arg0);
-    return ret;
-}
 export function __wbg_random_df36b90cd78a7d54() {
     const ret = Math.random();
-    return ret;
-}
-export function __wbg_read_e3bea75dace70752(arg0) {
-    const ret = arg0.read();
-    return ret;
-}
-export function __wbg_redirected_f6975756fc89c2ab(arg0) {
-    const ret = arg0.redirected;
     return ret;
 }
 export function __wbg_resolve_dbf78ab4942478b0(arg0) {
@@ -312,25 +242,6 @@ export function __wbg_set_2793479888329cb6() { return handleError(function (arg0
     const ret = Reflect.set(arg0, arg1, arg2);
     return ret;
 }, arguments); }
-export function __wbg_set_body_877d5251e78ca815(arg0, arg1) {
-    arg0.body = arg1;
-}
-export function __wbg_set_headers_6d75a7df4eb22716(arg0, arg1) {
-    arg0.headers = arg1;
-}
-export function __wbg_set_method_639e69af35614d36(arg0, arg1, arg2) {
-    arg0.method = getStringFromWasm0(arg1, arg2);
-}
-export function __wbg_set_redirect_a95a432ab7d10765(arg0, arg1) {
-    arg0.redirect = __wbindgen_enum_RequestRedirect[arg1];
-}
-export function __wbg_set_signal_0b2eee78907e5ba7(arg0, arg1) {
-    arg0.signal = arg1;
-}
-export function __wbg_signal_fac908876f45725d(arg0) {
-    const ret = arg0.signal;
-    return ret;
-}
 export function __wbg_static_accessor_GLOBAL_THIS_003ee833af9699fc() {
     const ret = typeof globalThis === 'undefined' ? undefined : globalThis;
     return isLikeNone(ret) ? 0 : addToExternrefTable0(ret);
@@ -347,10 +258,6 @@ export function __wbg_static_accessor_WINDOW_b5e0810bfecb7feb() {
     const ret = typeof window === 'undefined' ? undefined : window;
     return isLikeNone(ret) ? 0 : addToExternrefTable0(ret);
 }
-export function __wbg_status_cb85b6c8d1769fa1(arg0) {
-    const ret = arg0.status;
-    return ret;
-}
 export function __wbg_then_656f253a5dd7d8ea(arg0, arg1, arg2) {
     const ret = arg0.then(arg1, arg2);
     return ret;
@@ -360,21 +267,16 @@ export function __wbg_then_e3f7f2d365708be8(arg0, arg1) {
     return ret;
 }
 export function __wbindgen_generic_0000000000000001(arg0, arg1) {
-    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 30, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-    const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h60702a48838d1764);
+    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 13, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+    const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__hff0ee63e39e23348);
     return ret;
 }
-export function __wbindgen_generic_0000000000000002(arg0, arg1) {
-    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 1, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-    const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h717aaafc4a45c1d6);
-    return ret;
-}
-export function __wbindgen_generic_0000000000000003(arg0) {
+export function __wbindgen_generic_0000000000000002(arg0) {
     // Cast intrinsic for `F64 -> Externref`.
     const ret = arg0;
     return ret;
 }
-export function __wbindgen_generic_0000000000000004(arg0, arg1) {
+export function __wbindgen_generic_0000000000000003(arg0, arg1) {
     // Cast intrinsic for `Ref(String) -> Externref`.
     const ret = getStringFromWasm0(arg0, arg1);
     return ret;
@@ -387,23 +289,17 @@ export function __wbindgen_init_externref_table() {
     table.set(1026, true);
     table.set(1027, false);
 }
-function wasm_bindgen__convert__closures_____invoke__h717aaafc4a45c1d6(arg0, arg1) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h717aaafc4a45c1d6(arg0, arg1);
-}
-
-function wasm_bindgen__convert__closures_____invoke__h60702a48838d1764(arg0, arg1, arg2) {
-    const ret = wasm.wasm_bindgen__convert__closures_____invoke__h60702a48838d1764(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__hff0ee63e39e23348(arg0, arg1, arg2) {
+    const ret = wasm.wasm_bindgen__convert__closures_____invoke__hff0ee63e39e23348(arg0, arg1, arg2);
     if (ret[1]) {
         throw takeFromExternrefTable0(ret[0]);
     }
 }
 
-function wasm_bindgen__convert__closures_____invoke__hb98d63cc49481475(arg0, arg1, arg2, arg3) {
-    wasm.wasm_bindgen__convert__closures_____invoke__hb98d63cc49481475(arg0, arg1, arg2, arg3);
+function wasm_bindgen__convert__closures_____invoke__h36b612059ede6d03(arg0, arg1, arg2, arg3) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h36b612059ede6d03(arg0, arg1, arg2, arg3);
 }
 
-
-const __wbindgen_enum_RequestRedirect = ["follow", "error", "manual"];
 const EngineFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_engine_free(ptr, 1));
@@ -421,11 +317,6 @@ const CLOSURE_DTORS = (typeof FinalizationRegistry === 'undefined')
 function getArrayF64FromWasm0(ptr, len) {
     ptr = ptr >>> 0;
     return getFloat64ArrayMemory0().subarray(ptr / 8, ptr / 8 + len);
-}
-
-function getArrayU8FromWasm0(ptr, len) {
-    ptr = ptr >>> 0;
-    return getUint8ArrayMemory0().subarray(ptr / 1, ptr / 1 + len);
 }
 
 let cachedDataViewMemory0 = null;

@@ -44,8 +44,8 @@ impl RetryPolicy {
     /// Full-jitter backoff after `failed` attempts: a uniform draw from
     /// `[0, min(max_delay, base × 2^(failed−1)))`.
     pub fn backoff_ms(&self, failed: u32, rand: f64) -> f64 {
-        let exponent = failed.saturating_sub(1).min(30) as i32;
-        rand * (self.base_delay_ms * 2f64.powi(exponent)).min(self.max_delay_ms)
+        let doubling = f64::from(1u32 << failed.saturating_sub(1).min(30));
+        rand * (self.base_delay_ms * doubling).min(self.max_delay_ms)
     }
 }
 
@@ -147,7 +147,7 @@ impl Acquisition {
         if !error.retryable || self.attempts >= self.policy.max_attempts {
             return Step::Failed(error);
         }
-        let backoff = self.policy.backoff_ms(self.attempts, rand_backoff).ceil();
+        let backoff = libm::ceil(self.policy.backoff_ms(self.attempts, rand_backoff));
         let delay_ms = match error.retry_after_seconds {
             Some(seconds) => (seconds * 1000.0).max(backoff),
             None => backoff,

@@ -1,8 +1,10 @@
 //! Client options, checked once, before anything is sent.
 
 use crate::acquire::RetryPolicy;
-use crate::error::TokenError;
+use crate::error::{push_decimal, TokenError};
 use crate::secret::ClientSecret;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,9 +114,14 @@ impl Config {
         }
         for (name, _) in &options.extra_params {
             if name.is_empty() || RESERVED_PARAMS.contains(&name.as_str()) {
-                return Err(TokenError::config(format!(
-                    "extraParams may not set \"{name}\"; use the option of that name"
-                )));
+                return Err(TokenError::config(
+                    [
+                        "extraParams may not set \"",
+                        name,
+                        "\"; use the option of that name",
+                    ]
+                    .concat(),
+                ));
             }
         }
         let defaults = RetryPolicy::default();
@@ -151,9 +158,9 @@ impl Config {
 
 fn non_empty(name: &str, value: Option<String>) -> Result<Option<String>, TokenError> {
     match value {
-        Some(v) if v.trim().is_empty() => Err(TokenError::config(format!(
-            "{name} must not be empty (leave it out instead)"
-        ))),
+        Some(v) if v.trim().is_empty() => Err(TokenError::config(
+            [name, " must not be empty (leave it out instead)"].concat(),
+        )),
         other => Ok(other),
     }
 }
@@ -161,18 +168,24 @@ fn non_empty(name: &str, value: Option<String>) -> Result<Option<String>, TokenE
 /// A finite number of at least `min`, or absent.
 fn number(name: &str, value: Option<f64>, min: u32) -> Result<Option<f64>, TokenError> {
     match value {
-        Some(v) if !v.is_finite() || v < f64::from(min) => Err(TokenError::config(format!(
-            "{name} must be a finite number of at least {min}"
-        ))),
+        Some(v) if !v.is_finite() || v < f64::from(min) => {
+            let mut text = [name, " must be a finite number of at least "].concat();
+            push_decimal(&mut text, min.into());
+            Err(TokenError::config(text))
+        }
         other => Ok(other),
     }
 }
 
 fn whole(name: &str, value: Option<f64>, min: u32, max: u32) -> Result<Option<f64>, TokenError> {
     match value {
-        Some(v) if v.fract() != 0.0 || !(f64::from(min)..=f64::from(max)).contains(&v) => Err(
-            TokenError::config(format!("{name} must be a whole number from {min} to {max}")),
-        ),
+        Some(v) if libm::trunc(v) != v || !(f64::from(min)..=f64::from(max)).contains(&v) => {
+            let mut text = [name, " must be a whole number from "].concat();
+            push_decimal(&mut text, min.into());
+            text.push_str(" to ");
+            push_decimal(&mut text, max.into());
+            Err(TokenError::config(text))
+        }
         other => Ok(other),
     }
 }

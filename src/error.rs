@@ -1,5 +1,7 @@
 //! The one error type, with the codes of the public API.
 
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
 /// What went wrong, as the stable string codes that JavaScript sees.
@@ -146,7 +148,22 @@ impl TokenError {
 
     /// The error message: code, status and description, never a secret.
     pub fn message(&self) -> String {
-        self.to_string()
+        let mut text = String::from(self.code.as_str());
+        if let Some(status) = self.status {
+            text.push_str(" (HTTP ");
+            push_decimal(&mut text, status.into());
+            text.push(')');
+        }
+        if let Some(description) = &self.description {
+            text.push_str(": ");
+            text.push_str(description);
+        }
+        if let Some(seconds) = self.retry_after_seconds {
+            text.push_str(" (retry after ");
+            push_decimal(&mut text, libm::ceil(seconds) as u64);
+            text.push_str(" s)");
+        }
+        text
     }
 }
 
@@ -174,20 +191,18 @@ fn replace_all(text: &str, needle: &str, with: &str) -> Option<String> {
     found.then(|| String::from_utf8(out).ok()).flatten()
 }
 
+/// Appends `n` in decimal. The wasm has no formatting machinery (it would
+/// cost kilobytes), so messages are built by hand.
+pub(crate) fn push_decimal(out: &mut String, n: u64) {
+    if n >= 10 {
+        push_decimal(out, n / 10);
+    }
+    out.push(char::from(b'0' + (n % 10) as u8));
+}
+
 impl fmt::Display for TokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code.as_str())?;
-        if let Some(status) = self.status {
-            write!(f, " (HTTP {status})")?;
-        }
-        if let Some(description) = &self.description {
-            write!(f, ": {description}")?;
-        }
-        if let Some(seconds) = self.retry_after_seconds {
-            // Whole seconds: float formatting would cost the wasm kilobytes.
-            write!(f, " (retry after {} s)", seconds.ceil() as u64)?;
-        }
-        Ok(())
+        f.write_str(&self.message())
     }
 }
 

@@ -36,8 +36,7 @@ pub fn schedule(t0_ms: f64, lifetime: f64, override_seconds: Option<f64>, jitter
     let expires_at = t0_ms + lifetime * 1000.0;
     let usable_until = expires_at - skew_seconds(lifetime) * 1000.0;
     let ahead = override_seconds.unwrap_or_else(|| refresh_ahead_seconds(lifetime));
-    let refresh_at = (expires_at - ahead * (1.0 + 0.1 * jitter) * 1000.0)
-        .floor()
+    let refresh_at = libm::floor(expires_at - ahead * (1.0 + 0.1 * jitter) * 1000.0)
         .max(t0_ms)
         .min(usable_until);
     Schedule {
@@ -103,8 +102,8 @@ pub fn background_retry_delay_ms(
     retry_after_seconds: Option<f64>,
     rand: f64,
 ) -> f64 {
-    let step =
-        policy.base_delay_ms.max(1000.0) * 2f64.powi(failures.saturating_sub(1).min(30) as i32);
+    let doubling = f64::from(1u32 << failures.saturating_sub(1).min(30));
+    let step = policy.base_delay_ms.max(1000.0) * doubling;
     let capped = step.min(policy.max_delay_ms.max(1000.0));
     let delay = capped * (0.5 + 0.5 * rand);
     delay.max(retry_after_seconds.unwrap_or(0.0) * 1000.0)

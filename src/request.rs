@@ -3,6 +3,10 @@
 //! [RFC 6749 §4.4.2]: https://www.rfc-editor.org/rfc/rfc6749#section-4.4.2
 
 use crate::config::{AuthMethod, Config};
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
 use core::fmt;
 
 /// A ready-to-send HTTP request. `Debug` hides the headers and body, which

@@ -12,6 +12,8 @@
 
 use crate::error::{ErrorCode, TokenError};
 use crate::secret::AccessToken;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
 use core::fmt;
 
 /// One JSON member as sent, whatever its type.

@@ -2,6 +2,8 @@
 //!
 //! [RFC 9110 §10.2.3]: https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3
 
+use alloc::vec::Vec;
+
 /// Longer waits are capped: the caller fails fast with this figure either way.
 pub const MAX_RETRY_AFTER_SECONDS: f64 = 10.0 * 365.0 * 86_400.0;
 
@@ -15,12 +17,7 @@ pub fn parse_retry_after(value: &str, now_ms: f64) -> Option<f64> {
         }
     }
     let at_ms = parse_http_date(value)?;
-    Some(
-        ((at_ms - now_ms) / 1000.0)
-            .max(0.0)
-            .ceil()
-            .min(MAX_RETRY_AFTER_SECONDS),
-    )
+    Some(libm::ceil(((at_ms - now_ms) / 1000.0).max(0.0)).min(MAX_RETRY_AFTER_SECONDS))
 }
 
 const MONTHS: [&str; 12] = [

@@ -1,5 +1,6 @@
 //! Newtypes for the two values that must never be printed.
 
+use alloc::string::String;
 use core::fmt;
 
 /// The OAuth client secret. `Debug` prints `ClientSecret([redacted])`; there

@@ -1,8 +1,10 @@
 //! The WebAssembly binding: the only module that knows wasm-bindgen.
 //!
-//! [`Engine`] drives an [`Acquisition`] with the host's `fetch`, with a
-//! per-attempt timeout, no redirects and a 1 MiB body cap (SPEC §4), and
-//! hands plain objects back to the Deno wrapper, which owns the cache.
+//! [`Engine`] drives an [`Acquisition`]: it sends the token request through
+//! the wrapper's `send`, which calls the host's `fetch` with a per-attempt
+//! timeout, no redirects and a 1 MiB body cap (SPEC §4, deno/_transport.ts),
+//! reads the answer, retries, and hands plain objects back to the Deno
+//! wrapper, which owns the cache.
 
 use crate::acquire::{Acquisition, Issued, Step};
 use crate::config::{Config, Options};
@@ -10,16 +12,15 @@ use crate::error::{ErrorCode, TokenError};
 use crate::lifecycle::{background_retry_delay_ms, decide, schedule, Schedule};
 use crate::request::{token_request, HttpRequest};
 use crate::response::{read_answer, Field, HttpAnswer, RawResponse, TokenResponse};
-use js_sys::{Array, Function, Math, Object, Promise, Reflect, Uint8Array};
-use std::cell::Cell;
-use std::rc::Rc;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use js_sys::{Array, Function, Math, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
-use web_sys::{AbortController, RequestInit, RequestRedirect, Response};
 
-/// Token response bodies larger than this are rejected (SPEC §4).
-const MAX_BODY_BYTES: usize = 1 << 20;
 /// Timers longer than this fire at once in JavaScript hosts.
 const MAX_TIMER_MS: f64 = 2_147_483_647.0;
 
@@ -27,14 +28,19 @@ const MAX_TIMER_MS: f64 = 2_147_483_647.0;
 extern "C" {
     #[wasm_bindgen(js_name = setTimeout)]
     fn set_timeout(callback: &JsValue, ms: f64) -> JsValue;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(id: &JsValue);
+}
+
+/// The token request as JavaScript values, made once per client.
+struct Request {
+    url: JsValue,
+    headers: JsValue,
+    body: JsValue,
 }
 
 struct Host {
     config: Config,
-    request: HttpRequest,
-    fetch: Function,
+    request: Request,
+    send: Function,
     now: Function,
     on_event: Function,
 }
@@ -48,21 +54,28 @@ pub struct Engine {
 #[wasm_bindgen]
 impl Engine {
     /// Checks `options` (throws a `config` error object) and keeps the
-    /// host's `fetch`, clock (`now`, epoch ms) and event sink.
+    /// wrapper's `send` (deno/_transport.ts), the clock (`now`, epoch ms)
+    /// and the event sink.
     #[wasm_bindgen(constructor)]
     pub fn new(
         options: JsValue,
-        fetch: Function,
+        send: Function,
         now: Function,
         on_event: Function,
     ) -> Result<Engine, JsValue> {
         let config = Config::new(read_options(&options)).map_err(|e| error_value(&e, 0))?;
-        let request = token_request(&config);
+        let HttpRequest { url, headers, body } = token_request(&config);
+        let fields: Vec<_> = headers.into_iter().map(|(k, v)| (k, v.into())).collect();
+        let request = Request {
+            url: url.into(),
+            headers: object(&fields).into(),
+            body: body.into(),
+        };
         Ok(Engine {
             host: Rc::new(Host {
                 config,
                 request,
-                fetch,
+                send,
                 now,
                 on_event,
             }),
@@ -170,54 +183,26 @@ async fn acquire(host: &Host) -> Result<JsValue, JsValue> {
     }
 }
 
-/// One attempt, bounded by `timeout_ms` from the call to the last body byte.
+/// One attempt through the wrapper's `send` (deno/_transport.ts), which
+/// does the HTTP mechanics with the host's `fetch`: no redirects, the
+/// timeout, the 1 MiB cap. It resolves to `{ status, retryAfter, body }`
+/// or rejects with why there was no answer.
 async fn send(host: &Host, timeout_ms: f64) -> Result<TokenResponse, TokenError> {
-    let controller =
-        AbortController::new().map_err(|_| network("AbortController is unavailable"))?;
-    let timer = Timer::start(timeout_ms, controller.clone());
-    let result = exchange(host, &controller, &timer).await;
-    drop(timer);
-    result
-}
-
-async fn exchange(
-    host: &Host,
-    controller: &AbortController,
-    timer: &Timer,
-) -> Result<TokenResponse, TokenError> {
     let request = &host.request;
-    let headers = Object::new();
-    for (name, value) in &request.headers {
-        let _ = Reflect::set(
-            &headers,
-            &JsValue::from_str(name),
-            &JsValue::from_str(value),
-        );
-    }
-    let init = RequestInit::new();
-    init.set_method("POST");
-    init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(&request.body));
-    init.set_redirect(RequestRedirect::Manual);
-    init.set_signal(Some(&controller.signal()));
-    let pending = host
-        .fetch
-        .call2(&JsValue::UNDEFINED, &JsValue::from_str(&request.url), &init)
-        .map_err(|_| network("fetch threw"))?;
-    let response: Response = timer
-        .race(Promise::resolve(&pending))
-        .await?
-        .dyn_into()
-        .map_err(|_| TokenError::invalid_response("fetch did not return a Response"))?;
-    let status = match response.status() {
-        // An opaque redirect (browsers' answer to `redirect: "manual"`).
-        0 => 302,
-        _ if response.redirected() => 302,
-        status => status,
-    };
-    let retry_after = response.headers().get("retry-after").ok().flatten();
-    let body = read_body(&response, timer).await?;
-    let raw = decode(&body);
+    let args = Array::of4(
+        &request.url,
+        &request.headers,
+        &request.body,
+        &timeout_ms.into(),
+    );
+    let pending = Reflect::apply(&host.send, &JsValue::UNDEFINED, &args)
+        .map_err(|_| transport_error(&JsValue::UNDEFINED))?;
+    let answer = JsFuture::from(Promise::resolve(&pending))
+        .await
+        .map_err(|why| transport_error(&why))?;
+    let status = get(&answer, "status").as_f64().unwrap_or(0.0) as u16;
+    let retry_after = get(&answer, "retryAfter").as_string();
+    let raw = decode(&get(&answer, "body"));
     let answer = HttpAnswer {
         status,
         retry_after: retry_after.as_deref(),
@@ -226,51 +211,25 @@ async fn exchange(
     read_answer(&answer, now(host))
 }
 
-/// Reads at most [`MAX_BODY_BYTES`], chunk by chunk, so a huge body is
-/// refused without being buffered.
-async fn read_body(response: &Response, timer: &Timer) -> Result<Vec<u8>, TokenError> {
-    let too_big = || TokenError::invalid_response("the token response body is over 1 MiB");
-    let declared = response.headers().get("content-length").ok().flatten();
-    if declared
-        .and_then(|n| crate::response::parse_decimal(n.trim()))
-        .is_some_and(|n| n > MAX_BODY_BYTES as f64)
-    {
-        if let Some(stream) = response.body() {
-            let _ = stream.cancel();
-        }
-        return Err(too_big());
-    }
-    let Some(stream) = response.body() else {
-        return Ok(Vec::new());
-    };
-    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
-    let mut body = Vec::new();
-    loop {
-        let chunk = timer.race(reader.read()).await?;
-        if Reflect::get(&chunk, &"done".into())
-            .ok()
-            .and_then(|d| d.as_bool())
-            == Some(true)
-        {
-            return Ok(body);
-        }
-        let bytes: Uint8Array = Reflect::get(&chunk, &"value".into())
-            .map_err(|_| network("unreadable body"))?
-            .unchecked_into();
-        if body.len() + bytes.length() as usize > MAX_BODY_BYTES {
-            let _ = reader.cancel();
-            return Err(too_big());
-        }
-        let start = body.len();
-        body.resize(start + bytes.length() as usize, 0);
-        bytes.copy_to(&mut body[start..]);
+/// The error for a request that got no answer, from `send`'s reason.
+fn transport_error(why: &JsValue) -> TokenError {
+    match why.as_string().as_deref() {
+        Some("timeout") => TokenError::new(
+            ErrorCode::Timeout,
+            "the token endpoint did not answer within timeoutMs",
+        ),
+        Some("too_large") => TokenError::invalid_response("the token response body is over 1 MiB"),
+        Some("not_a_response") => TokenError::invalid_response("fetch did not return a Response"),
+        _ => TokenError::new(
+            ErrorCode::Network,
+            "the token request failed (connection refused, reset or DNS)",
+        ),
     }
 }
 
-/// The host's `JSON.parse` reads the body; `None` unless it is a JSON object.
-fn decode(body: &[u8]) -> Option<RawResponse> {
-    let text = core::str::from_utf8(body).ok()?;
-    let value = js_sys::JSON::parse(text).ok()?;
+/// The host's `JSON.parse` reads the body text; `None` unless it is a JSON object.
+fn decode(body: &JsValue) -> Option<RawResponse> {
+    let value = js_sys::JSON::parse(&body.as_string()?).ok()?;
     if !value.is_object() || Array::is_array(&value) {
         return None;
     }
@@ -337,68 +296,11 @@ fn get(object: &JsValue, name: &str) -> JsValue {
     Reflect::get(object, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// A timeout that aborts the request and settles the races of its attempt.
-struct Timer {
-    id: JsValue,
-    expired: Promise,
-    fired: Rc<Cell<bool>>,
-    _callback: Closure<dyn FnMut()>,
-}
-
-impl Timer {
-    fn start(ms: f64, controller: AbortController) -> Self {
-        let fired = Rc::new(Cell::new(false));
-        let mut resolve = None;
-        let expired = Promise::new(&mut |res, _| resolve = Some(res));
-        // The executor runs synchronously, so `resolve` is always set here.
-        let resolve: Function = resolve.unwrap_or_else(|| JsValue::UNDEFINED.unchecked_into());
-        let flag = Rc::clone(&fired);
-        let callback = Closure::<dyn FnMut()>::new(move || {
-            flag.set(true);
-            controller.abort();
-            let _ = resolve.call0(&JsValue::UNDEFINED);
-        });
-        let id = set_timeout(callback.as_ref(), ms.min(MAX_TIMER_MS));
-        Timer {
-            id,
-            expired,
-            fired,
-            _callback: callback,
-        }
-    }
-
-    /// Awaits `promise` unless the timer fires first.
-    async fn race(&self, promise: Promise) -> Result<JsValue, TokenError> {
-        let both = Array::of2(&promise, &self.expired);
-        let settled = JsFuture::from(Promise::race(&both)).await;
-        match settled {
-            _ if self.fired.get() => Err(TokenError::new(
-                ErrorCode::Timeout,
-                "the token endpoint did not answer within timeoutMs",
-            )),
-            Ok(value) => Ok(value),
-            Err(_) => Err(network(
-                "the token request failed (connection refused, reset or DNS)",
-            )),
-        }
-    }
-}
-
-impl Drop for Timer {
-    fn drop(&mut self) {
-        clear_timeout(&self.id);
-    }
-}
-
 async fn sleep(ms: f64) {
     let wait = Promise::new(&mut |resolve, _| {
         set_timeout(&resolve, ms.min(MAX_TIMER_MS));
     });
     let _ = JsFuture::from(wait).await;
-}
-
-fn network(description: &str) -> TokenError {
-    TokenError::new(ErrorCode::Network, description)
 }
 
 fn now(host: &Host) -> f64 {
