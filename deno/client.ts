@@ -101,7 +101,12 @@ class FreshTokenClient implements TokenClient {
     this.#onEvent = fn("onEvent", options.onEvent, undefined);
     if (options.baseUrl !== undefined) this.#baseUrl = url("baseUrl", options.baseUrl);
     try {
-      this.#engine = new Engine(core, transport(this.#fetch), this.#now, (e: TokenEvent) => this.#emit(e));
+      this.#engine = new Engine(
+        core,
+        transport(this.#fetch),
+        this.#now,
+        (e: TokenEvent) => this.#emit(e),
+      );
     } catch (error) {
       throw fromCore(error);
     }
@@ -352,7 +357,7 @@ class FreshTokenClient implements TokenClient {
     this.#hits++;
     this.#emit({ type: "cache_hit", at: this.#now(), source: "kv" });
     const { lifetimeSeconds, expiresAt } = stored;
-    const [, refreshAt, usableUntil] = this.#engine.schedule(
+    const { refreshAt, usableUntil } = this.#engine.schedule(
       expiresAt - lifetimeSeconds * 1000,
       lifetimeSeconds,
     );

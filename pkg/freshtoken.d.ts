@@ -34,10 +34,10 @@ export class Engine {
     constructor(options: any, send: Function, now: Function, on_event: Function);
     /**
      * This client's schedule for a token of `lifetime_seconds` requested at
-     * `t0` (epoch ms) by anyone, e.g. another isolate: `[expiresAt,
-     * refreshAt, usableUntil]`, with this client's window and its own jitter.
+     * `t0` (epoch ms) by anyone, e.g. another isolate: `{ expiresAt,
+     * refreshAt, usableUntil }`, with this client's window and its own jitter.
      */
-    schedule(t0: number, lifetime_seconds: number): Float64Array;
+    schedule(t0: number, lifetime_seconds: number): { expiresAt: number; refreshAt: number; usableUntil: number };
     /**
      * The bound on one acquisition in force, ms (the option or its default).
      */

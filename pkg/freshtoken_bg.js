@@ -80,17 +80,15 @@ export class Engine {
     }
     /**
      * This client's schedule for a token of `lifetime_seconds` requested at
-     * `t0` (epoch ms) by anyone, e.g. another isolate: `[expiresAt,
-     * refreshAt, usableUntil]`, with this client's window and its own jitter.
+     * `t0` (epoch ms) by anyone, e.g. another isolate: `{ expiresAt,
+     * refreshAt, usableUntil }`, with this client's window and its own jitter.
      * @param {number} t0
      * @param {number} lifetime_seconds
-     * @returns {Float64Array}
+     * @returns {{ expiresAt: number; refreshAt: number; usableUntil: number }}
      */
     schedule(t0, lifetime_seconds) {
         const ret = wasm.engine_schedule(this.__wbg_ptr, t0, lifetime_seconds);
-        var v1 = getArrayF64FromWasm0(ret[0], ret[1]).slice();
-        wasm.__wbindgen_free(ret[0], ret[1] * 8, 8);
-        return v1;
+        return ret;
     }
     /**
      * The per-request timeout in force, ms (the option or its default).
@@ -314,25 +312,12 @@ const CLOSURE_DTORS = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(state => wasm.__wbindgen_destroy_closure(state.a, state.b));
 
-function getArrayF64FromWasm0(ptr, len) {
-    ptr = ptr >>> 0;
-    return getFloat64ArrayMemory0().subarray(ptr / 8, ptr / 8 + len);
-}
-
 let cachedDataViewMemory0 = null;
 function getDataViewMemory0() {
     if (cachedDataViewMemory0 === null || cachedDataViewMemory0.buffer.detached === true || (cachedDataViewMemory0.buffer.detached === undefined && cachedDataViewMemory0.buffer !== wasm.memory.buffer)) {
         cachedDataViewMemory0 = new DataView(wasm.memory.buffer);
     }
     return cachedDataViewMemory0;
-}
-
-let cachedFloat64ArrayMemory0 = null;
-function getFloat64ArrayMemory0() {
-    if (cachedFloat64ArrayMemory0 === null || cachedFloat64ArrayMemory0.byteLength === 0) {
-        cachedFloat64ArrayMemory0 = new Float64Array(wasm.memory.buffer);
-    }
-    return cachedFloat64ArrayMemory0;
 }
 
 function getStringFromWasm0(ptr, len) {

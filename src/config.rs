@@ -114,14 +114,11 @@ impl Config {
         }
         for (name, _) in &options.extra_params {
             if name.is_empty() || RESERVED_PARAMS.contains(&name.as_str()) {
-                return Err(TokenError::config(
-                    [
-                        "extraParams may not set \"",
-                        name,
-                        "\"; use the option of that name",
-                    ]
-                    .concat(),
-                ));
+                return Err(TokenError::config(joined(&[
+                    "extraParams may not set \"",
+                    name,
+                    "\"; use the option of that name",
+                ])));
             }
         }
         let defaults = RetryPolicy::default();
@@ -156,11 +153,21 @@ impl Config {
     }
 }
 
+/// `parts` end to end (`concat` would bring a generic join into the wasm).
+fn joined(parts: &[&str]) -> String {
+    let mut text = String::new();
+    for part in parts {
+        text.push_str(part);
+    }
+    text
+}
+
 fn non_empty(name: &str, value: Option<String>) -> Result<Option<String>, TokenError> {
     match value {
-        Some(v) if v.trim().is_empty() => Err(TokenError::config(
-            [name, " must not be empty (leave it out instead)"].concat(),
-        )),
+        Some(v) if v.trim().is_empty() => Err(TokenError::config(joined(&[
+            name,
+            " must not be empty (leave it out instead)",
+        ]))),
         other => Ok(other),
     }
 }
@@ -169,7 +176,7 @@ fn non_empty(name: &str, value: Option<String>) -> Result<Option<String>, TokenE
 fn number(name: &str, value: Option<f64>, min: u32) -> Result<Option<f64>, TokenError> {
     match value {
         Some(v) if !v.is_finite() || v < f64::from(min) => {
-            let mut text = [name, " must be a finite number of at least "].concat();
+            let mut text = joined(&[name, " must be a finite number of at least "]);
             push_decimal(&mut text, min.into());
             Err(TokenError::config(text))
         }
@@ -180,7 +187,7 @@ fn number(name: &str, value: Option<f64>, min: u32) -> Result<Option<f64>, Token
 fn whole(name: &str, value: Option<f64>, min: u32, max: u32) -> Result<Option<f64>, TokenError> {
     match value {
         Some(v) if libm::trunc(v) != v || !(f64::from(min)..=f64::from(max)).contains(&v) => {
-            let mut text = [name, " must be a whole number from "].concat();
+            let mut text = joined(&[name, " must be a whole number from "]);
             push_decimal(&mut text, min.into());
             text.push_str(" to ");
             push_decimal(&mut text, max.into());

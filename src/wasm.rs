@@ -14,7 +14,6 @@ use crate::request::{token_request, HttpRequest};
 use crate::response::{read_answer, Field, HttpAnswer, RawResponse, TokenResponse};
 use alloc::rc::Rc;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use js_sys::{Array, Function, Math, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
@@ -128,12 +127,19 @@ impl Engine {
     }
 
     /// This client's schedule for a token of `lifetime_seconds` requested at
-    /// `t0` (epoch ms) by anyone, e.g. another isolate: `[expiresAt,
-    /// refreshAt, usableUntil]`, with this client's window and its own jitter.
-    pub fn schedule(&self, t0: f64, lifetime_seconds: f64) -> Vec<f64> {
+    /// `t0` (epoch ms) by anyone, e.g. another isolate: `{ expiresAt,
+    /// refreshAt, usableUntil }`, with this client's window and its own jitter.
+    #[wasm_bindgen(
+        unchecked_return_type = "{ expiresAt: number; refreshAt: number; usableUntil: number }"
+    )]
+    pub fn schedule(&self, t0: f64, lifetime_seconds: f64) -> Object {
         let override_seconds = self.host.config.refresh_ahead_seconds;
         let s = schedule(t0, lifetime_seconds, override_seconds, Math::random());
-        vec![s.expires_at, s.refresh_at, s.usable_until]
+        object(&[
+            ("expiresAt", s.expires_at.into()),
+            ("refreshAt", s.refresh_at.into()),
+            ("usableUntil", s.usable_until.into()),
+        ])
     }
 
     /// Milliseconds to hold background refreshes back after `failures`
