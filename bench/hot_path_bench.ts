@@ -1,17 +1,22 @@
-// The hot path: getToken() on a cached token, beside the memoised promise a
-// developer would write by hand and a bare variable read (the floor).
+// The hot path: getToken() on a cached token, beside oauth4webapi behind the
+// memoised promise a developer would write (the peer), the least a
+// promise-returning cache can do (a memoised promise with no expiry check),
+// and a bare variable read (the floor).
 // Run: deno bench --allow-net=127.0.0.1 bench/hot_path_bench.ts
 
 import { createTokenClient } from "../deno/mod.ts";
 import { startGenesysLike } from "../tests/servers/genesys_like.ts";
+import { oauth4webapiMemo } from "./_peers.ts";
 
-const server = startGenesysLike({ clients: { bench: "bench-secret" } });
+const server = startGenesysLike({ clients: { "bench-client": "bench-secret" } });
 const client = createTokenClient({
   tokenUrl: server.tokenUrl,
-  clientId: "bench",
+  clientId: "bench-client",
   clientSecret: "bench-secret",
 });
+const peer = oauth4webapiMemo(server.tokenUrl);
 await client.getToken();
+await peer.get();
 await server.close();
 
 const variable = { accessToken: "abc", expiresAt: Date.now() + 3_600_000 };
@@ -21,8 +26,11 @@ const memoised = () => memo ??= Promise.resolve(variable);
 Deno.bench("bare variable read", { group: "hot path" }, () => {
   if (variable.expiresAt < 0) throw new Error("unreachable");
 });
-Deno.bench("memoised promise (by hand)", { group: "hot path" }, async () => {
+Deno.bench("memoised promise, no expiry check", { group: "hot path" }, async () => {
   await memoised();
+});
+Deno.bench("oauth4webapi + memoised promise", { group: "hot path" }, async () => {
+  await peer.get();
 });
 Deno.bench("freshtoken getToken() (cached)", { group: "hot path", baseline: true }, async () => {
   await client.getToken();

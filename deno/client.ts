@@ -35,6 +35,11 @@ const SERVE_AND_REFRESH = 1;
 const FETCH = 2;
 const JOIN = 3;
 
+/** The host's fetch, looked up at call time (tests and apps may replace it). */
+const hostFetch = (input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init);
+/** Shared by every client that uses the host's fetch: no closure per client. */
+const hostSend = transport(hostFetch);
+
 /** A lease lasts one request plus this margin; it is renewed before each retry. */
 const LEASE_MARGIN_MS = 1_000;
 
@@ -76,13 +81,17 @@ class FreshTokenClient implements TokenClient {
   readonly #now: () => number;
   readonly #onEvent?: (event: TokenEvent) => void;
   readonly #baseUrl?: string;
-  readonly #label: string;
+  /** For logs: where tokens come from (never the secret). */
+  readonly #tokenUrl: string;
+  readonly #clientId: string;
   readonly #store?: Promise<KvStore>;
   readonly #leaseMs: number;
   readonly #waitMs: number;
   #entry?: Entry;
   #inflight?: Promise<Token>;
   #refreshNotBefore = 0;
+  /** Until when the core serves the cached token without being asked (its `serveUntil`). */
+  #serveUntil = -Infinity;
   #backgroundFailures = 0;
   #lastError?: TokenError;
   #fetches = 0;
@@ -92,25 +101,22 @@ class FreshTokenClient implements TokenClient {
 
   constructor(options: TokenClientOptions) {
     const core = coreOptions(options);
-    this.#fetch = fn(
-      "fetch",
-      options.fetch,
-      (input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init),
-    );
+    this.#fetch = fn("fetch", options.fetch, hostFetch);
     this.#now = fn("now", options.now, Date.now);
     this.#onEvent = fn("onEvent", options.onEvent, undefined);
     if (options.baseUrl !== undefined) this.#baseUrl = url("baseUrl", options.baseUrl);
     try {
       this.#engine = new Engine(
         core,
-        transport(this.#fetch),
+        this.#fetch === hostFetch ? hostSend : transport(this.#fetch),
         this.#now,
         (e: TokenEvent) => this.#emit(e),
       );
     } catch (error) {
       throw fromCore(error);
     }
-    this.#label = `${core.tokenUrl} as ${JSON.stringify(core.clientId)}`;
+    this.#tokenUrl = core.tokenUrl;
+    this.#clientId = core.clientId;
     this.#leaseMs = this.#engine.timeoutMs + LEASE_MARGIN_MS;
     this.#waitMs = this.#engine.deadlineMs + this.#leaseMs;
     this.#store = openStore(options, core, this.#now, (e) => this.#emit(e));
@@ -121,7 +127,7 @@ class FreshTokenClient implements TokenClient {
     if (options === undefined && entry !== undefined) {
       // The hot path: one clock read and one comparison, no wasm call.
       const now = this.#now();
-      if (now < entry.refreshAt) {
+      if (now < this.#serveUntil) {
         this.#hits++;
         if (this.#onEvent) this.#emit({ type: "cache_hit", at: now, source: "memory" });
         return entry.resolved;
@@ -219,12 +225,16 @@ class FreshTokenClient implements TokenClient {
 
   /** What `JSON.stringify` shows: where tokens come from, nothing secret. */
   toJSON(): Record<string, unknown> {
-    return { tokenClient: this.#label, ...this.status() };
+    return { tokenClient: this.#label(), ...this.status() };
   }
 
   [Symbol.for("Deno.customInspect")](): string {
     const { hasToken, fetches, hits } = this.status();
-    return `TokenClient { ${this.#label}, hasToken: ${hasToken}, fetches: ${fetches}, hits: ${hits} }`;
+    return `TokenClient { ${this.#label()}, hasToken: ${hasToken}, fetches: ${fetches}, hits: ${hits} }`;
+  }
+
+  #label(): string {
+    return `${this.#tokenUrl} as ${JSON.stringify(this.#clientId)}`;
   }
 
   #send(request: Request, token: Token): Promise<Response> {
@@ -241,10 +251,19 @@ class FreshTokenClient implements TokenClient {
   }
 
   /** Starts an acquisition, or joins the one in flight (the core's `Join`). */
-  #acquire(force: boolean): Promise<Token> {
-    this.#inflight ??= this.#acquireShared(force).finally(() => {
-      this.#inflight = undefined;
-    });
+  #acquire(force: boolean, later = false): Promise<Token> {
+    if (this.#inflight === undefined) {
+      // A background refresh starts in a task of its own, so that the caller
+      // who happened to trigger it is not charged for starting the request.
+      const started = later
+        ? sleep(0).then(() => this.#acquireShared(force))
+        : this.#acquireShared(force);
+      this.#inflight = started.finally(() => {
+        this.#inflight = undefined;
+        this.#syncServeUntil();
+      });
+      this.#syncServeUntil();
+    }
     return this.#inflight;
   }
 
@@ -365,22 +384,50 @@ class FreshTokenClient implements TokenClient {
   }
 
   #remember(t: StoredToken): Token {
-    const token = new Token(t.accessToken, t.tokenType, t.expiresAt, t.scope);
-    this.#entry = { ...t, token, resolved: Promise.resolve(token) };
+    // The literal "Bearer" is shared; the core's copy would cost every client a string.
+    const tokenType = t.tokenType === "Bearer" ? "Bearer" : t.tokenType;
+    const token = new Token(t.accessToken, tokenType, t.expiresAt, t.scope);
+    // Fixed fields, not a spread: a compact object, held by every client.
+    this.#entry = {
+      accessToken: t.accessToken,
+      tokenType,
+      scope: t.scope,
+      lifetimeSeconds: t.lifetimeSeconds,
+      expiresAt: t.expiresAt,
+      refreshAt: t.refreshAt,
+      usableUntil: t.usableUntil,
+      tokenId: t.tokenId,
+      token,
+      resolved: Promise.resolve(token),
+    };
+    this.#syncServeUntil();
     return token;
+  }
+
+  /** Asks the core again after the token, the request in flight or the hold-back changed. */
+  #syncServeUntil(): void {
+    const entry = this.#entry;
+    this.#serveUntil = entry === undefined ? -Infinity : this.#engine.serveUntil(
+      entry.expiresAt,
+      entry.refreshAt,
+      entry.usableUntil,
+      this.#refreshNotBefore,
+      this.#inflight !== undefined,
+    );
   }
 
   /** Stale-while-revalidate: one refresh, spaced by backoff after failures. */
   #refreshInBackground(): void {
     if (this.#inflight !== undefined) return;
     this.#emit({ type: "background_refresh", at: this.#now() });
-    this.#acquire(false).catch((error: TokenError) => {
+    this.#acquire(false, true).catch((error: TokenError) => {
       this.#backgroundFailures++;
       const delay = this.#engine.backgroundRetryDelay(
         this.#backgroundFailures,
         error.retryAfterSeconds,
       );
       this.#refreshNotBefore = this.#now() + delay;
+      this.#syncServeUntil();
     });
   }
 

@@ -39,6 +39,12 @@ export class Engine {
      */
     schedule(t0: number, lifetime_seconds: number): { expiresAt: number; refreshAt: number; usableUntil: number };
     /**
+     * Until when [`Engine::decide`] would answer "serve" to callers with no
+     * `minValidSeconds`, while `refresh_not_before` and `in_flight` stay:
+     * the wrapper's hot path compares the clock with this.
+     */
+    serveUntil(expires_at: number, refresh_at: number, usable_until: number, refresh_not_before: number, in_flight: boolean): number;
+    /**
      * The bound on one acquisition in force, ms (the option or its default).
      */
     readonly deadlineMs: number;

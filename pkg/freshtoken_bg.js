@@ -91,6 +91,21 @@ export class Engine {
         return ret;
     }
     /**
+     * Until when [`Engine::decide`] would answer "serve" to callers with no
+     * `minValidSeconds`, while `refresh_not_before` and `in_flight` stay:
+     * the wrapper's hot path compares the clock with this.
+     * @param {number} expires_at
+     * @param {number} refresh_at
+     * @param {number} usable_until
+     * @param {number} refresh_not_before
+     * @param {boolean} in_flight
+     * @returns {number}
+     */
+    serveUntil(expires_at, refresh_at, usable_until, refresh_not_before, in_flight) {
+        const ret = wasm.engine_serveUntil(this.__wbg_ptr, expires_at, refresh_at, usable_until, refresh_not_before, in_flight);
+        return ret;
+    }
+    /**
      * The per-request timeout in force, ms (the option or its default).
      * @returns {number}
      */

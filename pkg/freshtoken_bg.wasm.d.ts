@@ -9,6 +9,7 @@ export const engine_decide: (a: number, b: number, c: number, d: number, e: numb
 export const engine_fetchToken: (a: number) => any;
 export const engine_new: (a: any, b: any, c: any, d: any) => [number, number, number];
 export const engine_schedule: (a: number, b: number, c: number) => any;
+export const engine_serveUntil: (a: number, b: number, c: number, d: number, e: number, f: number) => number;
 export const engine_timeoutMs: (a: number) => number;
 export const wasm_bindgen__convert__closures_____invoke__h36b612059ede6d03: (a: number, b: number, c: any, d: any) => void;
 export const wasm_bindgen__convert__closures_____invoke__hff0ee63e39e23348: (a: number, b: number, c: any) => [number, number];

@@ -76,13 +76,36 @@ pub enum Step {
     Failed(TokenError),
 }
 
+/// What acquisitions need from a client's configuration: all a client
+/// keeps besides its token request.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Retry policy.
+    pub policy: RetryPolicy,
+    /// Per-request timeout in milliseconds.
+    pub timeout_ms: f64,
+    /// Fixed refresh window in seconds, if set.
+    pub refresh_ahead_seconds: Option<f64>,
+    /// The secret, to redact it from server error messages.
+    pub secret: ClientSecret,
+}
+
+impl Settings {
+    /// The settings of `config`.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            policy: config.retry,
+            timeout_ms: config.timeout_ms,
+            refresh_ahead_seconds: config.refresh_ahead_seconds,
+            secret: config.client_secret.clone(),
+        }
+    }
+}
+
 /// The state of one acquisition.
 #[derive(Debug)]
 pub struct Acquisition {
-    policy: RetryPolicy,
-    timeout_ms: f64,
-    refresh_ahead_seconds: Option<f64>,
-    secret: ClientSecret,
+    settings: Settings,
     started_at: f64,
     attempts: u32,
     sent_at: f64,
@@ -90,12 +113,9 @@ pub struct Acquisition {
 
 impl Acquisition {
     /// Starts an acquisition at `now`.
-    pub fn new(config: &Config, now: f64) -> Self {
+    pub fn new(settings: &Settings, now: f64) -> Self {
         Self {
-            policy: config.retry,
-            timeout_ms: config.timeout_ms,
-            refresh_ahead_seconds: config.refresh_ahead_seconds,
-            secret: config.client_secret.clone(),
+            settings: settings.clone(),
             started_at: now,
             attempts: 0,
             sent_at: now,
@@ -112,8 +132,8 @@ impl Acquisition {
     pub fn begin_attempt(&mut self, now: f64) -> f64 {
         self.attempts += 1;
         self.sent_at = now;
-        let left = self.started_at + self.policy.deadline_ms - now;
-        self.timeout_ms.min(left).max(1.0)
+        let left = self.started_at + self.settings.policy.deadline_ms - now;
+        self.settings.timeout_ms.min(left).max(1.0)
     }
 
     /// Call with what the attempt produced: a parsed answer, or a transport
@@ -131,7 +151,7 @@ impl Acquisition {
                 let schedule = schedule(
                     self.sent_at,
                     token.expires_in,
-                    self.refresh_ahead_seconds,
+                    self.settings.refresh_ahead_seconds,
                     rand_window,
                 );
                 return Step::Done(Issued {
@@ -142,17 +162,17 @@ impl Acquisition {
             }
             Err(error) => error,
         };
-        error.redact(self.secret.secret());
-        error.redact(&form_encode(self.secret.secret()));
-        if !error.retryable || self.attempts >= self.policy.max_attempts {
+        error.redact(self.settings.secret.secret());
+        error.redact(&form_encode(self.settings.secret.secret()));
+        if !error.retryable || self.attempts >= self.settings.policy.max_attempts {
             return Step::Failed(error);
         }
-        let backoff = libm::ceil(self.policy.backoff_ms(self.attempts, rand_backoff));
+        let backoff = libm::ceil(self.settings.policy.backoff_ms(self.attempts, rand_backoff));
         let delay_ms = match error.retry_after_seconds {
             Some(seconds) => (seconds * 1000.0).max(backoff),
             None => backoff,
         };
-        let deadline = self.started_at + self.policy.deadline_ms;
+        let deadline = self.started_at + self.settings.policy.deadline_ms;
         if now + delay_ms >= deadline {
             // Waiting would pass the deadline: fail now, saying how long the server wants.
             if error.code == ErrorCode::RateLimited || error.retry_after_seconds.is_none() {
@@ -174,7 +194,7 @@ mod tests {
 
     const T0: f64 = 1_000_000.0;
 
-    fn config(edit: impl FnOnce(&mut Options)) -> Config {
+    fn settings(edit: impl FnOnce(&mut Options)) -> Settings {
         let mut o = Options {
             token_url: "https://login.example.com/oauth/token".into(),
             client_id: "id".into(),
@@ -182,7 +202,7 @@ mod tests {
             ..Options::default()
         };
         edit(&mut o);
-        Config::new(o).unwrap()
+        Settings::new(&Config::new(o).unwrap())
     }
 
     fn token(lifetime: f64) -> TokenResponse {
@@ -213,7 +233,7 @@ mod tests {
 
     #[test]
     fn expiry_is_measured_from_the_attempt_that_succeeded() {
-        let mut a = Acquisition::new(&config(|_| {}), T0);
+        let mut a = Acquisition::new(&settings(|_| {}), T0);
         a.begin_attempt(T0);
         let step = a.finish_attempt(
             T0 + 50.0,
@@ -232,7 +252,7 @@ mod tests {
 
     #[test]
     fn retryable_failures_retry_up_to_max_attempts() {
-        let mut a = Acquisition::new(&config(|_| {}), T0);
+        let mut a = Acquisition::new(&settings(|_| {}), T0);
         let mut now = T0;
         let mut retries = 0;
         loop {
@@ -254,7 +274,7 @@ mod tests {
 
     #[test]
     fn oauth_errors_are_not_retried() {
-        let mut a = Acquisition::new(&config(|_| {}), T0);
+        let mut a = Acquisition::new(&settings(|_| {}), T0);
         a.begin_attempt(T0);
         let e = TokenError::new(ErrorCode::InvalidClient, "bad").with_status(401);
         let step = a.finish_attempt(
@@ -278,7 +298,7 @@ mod tests {
 
     #[test]
     fn retry_after_is_honoured() {
-        let mut a = Acquisition::new(&config(|_| {}), T0);
+        let mut a = Acquisition::new(&settings(|_| {}), T0);
         a.begin_attempt(T0);
         let mut e = failure(ErrorCode::RateLimited, 429);
         e.retry_after_seconds = Some(5.0);
@@ -288,7 +308,7 @@ mod tests {
 
     #[test]
     fn a_wait_past_the_deadline_fails_fast_as_rate_limited() {
-        let mut a = Acquisition::new(&config(|_| {}), T0);
+        let mut a = Acquisition::new(&settings(|_| {}), T0);
         a.begin_attempt(T0);
         let mut e = failure(ErrorCode::RateLimited, 429);
         e.retry_after_seconds = Some(31_536_000.0);
@@ -300,7 +320,7 @@ mod tests {
             (ErrorCode::RateLimited, Some(31_536_000.0))
         );
         // A 503 asking for more than the deadline is reported the same way.
-        let mut a = Acquisition::new(&config(|_| {}), T0);
+        let mut a = Acquisition::new(&settings(|_| {}), T0);
         a.begin_attempt(T0);
         let mut e = failure(ErrorCode::ServerError, 503);
         e.retry_after_seconds = Some(60.0);
@@ -315,7 +335,7 @@ mod tests {
 
     #[test]
     fn attempt_timeouts_never_reach_past_the_deadline() {
-        let c = config(|o| {
+        let c = settings(|o| {
             o.timeout_ms = Some(10_000.0);
             o.deadline_ms = Some(12_000.0);
         });
@@ -344,7 +364,7 @@ mod tests {
 
     #[test]
     fn errors_leaving_the_acquisition_never_carry_the_secret() {
-        let mut a = Acquisition::new(&config(|_| {}), T0);
+        let mut a = Acquisition::new(&settings(|_| {}), T0);
         a.begin_attempt(T0);
         let mut e = TokenError::new(
             ErrorCode::InvalidClient,

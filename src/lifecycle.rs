@@ -92,6 +92,19 @@ pub fn decide(
     }
 }
 
+/// Until when [`decide`] answers [`Decision::Serve`] to callers with no
+/// `min_valid_ms`, as long as `refresh_not_before` and `in_flight` stay as
+/// they are. The wrapper's hot path compares the clock with this number and
+/// asks [`decide`] only past it.
+pub fn serve_until(token: &Schedule, refresh_not_before: f64, in_flight: bool) -> f64 {
+    let usable_until = token.usable_until.min(token.expires_at);
+    if in_flight {
+        usable_until
+    } else {
+        token.refresh_at.max(refresh_not_before).min(usable_until)
+    }
+}
+
 /// How long to hold background refreshes back after `failures` failed ones
 /// in a row: doubling from at least 1 s up to `max_delay_ms`, with equal
 /// jitter (half fixed, half random) so attempts stay spaced, and never
@@ -271,5 +284,24 @@ mod tests {
         );
         assert_eq!(background_retry_delay_ms(&p, 1, Some(30.0), 0.0), 30_000.0);
         assert!(background_retry_delay_ms(&p, u32::MAX, None, 1.0).is_finite());
+    }
+
+    #[test]
+    fn serve_until_is_where_decide_stops_serving() {
+        let token = schedule(T0, 3600.0, None, 0.5);
+        let holds = [0.0, token.refresh_at + 60_000.0, token.usable_until + 1.0];
+        for refresh_not_before in holds {
+            for in_flight in [false, true] {
+                let until = serve_until(&token, refresh_not_before, in_flight);
+                let at = |now: f64| decide(now, Some(&token), 0.0, refresh_not_before, in_flight);
+                assert_eq!(at(T0), Decision::Serve);
+                assert_eq!(at(until - 1.0), Decision::Serve);
+                assert_ne!(
+                    at(until),
+                    Decision::Serve,
+                    "{refresh_not_before} {in_flight}"
+                );
+            }
+        }
     }
 }

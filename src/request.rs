@@ -3,10 +3,7 @@
 //! [RFC 6749 §4.4.2]: https://www.rfc-editor.org/rfc/rfc6749#section-4.4.2
 
 use crate::config::{AuthMethod, Config};
-use alloc::borrow::ToOwned;
 use alloc::string::String;
-use alloc::vec;
-use alloc::vec::Vec;
 use core::fmt;
 
 /// A ready-to-send HTTP request. `Debug` hides the headers and body, which
@@ -14,10 +11,24 @@ use core::fmt;
 pub struct HttpRequest {
     /// Where to `POST`.
     pub url: String,
-    /// Header names and values, in order.
-    pub headers: Vec<(&'static str, String)>,
+    /// The `Authorization` header (`client_secret_basic`).
+    pub authorization: Option<String>,
     /// `application/x-www-form-urlencoded` body.
     pub body: String,
+}
+
+/// The headers every token request carries.
+const FIXED_HEADERS: [(&str, &str); 2] = [
+    ("Content-Type", "application/x-www-form-urlencoded"),
+    ("Accept", "application/json"),
+];
+
+impl HttpRequest {
+    /// Header names and values, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        let authorization = self.authorization.as_deref().map(|v| ("Authorization", v));
+        FIXED_HEADERS.into_iter().chain(authorization)
+    }
 }
 
 impl fmt::Debug for HttpRequest {
@@ -56,19 +67,10 @@ pub fn token_request(config: &Config) -> HttpRequest {
     for (name, value) in &config.extra_params {
         param(name, value);
     }
-    let mut headers = vec![
-        (
-            "Content-Type",
-            "application/x-www-form-urlencoded".to_owned(),
-        ),
-        ("Accept", "application/json".to_owned()),
-    ];
-    if config.auth_method == AuthMethod::ClientSecretBasic {
-        headers.push(("Authorization", basic_auth(&config.client_id, secret)));
-    }
+    let basic = config.auth_method == AuthMethod::ClientSecretBasic;
     HttpRequest {
         url: config.token_url.clone(),
-        headers,
+        authorization: basic.then(|| basic_auth(&config.client_id, secret)),
         body,
     }
 }
@@ -187,15 +189,13 @@ mod tests {
     fn client_secret_basic_puts_credentials_in_the_header_only() {
         let request = token_request(&config(|_| {}));
         assert_eq!(request.body, "grant_type=client_credentials");
+        let authorization = basic_auth("my id", "p@ss:w+rd/é");
         assert_eq!(
-            request.headers,
+            request.headers().collect::<Vec<_>>(),
             vec![
-                (
-                    "Content-Type",
-                    "application/x-www-form-urlencoded".to_owned()
-                ),
-                ("Accept", "application/json".to_owned()),
-                ("Authorization", basic_auth("my id", "p@ss:w+rd/é")),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Accept", "application/json"),
+                ("Authorization", authorization.as_str()),
             ]
         );
     }
@@ -209,10 +209,7 @@ mod tests {
             request.body,
             "grant_type=client_credentials&client_id=my+id&client_secret=p%40ss%3Aw%2Brd%2F%C3%A9"
         );
-        assert!(request
-            .headers
-            .iter()
-            .all(|(name, _)| *name != "Authorization"));
+        assert!(request.headers().all(|(name, _)| name != "Authorization"));
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //! reads the answer, retries, and hands plain objects back to the Deno
 //! wrapper, which owns the cache.
 
-use crate::acquire::{Acquisition, Issued, Step};
+use crate::acquire::{Acquisition, Issued, Settings, Step};
 use crate::config::{Config, Options};
 use crate::error::{ErrorCode, TokenError};
-use crate::lifecycle::{background_retry_delay_ms, decide, schedule, Schedule};
+use crate::lifecycle::{background_retry_delay_ms, decide, schedule, serve_until, Schedule};
 use crate::request::{token_request, HttpRequest};
 use crate::response::{read_answer, Field, HttpAnswer, RawResponse, TokenResponse};
 use alloc::rc::Rc;
@@ -29,16 +29,11 @@ extern "C" {
     fn set_timeout(callback: &JsValue, ms: f64) -> JsValue;
 }
 
-/// The token request as JavaScript values, made once per client.
-struct Request {
-    url: JsValue,
-    headers: JsValue,
-    body: JsValue,
-}
-
+/// What a client keeps: its token request and its settings (in linear
+/// memory), and the host's functions.
 struct Host {
-    config: Config,
-    request: Request,
+    request: HttpRequest,
+    settings: Settings,
     send: Function,
     now: Function,
     on_event: Function,
@@ -63,17 +58,10 @@ impl Engine {
         on_event: Function,
     ) -> Result<Engine, JsValue> {
         let config = Config::new(read_options(&options)).map_err(|e| error_value(&e, 0))?;
-        let HttpRequest { url, headers, body } = token_request(&config);
-        let fields: Vec<_> = headers.into_iter().map(|(k, v)| (k, v.into())).collect();
-        let request = Request {
-            url: url.into(),
-            headers: object(&fields).into(),
-            body: body.into(),
-        };
         Ok(Engine {
             host: Rc::new(Host {
-                config,
-                request,
+                request: token_request(&config),
+                settings: Settings::new(&config),
                 send,
                 now,
                 on_event,
@@ -114,16 +102,36 @@ impl Engine {
         decide(now, token, min_valid_ms, refresh_not_before, in_flight).as_u8()
     }
 
+    /// Until when [`Engine::decide`] would answer "serve" to callers with no
+    /// `minValidSeconds`, while `refresh_not_before` and `in_flight` stay:
+    /// the wrapper's hot path compares the clock with this.
+    #[wasm_bindgen(js_name = serveUntil)]
+    pub fn serve_until(
+        &self,
+        expires_at: f64,
+        refresh_at: f64,
+        usable_until: f64,
+        refresh_not_before: f64,
+        in_flight: bool,
+    ) -> f64 {
+        let token = Schedule {
+            expires_at,
+            refresh_at,
+            usable_until,
+        };
+        serve_until(&token, refresh_not_before, in_flight)
+    }
+
     /// The per-request timeout in force, ms (the option or its default).
     #[wasm_bindgen(getter, js_name = timeoutMs)]
     pub fn timeout_ms(&self) -> f64 {
-        self.host.config.timeout_ms
+        self.host.settings.timeout_ms
     }
 
     /// The bound on one acquisition in force, ms (the option or its default).
     #[wasm_bindgen(getter, js_name = deadlineMs)]
     pub fn deadline_ms(&self) -> f64 {
-        self.host.config.retry.deadline_ms
+        self.host.settings.policy.deadline_ms
     }
 
     /// This client's schedule for a token of `lifetime_seconds` requested at
@@ -133,7 +141,7 @@ impl Engine {
         unchecked_return_type = "{ expiresAt: number; refreshAt: number; usableUntil: number }"
     )]
     pub fn schedule(&self, t0: f64, lifetime_seconds: f64) -> Object {
-        let override_seconds = self.host.config.refresh_ahead_seconds;
+        let override_seconds = self.host.settings.refresh_ahead_seconds;
         let s = schedule(t0, lifetime_seconds, override_seconds, Math::random());
         object(&[
             ("expiresAt", s.expires_at.into()),
@@ -147,7 +155,7 @@ impl Engine {
     #[wasm_bindgen(js_name = backgroundRetryDelay)]
     pub fn background_retry_delay(&self, failures: u32, retry_after_seconds: Option<f64>) -> f64 {
         background_retry_delay_ms(
-            &self.host.config.retry,
+            &self.host.settings.policy,
             failures,
             retry_after_seconds,
             Math::random(),
@@ -156,7 +164,7 @@ impl Engine {
 }
 
 async fn acquire(host: &Host) -> Result<JsValue, JsValue> {
-    let mut acquisition = Acquisition::new(&host.config, now(host));
+    let mut acquisition = Acquisition::new(&host.settings, now(host));
     emit(host, "fetch_start", &[]);
     loop {
         let timeout_ms = acquisition.begin_attempt(now(host));
@@ -195,12 +203,17 @@ async fn acquire(host: &Host) -> Result<JsValue, JsValue> {
 /// or rejects with why there was no answer.
 async fn send(host: &Host, timeout_ms: f64) -> Result<TokenResponse, TokenError> {
     let request = &host.request;
-    let args = Array::of4(
-        &request.url,
-        &request.headers,
-        &request.body,
-        &timeout_ms.into(),
-    );
+    let headers = Object::new();
+    for (name, value) in request.headers() {
+        let _ = Reflect::set(
+            &headers,
+            &JsValue::from_str(name),
+            &JsValue::from_str(value),
+        );
+    }
+    let url = JsValue::from_str(&request.url);
+    let body = JsValue::from_str(&request.body);
+    let args = Array::of4(&url, &headers, &body, &timeout_ms.into());
     let pending = Reflect::apply(&host.send, &JsValue::UNDEFINED, &args)
         .map_err(|_| transport_error(&JsValue::UNDEFINED))?;
     let answer = JsFuture::from(Promise::resolve(&pending))
