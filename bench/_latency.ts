@@ -4,7 +4,9 @@
 // live 8 s, so the run crosses several refreshes. Prints JSON: percentiles
 // of all calls and of the calls within 50 ms of each token change (the
 // refresh boundary), where a cache that fetches on expiry makes callers wait.
-import { freshtoken, type Getter, oauth4webapiMemo } from "./_peers.ts";
+import { freshtoken } from "./peers/freshtoken.ts";
+import { oauth4webapiMemo } from "./peers/oauth4webapi.ts";
+import type { Getter } from "./peers/common.ts";
 
 const env = (name: string) => Deno.env.get(name)!;
 const RATE = 1000;

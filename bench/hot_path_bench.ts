@@ -6,7 +6,7 @@
 
 import { createTokenClient } from "../deno/mod.ts";
 import { startGenesysLike } from "../tests/servers/genesys_like.ts";
-import { oauth4webapiMemo } from "./_peers.ts";
+import { oauth4webapiMemo } from "./peers/oauth4webapi.ts";
 
 const server = startGenesysLike({ clients: { "bench-client": "bench-secret" } });
 const client = createTokenClient({

@@ -91,66 +91,77 @@ const RESERVED_PARAMS: [&str; 6] = [
 impl Config {
     /// Checks options; every problem is a `"config"` error naming the option.
     pub fn new(options: Options) -> Result<Self, TokenError> {
-        check_token_url(&options.token_url)?;
-        if options.client_id.is_empty() {
-            return Err(TokenError::config("clientId must not be empty"));
-        }
-        if options.client_secret.is_empty() {
-            return Err(TokenError::config("clientSecret must not be empty"));
-        }
-        let auth_method = match options.auth_method.as_deref() {
-            None | Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
-            Some("client_secret_post") => AuthMethod::ClientSecretPost,
-            Some(_) => {
-                return Err(TokenError::config(
-                    "authMethod must be \"client_secret_basic\" or \"client_secret_post\"",
-                ))
-            }
-        };
-        let scope = non_empty("scope", options.scope)?;
-        let audience = non_empty("audience", options.audience)?;
-        if options.resource.iter().any(String::is_empty) {
-            return Err(TokenError::config("resource must not contain empty values"));
-        }
-        for (name, _) in &options.extra_params {
-            if name.is_empty() || RESERVED_PARAMS.contains(&name.as_str()) {
-                return Err(TokenError::config(joined(&[
-                    "extraParams may not set \"",
-                    name,
-                    "\"; use the option of that name",
-                ])));
-            }
-        }
-        let defaults = RetryPolicy::default();
-        let retry = RetryPolicy {
-            max_attempts: whole("retry.maxAttempts", options.max_attempts, 1, 100)?
-                .map_or(defaults.max_attempts, |n| n as u32),
-            base_delay_ms: number("retry.baseDelayMs", options.base_delay_ms, 0)?
-                .unwrap_or(defaults.base_delay_ms),
-            max_delay_ms: number("retry.maxDelayMs", options.max_delay_ms, 0)?
-                .unwrap_or(defaults.max_delay_ms),
-            deadline_ms: number("retry.deadlineMs", options.deadline_ms, 1)?
-                .unwrap_or(defaults.deadline_ms),
-        };
-        if retry.max_delay_ms < retry.base_delay_ms {
-            return Err(TokenError::config(
-                "retry.maxDelayMs must not be smaller than retry.baseDelayMs",
-            ));
-        }
+        // Checked by reference, then moved once: one drop of `options` on
+        // failure instead of one per early return (each costs the wasm bytes).
+        let (auth_method, retry) = check(&options)?;
         Ok(Self {
             token_url: options.token_url,
             client_id: options.client_id,
             client_secret: ClientSecret::new(options.client_secret),
             auth_method,
-            scope,
-            audience,
+            scope: options.scope,
+            audience: options.audience,
             resource: options.resource,
             extra_params: options.extra_params,
-            timeout_ms: number("timeoutMs", options.timeout_ms, 1)?.unwrap_or(10_000.0),
+            timeout_ms: options.timeout_ms.unwrap_or(10_000.0),
             retry,
-            refresh_ahead_seconds: number("refreshAheadSeconds", options.refresh_ahead_seconds, 0)?,
+            refresh_ahead_seconds: options.refresh_ahead_seconds,
         })
     }
+}
+
+/// Every rule of [`Config::new`]: the authentication method and the retry
+/// policy, or the first problem.
+fn check(options: &Options) -> Result<(AuthMethod, RetryPolicy), TokenError> {
+    check_token_url(&options.token_url)?;
+    if options.client_id.is_empty() {
+        return Err(TokenError::config("clientId must not be empty"));
+    }
+    if options.client_secret.is_empty() {
+        return Err(TokenError::config("clientSecret must not be empty"));
+    }
+    let auth_method = match options.auth_method.as_deref() {
+        None | Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
+        Some("client_secret_post") => AuthMethod::ClientSecretPost,
+        Some(_) => {
+            return Err(TokenError::config(
+                "authMethod must be \"client_secret_basic\" or \"client_secret_post\"",
+            ))
+        }
+    };
+    non_empty("scope", &options.scope)?;
+    non_empty("audience", &options.audience)?;
+    if options.resource.iter().any(String::is_empty) {
+        return Err(TokenError::config("resource must not contain empty values"));
+    }
+    for (name, _) in &options.extra_params {
+        if name.is_empty() || RESERVED_PARAMS.contains(&name.as_str()) {
+            return Err(TokenError::config(joined(&[
+                "extraParams may not set \"",
+                name,
+                "\"; use the option of that name",
+            ])));
+        }
+    }
+    number("timeoutMs", options.timeout_ms, 1)?;
+    number("refreshAheadSeconds", options.refresh_ahead_seconds, 0)?;
+    let defaults = RetryPolicy::default();
+    let retry = RetryPolicy {
+        max_attempts: whole("retry.maxAttempts", options.max_attempts, 1, 100)?
+            .map_or(defaults.max_attempts, |n| n as u32),
+        base_delay_ms: number("retry.baseDelayMs", options.base_delay_ms, 0)?
+            .unwrap_or(defaults.base_delay_ms),
+        max_delay_ms: number("retry.maxDelayMs", options.max_delay_ms, 0)?
+            .unwrap_or(defaults.max_delay_ms),
+        deadline_ms: number("retry.deadlineMs", options.deadline_ms, 1)?
+            .unwrap_or(defaults.deadline_ms),
+    };
+    if retry.max_delay_ms < retry.base_delay_ms {
+        return Err(TokenError::config(
+            "retry.maxDelayMs must not be smaller than retry.baseDelayMs",
+        ));
+    }
+    Ok((auth_method, retry))
 }
 
 /// `parts` end to end (`concat` would bring a generic join into the wasm).
@@ -162,13 +173,13 @@ fn joined(parts: &[&str]) -> String {
     text
 }
 
-fn non_empty(name: &str, value: Option<String>) -> Result<Option<String>, TokenError> {
+fn non_empty(name: &str, value: &Option<String>) -> Result<(), TokenError> {
     match value {
         Some(v) if v.trim().is_empty() => Err(TokenError::config(joined(&[
             name,
             " must not be empty (leave it out instead)",
         ]))),
-        other => Ok(other),
+        _ => Ok(()),
     }
 }
 
