@@ -12,8 +12,6 @@ const ROOT = new URL("../", import.meta.url).pathname;
 const server = () =>
   startGenesysLike({ clients: { "bench-client": "bench-secret" }, lifetimeSeconds: 3600 });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const percentile = (xs: number[], p: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 type Peer = "freshtoken" | "oauth4webapi" | "genesys_sdk";
 const PEERS: Peer[] = ["freshtoken", "oauth4webapi", "genesys_sdk"];
 

@@ -73,21 +73,35 @@ export function transport(fetch: typeof globalThis.fetch): Send {
 
 /** The body as UTF-8 text (`null` if it is not), at most 1 MiB of it. */
 async function text(response: Response): Promise<string | null> {
-  if (Number(response.headers.get("content-length")) > MAX_BODY_BYTES) {
+  const declared = response.headers.get("content-length");
+  if (Number(declared) > MAX_BODY_BYTES) {
     await response.body?.cancel().catch(() => {});
     throw "too_large" satisfies Failure;
   }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
+  let bytes: Uint8Array;
   try {
-    // Leaving the loop early cancels the stream.
-    for await (const chunk of response.body ?? []) {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) throw "too_large" satisfies Failure;
-      chunks.push(chunk);
-    }
+    // A declared length is enforced by the host's HTTP client: read at once.
+    bytes = declared === null ? await capped(response) : await response.bytes();
   } catch (error) {
     throw error === "too_large" ? error : "network" satisfies Failure;
+  }
+  if (bytes.length > MAX_BODY_BYTES) throw "too_large" satisfies Failure;
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/** A body of unknown length, chunk by chunk, refused past 1 MiB without buffering the rest. */
+async function capped(response: Response): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  // Leaving the loop early cancels the stream.
+  for await (const chunk of response.body ?? []) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw "too_large" satisfies Failure;
+    chunks.push(chunk);
   }
   const bytes = new Uint8Array(size);
   let at = 0;
@@ -95,9 +109,5 @@ async function text(response: Response): Promise<string | null> {
     bytes.set(chunk, at);
     at += chunk.length;
   }
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return null;
-  }
+  return bytes;
 }

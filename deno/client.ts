@@ -105,12 +105,13 @@ class FreshTokenClient implements TokenClient {
     this.#now = fn("now", options.now, Date.now);
     this.#onEvent = fn("onEvent", options.onEvent, undefined);
     if (options.baseUrl !== undefined) this.#baseUrl = url("baseUrl", options.baseUrl);
+    const emit = (e: TokenEvent) => this.#emit(e);
     try {
       this.#engine = new Engine(
         core,
         this.#fetch === hostFetch ? hostSend : transport(this.#fetch),
         this.#now,
-        (e: TokenEvent) => this.#emit(e),
+        emit,
       );
     } catch (error) {
       throw fromCore(error);
@@ -119,7 +120,7 @@ class FreshTokenClient implements TokenClient {
     this.#clientId = core.clientId;
     this.#leaseMs = this.#engine.timeoutMs + LEASE_MARGIN_MS;
     this.#waitMs = this.#engine.deadlineMs + this.#leaseMs;
-    this.#store = openStore(options, core, this.#now, (e) => this.#emit(e));
+    this.#store = openStore(options, core, this.#now, emit);
   }
 
   getToken(options?: GetTokenOptions): Promise<Token> {
@@ -365,7 +366,9 @@ class FreshTokenClient implements TokenClient {
     this.#lastError = undefined;
     this.#backgroundFailures = 0;
     this.#refreshNotBefore = 0;
-    return this.#remember({ ...issued, tokenId: crypto.randomUUID() });
+    // The id tells tokens apart in KV; a client without KV has no use for one.
+    const tokenId = this.#store === undefined ? "" : crypto.randomUUID();
+    return this.#remember({ ...issued, tokenId });
   }
 
   /**

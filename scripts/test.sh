@@ -35,7 +35,7 @@ fi
 step "Deno $DENO_VERSION: fmt, lint, type check, doc lint"
 run deno fmt --check
 run deno lint
-run deno check deno/ demo/ tests/*.ts tests/servers/*.ts scripts/*.ts
+run deno check deno/ demo/ tests/*.ts tests/servers/*.ts scripts/*.ts bench/ # bench/: peers from npm
 run deno doc --lint deno/mod.ts deno/cron.ts deno/cli.ts
 (cd examples/deploy && run deno check main.ts)
 
