@@ -120,6 +120,42 @@ Deno.test("a body that trickles past the timeout times out", async () => {
   });
 });
 
+Deno.test("a body that is not UTF-8 is invalid_response, not a token with replacement characters", async () => {
+  const json = new TextEncoder().encode('{"access_token":"ab?","expires_in":60}');
+  json[json.indexOf("?".charCodeAt(0))] = 0xff; // a byte that never occurs in UTF-8
+  // With a length (read at once) and streamed without one (read chunk by chunk).
+  for (const streamed of [false, true]) {
+    const body = () => streamed ? ReadableStream.from([json]) : json;
+    await withServer(() => new Response(body()), async (url) => {
+      const error = await failure(url);
+      assert.equal(error.code, "invalid_response");
+    });
+  }
+});
+
+Deno.test("a body of declared length that trickles past the timeout times out", async () => {
+  const text = JSON.stringify({ access_token: "abc", expires_in: 60 });
+  let stop = false;
+  await withServer(() => {
+    let sent = 0;
+    return new Response(
+      new ReadableStream({
+        async pull(c) {
+          await new Promise((r) => setTimeout(r, 50));
+          if (stop || sent >= text.length) return c.close();
+          c.enqueue(new TextEncoder().encode(text[sent++]));
+        },
+      }),
+      { headers: { "content-length": String(text.length) } },
+    );
+  }, async (url) => {
+    const error = await failure(url, { timeoutMs: 400 });
+    assert.equal(error.code, "timeout");
+    stop = true;
+    await new Promise((r) => setTimeout(r, 120));
+  });
+});
+
 Deno.test("an HTML page or truncated JSON is invalid_response; a refused connection is network", async () => {
   await withServer(() => new Response("<html><body>Login</body></html>"), async (url) => {
     const error = await failure(url);
