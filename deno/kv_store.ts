@@ -252,25 +252,16 @@ export class KvStore {
 
   async #encode(token: StoredToken): Promise<unknown> {
     // Named fields only: callers may pass a richer object (the client's cache entry).
-    const {
-      tokenId,
-      accessToken,
-      tokenType,
-      scope,
-      lifetimeSeconds,
-      expiresAt,
-      refreshAt,
-      usableUntil,
-    } = token;
-    const secret = {
-      accessToken,
-      tokenType,
-      scope,
-      lifetimeSeconds,
-      expiresAt,
-      refreshAt,
-      usableUntil,
+    const secret: IssuedToken = {
+      accessToken: token.accessToken,
+      tokenType: token.tokenType,
+      scope: token.scope,
+      lifetimeSeconds: token.lifetimeSeconds,
+      expiresAt: token.expiresAt,
+      refreshAt: token.refreshAt,
+      usableUntil: token.usableUntil,
     };
+    const { tokenId } = token;
     if (this.#cipher === undefined) return { v: FORMAT, tokenId, ...secret };
     const cipher = await this.#cipher;
     return { v: FORMAT, tokenId, ...await cipher.seal(JSON.stringify(secret)) };
