@@ -85,8 +85,6 @@ class FreshTokenClient implements TokenClient {
   readonly #tokenUrl: string;
   readonly #clientId: string;
   readonly #store?: Promise<KvStore>;
-  readonly #leaseMs: number;
-  readonly #waitMs: number;
   #entry?: Entry;
   #inflight?: Promise<Token>;
   #refreshNotBefore = 0;
@@ -118,8 +116,6 @@ class FreshTokenClient implements TokenClient {
     }
     this.#tokenUrl = core.tokenUrl;
     this.#clientId = core.clientId;
-    this.#leaseMs = this.#engine.timeoutMs + LEASE_MARGIN_MS;
-    this.#waitMs = this.#engine.deadlineMs + this.#leaseMs;
     this.#store = openStore(options, core, this.#now, emit);
   }
 
@@ -249,6 +245,16 @@ class FreshTokenClient implements TokenClient {
     if (entry?.token !== token) return;
     this.#entry = undefined;
     await (await this.#store)?.remove(entry.tokenId);
+  }
+
+  /** How long a KV lease lasts: one request and a margin (read when needed, not kept per client). */
+  get #leaseMs(): number {
+    return this.#engine.timeoutMs + LEASE_MARGIN_MS;
+  }
+
+  /** The longest wait for a token through KV: a whole acquisition and a lease. */
+  get #waitMs(): number {
+    return this.#engine.deadlineMs + this.#leaseMs;
   }
 
   /** Starts an acquisition, or joins the one in flight (the core's `Join`). */
