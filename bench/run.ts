@@ -143,6 +143,10 @@ async function underRefresh(
 }
 
 const rows: string[][] = [];
+/** One line per goal: met or missed, from this run's figures. */
+const verdicts: string[] = [];
+const verdict = (met: boolean, text: string) =>
+  verdicts.push(`- ${met ? "met" : "**missed**"}: ${text}`);
 const row = (...cells: (string | number)[]) => {
   rows.push(cells.map(String));
   console.log(cells.join(" | "));
@@ -152,6 +156,7 @@ console.log("token-endpoint requests…");
 for (const callers of [1, 100, 10_000]) {
   const counts = [];
   for (const peer of PEERS) counts.push(await concurrent(peer, callers));
+  verdict(counts[0] === 1, `one token request for ${callers} concurrent callers (${counts[0]})`);
   row(
     `token requests, ${callers.toLocaleString("en")} concurrent caller${callers > 1 ? "s" : ""}`,
     "1",
@@ -163,6 +168,7 @@ for (const callers of [1, 100, 10_000]) {
   const counts = [];
   for (const peer of PEERS) counts.push(await processes(peer, 8));
   row("token requests, 8 processes (freshtoken sharing one KV file)", "1", ...counts, "—");
+  verdict(counts[0] === 1, `one token request from 8 processes sharing KV (${counts[0]})`);
 }
 {
   const days = [];
@@ -195,6 +201,12 @@ console.log("hot path…");
     "—",
     `${variable.toFixed(1)} (variable); ${bare.toFixed(1)} (memoised promise, no expiry check)`,
   );
+  verdict(
+    ft <= 1000 && ft / peer <= 1.2,
+    `hot path ${ft.toFixed(0)} ns, ${
+      (ft / peer).toFixed(2)
+    }× oauth4webapi + memo (goal ≤ 1000 ns, ≤ 1.2×)`,
+  );
   row(
     "hot path ratio to oauth4webapi + memoised promise",
     "≤ 1.2×",
@@ -223,6 +235,20 @@ console.log("cold start…");
     sdk.toFixed(0),
     `${empty.toFixed(0)} (empty script); ${kvOnly.toFixed(0)} (open KV, read a key)`,
   );
+  verdict(
+    fresh - empty <= 10,
+    `cold start ${
+      (fresh - empty).toFixed(0)
+    } ms above an empty deno run (goal ≤ 10 ms; opening KV and reading a key alone: ${
+      (kvOnly - empty).toFixed(0)
+    } ms)`,
+  );
+  verdict(
+    fresh < Math.min(o4w, sdk),
+    `cold start ${fresh.toFixed(0)} ms, below the peers' ${o4w.toFixed(0)} and ${
+      sdk.toFixed(0)
+    } ms with their token request (on loopback, where a token request costs about a millisecond)`,
+  );
   row(
     "cold start above an empty deno run, ms",
     "≤ 10",
@@ -238,6 +264,8 @@ const wasm = await Deno.readFile(`${ROOT}pkg/freshtoken_bg.wasm`);
 const gz =
   (await new Deno.Command("gzip", { args: ["-9", "-n", "-c", `${ROOT}pkg/freshtoken_bg.wasm`] })
     .output()).stdout;
+verdict(wasm.length <= 50_000, `wasm ${wasm.length} bytes raw (goal ≤ 50,000)`);
+verdict(gz.length <= 20_000, `wasm ${gz.length} bytes gzip (goal ≤ 20,000)`);
 row(
   "wasm size, raw / gzip -9 bytes (release, wasm-opt -Oz from binaryen 132)",
   "≤ 50 KB / ≤ 20 KB",
@@ -257,6 +285,13 @@ console.log("memory…");
   const own = ([one, many]: Memory[]) =>
     ((many.heapUsed + many.external + many.wasm - (one.heapUsed + one.external + one.wasm)) / 999)
       .toFixed(0);
+  verdict(Number(own(bare)) <= 1024, `${own(bare)} bytes of own state per client (goal ≤ 1024)`);
+  verdict(
+    Number(own(held)) <= 1024,
+    `${
+      own(held)
+    } bytes per client holding a token, the token's strings, Token and cache entry included (goal ≤ 1024)`,
+  );
   row(
     "memory per extra client, own state (JS heap + external + wasm memory), bytes: no token / holding a token",
     "≤ 1024",
@@ -290,6 +325,14 @@ console.log("latency under refresh…");
     us(o.boundary),
     "—",
     `${us(z.all)} (await of a resolved promise, all calls)`,
+  );
+  verdict(
+    f.boundary.p99 <= 2 * f.boundary.p50,
+    `p99 ${
+      ratio(f.boundary)
+    } p50 across refreshes (goal ≤ 2×; an await of a resolved promise shows ${
+      ratio(z.all)
+    } on this machine; oauth4webapi + memo ${ratio(o.boundary)})`,
   );
   row(
     "p99 / p50 of those calls",
@@ -331,8 +374,9 @@ How each figure is taken:
   expires tokens reads the clock per call (\`Date.now()\` is most of freshtoken's figure), and a
   promise-returning API pays one \`await\`; the no-expiry-check memo shows that floor.
 - **Cold start** is the median wall time of 15 fresh \`deno run\` processes per script, the
-  scripts taking turns (after a round that fills Deno's caches and puts freshtoken's token in KV). freshtoken serves a token already in KV; the peers have nowhere to keep one
-  and must ask the server. Opening KV is part of freshtoken's figure; the floor column shows
+  scripts taking turns (after a round that fills Deno's caches and puts freshtoken's token in
+  KV). freshtoken serves a token already in KV; the peers have nowhere to keep one and must ask
+  the server. Opening KV is part of freshtoken's figure; the floor column shows
   what opening KV and reading one key costs on its own.
 - **Wasm size** is pkg/freshtoken_bg.wasm as committed; \`scripts/build_wasm.sh\` (run by the
   test command) fails above 50,000 bytes raw or above its gzip ceiling.
@@ -343,6 +387,10 @@ How each figure is taken:
   starts every millisecond whether earlier ones answered or not. Tokens live 8 s, so 20 s cross
   several refreshes. The floor is an \`await\` of an already resolved promise under the same
   load: its own p99 / p50 is this machine's timing noise, which bounds what any ratio can show.
+
+Goals, from this run:
+
+${verdicts.join("\n")}
 
 | figure | goal | freshtoken | oauth4webapi + memo | Genesys SDK | floor |
 |---|---|---|---|---|---|
