@@ -6,7 +6,8 @@
 //! The clock (`now`, epoch milliseconds) and randomness (`rand` in `[0, 1)`)
 //! come in as arguments, so every rule is tested natively with a fake clock.
 //! The [`wasm`] module is the one place that talks to JavaScript: it drives
-//! [`acquire::Acquisition`] with the host's `fetch`.
+//! [`acquire::Acquisition`], sending through the Deno wrapper's transport,
+//! which calls the host's `fetch`.
 //!
 //! [RFC 6749 §4.4]: https://www.rfc-editor.org/rfc/rfc6749#section-4.4
 #![warn(missing_docs)]
