@@ -7,6 +7,22 @@ export const REFRESH_IF_DUE: unique symbol = Symbol("freshtoken.refreshIfDue");
 /** `client[LOAD_SHARED]()` takes a newer token from KV into memory, sending nothing. */
 export const LOAD_SHARED: unique symbol = Symbol("freshtoken.loadShared");
 
+/**
+ * Settles as `promise` does, unless `signal` aborts first: then rejects with
+ * `reason()`. The listener is removed once `promise` settles.
+ */
+export function unlessAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal,
+  reason: () => unknown,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(reason());
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 /** Resolves after `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

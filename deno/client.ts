@@ -9,7 +9,7 @@
 import { Engine } from "../pkg/freshtoken.js";
 import { transport } from "./_transport.ts";
 import { type CoreOptions, coreOptions, fn, url } from "./_options.ts";
-import { LOAD_SHARED, REFRESH_IF_DUE, sleep } from "./_internal.ts";
+import { LOAD_SHARED, REFRESH_IF_DUE, sleep, unlessAborted } from "./_internal.ts";
 import { observe } from "./_observe.ts";
 import {
   clientId as kvClientId,
@@ -442,12 +442,7 @@ class FreshTokenClient implements TokenClient {
 
   /** Waits for the shared acquisition; an abort stops this caller only. */
   #wait(shared: Promise<Token>, signal?: AbortSignal): Promise<Token> {
-    if (signal === undefined) return shared;
-    return new Promise((resolve, reject) => {
-      const onAbort = () => reject(aborted());
-      signal.addEventListener("abort", onAbort, { once: true });
-      shared.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-    });
+    return signal === undefined ? shared : unlessAborted(shared, signal, aborted);
   }
 
   #emit(event: TokenEvent): void {

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { sleep } from "./_internal.ts";
+import { sleep, unlessAborted } from "./_internal.ts";
 import { observe } from "./_observe.ts";
 import type { TokenEvent } from "./types.ts";
 
@@ -386,10 +386,9 @@ function unbase64(text: string): Uint8Array<ArrayBuffer> {
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   // AbortSignal.timeout, not setTimeout: a process's first setTimeout costs
   // milliseconds of start-up, and this is on the cold path (a token from KV).
-  const signal = AbortSignal.timeout(ms);
-  return new Promise<T>((resolve, reject) => {
-    const expire = () => reject(new Error(`KV did not answer within ${ms} ms`));
-    signal.addEventListener("abort", expire, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", expire));
-  });
+  return unlessAborted(
+    promise,
+    AbortSignal.timeout(ms),
+    () => new Error(`KV did not answer within ${ms} ms`),
+  );
 }
