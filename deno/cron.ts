@@ -1,6 +1,6 @@
 /**
  * An entry module that keeps tokens fresh in Deno KV from a `Deno.cron`
- * job, so request handlers never wait on the token endpoint (SPEC §6).
+ * job, so request handlers never wait on the token endpoint (docs/DESIGN.md, "The cron job").
  * Import it from your Deno Deploy entry point (it is not part of `mod.ts`);
  * it registers one job at top level, as Deno Deploy requires.
  *

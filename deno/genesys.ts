@@ -1,5 +1,5 @@
 /**
- * Genesys Cloud region presets (SPEC §9).
+ * Genesys Cloud region presets.
  *
  * @module
  */

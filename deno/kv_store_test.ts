@@ -1,13 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  backoffKey,
-  clientId,
-  decodeKey,
-  KvStore,
-  leaseKey,
-  type StoredToken,
-  tokenKey,
-} from "./kv_store.ts";
+import { backoffIsPlausible, Core, type TokenRecord } from "../pkg/freshtoken.js";
+import { decodeKey } from "./_cipher.ts";
+import { backoffKey, clientId, KvStore, leaseKey, type Snapshot, tokenKey } from "./kv_store.ts";
 import type { TokenEvent } from "./types.ts";
 
 const identity = {
@@ -16,8 +10,10 @@ const identity = {
   resource: [],
 };
 const RAW_KEY = crypto.getRandomValues(new Uint8Array(32));
+/** The core whose bounds the store applies: 10 s requests, 30 s deadline. */
+const core = new Core({ ...identity, clientSecret: "kv-unit-canary-secret" });
 
-function token(now: number, extra: Partial<StoredToken> = {}): StoredToken {
+function token(now: number, extra: Partial<TokenRecord> = {}): TokenRecord {
   return {
     accessToken: "canary-token-0f-kv-unit",
     tokenType: "Bearer",
@@ -25,9 +21,27 @@ function token(now: number, extra: Partial<StoredToken> = {}): StoredToken {
     expiresAt: now + 3_600_000,
     refreshAt: now + 3_240_000,
     usableUntil: now + 3_570_000,
-    tokenId: crypto.randomUUID(),
     ...extra,
   };
+}
+
+/** The snapshot, which a working KV always gives. */
+async function read(store: KvStore): Promise<Snapshot> {
+  const snapshot = await store.snapshot();
+  assert.ok(snapshot !== undefined, "KV failed");
+  return snapshot;
+}
+
+function storeFor(kv: Deno.Kv, id: string, key?: Uint8Array, events: TokenEvent[] = []) {
+  return new KvStore(kv, {
+    prefix: ["freshtoken"],
+    id,
+    key,
+    now: Date.now,
+    emit: (e) => events.push(e),
+    leaseIsPlausible: (until, now) => core.leaseIsPlausible(until, now),
+    backoffIsPlausible,
+  });
 }
 
 async function withStore(
@@ -37,13 +51,7 @@ async function withStore(
   const kv = await Deno.openKv(":memory:");
   const events: TokenEvent[] = [];
   const id = await clientId(identity);
-  const store = new KvStore(kv, {
-    prefix: ["freshtoken"],
-    id,
-    key,
-    now: Date.now,
-    emit: (e) => events.push(e),
-  });
+  const store = storeFor(kv, id, key, events);
   try {
     await fn(store, kv, events);
   } finally {
@@ -74,26 +82,25 @@ Deno.test("decodeKey() accepts base64 of exactly 32 bytes", () => {
   assert.match(decodeKey(42) as string, /string/);
 });
 
-Deno.test("a stored token reads back until it stops being usable", async () => {
+Deno.test("a stored token reads back as written, for the core to check", async () => {
   await withStore(async (store, _kv, events) => {
-    const now = Date.now();
-    const t = token(now);
+    const t = token(Date.now());
     await store.write(t);
-    assert.deepEqual((await store.snapshot()).token, t);
+    const { token: stored, tokenVersion } = await read(store);
+    assert.deepEqual(stored, { v: 2, ...t });
+    assert.ok(tokenVersion !== null);
     assert.ok(events.some((e) => e.type === "kv_write"));
-    await store.write(token(now, { usableUntil: now - 1, refreshAt: now - 2 }));
-    assert.equal((await store.snapshot()).token, undefined, "an unusable token counts as absent");
   });
 });
 
-Deno.test("remove(tokenId) deletes only that token", async () => {
+Deno.test("remove(accessToken) deletes only that token", async () => {
   await withStore(async (store) => {
     const t = token(Date.now());
     await store.write(t);
-    await store.remove("some-other-token");
-    assert.equal((await store.snapshot()).token?.tokenId, t.tokenId);
-    await store.remove(t.tokenId);
-    assert.equal((await store.snapshot()).token, undefined);
+    await store.remove("canary-token-some-other");
+    assert.ok((await read(store)).token !== undefined);
+    await store.remove(t.accessToken);
+    assert.equal((await read(store)).token, undefined);
   });
 });
 
@@ -101,39 +108,35 @@ Deno.test("encrypted values round-trip, and tampering or another key reads as ab
   await withStore(async (store, kv) => {
     const t = token(Date.now());
     await store.write(t);
-    assert.deepEqual((await store.snapshot()).token, t);
+    assert.deepEqual((await read(store)).token, t);
     const key = tokenKey(["freshtoken"], await clientId(identity));
     const raw = (await kv.get<Record<string, string>>(key)).value!;
     assert.ok(!JSON.stringify(raw).includes(t.accessToken));
-    assert.deepEqual(Object.keys(raw).sort(), ["ct", "iv", "kid", "tokenId", "v"]);
+    assert.deepEqual(Object.keys(raw).sort(), ["ct", "iv", "kid", "v"]);
     // Flip one bit of the ciphertext: the GCM tag no longer matches.
     const ct = Uint8Array.from(atob(raw.ct), (c) => c.charCodeAt(0));
     ct[0] ^= 1;
     await kv.set(key, { ...raw, ct: btoa(String.fromCharCode(...ct)) });
-    assert.equal((await store.snapshot()).token, undefined);
+    assert.equal((await read(store)).token, undefined);
     // The same ciphertext under another client's id fails too (bound as additional data).
     await store.write(t);
     const other = await clientId({ ...identity, clientId: "other" });
     await kv.set(tokenKey(["freshtoken"], other), (await kv.get(key)).value);
-    const otherStore = new KvStore(kv, {
-      prefix: ["freshtoken"],
-      id: other,
-      key: RAW_KEY,
-      now: Date.now,
-      emit: () => {},
-    });
-    assert.equal((await otherStore.snapshot()).token, undefined);
+    assert.equal((await read(storeFor(kv, other, RAW_KEY))).token, undefined);
   }, RAW_KEY);
 });
 
 Deno.test("exactly one of many concurrent takers wins the lease; it can renew and release it", async () => {
   await withStore(async (store) => {
-    const results = await Promise.all(Array.from({ length: 20 }, () => store.takeLease(5_000)));
+    const seen = await read(store);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => store.takeLease(5_000, seen)),
+    );
     const won = results.filter((r) => typeof r === "object");
     assert.equal(won.length, 1);
     assert.ok(results.every((r) => r !== undefined));
     const lease = won[0] as Exclude<(typeof results)[number], "held" | undefined>;
-    assert.ok((await store.snapshot()).leaseUntil! >= lease.until - 1);
+    assert.ok((await read(store)).leaseUntil! >= lease.until - 1);
     const renewed = await store.renewLease(lease, 10_000);
     assert.ok(renewed && renewed.until > lease.until);
     assert.equal(
@@ -142,8 +145,17 @@ Deno.test("exactly one of many concurrent takers wins the lease; it can renew an
       "a stale lease cannot be renewed",
     );
     await store.releaseLease(renewed!);
-    assert.equal((await store.snapshot()).leaseUntil, undefined);
-    assert.equal(typeof await store.takeLease(5_000), "object");
+    assert.equal((await read(store)).leaseUntil, undefined);
+    assert.equal(typeof await store.takeLease(5_000, await read(store)), "object");
+  });
+});
+
+Deno.test("the lease is not taken when the token entry changed since it was read", async () => {
+  await withStore(async (store) => {
+    const seen = await read(store);
+    await store.write(token(Date.now()));
+    assert.equal(await store.takeLease(5_000, seen), "held");
+    assert.equal(typeof await store.takeLease(5_000, await read(store)), "object");
   });
 });
 
@@ -151,27 +163,66 @@ Deno.test("an expired lease is taken over even before KV deletes it", async () =
   await withStore(async (store, kv) => {
     const key = leaseKey(["freshtoken"], await clientId(identity));
     await kv.set(key, { holder: "dead", until: Date.now() - 1 });
-    assert.equal(typeof await store.takeLease(5_000), "object");
+    const seen = await read(store);
+    assert.equal(seen.leaseUntil, undefined);
+    assert.equal(typeof await store.takeLease(5_000, seen), "object");
+  });
+});
+
+Deno.test("a lease or back-off further ahead than this client would ever write reads as absent", async () => {
+  await withStore(async (store, kv) => {
+    const id = await clientId(identity);
+    const now = Date.now();
+    // 30 s deadline + 10 s request + 1 s margin: 41 s is the longest lease.
+    await kv.set(leaseKey(["freshtoken"], id), { holder: "x", until: now + 40_000 });
+    assert.ok((await read(store)).leaseUntil !== undefined);
+    await kv.set(leaseKey(["freshtoken"], id), { holder: "x", until: now + 42_000 });
+    assert.equal((await read(store)).leaseUntil, undefined);
+    await kv.set(backoffKey(["freshtoken"], id), { until: now + 9 * 60_000 });
+    assert.equal((await read(store)).backoffUntil, now + 9 * 60_000);
+    await kv.set(backoffKey(["freshtoken"], id), { until: now + 365 * 86_400_000 });
+    assert.equal((await read(store)).backoffUntil, 0);
   });
 });
 
 Deno.test("a shared back-off is stored and read back", async () => {
   await withStore(async (store) => {
-    assert.equal(await store.backoffUntil(), 0);
+    assert.equal((await read(store)).backoffUntil, 0);
     const until = Date.now() + 5_000;
     await store.setBackoff(until);
-    assert.equal(await store.backoffUntil(), until);
+    assert.equal((await read(store)).backoffUntil, until);
   });
 });
 
 Deno.test("a closed KV answers nothing and reports kv_error once per cool-down", async () => {
   await withStore(async (store, kv, events) => {
     kv.close();
-    assert.deepEqual(await store.snapshot(), {});
-    assert.equal(await store.takeLease(1_000), undefined);
+    assert.equal(await store.snapshot(), undefined);
+    assert.equal(
+      await store.takeLease(1_000, { tokenVersion: null, leaseVersion: null, backoffUntil: 0 }),
+      undefined,
+    );
     await store.write(token(Date.now()));
     const errors = events.filter((e) => e.type === "kv_error");
     assert.equal(errors.length, 1);
     assert.equal(errors[0].type === "kv_error" && errors[0].operation, "read");
   });
+});
+
+Deno.test("a KV whose getMany answers short or with nulls counts as failed", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    for (const answer of [[], [null, null, null], [{ value: 1, versionstamp: null }]]) {
+      const liar = new Proxy(kv, {
+        get: (target, name) =>
+          name === "getMany" ? () => Promise.resolve(answer) : Reflect.get(target, name),
+      });
+      const events: TokenEvent[] = [];
+      const store = storeFor(liar, await clientId(identity), undefined, events);
+      assert.equal(await store.snapshot(), undefined, JSON.stringify(answer));
+      assert.ok(events.some((e) => e.type === "kv_error"));
+    }
+  } finally {
+    kv.close();
+  }
 });

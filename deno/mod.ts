@@ -29,6 +29,7 @@ export type { TokenErrorCode, TokenErrorInit } from "./token_error.ts";
 export type { Token } from "./token.ts";
 export type {
   GetTokenOptions,
+  RefreshIfDueOptions,
   RefreshResult,
   RetryOptions,
   TokenClient,

@@ -1,21 +1,23 @@
 /**
- * The refresh step for a scheduled job (SPEC §6).
+ * The refresh step for a scheduled job (docs/DESIGN.md, "The cron job").
  *
  * @module
  */
 
 import { REFRESH_IF_DUE } from "./_internal.ts";
 import { configError } from "./token_error.ts";
-import type { RefreshResult, TokenClient } from "./types.ts";
+import type { RefreshIfDueOptions, RefreshResult, TokenClient } from "./types.ts";
 
 /**
- * Refreshes `client`'s token if it is inside its refresh window (or
- * missing), so request handlers never wait on the token endpoint. With KV,
- * the newest stored token counts, and the refreshed token is written back
- * for every isolate. Resolves to `"fresh"` (nothing to do), `"refreshed"`
- * or `"failed"`; it never rejects for a failed token request.
+ * Refreshes `client`'s token if it is missing, inside its refresh window,
+ * or would enter it within `aheadSeconds` (a job passes its own period, so
+ * the token never falls due between two runs and request handlers never
+ * wait on the token endpoint). With KV, the newest stored token counts,
+ * and the refreshed token is written back for every isolate. Resolves to
+ * `"fresh"` (nothing to do), `"refreshed"` or `"failed"`; it never rejects
+ * for a failed token request.
  *
- * @example Your own `Deno.cron` job
+ * @example Your own `Deno.cron` job, every 5 minutes
  * ```ts
  * import { createTokenClient, genesysCloud, refreshIfDue } from "./mod.ts";
  *
@@ -25,16 +27,24 @@ import type { RefreshResult, TokenClient } from "./types.ts";
  *   kv,
  * });
  * const job = async () => {
- *   if (await refreshIfDue(client) === "failed") throw new Error("token refresh failed");
+ *   const result = await refreshIfDue(client, { aheadSeconds: 300 });
+ *   if (result === "failed") throw new Error("token refresh failed");
  * };
  * // Deno.cron("refresh tokens", "*\/5 * * * *", { backoffSchedule: [1000, 5000] }, job);
  * kv.close();
  * ```
  */
-export function refreshIfDue(client: TokenClient): Promise<RefreshResult> {
+export function refreshIfDue(
+  client: TokenClient,
+  options: RefreshIfDueOptions = {},
+): Promise<RefreshResult> {
   const refresh = (client as unknown as Record<symbol, unknown>)?.[REFRESH_IF_DUE];
   if (typeof refresh !== "function") {
     return Promise.reject(configError("refreshIfDue needs a client made by createTokenClient"));
   }
-  return refresh.call(client);
+  const { aheadSeconds = 0 } = options ?? {};
+  if (typeof aheadSeconds !== "number" || !(aheadSeconds >= 0) || !Number.isFinite(aheadSeconds)) {
+    return Promise.reject(configError("aheadSeconds must be a finite number of at least 0"));
+  }
+  return refresh.call(client, aheadSeconds * 1000);
 }

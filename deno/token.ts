@@ -52,10 +52,11 @@ export class Token {
     };
   }
 
-  /** The redacted form that `console.log` and `Deno.inspect` print. */
+  /** The redacted form that `console.log` and `Deno.inspect` print; never throws. */
   [Symbol.for("Deno.customInspect")](): string {
     const scope = this.scope === undefined ? "" : `, scope: ${JSON.stringify(this.scope)}`;
-    const expires = new Date(this.expiresAt).toISOString();
+    const date = new Date(this.expiresAt);
+    const expires = Number.isNaN(date.getTime()) ? String(this.expiresAt) : date.toISOString();
     return `Token { accessToken: ${REDACTED}, tokenType: "${this.tokenType}", expiresAt: ${expires}${scope} }`;
   }
 }

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { errorCodes } from "../pkg/freshtoken.js";
 import { observe } from "./_observe.ts";
 
 /** Every code a {@linkcode TokenError} can carry. */
@@ -34,12 +35,10 @@ export interface TokenErrorInit {
   retryAfterSeconds?: number;
 }
 
-const RETRYABLE: ReadonlySet<TokenErrorCode> = new Set([
-  "rate_limited",
-  "server_error",
-  "network",
-  "timeout",
-]);
+/** The codes retryable by default, as the core defines them. */
+const RETRYABLE: ReadonlySet<string> = new Set(
+  errorCodes().filter((c) => c.retryable).map((c) => c.code),
+);
 
 /**
  * A failed token request, a bad option or an aborted wait. Its message
@@ -94,7 +93,7 @@ export function configError(message: string): TokenError {
   return new TokenError("config", `config: ${message}`, { description: message });
 }
 
-/** Turns what the wasm core throws (a plain object) into a {@linkcode TokenError}. */
+/** Turns what the wasm core reports (a plain `CoreError` object) into a {@linkcode TokenError}. */
 export function fromCore(error: unknown): TokenError {
   if (error instanceof TokenError) return error;
   const e = (error ?? {}) as Record<string, unknown>;

@@ -1,5 +1,5 @@
 /**
- * The public types of freshtoken's client (SPEC §2, §8).
+ * The public types of freshtoken's client.
  *
  * @module
  */
@@ -7,7 +7,7 @@
 import type { TokenError, TokenErrorCode } from "./token_error.ts";
 import type { Token } from "./token.ts";
 
-/** Retry settings for one token acquisition (SPEC §4). */
+/** Retry settings for one token acquisition. */
 export interface RetryOptions {
   /** Attempts per acquisition, the first included. Default 4. */
   maxAttempts?: number;
@@ -39,7 +39,7 @@ export interface TokenClientOptions {
   extraParams?: Record<string, string>;
   /** Resolves relative URLs given to {@linkcode TokenClient.fetch}. */
   baseUrl?: string;
-  /** A Deno KV; when given, tokens persist and are shared (SPEC §5). */
+  /** A Deno KV; when given, tokens persist and are shared. */
   kv?: Deno.Kv;
   /** KV key prefix. Default `["freshtoken"]`. */
   kvPrefix?: Deno.KvKey;
@@ -100,6 +100,15 @@ export interface TokenClient {
   status(): TokenStatus;
 }
 
+/** Options of {@linkcode refreshIfDue}. */
+export interface RefreshIfDueOptions {
+  /**
+   * Also refresh a token that would enter its refresh window within this
+   * many seconds: a job passes its own period. Default 0.
+   */
+  aheadSeconds?: number;
+}
+
 /**
  * What {@linkcode refreshIfDue} resolves to: `"fresh"` (not due, nothing
  * sent), `"refreshed"` or `"failed"`.
@@ -112,7 +121,7 @@ export interface TokenEventBase {
   at: number;
 }
 
-/** What {@linkcode TokenClientOptions.onEvent} receives (SPEC §8). */
+/** What {@linkcode TokenClientOptions.onEvent} receives. */
 export type TokenEvent =
   | TokenEventBase & { type: "fetch_start" }
   | TokenEventBase & { type: "fetch_ok"; lifetimeSeconds: number; attempts: number }

@@ -2,54 +2,213 @@
 /* tslint:disable */
 /* eslint-disable */
 
+/** The host functions one acquisition uses; the core lets go of them when it ends. */
+export interface Host {
+    /** Sends the token request (the `fetch` option, or the global fetch). */
+    fetch(request: Request): Promise<Response>;
+    /** Wall clock, epoch ms. */
+    now(): number;
+    /** Monotonic clock, ms. */
+    mono(): number;
+    /** Receives the acquisition's events. */
+    emit(event: CoreEvent): void;
+    /** Told, at once, of each token the core now holds (before `fetch` resolves). */
+    hold(token: TokenRecord): void;
+}
+
+/** A token as the core hands it out, and as KV stores it. */
+export interface TokenRecord {
+    accessToken: string;
+    tokenType: "Bearer";
+    scope?: string;
+    /** `expires_in` of the response, seconds. */
+    lifetimeSeconds: number;
+    /** Expiry, epoch ms. */
+    expiresAt: number;
+    /** When this client refreshes it, epoch ms. */
+    refreshAt: number;
+    /** When this client stops serving it, epoch ms. */
+    usableUntil: number;
+}
+
+/** An error as the core reports it. */
+export interface CoreError {
+    message: string;
+    code: string;
+    status?: number;
+    retryable: boolean;
+    description?: string;
+    retryAfterSeconds?: number;
+}
+
+/** What an acquisition reports through `Host.emit`. */
+export type CoreEvent =
+| { type: "fetch_start"; at: number }
+| { type: "fetch_ok"; at: number; lifetimeSeconds: number; attempts: number }
+| { type: "fetch_error"; at: number; code: string; status?: number; retryable: boolean; attempt: number }
+| { type: "retry"; at: number; delayMs: number; attempt: number };
+
+/** What `status()` reports, never the token. */
+export interface CoreStatus {
+    hasToken: boolean;
+    expiresAt?: number;
+    refreshAt?: number;
+    fetches: number;
+    lastError?: CoreError;
+}
+
+/** What identifies a client's tokens in KV: never the secret. */
+export interface Identity {
+    tokenUrl: string;
+    clientId: string;
+    scope?: string;
+    audience?: string;
+    resource: string[];
+}
+
+
+
 /**
- * One client's token engine: checked options plus the host functions.
+ * One client's core: its configuration and its token state.
  */
-export class Engine {
+export class Core {
     free(): void;
     [Symbol.dispose](): void;
     /**
-     * Milliseconds to hold background refreshes back after `failures`
-     * failed ones in a row.
+     * Takes a token read from KV when it is sound and one to take (see
+     * `TokenState::adopt`); returns it as taken, or `undefined`.
      */
-    backgroundRetryDelay(failures: number, retry_after_seconds?: number | null): number;
+    adopt(now: number, mono: number, stored: unknown, force: boolean): TokenRecord | undefined;
     /**
-     * SPEC §3 decision for a caller at `now`: 0 serve, 1 serve and refresh
-     * in the background, 2 fetch, 3 join the request in flight. Pass `NaN`
-     * times when there is no token.
+     * A request sent again after a 401 was accepted.
      */
-    decide(now: number, expires_at: number, refresh_at: number, usable_until: number, min_valid_ms: number, refresh_not_before: number, in_flight: boolean): number;
+    authorized(): void;
     /**
-     * Requests a token, retrying per the policy. Resolves to
-     * `{ accessToken, tokenType, scope?, expiresAt, refreshAt, usableUntil,
-     * lifetimeSeconds, attempts }`; rejects with an error object carrying
-     * `code`, `status`, `retryable`, `description`, `retryAfterSeconds`.
+     * An acquisition starts; throws a `CoreError` while token requests
+     * are held back after failures.
      */
-    fetchToken(): Promise<any>;
+    begin(now: number, mono: number, background: boolean): void;
     /**
-     * Checks `options` (throws a `config` error object) and keeps the
-     * wrapper's `send` (deno/_transport.ts), the clock (`now`, epoch ms)
-     * and the event sink.
+     * The decision for a caller at `now`/`mono` who needs the token to
+     * stay valid for `min_valid_ms` more.
      */
-    constructor(options: any, send: Function, now: Function, on_event: Function);
+    decide(now: number, mono: number, min_valid_ms: number): Decision;
     /**
-     * This client's schedule for a token of `lifetime_seconds` requested at
-     * `t0` (epoch ms) by anyone, e.g. another isolate: `{ expiresAt,
-     * refreshAt, usableUntil }`, with this client's window and its own jitter.
+     * Whether the token is missing or due for refresh within `ahead_ms`.
      */
-    schedule(t0: number, lifetime_seconds: number): { expiresAt: number; refreshAt: number; usableUntil: number };
+    due(now: number, mono: number, ahead_ms: number): boolean;
     /**
-     * Until when [`Engine::decide`] would answer "serve" to callers with no
-     * `minValidSeconds`, while `refresh_not_before` and `in_flight` stay:
-     * the wrapper's hot path compares the clock with this.
+     * Requests a token, retrying per the policy, and caches it. Resolves
+     * to the token; rejects with a `CoreError`. Does not end the
+     * acquisition: `finish` does.
      */
-    serveUntil(expires_at: number, refresh_at: number, usable_until: number, refresh_not_before: number, in_flight: boolean): number;
+    fetch(host: Host): Promise<TokenRecord>;
     /**
-     * The bound on one acquisition in force, ms (the option or its default).
+     * The acquisition ended: with a token, or with `error` (a `TokenError`).
      */
-    readonly deadlineMs: number;
+    finish(now: number, mono: number, error: CoreError | undefined): void;
     /**
-     * The per-request timeout in force, ms (the option or its default).
+     * Forgets the cached token.
      */
-    readonly timeoutMs: number;
+    invalidate(): void;
+    /**
+     * Whether a lease deadline read from KV could be one this client writes.
+     */
+    leaseIsPlausible(until: number, now: number): boolean;
+    /**
+     * Checks `options` (the object given to `createTokenClient`); throws a
+     * `CoreError` with code `config` naming the first problem.
+     */
+    constructor(options: Record<string, unknown>);
+    /**
+     * Why `decide` answered `Fail`.
+     */
+    refusal(now: number, mono: number, min_valid_ms: number): CoreError;
+    /**
+     * Until when (wall clock) `decide` keeps answering `Serve` to callers
+     * with no `minValidSeconds`: the wrapper's hot path compares with it.
+     */
+    serveUntil(now: number, mono: number): number;
+    /**
+     * Until when every isolate holds token requests back after `error`
+     * (a retryable `TokenError`): its `retryAfterSeconds`, else the first
+     * hold-back step; at most 10 minutes from `now`.
+     */
+    sharedBackoffUntil(now: number, error: CoreError): number;
+    /**
+     * What `status()` reports.
+     */
+    status(now: number, mono: number): CoreStatus;
+    /**
+     * `client.fetch` got a 401 with `token`: what to do next.
+     */
+    unauthorized(now: number, mono: number, token: string): Unauthorized;
+    /**
+     * What identifies this client's tokens in KV.
+     */
+    readonly identity: Identity;
+    /**
+     * How long a KV lease lasts: one request timeout and a margin.
+     */
+    readonly leaseMs: number;
+    /**
+     * The longest a KV lease of this client lasts: an acquisition's
+     * deadline (its holder renews it before each retry wait) plus one
+     * request timeout and a margin. A lease reaching further is corrupt.
+     */
+    readonly maxLeaseMs: number;
 }
+
+/**
+ * What a caller asking for a token gets (see `TokenState::decide`).
+ */
+export enum Decision {
+    /**
+     * Serve the cached token.
+     */
+    Serve = 0,
+    /**
+     * Serve the cached token and start one background refresh.
+     */
+    ServeAndRefresh = 1,
+    /**
+     * Start an acquisition and wait for it.
+     */
+    Fetch = 2,
+    /**
+     * Wait for the acquisition in flight.
+     */
+    Join = 3,
+    /**
+     * Fail at once with `refusal()`.
+     */
+    Fail = 4,
+}
+
+/**
+ * What `client.fetch` does after a 401 (see `TokenState::unauthorized`).
+ */
+export enum Unauthorized {
+    /**
+     * Send again with the token held now.
+     */
+    RetryWithCurrent = 0,
+    /**
+     * The token was forgotten: send again with a new one.
+     */
+    Refresh = 1,
+    /**
+     * Hand the 401 to the caller.
+     */
+    GiveUp = 2,
+}
+
+/**
+ * Whether a shared back-off read from KV is within the 10-minute cap.
+ */
+export function backoffIsPlausible(until: number, now: number): boolean;
+
+/**
+ * Every error code, and whether it is retryable by default: the one list.
+ */
+export function errorCodes(): { code: string; retryable: boolean }[];

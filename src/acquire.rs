@@ -1,63 +1,79 @@
-//! One token acquisition with retries (SPEC §4), as a sans-IO state
-//! machine: it says what to send, how long to wait, and when it is done.
+//! One token acquisition with retries (RFC 6749 §4.4; retry rules in
+//! docs/DESIGN.md), as a sans-IO state machine: it says how long each
+//! attempt may take, how long to wait, and when it is done.
 //!
 //! ```text
 //! begin_attempt(now) -> timeout ──send──> finish_attempt(now, outcome)
 //!        ^                                   │ Retry { delay_ms } ── sleep ──┐
 //!        └───────────────────────────────────┴───────────────────────────────┘
-//!                                            │ Done(Issued) / Failed(TokenError)
+//!                                            │ Done { token } / Failed(error)
 //! ```
 
-use crate::config::Config;
+use crate::clock::Now;
+use crate::config::{Config, RetryPolicy};
 use crate::error::{ErrorCode, TokenError};
-use crate::lifecycle::{schedule, Schedule};
-use crate::request::form_encode;
+use crate::redact::Redactor;
 use crate::response::TokenResponse;
-use crate::secret::ClientSecret;
+use serde::Serialize;
 
-/// Retry settings: attempts, full-jitter exponential backoff and a deadline
-/// for the whole acquisition.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RetryPolicy {
-    /// Attempts in one acquisition, the first included.
-    pub max_attempts: u32,
-    /// Backoff before the second attempt, before jitter.
-    pub base_delay_ms: f64,
-    /// Largest backoff step, before jitter.
-    pub max_delay_ms: f64,
-    /// Bound on the whole acquisition, waits included.
-    pub deadline_ms: f64,
+/// What an acquisition reports to the `onEvent` hook. Never a credential.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum Event {
+    /// The acquisition starts.
+    FetchStart {
+        /// When, epoch ms.
+        at: f64,
+    },
+    /// A token arrived.
+    FetchOk {
+        /// When, epoch ms.
+        at: f64,
+        /// Its lifetime, as the server set it.
+        lifetime_seconds: f64,
+        /// Attempts it took.
+        attempts: u32,
+    },
+    /// An attempt failed.
+    FetchError {
+        /// When, epoch ms.
+        at: f64,
+        /// Why.
+        code: ErrorCode,
+        /// The HTTP status, if there was an answer.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// Whether another attempt may help.
+        retryable: bool,
+        /// Which attempt, from 1.
+        attempt: u32,
+    },
+    /// Another attempt follows after a wait.
+    Retry {
+        /// When, epoch ms.
+        at: f64,
+        /// The wait.
+        delay_ms: f64,
+        /// The attempt that failed.
+        attempt: u32,
+    },
 }
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            base_delay_ms: 250.0,
-            max_delay_ms: 10_000.0,
-            deadline_ms: 30_000.0,
+impl Event {
+    /// The `fetch_error` event of `error`.
+    pub fn error(now: Now, error: &TokenError, attempt: u32) -> Self {
+        Self::FetchError {
+            at: now.wall,
+            code: error.code,
+            status: error.status,
+            retryable: error.retryable,
+            attempt,
         }
     }
-}
-
-impl RetryPolicy {
-    /// Full-jitter backoff after `failed` attempts: a uniform draw from
-    /// `[0, min(max_delay, base × 2^(failed−1)))`.
-    pub fn backoff_ms(&self, failed: u32, rand: f64) -> f64 {
-        let doubling = f64::from(1u32 << failed.saturating_sub(1).min(30));
-        rand * (self.base_delay_ms * doubling).min(self.max_delay_ms)
-    }
-}
-
-/// A token and its schedule, as issued.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Issued {
-    /// The token response.
-    pub token: TokenResponse,
-    /// When to refresh it and when it stops being usable.
-    pub schedule: Schedule,
-    /// Attempts it took.
-    pub attempts: u32,
 }
 
 /// What the driver does next.
@@ -70,53 +86,36 @@ pub enum Step {
         /// Why the last attempt failed.
         error: TokenError,
     },
-    /// A token.
-    Done(Issued),
+    /// A token, with the moment its request was sent (its lifetime counts from there).
+    Done {
+        /// The token response.
+        token: TokenResponse,
+        /// When the request that got it was sent.
+        sent_at: Now,
+    },
     /// No token; the error is final for this acquisition.
     Failed(TokenError),
 }
 
-/// What acquisitions need from a client's configuration: all a client
-/// keeps besides its token request.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// Retry policy.
-    pub policy: RetryPolicy,
-    /// Per-request timeout in milliseconds.
-    pub timeout_ms: f64,
-    /// Fixed refresh window in seconds, if set.
-    pub refresh_ahead_seconds: Option<f64>,
-    /// The secret, to redact it from server error messages.
-    pub secret: ClientSecret,
-}
-
-impl Settings {
-    /// The settings of `config`.
-    pub fn new(config: &Config) -> Self {
-        Self {
-            policy: config.retry,
-            timeout_ms: config.timeout_ms,
-            refresh_ahead_seconds: config.refresh_ahead_seconds,
-            secret: config.client_secret.clone(),
-        }
-    }
-}
-
 /// The state of one acquisition.
-#[derive(Debug)]
 pub struct Acquisition {
-    settings: Settings,
+    policy: RetryPolicy,
+    timeout_ms: f64,
+    redactor: Redactor,
     started_at: f64,
     attempts: u32,
-    sent_at: f64,
+    sent_at: Now,
 }
 
 impl Acquisition {
-    /// Starts an acquisition at `now`.
-    pub fn new(settings: &Settings, now: f64) -> Self {
+    /// Starts an acquisition at `now`. `redactor` cleans the errors it
+    /// returns of every credential the server might echo.
+    pub fn new(config: &Config, redactor: Redactor, now: Now) -> Self {
         Self {
-            settings: settings.clone(),
-            started_at: now,
+            policy: config.retry,
+            timeout_ms: config.timeout_ms,
+            redactor,
+            started_at: now.mono,
             attempts: 0,
             sent_at: now,
         }
@@ -129,56 +128,47 @@ impl Acquisition {
 
     /// Call just before sending: returns the timeout for this attempt,
     /// which never reaches past the deadline.
-    pub fn begin_attempt(&mut self, now: f64) -> f64 {
+    pub fn begin_attempt(&mut self, now: Now) -> f64 {
         self.attempts += 1;
         self.sent_at = now;
-        let left = self.started_at + self.settings.policy.deadline_ms - now;
-        self.settings.timeout_ms.min(left).max(1.0)
+        let left = self.started_at + self.policy.deadline_ms - now.mono;
+        self.timeout_ms.min(left).max(1.0)
     }
 
-    /// Call with what the attempt produced: a parsed answer, or a transport
-    /// error (`network`, `timeout`). `rand` values are uniform in `[0, 1)`:
-    /// one for backoff jitter, one for refresh-window jitter.
+    /// Call with what the attempt produced: a token, or why there is none.
+    /// `one_attempt` ends the acquisition on any failure (a background
+    /// refresh while the current token is still usable). `rand` is uniform
+    /// in `[0, 1)`, for backoff jitter.
     pub fn finish_attempt(
         &mut self,
-        now: f64,
+        now: Now,
         outcome: Result<TokenResponse, TokenError>,
-        rand_backoff: f64,
-        rand_window: f64,
+        one_attempt: bool,
+        rand: f64,
     ) -> Step {
         let mut error = match outcome {
             Ok(token) => {
-                let schedule = schedule(
-                    self.sent_at,
-                    token.expires_in,
-                    self.settings.refresh_ahead_seconds,
-                    rand_window,
-                );
-                return Step::Done(Issued {
+                return Step::Done {
                     token,
-                    schedule,
-                    attempts: self.attempts,
-                });
+                    sent_at: self.sent_at,
+                }
             }
             Err(error) => error,
         };
-        error.redact(self.settings.secret.secret());
-        error.redact(&form_encode(self.settings.secret.secret()));
-        if !error.retryable || self.attempts >= self.settings.policy.max_attempts {
+        error.redact(&self.redactor);
+        if !error.retryable || one_attempt || self.attempts >= self.policy.max_attempts {
             return Step::Failed(error);
         }
-        let backoff = libm::ceil(self.settings.policy.backoff_ms(self.attempts, rand_backoff));
+        let backoff = self.policy.backoff_ms(self.attempts, rand).ceil();
         let delay_ms = match error.retry_after_seconds {
             Some(seconds) => (seconds * 1000.0).max(backoff),
             None => backoff,
         };
-        let deadline = self.started_at + self.settings.policy.deadline_ms;
-        if now + delay_ms >= deadline {
+        if now.mono + delay_ms >= self.started_at + self.policy.deadline_ms {
             // Waiting would pass the deadline: fail now, saying how long the server wants.
-            if error.code == ErrorCode::RateLimited || error.retry_after_seconds.is_none() {
-                return Step::Failed(error);
+            if error.retry_after_seconds.is_some() {
+                error.code = ErrorCode::RateLimited;
             }
-            error.code = ErrorCode::RateLimited;
             return Step::Failed(error);
         }
         Step::Retry { delay_ms, error }
@@ -188,27 +178,29 @@ impl Acquisition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Options;
-    use crate::error::ErrorCode;
+    use crate::config::tests::config;
     use crate::secret::AccessToken;
+    use serde_json::json;
 
-    const T0: f64 = 1_000_000.0;
+    const T0: Now = Now {
+        wall: 1_000_000.0,
+        mono: 5.0,
+    };
 
-    fn settings(edit: impl FnOnce(&mut Options)) -> Settings {
-        let mut o = Options {
-            token_url: "https://login.example.com/oauth/token".into(),
-            client_id: "id".into(),
-            client_secret: "s3cr3t value".into(),
-            ..Options::default()
-        };
-        edit(&mut o);
-        Settings::new(&Config::new(o).unwrap())
+    fn acquisition(extra: serde_json::Value) -> Acquisition {
+        let mut options = json!({ "clientSecret": "s3cr3t value" });
+        options
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let config = config(options).unwrap();
+        let redactor = Redactor::new("id", "s3cr3t value");
+        Acquisition::new(&config, redactor, T0)
     }
 
     fn token(lifetime: f64) -> TokenResponse {
         TokenResponse {
             access_token: AccessToken::new("tok".into()),
-            token_type: "Bearer".into(),
             expires_in: lifetime,
             scope: None,
         }
@@ -233,59 +225,62 @@ mod tests {
 
     #[test]
     fn expiry_is_measured_from_the_attempt_that_succeeded() {
-        let mut a = Acquisition::new(&settings(|_| {}), T0);
+        let mut a = acquisition(json!({}));
         a.begin_attempt(T0);
         let step = a.finish_attempt(
-            T0 + 50.0,
+            T0.plus(50.0),
             Err(failure(ErrorCode::ServerError, 503)),
+            false,
             0.5,
-            0.0,
         );
         assert!(matches!(step, Step::Retry { .. }));
-        a.begin_attempt(T0 + 1000.0);
-        let Step::Done(issued) = a.finish_attempt(T0 + 1200.0, Ok(token(300.0)), 0.0, 0.0) else {
+        a.begin_attempt(T0.plus(1000.0));
+        let step = a.finish_attempt(T0.plus(1200.0), Ok(token(300.0)), false, 0.0);
+        let Step::Done { sent_at, .. } = step else {
             panic!("expected a token");
         };
-        assert_eq!(issued.attempts, 2);
-        assert_eq!(issued.schedule.expires_at, T0 + 1000.0 + 300_000.0);
+        assert_eq!(a.attempts(), 2);
+        assert_eq!(sent_at, T0.plus(1000.0));
     }
 
     #[test]
     fn retryable_failures_retry_up_to_max_attempts() {
-        let mut a = Acquisition::new(&settings(|_| {}), T0);
+        let mut a = acquisition(json!({}));
         let mut now = T0;
         let mut retries = 0;
         loop {
             a.begin_attempt(now);
-            match a.finish_attempt(now, Err(failure(ErrorCode::Network, 0)), 1.0, 0.0) {
+            match a.finish_attempt(now, Err(failure(ErrorCode::Network, 0)), false, 1.0) {
                 Step::Retry { delay_ms, .. } => {
                     retries += 1;
-                    now += delay_ms;
+                    now = now.plus(delay_ms);
                 }
                 Step::Failed(e) => {
                     assert_eq!(e.code, ErrorCode::Network);
                     break;
                 }
-                Step::Done(_) => unreachable!(),
+                Step::Done { .. } => unreachable!(),
             }
         }
         assert_eq!((retries, a.attempts()), (3, 4));
     }
 
     #[test]
-    fn oauth_errors_are_not_retried() {
-        let mut a = Acquisition::new(&settings(|_| {}), T0);
+    fn a_background_attempt_while_the_token_is_usable_is_the_only_one() {
+        let mut a = acquisition(json!({}));
         a.begin_attempt(T0);
-        let e = TokenError::new(ErrorCode::InvalidClient, "bad").with_status(401);
-        let step = a.finish_attempt(
-            T0,
-            Err(TokenError {
-                retryable: false,
-                ..e
-            }),
-            0.5,
-            0.0,
-        );
+        let step = a.finish_attempt(T0, Err(failure(ErrorCode::ServerError, 503)), true, 0.5);
+        assert!(matches!(step, Step::Failed(_)));
+        assert_eq!(a.attempts(), 1);
+    }
+
+    #[test]
+    fn oauth_errors_are_not_retried() {
+        let mut a = acquisition(json!({}));
+        a.begin_attempt(T0);
+        let mut e = TokenError::new(ErrorCode::InvalidClient, "bad").with_status(401);
+        e.retryable = false;
+        let step = a.finish_attempt(T0, Err(e), false, 0.5);
         assert!(matches!(
             step,
             Step::Failed(TokenError {
@@ -298,21 +293,21 @@ mod tests {
 
     #[test]
     fn retry_after_is_honoured() {
-        let mut a = Acquisition::new(&settings(|_| {}), T0);
+        let mut a = acquisition(json!({}));
         a.begin_attempt(T0);
         let mut e = failure(ErrorCode::RateLimited, 429);
         e.retry_after_seconds = Some(5.0);
-        let step = a.finish_attempt(T0, Err(e), 0.9, 0.0);
+        let step = a.finish_attempt(T0, Err(e), false, 0.9);
         assert!(matches!(step, Step::Retry { delay_ms, .. } if delay_ms == 5000.0));
     }
 
     #[test]
     fn a_wait_past_the_deadline_fails_fast_as_rate_limited() {
-        let mut a = Acquisition::new(&settings(|_| {}), T0);
+        let mut a = acquisition(json!({}));
         a.begin_attempt(T0);
         let mut e = failure(ErrorCode::RateLimited, 429);
         e.retry_after_seconds = Some(31_536_000.0);
-        let Step::Failed(e) = a.finish_attempt(T0, Err(e), 0.5, 0.0) else {
+        let Step::Failed(e) = a.finish_attempt(T0, Err(e), false, 0.5) else {
             panic!("expected failure");
         };
         assert_eq!(
@@ -320,11 +315,11 @@ mod tests {
             (ErrorCode::RateLimited, Some(31_536_000.0))
         );
         // A 503 asking for more than the deadline is reported the same way.
-        let mut a = Acquisition::new(&settings(|_| {}), T0);
+        let mut a = acquisition(json!({}));
         a.begin_attempt(T0);
         let mut e = failure(ErrorCode::ServerError, 503);
         e.retry_after_seconds = Some(60.0);
-        let Step::Failed(e) = a.finish_attempt(T0, Err(e), 0.5, 0.0) else {
+        let Step::Failed(e) = a.finish_attempt(T0, Err(e), false, 0.5) else {
             panic!("expected failure");
         };
         assert_eq!(
@@ -335,24 +330,25 @@ mod tests {
 
     #[test]
     fn attempt_timeouts_never_reach_past_the_deadline() {
-        let c = settings(|o| {
-            o.timeout_ms = Some(10_000.0);
-            o.deadline_ms = Some(12_000.0);
-        });
-        let mut a = Acquisition::new(&c, T0);
+        let mut a = acquisition(json!({ "timeoutMs": 10_000, "retry": { "deadlineMs": 12_000 } }));
         assert_eq!(a.begin_attempt(T0), 10_000.0);
         assert!(matches!(
             a.finish_attempt(
-                T0 + 10_000.0,
+                T0.plus(10_000.0),
                 Err(failure(ErrorCode::Timeout, 0)),
-                0.001,
-                0.0
+                false,
+                0.001
             ),
             Step::Retry { .. }
         ));
-        assert_eq!(a.begin_attempt(T0 + 10_500.0), 1_500.0);
+        assert_eq!(a.begin_attempt(T0.plus(10_500.0)), 1_500.0);
         // Backoff that would pass the deadline ends the acquisition.
-        let step = a.finish_attempt(T0 + 11_999.0, Err(failure(ErrorCode::Timeout, 0)), 1.0, 0.0);
+        let step = a.finish_attempt(
+            T0.plus(11_999.0),
+            Err(failure(ErrorCode::Timeout, 0)),
+            false,
+            1.0,
+        );
         assert!(matches!(
             step,
             Step::Failed(TokenError {
@@ -363,15 +359,45 @@ mod tests {
     }
 
     #[test]
+    fn the_deadline_is_kept_on_the_monotonic_clock() {
+        let mut a = acquisition(json!({ "retry": { "deadlineMs": 5_000 } }));
+        // The wall clock jumps back an hour; the deadline still passes on time.
+        let later = Now {
+            wall: T0.wall - 3_600_000.0,
+            mono: T0.mono + 4_999.0,
+        };
+        assert_eq!(a.begin_attempt(later), 1.0);
+    }
+
+    #[test]
+    fn events_serialise_as_the_wrapper_documents_them() {
+        let e = TokenError::new(ErrorCode::ServerError, "down").with_status(503);
+        assert_eq!(
+            serde_json::to_value(Event::error(T0, &e, 2)).unwrap(),
+            json!({ "type": "fetch_error", "at": T0.wall, "code": "server_error", "status": 503,
+                    "retryable": true, "attempt": 2 })
+        );
+        assert_eq!(
+            serde_json::to_value(Event::FetchOk {
+                at: 1.0,
+                lifetime_seconds: 300.0,
+                attempts: 1
+            })
+            .unwrap(),
+            json!({ "type": "fetch_ok", "at": 1.0, "lifetimeSeconds": 300.0, "attempts": 1 })
+        );
+    }
+
+    #[test]
     fn errors_leaving_the_acquisition_never_carry_the_secret() {
-        let mut a = Acquisition::new(&settings(|_| {}), T0);
+        let mut a = acquisition(json!({}));
         a.begin_attempt(T0);
         let mut e = TokenError::new(
             ErrorCode::InvalidClient,
             "got s3cr3t value and s3cr3t+value",
         );
         e.retryable = false;
-        let Step::Failed(e) = a.finish_attempt(T0, Err(e), 0.0, 0.0) else {
+        let Step::Failed(e) = a.finish_attempt(T0, Err(e), false, 0.0) else {
             panic!("expected failure");
         };
         let text = e.message();

@@ -1,10 +1,10 @@
-//! Client options, checked once, before anything is sent.
+//! The rules about option values, checked once, before anything is sent.
+//! Every problem is a `config` error that names the option, never its value.
 
-use crate::acquire::RetryPolicy;
-use crate::error::{push_decimal, TokenError};
+use crate::error::TokenError;
+use crate::options::{Number, Options, Text, Texts};
 use crate::secret::ClientSecret;
-use alloc::string::String;
-use alloc::vec::Vec;
+use serde::Serialize;
 
 /// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,59 +15,65 @@ pub enum AuthMethod {
     ClientSecretPost,
 }
 
-/// Options as they arrive from JavaScript (camelCase names there), before
-/// checking. The wrapper normalises JavaScript shapes and types first (`scope` arrays joined by spaces,
-/// `resource` always a list, `extraParams` as pairs, `tokenUrl` parsed by
-/// the host's WHATWG URL parser).
-#[derive(Default)]
-pub struct Options {
-    /// Token endpoint, as a normalised absolute URL.
-    pub token_url: String,
-    /// Client identifier.
-    pub client_id: String,
-    /// Client secret.
-    pub client_secret: String,
-    /// `"client_secret_basic"` or `"client_secret_post"`.
-    pub auth_method: Option<String>,
-    /// Space-separated scope.
-    pub scope: Option<String>,
-    /// `audience` parameter.
-    pub audience: Option<String>,
-    /// `resource` parameters (RFC 8707), in order.
-    pub resource: Vec<String>,
-    /// Further form parameters, in order.
-    pub extra_params: Vec<(String, String)>,
-    /// Per-request timeout.
-    pub timeout_ms: Option<f64>,
-    /// Attempts per acquisition, including the first.
-    pub max_attempts: Option<f64>,
-    /// First backoff step.
-    pub base_delay_ms: Option<f64>,
-    /// Largest backoff step.
-    pub max_delay_ms: Option<f64>,
-    /// Bound on one acquisition, retries included.
-    pub deadline_ms: Option<f64>,
-    /// Fixed refresh window instead of the computed one.
-    pub refresh_ahead_seconds: Option<f64>,
+/// Retry settings: attempts, full-jitter exponential backoff and a deadline
+/// for the whole acquisition.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in one acquisition, the first included.
+    pub max_attempts: u32,
+    /// Backoff before the second attempt, before jitter.
+    pub base_delay_ms: f64,
+    /// Largest backoff step, before jitter.
+    pub max_delay_ms: f64,
+    /// Bound on the whole acquisition, waits included.
+    pub deadline_ms: f64,
 }
 
-/// Checked client configuration.
-#[derive(Clone, Debug)]
-pub struct Config {
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay_ms: 250.0,
+            max_delay_ms: 10_000.0,
+            deadline_ms: 30_000.0,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Full-jitter backoff after `failed` attempts: a uniform draw from
+    /// `[0, min(max_delay, base × 2^(failed−1)))`.
+    pub fn backoff_ms(&self, failed: u32, rand: f64) -> f64 {
+        let doubling = f64::from(1u32 << failed.saturating_sub(1).min(30));
+        rand * (self.base_delay_ms * doubling).min(self.max_delay_ms)
+    }
+}
+
+/// What identifies a client's tokens, to share them through KV: never the secret.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
     /// Token endpoint.
     pub token_url: String,
     /// Client identifier.
     pub client_id: String,
-    /// Client secret (redacted in `Debug`).
-    pub client_secret: ClientSecret,
-    /// Authentication method.
-    pub auth_method: AuthMethod,
     /// Space-separated scope.
     pub scope: Option<String>,
     /// `audience` parameter.
     pub audience: Option<String>,
     /// `resource` parameters.
     pub resource: Vec<String>,
+}
+
+/// Checked client configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Token endpoint, client id, scope, audience and resource.
+    pub identity: Identity,
+    /// Client secret (redacted in `Debug`).
+    pub client_secret: ClientSecret,
+    /// Authentication method.
+    pub auth_method: AuthMethod,
     /// Further form parameters.
     pub extra_params: Vec<(String, String)>,
     /// Per-request timeout in milliseconds.
@@ -89,129 +95,134 @@ const RESERVED_PARAMS: [&str; 6] = [
 ];
 
 impl Config {
-    /// Checks options; every problem is a `"config"` error naming the option.
-    pub fn new(options: Options) -> Result<Self, TokenError> {
-        // Checked by reference, then moved once: one drop of `options` on
-        // failure instead of one per early return (each costs the wasm bytes).
-        let (auth_method, retry) = check(&options)?;
+    /// Applies every rule to `options`. `parse_url` normalises a URL as the
+    /// host's fetch will read it (the WHATWG URL parser in the wasm), or
+    /// says it is not one; the scheme and host are checked on its answer.
+    pub fn new(
+        options: Options,
+        parse_url: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, TokenError> {
+        let token_url = required("tokenUrl", options.token_url)?;
+        let token_url = parse_url(&token_url)
+            .ok_or_else(|| TokenError::config("tokenUrl is not a valid absolute URL"))?;
+        check_token_url(&token_url)?;
+        let client_id = required("clientId", options.client_id)?;
+        let secret = required("clientSecret", options.client_secret)?;
+        if secret.trim() != secret {
+            return Err(TokenError::config(
+                "clientSecret has leading or trailing whitespace (a newline from a secrets file?)",
+            ));
+        }
+        let auth_method = match options.auth_method.as_ref().map(|t| t.0.as_str()) {
+            None | Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
+            Some("client_secret_post") => AuthMethod::ClientSecretPost,
+            Some(_) => {
+                return Err(TokenError::config(
+                    "authMethod must be \"client_secret_basic\" or \"client_secret_post\"",
+                ))
+            }
+        };
+        let scope = texts("scope", options.scope)?.map(|items| items.join(" "));
+        let audience = match options.audience {
+            Some(Text(a)) if a.trim().is_empty() => {
+                return Err(TokenError::config(
+                    "audience must not be empty (leave it out instead)",
+                ))
+            }
+            other => other.map(|t| t.0),
+        };
+        let resource = texts("resource", options.resource)?.unwrap_or_default();
+        let mut extra_params = Vec::new();
+        for (name, Text(value)) in options.extra_params.unwrap_or_default() {
+            if name.is_empty() || RESERVED_PARAMS.contains(&name.as_str()) {
+                return Err(TokenError::config(format!(
+                    "extraParams may not set \"{name}\"; use the option of that name"
+                )));
+            }
+            extra_params.push((name, value));
+        }
+        let retry = options.retry.unwrap_or_default();
+        let defaults = RetryPolicy::default();
+        let policy = RetryPolicy {
+            max_attempts: whole("retry.maxAttempts", retry.max_attempts, 1, 100)?
+                .unwrap_or(defaults.max_attempts),
+            base_delay_ms: at_least("retry.baseDelayMs", retry.base_delay_ms, 0)?
+                .unwrap_or(defaults.base_delay_ms),
+            max_delay_ms: at_least("retry.maxDelayMs", retry.max_delay_ms, 0)?
+                .unwrap_or(defaults.max_delay_ms),
+            deadline_ms: at_least("retry.deadlineMs", retry.deadline_ms, 1)?
+                .unwrap_or(defaults.deadline_ms),
+        };
+        if policy.max_delay_ms < policy.base_delay_ms {
+            return Err(TokenError::config(
+                "retry.maxDelayMs must not be smaller than retry.baseDelayMs",
+            ));
+        }
         Ok(Self {
-            token_url: options.token_url,
-            client_id: options.client_id,
-            client_secret: ClientSecret::new(options.client_secret),
+            identity: Identity {
+                token_url,
+                client_id,
+                scope,
+                audience,
+                resource,
+            },
+            client_secret: ClientSecret::new(secret),
             auth_method,
-            scope: options.scope,
-            audience: options.audience,
-            resource: options.resource,
-            extra_params: options.extra_params,
-            timeout_ms: options.timeout_ms.unwrap_or(10_000.0),
-            retry,
-            refresh_ahead_seconds: options.refresh_ahead_seconds,
+            extra_params,
+            timeout_ms: at_least("timeoutMs", options.timeout_ms, 1)?.unwrap_or(10_000.0),
+            retry: policy,
+            refresh_ahead_seconds: at_least(
+                "refreshAheadSeconds",
+                options.refresh_ahead_seconds,
+                0,
+            )?,
         })
     }
 }
 
-/// Every rule of [`Config::new`]: the authentication method and the retry
-/// policy, or the first problem.
-fn check(options: &Options) -> Result<(AuthMethod, RetryPolicy), TokenError> {
-    check_token_url(&options.token_url)?;
-    if options.client_id.is_empty() {
-        return Err(TokenError::config("clientId must not be empty"));
-    }
-    if options.client_secret.is_empty() {
-        return Err(TokenError::config("clientSecret must not be empty"));
-    }
-    let auth_method = match options.auth_method.as_deref() {
-        None | Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
-        Some("client_secret_post") => AuthMethod::ClientSecretPost,
-        Some(_) => {
-            return Err(TokenError::config(
-                "authMethod must be \"client_secret_basic\" or \"client_secret_post\"",
-            ))
-        }
-    };
-    non_empty("scope", &options.scope)?;
-    non_empty("audience", &options.audience)?;
-    if options.resource.iter().any(String::is_empty) {
-        return Err(TokenError::config("resource must not contain empty values"));
-    }
-    for (name, _) in &options.extra_params {
-        if name.is_empty() || RESERVED_PARAMS.contains(&name.as_str()) {
-            return Err(TokenError::config(joined(&[
-                "extraParams may not set \"",
-                name,
-                "\"; use the option of that name",
-            ])));
-        }
-    }
-    number("timeoutMs", options.timeout_ms, 1)?;
-    number("refreshAheadSeconds", options.refresh_ahead_seconds, 0)?;
-    let defaults = RetryPolicy::default();
-    let retry = RetryPolicy {
-        max_attempts: whole("retry.maxAttempts", options.max_attempts, 1, 100)?
-            .map_or(defaults.max_attempts, |n| n as u32),
-        base_delay_ms: number("retry.baseDelayMs", options.base_delay_ms, 0)?
-            .unwrap_or(defaults.base_delay_ms),
-        max_delay_ms: number("retry.maxDelayMs", options.max_delay_ms, 0)?
-            .unwrap_or(defaults.max_delay_ms),
-        deadline_ms: number("retry.deadlineMs", options.deadline_ms, 1)?
-            .unwrap_or(defaults.deadline_ms),
-    };
-    if retry.max_delay_ms < retry.base_delay_ms {
-        return Err(TokenError::config(
-            "retry.maxDelayMs must not be smaller than retry.baseDelayMs",
-        ));
-    }
-    Ok((auth_method, retry))
-}
-
-/// `parts` end to end (`concat` would bring a generic join into the wasm).
-fn joined(parts: &[&str]) -> String {
-    let mut text = String::new();
-    for part in parts {
-        text.push_str(part);
-    }
-    text
-}
-
-fn non_empty(name: &str, value: &Option<String>) -> Result<(), TokenError> {
+fn required(name: &str, value: Option<Text>) -> Result<String, TokenError> {
     match value {
-        Some(v) if v.trim().is_empty() => Err(TokenError::config(joined(&[
-            name,
-            " must not be empty (leave it out instead)",
-        ]))),
-        _ => Ok(()),
+        Some(Text(v)) if !v.is_empty() => Ok(v),
+        Some(_) => Err(TokenError::config(format!("{name} must not be empty"))),
+        None => Err(TokenError::config(format!("{name} is required"))),
+    }
+}
+
+/// A list of non-blank strings; an empty list is the same as none.
+fn texts(name: &str, value: Option<Texts>) -> Result<Option<Vec<String>>, TokenError> {
+    match value {
+        Some(Texts(items)) if items.iter().any(|i| i.trim().is_empty()) => Err(TokenError::config(
+            format!("{name} must not hold empty values (leave it out instead)"),
+        )),
+        Some(Texts(items)) if items.is_empty() => Ok(None),
+        other => Ok(other.map(|t| t.0)),
     }
 }
 
 /// A finite number of at least `min`, or absent.
-fn number(name: &str, value: Option<f64>, min: u32) -> Result<Option<f64>, TokenError> {
+fn at_least(name: &str, value: Option<Number>, min: u32) -> Result<Option<f64>, TokenError> {
     match value {
-        Some(v) if !v.is_finite() || v < f64::from(min) => {
-            let mut text = joined(&[name, " must be a finite number of at least "]);
-            push_decimal(&mut text, min.into());
-            Err(TokenError::config(text))
-        }
-        other => Ok(other),
+        Some(Number(v)) if !v.is_finite() || v < f64::from(min) => Err(TokenError::config(
+            format!("{name} must be a finite number of at least {min}"),
+        )),
+        other => Ok(other.map(|n| n.0)),
     }
 }
 
-fn whole(name: &str, value: Option<f64>, min: u32, max: u32) -> Result<Option<f64>, TokenError> {
+fn whole(name: &str, value: Option<Number>, min: u32, max: u32) -> Result<Option<u32>, TokenError> {
     match value {
-        Some(v) if libm::trunc(v) != v || !(f64::from(min)..=f64::from(max)).contains(&v) => {
-            let mut text = joined(&[name, " must be a whole number from "]);
-            push_decimal(&mut text, min.into());
-            text.push_str(" to ");
-            push_decimal(&mut text, max.into());
-            Err(TokenError::config(text))
+        Some(Number(v)) if v.trunc() != v || !(f64::from(min)..=f64::from(max)).contains(&v) => {
+            Err(TokenError::config(format!(
+                "{name} must be a whole number from {min} to {max}"
+            )))
         }
-        other => Ok(other),
+        other => Ok(other.map(|n| n.0 as u32)),
     }
 }
 
 /// `https:` anywhere, `http:` only to a loopback host; no credentials or
 /// fragment in the URL (RFC 6749 §3.2). Expects a WHATWG-normalised URL.
 pub fn check_token_url(url: &str) -> Result<(), TokenError> {
-    // strip_prefix, not split_once("://"): substring search costs the wasm kilobytes.
     let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
         (Some(rest), _) => (true, rest),
         (None, Some(rest)) => (false, rest),
@@ -242,40 +253,44 @@ pub fn check_token_url(url: &str) -> Result<(), TokenError> {
 }
 
 fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host == "::1" || host.strip_prefix("127.").is_some_and(is_ipv4_tail)
-}
-
-fn is_ipv4_tail(tail: &str) -> bool {
-    let parts: Vec<&str> = tail.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::error::ErrorCode;
 
-    pub(crate) fn options() -> Options {
-        Options {
-            token_url: "https://login.example.com/oauth/token".into(),
-            client_id: "id".into(),
-            client_secret: "secret".into(),
-            ..Options::default()
-        }
+    /// Options from JSON, as the wasm reads them from JavaScript.
+    pub(crate) fn options(json: serde_json::Value) -> Options {
+        let mut base = serde_json::json!({
+            "tokenUrl": "https://login.example.com/oauth/token",
+            "clientId": "id",
+            "clientSecret": "secret",
+        });
+        base.as_object_mut()
+            .unwrap()
+            .extend(json.as_object().unwrap().clone());
+        crate::options::read(base).unwrap()
     }
 
-    fn config_error(options: Options) -> String {
-        let e = Config::new(options).unwrap_err();
+    pub(crate) fn config(json: serde_json::Value) -> Result<Config, TokenError> {
+        Config::new(options(json), |url| Some(url.to_owned()))
+    }
+
+    fn config_error(json: serde_json::Value) -> String {
+        let e = config(json).unwrap_err();
         assert_eq!(e.code, ErrorCode::Config);
         e.description.unwrap()
     }
 
     #[test]
-    fn defaults_follow_the_spec() {
-        let c = Config::new(options()).unwrap();
+    fn defaults_follow_rfc_6749_and_our_documentation() {
+        let c = config(serde_json::json!({})).unwrap();
         assert_eq!(c.auth_method, AuthMethod::ClientSecretBasic);
         assert_eq!(c.timeout_ms, 10_000.0);
         assert_eq!(c.retry, RetryPolicy::default());
@@ -291,10 +306,24 @@ mod tests {
     }
 
     #[test]
+    fn scope_is_a_string_or_a_list_joined_by_spaces() {
+        let c = config(serde_json::json!({ "scope": ["a", "b"], "resource": "r" })).unwrap();
+        assert_eq!(c.identity.scope.as_deref(), Some("a b"));
+        assert_eq!(c.identity.resource, ["r"]);
+    }
+
+    #[test]
+    fn an_empty_list_is_no_scope_or_resource() {
+        let c = config(serde_json::json!({ "scope": [], "resource": [] })).unwrap();
+        assert_eq!((c.identity.scope, c.identity.resource), (None, vec![]));
+    }
+
+    #[test]
     fn token_url_must_be_https_or_loopback_http() {
         for ok in [
             "https://login.mypurecloud.ie/oauth/token",
             "http://127.0.0.1:8080/token",
+            "http://127.9.9.9/token",
             "http://localhost/token",
             "http://[::1]:9/token",
         ] {
@@ -316,38 +345,51 @@ mod tests {
 
     #[test]
     fn bad_options_are_config_errors_naming_the_option() {
-        let mut o = options();
-        o.client_id = String::new();
-        assert!(config_error(o).contains("clientId"));
-        let mut o = options();
-        o.client_secret = String::new();
-        assert!(config_error(o).contains("clientSecret"));
-        let mut o = options();
-        o.auth_method = Some("private_key_jwt".into());
-        assert!(config_error(o).contains("authMethod"));
-        let mut o = options();
-        o.extra_params = vec![("grant_type".into(), "password".into())];
-        assert!(config_error(o).contains("grant_type"));
-        let mut o = options();
-        o.timeout_ms = Some(f64::NAN);
-        assert!(config_error(o).contains("timeoutMs"));
-        let mut o = options();
-        o.max_attempts = Some(2.5);
-        assert!(config_error(o).contains("maxAttempts"));
-        let mut o = options();
-        o.base_delay_ms = Some(5000.0);
-        o.max_delay_ms = Some(100.0);
-        assert!(config_error(o).contains("maxDelayMs"));
-        let mut o = options();
-        o.scope = Some("  ".into());
-        assert!(config_error(o).contains("scope"));
+        use serde_json::json;
+        let cases = [
+            (json!({ "clientId": "" }), "clientId"),
+            (json!({ "clientSecret": "" }), "clientSecret"),
+            (json!({ "authMethod": "magic" }), "authMethod"),
+            (
+                json!({ "extraParams": { "grant_type": "password" } }),
+                "grant_type",
+            ),
+            (json!({ "timeoutMs": 0 }), "timeoutMs"),
+            (
+                json!({ "retry": { "maxAttempts": 2.5 } }),
+                "retry.maxAttempts",
+            ),
+            (
+                json!({ "retry": { "baseDelayMs": 5000, "maxDelayMs": 100 } }),
+                "retry.maxDelayMs",
+            ),
+            (json!({ "scope": "  " }), "scope"),
+            (json!({ "scope": ["a", ""] }), "scope"),
+            (json!({ "audience": "" }), "audience"),
+        ];
+        for (json, name) in cases {
+            let message = config_error(json.clone());
+            assert!(message.contains(name), "{json}: {message}");
+        }
+        let mut o = options(json!({}));
+        o.token_url = None;
+        let e = Config::new(o, |u| Some(u.to_owned())).unwrap_err();
+        assert_eq!(e.description.as_deref(), Some("tokenUrl is required"));
+    }
+
+    #[test]
+    fn a_secret_with_surrounding_whitespace_is_refused_without_showing_it() {
+        for secret in ["canary\n", " canary", "canary\t"] {
+            let message = config_error(serde_json::json!({ "clientSecret": secret }));
+            assert!(message.contains("whitespace"), "{message}");
+            assert!(!message.contains("canary"));
+        }
     }
 
     #[test]
     fn debug_of_config_hides_the_secret() {
-        let mut o = options();
-        o.client_secret = "canary-77".into();
-        let printed = format!("{:?}", Config::new(o).unwrap());
+        let c = config(serde_json::json!({ "clientSecret": "canary-77" })).unwrap();
+        let printed = format!("{c:?}");
         assert!(!printed.contains("canary-77"), "{printed}");
     }
 }

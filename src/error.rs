@@ -1,11 +1,15 @@
-//! The one error type, with the codes of the public API.
+//! The one error type, with the codes of the public API (RFC 6749 §5.2 and ours).
 
-use alloc::string::String;
-use alloc::vec::Vec;
-use core::fmt;
+use crate::redact::Redactor;
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
+use std::fmt;
 
-/// What went wrong, as the stable string codes that JavaScript sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What went wrong, as the stable string codes JavaScript sees. This is the
+/// one list of codes: the wrapper's `TokenErrorCode` union is checked
+/// against [`ErrorCode::ALL`] by a test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The server rejected the client credentials (RFC 6749 §5.2).
     InvalidClient,
@@ -36,6 +40,23 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in the order the documentation lists them.
+    pub const ALL: [ErrorCode; 13] = [
+        Self::InvalidClient,
+        Self::InvalidScope,
+        Self::InvalidRequest,
+        Self::UnauthorizedClient,
+        Self::UnsupportedGrantType,
+        Self::AccessDenied,
+        Self::RateLimited,
+        Self::ServerError,
+        Self::Network,
+        Self::Timeout,
+        Self::InvalidResponse,
+        Self::Config,
+        Self::Aborted,
+    ];
+
     /// The code as JavaScript sees it, e.g. `"invalid_client"`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -53,6 +74,15 @@ impl ErrorCode {
             Self::Config => "config",
             Self::Aborted => "aborted",
         }
+    }
+
+    /// Whether errors with this code are worth retrying by default: the
+    /// transient ones. An OAuth `server_error` body may say so too.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited | Self::ServerError | Self::Network | Self::Timeout
+        )
     }
 
     /// Maps an RFC 6749 §5.2 `error` value; `None` for codes we do not know.
@@ -76,9 +106,11 @@ const MAX_DESCRIPTION: usize = 300;
 /// A failed token request or bad configuration.
 ///
 /// `description` is the server's own words (`error_description`, or Genesys
-/// Cloud's `description`); it never holds the client secret or a token, see
-/// [`TokenError::redact`].
-#[derive(Clone, Debug, PartialEq)]
+/// Cloud's `description`) or ours; what came from a server has been through
+/// [`TokenError::redact`] before it leaves the core. It serialises with its
+/// [`TokenError::message`], as JavaScript's `TokenError` carries one.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TokenError {
     /// What went wrong.
     pub code: ErrorCode,
@@ -88,8 +120,27 @@ pub struct TokenError {
     pub retryable: bool,
     /// The server's explanation, or ours for failures without one.
     pub description: Option<String>,
-    /// How long the server asked us to wait (`Retry-After`), in seconds.
+    /// How long to wait before asking again (`Retry-After`, or the hold-back left), in seconds.
     pub retry_after_seconds: Option<f64>,
+}
+
+impl Serialize for TokenError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("TokenError", 6)?;
+        out.serialize_field("message", &self.message())?;
+        out.serialize_field("code", &self.code)?;
+        if let Some(status) = self.status {
+            out.serialize_field("status", &status)?;
+        }
+        out.serialize_field("retryable", &self.retryable)?;
+        if let Some(description) = &self.description {
+            out.serialize_field("description", description)?;
+        }
+        if let Some(seconds) = self.retry_after_seconds {
+            out.serialize_field("retryAfterSeconds", &seconds)?;
+        }
+        out.end()
+    }
 }
 
 impl TokenError {
@@ -98,13 +149,7 @@ impl TokenError {
         Self {
             code,
             status: None,
-            retryable: matches!(
-                code,
-                ErrorCode::RateLimited
-                    | ErrorCode::ServerError
-                    | ErrorCode::Network
-                    | ErrorCode::Timeout
-            ),
+            retryable: code.retryable(),
             description: Some(description.into()),
             retry_after_seconds: None,
         }
@@ -126,15 +171,13 @@ impl TokenError {
         self
     }
 
-    /// Removes every occurrence of `secret` from the description, and cuts
-    /// it to a readable length. A hostile or careless server may echo what
-    /// it was sent; the engine calls this with the client secret (raw and
-    /// form-encoded) before an error leaves the core.
-    pub fn redact(&mut self, secret: &str) {
+    /// Removes every credential `redactor` knows from the description, in
+    /// every encoding a server may echo it in, and cuts the text to a
+    /// readable length. A hostile or careless server may echo what it was
+    /// sent; the core calls this before an error leaves it.
+    pub fn redact(&mut self, redactor: &Redactor) {
         if let Some(text) = &mut self.description {
-            if let Some(clean) = replace_all(text, secret, "[redacted]") {
-                *text = clean;
-            }
+            *text = redactor.redact(text);
             if text.len() > MAX_DESCRIPTION {
                 let mut end = MAX_DESCRIPTION;
                 while !text.is_char_boundary(end) {
@@ -150,54 +193,17 @@ impl TokenError {
     pub fn message(&self) -> String {
         let mut text = String::from(self.code.as_str());
         if let Some(status) = self.status {
-            text.push_str(" (HTTP ");
-            push_decimal(&mut text, status.into());
-            text.push(')');
+            text += &format!(" (HTTP {status})");
         }
         if let Some(description) = &self.description {
-            text.push_str(": ");
-            text.push_str(description);
+            text += ": ";
+            text += description;
         }
         if let Some(seconds) = self.retry_after_seconds {
-            text.push_str(" (retry after ");
-            push_decimal(&mut text, libm::ceil(seconds) as u64);
-            text.push_str(" s)");
+            text += &format!(" (retry after {} s)", seconds.ceil() as u64);
         }
         text
     }
-}
-
-/// `text` with every `needle` replaced, or `None` if there was none. A plain
-/// byte scan: `str::replace` brings a substring-search engine into the wasm.
-fn replace_all(text: &str, needle: &str, with: &str) -> Option<String> {
-    let (hay, pin) = (text.as_bytes(), needle.as_bytes());
-    if pin.is_empty() || hay.len() < pin.len() {
-        return None;
-    }
-    let mut out = Vec::with_capacity(hay.len());
-    let mut i = 0;
-    let mut found = false;
-    while i < hay.len() {
-        if hay[i..].starts_with(pin) {
-            out.extend_from_slice(with.as_bytes());
-            i += pin.len();
-            found = true;
-        } else {
-            out.push(hay[i]);
-            i += 1;
-        }
-    }
-    // Whole UTF-8 sequences were matched and copied, so this cannot fail.
-    found.then(|| String::from_utf8(out).ok()).flatten()
-}
-
-/// Appends `n` in decimal. The wasm has no formatting machinery (it would
-/// cost kilobytes), so messages are built by hand.
-pub(crate) fn push_decimal(out: &mut String, n: u64) {
-    if n >= 10 {
-        push_decimal(out, n / 10);
-    }
-    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 impl fmt::Display for TokenError {
@@ -212,48 +218,72 @@ mod tests {
 
     #[test]
     fn retryable_codes_are_the_transient_ones() {
-        assert!(TokenError::new(ErrorCode::Network, "x").retryable);
-        assert!(TokenError::new(ErrorCode::Timeout, "x").retryable);
-        assert!(TokenError::new(ErrorCode::RateLimited, "x").retryable);
-        assert!(TokenError::new(ErrorCode::ServerError, "x").retryable);
-        assert!(!TokenError::new(ErrorCode::InvalidClient, "x").retryable);
+        let retryable: Vec<&str> = ErrorCode::ALL
+            .iter()
+            .filter(|c| c.retryable())
+            .map(|c| c.as_str())
+            .collect();
+        assert_eq!(
+            retryable,
+            ["rate_limited", "server_error", "network", "timeout"]
+        );
         assert!(!TokenError::config("x").retryable);
-        assert!(!TokenError::invalid_response("x").retryable);
+        assert!(TokenError::new(ErrorCode::Timeout, "x").retryable);
     }
 
     #[test]
-    fn redact_removes_the_secret_and_cuts_long_text() {
-        let mut e = TokenError::new(ErrorCode::InvalidClient, "bad secret s3cr3t!! for s3cr3t!!");
-        e.redact("s3cr3t!!");
+    fn serialised_codes_are_the_documented_strings() {
+        for code in ErrorCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::json!(code.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn redact_removes_credentials_and_cuts_long_text() {
+        let redactor = Redactor::new("id", "s3cr3t!!value");
+        let mut e = TokenError::new(
+            ErrorCode::InvalidClient,
+            "bad secret s3cr3t!!value for s3cr3t%21%21value",
+        );
+        e.redact(&redactor);
         assert_eq!(
             e.description.as_deref(),
             Some("bad secret [redacted] for [redacted]")
         );
         let mut long = TokenError::invalid_response("é".repeat(400));
-        long.redact("zzz");
+        long.redact(&redactor);
         assert!(long.description.as_ref().unwrap().len() <= MAX_DESCRIPTION + 3);
     }
 
     #[test]
-    fn replace_all_replaces_every_occurrence_or_reports_none() {
-        assert_eq!(replace_all("aXbXX", "X", "-").as_deref(), Some("a-b--"));
+    fn message_has_code_status_description_and_wait() {
+        let mut e =
+            TokenError::new(ErrorCode::RateLimited, "too many token requests").with_status(429);
+        e.retry_after_seconds = Some(4.2);
         assert_eq!(
-            replace_all("é-secret-é", "secret", "[r]").as_deref(),
-            Some("é-[r]-é")
+            e.message(),
+            "rate_limited (HTTP 429): too many token requests (retry after 5 s)"
         );
-        assert_eq!(replace_all("abc", "zz", "-"), None);
-        assert_eq!(replace_all("abc", "", "-"), None);
-        assert_eq!(replace_all("ab", "abc", "-"), None);
     }
 
     #[test]
-    fn message_has_code_status_and_description() {
-        let e =
-            TokenError::new(ErrorCode::InvalidClient, "Bad client credentials").with_status(401);
+    fn an_error_crosses_as_its_fields_and_message_and_comes_back() {
+        let e = TokenError::new(ErrorCode::InvalidClient, "bad").with_status(401);
+        let json = serde_json::to_value(&e).unwrap();
         assert_eq!(
-            e.message(),
-            "invalid_client (HTTP 401): Bad client credentials"
+            json,
+            serde_json::json!({
+                "message": "invalid_client (HTTP 401): bad",
+                "code": "invalid_client",
+                "status": 401,
+                "retryable": false,
+                "description": "bad",
+            })
         );
+        assert_eq!(serde_json::from_value::<TokenError>(json).unwrap(), e);
     }
 
     #[test]

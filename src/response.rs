@@ -1,20 +1,18 @@
 //! Reading the token endpoint's answer ([RFC 6749 §5.1, §5.2]): no I/O here.
 //!
-//! The body is first decoded into [`RawResponse`], whose fields keep
-//! whatever JSON type the server sent, so that every odd shape becomes a
-//! clear `invalid_response` instead of a parse failure. In the wasm build
-//! the host's `JSON.parse` decodes the body (src/wasm.rs); natively, with
-//! the `serde` feature, any serde format can (the tests and fuzzers use
-//! serde_json). serde stays out of the wasm: its error paths alone pull in
-//! float formatting, tens of kilobytes.
+//! [`decode`] is the one decoder of the endpoint's JSON, used alike by the
+//! wasm, the tests and the fuzzers. It keeps each member as whatever JSON
+//! type the server sent ([`Field`]), so that every odd shape becomes a clear
+//! `invalid_response` from [`read_answer`] rather than a parse failure.
 //!
 //! [RFC 6749 §5.1, §5.2]: https://www.rfc-editor.org/rfc/rfc6749#section-5.1
 
 use crate::error::{ErrorCode, TokenError};
+use crate::retry_after::parse_retry_after;
 use crate::secret::AccessToken;
-use alloc::borrow::ToOwned;
-use alloc::string::String;
-use core::fmt;
+use crate::text::parse_decimal;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::fmt;
 
 /// One JSON member as sent, whatever its type.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -43,9 +41,8 @@ impl Field {
 
 /// The members of a token or error response that freshtoken reads.
 /// `Debug` hides `access_token`.
-#[derive(Default, PartialEq)]
-#[cfg_attr(any(test, feature = "serde"), derive(serde::Deserialize))]
-#[cfg_attr(any(test, feature = "serde"), serde(default))]
+#[derive(Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
 pub struct RawResponse {
     /// `access_token`.
     pub access_token: Field,
@@ -74,7 +71,18 @@ impl fmt::Debug for RawResponse {
     }
 }
 
-/// Lifetime assumed when the server sends no `expires_in` (SPEC §3).
+/// The body as a JSON object, or `None`: not UTF-8 (strictly), not JSON,
+/// not an object, or with a member twice.
+pub fn decode(body: &[u8]) -> Option<RawResponse> {
+    let text = std::str::from_utf8(body).ok()?;
+    // serde would also read a struct from a JSON array; only an object is an answer.
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str(text).ok()
+}
+
+/// Lifetime assumed when the server sends no `expires_in`.
 pub const DEFAULT_LIFETIME_SECONDS: f64 = 3600.0;
 /// Longest lifetime believed; more is an `invalid_response`.
 pub const MAX_LIFETIME_SECONDS: f64 = 365.0 * 86_400.0;
@@ -84,8 +92,6 @@ pub const MAX_LIFETIME_SECONDS: f64 = 365.0 * 86_400.0;
 pub struct TokenResponse {
     /// The access token.
     pub access_token: AccessToken,
-    /// `Bearer`, the only type this client can use.
-    pub token_type: String,
     /// Lifetime in seconds, from the response.
     pub expires_in: f64,
     /// Granted scope, if the server said.
@@ -93,20 +99,20 @@ pub struct TokenResponse {
 }
 
 /// The answer as the transport saw it.
-pub struct HttpAnswer<'a> {
+pub struct HttpAnswer {
     /// HTTP status.
     pub status: u16,
     /// The `Retry-After` header, if any.
-    pub retry_after: Option<&'a str>,
+    pub retry_after: Option<String>,
     /// The body, decoded; `None` when it was not a JSON object.
-    pub body: Option<&'a RawResponse>,
+    pub body: Option<RawResponse>,
 }
 
 /// Turns an answer into a token or an error. `now_ms` resolves a
 /// `Retry-After` date.
-pub fn read_answer(answer: &HttpAnswer<'_>, now_ms: f64) -> Result<TokenResponse, TokenError> {
+pub fn read_answer(answer: &HttpAnswer, now_ms: f64) -> Result<TokenResponse, TokenError> {
     match answer.status {
-        200..=299 => match answer.body {
+        200..=299 => match &answer.body {
             Some(body) if body.error.text().is_none() => parse_token(body),
             Some(body) => Err(error_from_body(answer.status, body)),
             None => Err(TokenError::invalid_response(
@@ -118,12 +124,18 @@ pub fn read_answer(answer: &HttpAnswer<'_>, now_ms: f64) -> Result<TokenResponse
     }
 }
 
+/// Whether `token` can travel in an `Authorization` header: visible ASCII
+/// only, so no CR, LF, space or control character (RFC 6750 §2.1). Tokens
+/// read back from KV are held to the same rule.
+pub fn is_header_safe(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Reads a successful body (RFC 6749 §5.1).
 pub fn parse_token(body: &RawResponse) -> Result<TokenResponse, TokenError> {
     let access_token = match &body.access_token {
         Field::Text(t) if t.is_empty() => return Err(bad("access_token is empty")),
-        // A token must fit in an Authorization header (RFC 6750 §2.1 b64token is visible ASCII).
-        Field::Text(t) if !t.bytes().all(|b| b.is_ascii_graphic()) => {
+        Field::Text(t) if !is_header_safe(t) => {
             return Err(bad(
                 "access_token contains characters a header cannot carry",
             ))
@@ -132,12 +144,12 @@ pub fn parse_token(body: &RawResponse) -> Result<TokenResponse, TokenError> {
         Field::Missing | Field::Null => return Err(bad("access_token is missing")),
         _ => return Err(bad("access_token is not a string")),
     };
-    let token_type = match &body.token_type {
-        Field::Missing | Field::Null => "Bearer".to_owned(),
-        Field::Text(t) if t.eq_ignore_ascii_case("bearer") => "Bearer".to_owned(),
+    match &body.token_type {
+        Field::Missing | Field::Null => {}
+        Field::Text(t) if t.eq_ignore_ascii_case("bearer") => {}
         Field::Text(_) => return Err(bad("token_type is not Bearer")),
         _ => return Err(bad("token_type is not a string")),
-    };
+    }
     let expires_in = match &body.expires_in {
         Field::Missing | Field::Null => DEFAULT_LIFETIME_SECONDS,
         Field::Number(n) => *n,
@@ -149,39 +161,16 @@ pub fn parse_token(body: &RawResponse) -> Result<TokenResponse, TokenError> {
     }
     Ok(TokenResponse {
         access_token,
-        token_type,
         expires_in,
         scope: body.scope.text().map(str::to_owned),
     })
-}
-
-/// A plain decimal such as `3600` or `299.5` (no sign, no exponent).
-/// Hand-rolled because `str::parse::<f64>` adds kilobytes to the wasm.
-pub fn parse_decimal(text: &str) -> Option<f64> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty() || (text.contains('.') && fraction.is_empty()) {
-        return None;
-    }
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || !digits(fraction) {
-        return None;
-    }
-    let mut value = whole
-        .bytes()
-        .fold(0.0, |n, b| n * 10.0 + f64::from(b - b'0'));
-    let mut scale = 0.1;
-    for b in fraction.bytes() {
-        value += f64::from(b - b'0') * scale;
-        scale /= 10.0;
-    }
-    Some(value)
 }
 
 fn bad(what: &str) -> TokenError {
     TokenError::invalid_response(what).with_status(200)
 }
 
-fn error_response(status: u16, answer: &HttpAnswer<'_>, now_ms: f64) -> TokenError {
+fn error_response(status: u16, answer: &HttpAnswer, now_ms: f64) -> TokenError {
     let mut error = match status {
         300..=399 => TokenError::invalid_response(
             "the token endpoint answered with a redirect, which is not followed \
@@ -195,7 +184,7 @@ fn error_response(status: u16, answer: &HttpAnswer<'_>, now_ms: f64) -> TokenErr
         500 | 502 | 503 | 504 => {
             TokenError::new(ErrorCode::ServerError, "the token endpoint failed")
         }
-        _ => match answer.body {
+        _ => match &answer.body {
             Some(body) if body.error.text().is_some() => error_from_body(status, body),
             _ => {
                 let code = match status {
@@ -213,18 +202,19 @@ fn error_response(status: u16, answer: &HttpAnswer<'_>, now_ms: f64) -> TokenErr
     error.status = Some(status);
     if error.retryable {
         // Keep the server's words when a retryable answer has them.
-        if let Some(text) = answer.body.and_then(description) {
+        if let Some(text) = answer.body.as_ref().and_then(description) {
             error.description = Some(text);
         }
         error.retry_after_seconds = answer
             .retry_after
-            .and_then(|v| crate::retry_after::parse_retry_after(v, now_ms));
+            .as_deref()
+            .and_then(|v| parse_retry_after(v, now_ms));
     }
     error
 }
 
-/// An RFC 6749 §5.2 error body. Never retried (SPEC §4), except the two
-/// codes that say the server itself is in trouble.
+/// An RFC 6749 §5.2 error body. Never retried, except the two codes that
+/// say the server itself is in trouble.
 fn error_from_body(status: u16, body: &RawResponse) -> TokenError {
     let error = body.error.text().unwrap_or_default();
     let code = ErrorCode::from_oauth(error).unwrap_or(match status {
@@ -245,61 +235,54 @@ fn description(body: &RawResponse) -> Option<String> {
         .map(str::to_owned)
 }
 
-#[cfg(any(test, feature = "serde"))]
-mod serde_impl {
-    use super::Field;
-    use core::fmt;
-    use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-
-    impl<'de> Deserialize<'de> for Field {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserializer.deserialize_any(FieldVisitor)
-        }
+impl<'de> de::Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FieldVisitor)
     }
+}
 
-    struct FieldVisitor;
+struct FieldVisitor;
 
-    impl<'de> Visitor<'de> for FieldVisitor {
-        type Value = Field;
+impl<'de> Visitor<'de> for FieldVisitor {
+    type Value = Field;
 
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("any JSON value")
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Field, E> {
-            Ok(Field::Null)
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Field, E> {
-            Ok(Field::Null)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Field, D::Error> {
-            d.deserialize_any(self)
-        }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Field, E> {
-            Ok(Field::Other)
-        }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Field, E> {
-            Ok(Field::Number(v))
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Field, E> {
-            Ok(Field::Number(v as f64))
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Field, E> {
-            Ok(Field::Number(v as f64))
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
-            Ok(Field::Text(v.to_owned()))
-        }
-        fn visit_string<E: de::Error>(self, v: String) -> Result<Field, E> {
-            Ok(Field::Text(v))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Field, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(Field::Other)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(Field::Other)
-        }
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Field, E> {
+        Ok(Field::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Field, E> {
+        Ok(Field::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Field, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Field, E> {
+        Ok(Field::Other)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Field, E> {
+        Ok(Field::Number(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Field, E> {
+        Ok(Field::Number(v as f64))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Field, E> {
+        Ok(Field::Number(v as f64))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+        Ok(Field::Text(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Field, E> {
+        Ok(Field::Text(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Field, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Field::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Field::Other)
     }
 }
 
@@ -307,17 +290,12 @@ mod serde_impl {
 mod tests {
     use super::*;
 
-    fn raw(json: &str) -> RawResponse {
-        serde_json::from_str(json).unwrap()
-    }
-
     fn answer(status: u16, json: &str) -> Result<TokenResponse, TokenError> {
-        let body: Option<RawResponse> = serde_json::from_str(json).ok();
         read_answer(
             &HttpAnswer {
                 status,
                 retry_after: None,
-                body: body.as_ref(),
+                body: decode(json.as_bytes()),
             },
             0.0,
         )
@@ -338,7 +316,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.access_token.secret(), "abc");
-        assert_eq!(t.token_type, "Bearer");
         assert_eq!(t.expires_in, 86_400.0);
         assert_eq!(t.scope.as_deref(), Some("a b"));
     }
@@ -384,24 +361,30 @@ mod tests {
         assert!(invalid(r#"{"access_token":{"v":"x"}}"#).contains("not a string"));
         assert!(invalid(r#"{"access_token":["x"]}"#).contains("not a string"));
         assert!(invalid("{\"access_token\":\"a\\r\\nX-Evil: 1\"}").contains("header"));
+        assert!(invalid("{\"access_token\":\"a b\"}").contains("header"));
         assert!(invalid(r#"{"access_token":"a","token_type":"mac"}"#).contains("token_type"));
         assert!(invalid(r#"{"access_token":"a","token_type":7}"#).contains("token_type"));
     }
 
     #[test]
-    fn non_object_bodies_are_invalid_response() {
+    fn only_a_json_object_in_strict_utf8_is_an_answer() {
         for body in [
             "[]",
+            r#"["tok", "Bearer", 3600]"#,
             "\"token\"",
             "42",
             "null",
             "<html>oops</html>",
             "{\"access_token\":\"a\"",
+            r#"{"access_token":"a","access_token":"b"}"#,
             "",
         ] {
+            assert_eq!(decode(body.as_bytes()), None, "{body}");
             let e = answer(200, body).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidResponse, "{body}");
         }
+        assert_eq!(decode(b"{\"access_token\":\"ab\xff\"}"), None);
+        assert!(decode(b" {\"access_token\":\"ab\"}").is_some());
     }
 
     #[test]
@@ -473,47 +456,33 @@ mod tests {
 
     #[test]
     fn retry_after_is_read_on_retryable_answers() {
-        let body = raw(r#"{"error":"rate_limited","description":"slow down"}"#);
-        let a = HttpAnswer {
-            status: 429,
-            retry_after: Some("7"),
-            body: Some(&body),
+        let with = |status, retry_after: &str, body: &str, now| {
+            read_answer(
+                &HttpAnswer {
+                    status,
+                    retry_after: Some(retry_after.to_owned()),
+                    body: decode(body.as_bytes()),
+                },
+                now,
+            )
+            .unwrap_err()
         };
-        let e = read_answer(&a, 0.0).unwrap_err();
+        let e = with(
+            429,
+            "7",
+            r#"{"error":"rate_limited","description":"slow down"}"#,
+            0.0,
+        );
         assert_eq!(e.retry_after_seconds, Some(7.0));
         assert_eq!(e.description.as_deref(), Some("slow down"));
-        let a = HttpAnswer {
-            status: 503,
-            retry_after: Some("Thu, 01 Jan 1970 00:01:00 GMT"),
-            body: None,
-        };
-        assert_eq!(
-            read_answer(&a, 30_000.0).unwrap_err().retry_after_seconds,
-            Some(30.0)
-        );
-        let a = HttpAnswer {
-            status: 429,
-            retry_after: Some("whenever"),
-            body: None,
-        };
-        assert_eq!(read_answer(&a, 0.0).unwrap_err().retry_after_seconds, None);
-    }
-
-    #[test]
-    fn parse_decimal_reads_plain_decimals_only() {
-        assert_eq!(parse_decimal("3600"), Some(3600.0));
-        assert_eq!(parse_decimal("299.5"), Some(299.5));
-        assert_eq!(parse_decimal("007"), Some(7.0));
-        for bad in [
-            "", ".", "1.", ".5", "-1", "+1", "1e3", "1.2.3", " 1", "0x10", "１",
-        ] {
-            assert_eq!(parse_decimal(bad), None, "{bad}");
-        }
+        let e = with(503, "Thu, 01 Jan 1970 00:01:00 GMT", "", 30_000.0);
+        assert_eq!(e.retry_after_seconds, Some(30.0));
+        assert_eq!(with(429, "whenever", "", 0.0).retry_after_seconds, None);
     }
 
     #[test]
     fn debug_of_raw_response_hides_the_token() {
-        let printed = format!("{:?}", raw(r#"{"access_token":"canary-tok"}"#));
+        let printed = format!("{:?}", decode(br#"{"access_token":"canary-tok"}"#).unwrap());
         assert!(!printed.contains("canary-tok"), "{printed}");
     }
 }

@@ -1,7 +1,6 @@
 //! Newtypes for the two values that must never be printed.
 
-use alloc::string::String;
-use core::fmt;
+use std::fmt;
 
 /// The OAuth client secret. `Debug` prints `ClientSecret([redacted])`; there
 /// is no `Display`, and the value is read only through [`ClientSecret::secret`].

@@ -1,415 +1,478 @@
 //! The WebAssembly binding: the only module that knows wasm-bindgen.
 //!
-//! [`Engine`] drives an [`Acquisition`]: it sends the token request through
-//! the wrapper's `send`, which calls the host's `fetch` with a per-attempt
-//! timeout, no redirects and a 1 MiB body cap (SPEC §4, deno/_transport.ts),
-//! reads the answer, retries, and hands plain objects back to the Deno
-//! wrapper, which owns the cache.
+//! [`Core`] is one client's core for the Deno wrapper (deno/client.ts): its
+//! checked configuration and its [`TokenState`]. Values cross the boundary
+//! through serde-wasm-bindgen; the token request goes out through the host's
+//! `fetch` ([`http`]). The core keeps no JavaScript value between calls: the
+//! host functions an acquisition needs come with it ([`Host`]) and are
+//! dropped when it ends, so nothing here keeps a dropped client alive.
 
-use crate::acquire::{Acquisition, Issued, Settings, Step};
-use crate::config::{Config, Options};
+mod http;
+
+use crate::acquire::{Acquisition, Event, Step};
+use crate::clock::Now;
+use crate::config::Config;
 use crate::error::{ErrorCode, TokenError};
-use crate::lifecycle::{background_retry_delay_ms, decide, schedule, serve_until, Schedule};
-use crate::request::{token_request, HttpRequest};
-use crate::response::{read_answer, Field, HttpAnswer, RawResponse, TokenResponse};
-use alloc::rc::Rc;
-use alloc::string::String;
-use alloc::vec::Vec;
-use js_sys::{Array, Function, Math, Object, Promise, Reflect};
+use crate::options::{check_names, option_names, read, Options, RetryOptions};
+use crate::request::token_request;
+use crate::response::read_answer;
+use crate::shared::{self, TokenRecord, LEASE_MARGIN_MS};
+use crate::state::{self, TokenState};
+use js_sys::{Math, Object, Promise, Reflect};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::future_to_promise;
 
-/// Timers longer than this fire at once in JavaScript hosts.
-const MAX_TIMER_MS: f64 = 2_147_483_647.0;
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** The host functions one acquisition uses; the core lets go of them when it ends. */
+export interface Host {
+  /** Sends the token request (the `fetch` option, or the global fetch). */
+  fetch(request: Request): Promise<Response>;
+  /** Wall clock, epoch ms. */
+  now(): number;
+  /** Monotonic clock, ms. */
+  mono(): number;
+  /** Receives the acquisition's events. */
+  emit(event: CoreEvent): void;
+  /** Told, at once, of each token the core now holds (before `fetch` resolves). */
+  hold(token: TokenRecord): void;
+}
+
+/** A token as the core hands it out, and as KV stores it. */
+export interface TokenRecord {
+  accessToken: string;
+  tokenType: "Bearer";
+  scope?: string;
+  /** `expires_in` of the response, seconds. */
+  lifetimeSeconds: number;
+  /** Expiry, epoch ms. */
+  expiresAt: number;
+  /** When this client refreshes it, epoch ms. */
+  refreshAt: number;
+  /** When this client stops serving it, epoch ms. */
+  usableUntil: number;
+}
+
+/** An error as the core reports it. */
+export interface CoreError {
+  message: string;
+  code: string;
+  status?: number;
+  retryable: boolean;
+  description?: string;
+  retryAfterSeconds?: number;
+}
+
+/** What an acquisition reports through `Host.emit`. */
+export type CoreEvent =
+  | { type: "fetch_start"; at: number }
+  | { type: "fetch_ok"; at: number; lifetimeSeconds: number; attempts: number }
+  | { type: "fetch_error"; at: number; code: string; status?: number; retryable: boolean; attempt: number }
+  | { type: "retry"; at: number; delayMs: number; attempt: number };
+
+/** What `status()` reports, never the token. */
+export interface CoreStatus {
+  hasToken: boolean;
+  expiresAt?: number;
+  refreshAt?: number;
+  fetches: number;
+  lastError?: CoreError;
+}
+
+/** What identifies a client's tokens in KV: never the secret. */
+export interface Identity {
+  tokenUrl: string;
+  clientId: string;
+  scope?: string;
+  audience?: string;
+  resource: string[];
+}
+"#;
 
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(callback: &JsValue, ms: f64) -> JsValue;
+    /// The host functions of one acquisition (the `Host` interface above).
+    #[wasm_bindgen(typescript_type = "Host")]
+    pub type Host;
+    #[wasm_bindgen(method, catch)]
+    fn fetch(this: &Host, request: &web_sys::Request) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, js_name = now)]
+    fn wall(this: &Host) -> f64;
+    #[wasm_bindgen(method)]
+    fn mono(this: &Host) -> f64;
+    #[wasm_bindgen(method, catch)]
+    fn emit(this: &Host, event: JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn hold(this: &Host, token: JsValue) -> Result<(), JsValue>;
 }
 
-/// What a client keeps: its token request and its settings (in linear
-/// memory), and the host's functions.
-struct Host {
-    request: HttpRequest,
-    settings: Settings,
-    send: Function,
-    now: Function,
-    on_event: Function,
+impl Host {
+    fn now(&self) -> Now {
+        Now {
+            wall: self.wall(),
+            mono: self.mono(),
+        }
+    }
+
+    fn report(&self, event: Event) {
+        // The wrapper's sink already shields token delivery from a throwing hook.
+        let _ = self.emit(to_js(&event));
+    }
 }
 
-/// One client's token engine: checked options plus the host functions.
+/// What a caller asking for a token gets (see `TokenState::decide`).
 #[wasm_bindgen]
-pub struct Engine {
-    host: Rc<Host>,
+pub enum Decision {
+    /// Serve the cached token.
+    Serve,
+    /// Serve the cached token and start one background refresh.
+    ServeAndRefresh,
+    /// Start an acquisition and wait for it.
+    Fetch,
+    /// Wait for the acquisition in flight.
+    Join,
+    /// Fail at once with `refusal()`.
+    Fail,
+}
+
+/// What `client.fetch` does after a 401 (see `TokenState::unauthorized`).
+#[wasm_bindgen]
+pub enum Unauthorized {
+    /// Send again with the token held now.
+    RetryWithCurrent,
+    /// The token was forgotten: send again with a new one.
+    Refresh,
+    /// Hand the 401 to the caller.
+    GiveUp,
+}
+
+struct Inner {
+    config: Config,
+    state: TokenState,
+}
+
+/// One client's core: its configuration and its token state.
+#[wasm_bindgen]
+pub struct Core {
+    inner: Rc<RefCell<Inner>>,
 }
 
 #[wasm_bindgen]
-impl Engine {
-    /// Checks `options` (throws a `config` error object) and keeps the
-    /// wrapper's `send` (deno/_transport.ts), the clock (`now`, epoch ms)
-    /// and the event sink.
+impl Core {
+    /// Checks `options` (the object given to `createTokenClient`); throws a
+    /// `CoreError` with code `config` naming the first problem.
     #[wasm_bindgen(constructor)]
     pub fn new(
-        options: JsValue,
-        send: Function,
-        now: Function,
-        on_event: Function,
-    ) -> Result<Engine, JsValue> {
-        let config = Config::new(read_options(&options)).map_err(|e| error_value(&e, 0))?;
-        Ok(Engine {
-            host: Rc::new(Host {
-                request: token_request(&config),
-                settings: Settings::new(&config),
-                send,
-                now,
-                on_event,
-            }),
+        #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] options: JsValue,
+    ) -> Result<Core, JsValue> {
+        let config = read_options(&options)
+            .and_then(|options| Config::new(options, normalise_url))
+            .map_err(|e| report(&e))?;
+        let state = TokenState::new(config.refresh_ahead_seconds);
+        Ok(Core {
+            inner: Rc::new(RefCell::new(Inner { config, state })),
         })
     }
 
-    /// Requests a token, retrying per the policy. Resolves to
-    /// `{ accessToken, tokenType, scope?, expiresAt, refreshAt, usableUntil,
-    /// lifetimeSeconds, attempts }`; rejects with an error object carrying
-    /// `code`, `status`, `retryable`, `description`, `retryAfterSeconds`.
-    #[wasm_bindgen(js_name = fetchToken)]
-    pub fn fetch_token(&self) -> Promise {
-        let host = Rc::clone(&self.host);
-        future_to_promise(async move { acquire(&host).await })
+    /// What identifies this client's tokens in KV.
+    #[wasm_bindgen(getter, unchecked_return_type = "Identity")]
+    pub fn identity(&self) -> JsValue {
+        to_js(&self.inner.borrow().config.identity)
     }
 
-    /// SPEC §3 decision for a caller at `now`: 0 serve, 1 serve and refresh
-    /// in the background, 2 fetch, 3 join the request in flight. Pass `NaN`
-    /// times when there is no token.
-    #[allow(clippy::too_many_arguments)]
-    pub fn decide(
+    /// The longest a KV lease of this client lasts: an acquisition's
+    /// deadline (its holder renews it before each retry wait) plus one
+    /// request timeout and a margin. A lease reaching further is corrupt.
+    #[wasm_bindgen(getter, js_name = maxLeaseMs)]
+    pub fn max_lease_ms(&self) -> f64 {
+        let config = &self.inner.borrow().config;
+        config.retry.deadline_ms + self.lease_ms()
+    }
+
+    /// How long a KV lease lasts: one request timeout and a margin.
+    #[wasm_bindgen(getter, js_name = leaseMs)]
+    pub fn lease_ms(&self) -> f64 {
+        self.inner.borrow().config.timeout_ms + LEASE_MARGIN_MS
+    }
+
+    /// The decision for a caller at `now`/`mono` who needs the token to
+    /// stay valid for `min_valid_ms` more.
+    pub fn decide(&self, now: f64, mono: f64, min_valid_ms: f64) -> Decision {
+        let decision = self.state().decide(at(now, mono), min_valid_ms);
+        match decision {
+            state::Decision::Serve => Decision::Serve,
+            state::Decision::ServeAndRefresh => Decision::ServeAndRefresh,
+            state::Decision::Fetch => Decision::Fetch,
+            state::Decision::Join => Decision::Join,
+            state::Decision::Fail => Decision::Fail,
+        }
+    }
+
+    /// Why `decide` answered `Fail`.
+    #[wasm_bindgen(unchecked_return_type = "CoreError")]
+    pub fn refusal(&self, now: f64, mono: f64, min_valid_ms: f64) -> JsValue {
+        report(&self.state().refusal(at(now, mono), min_valid_ms))
+    }
+
+    /// Until when (wall clock) `decide` keeps answering `Serve` to callers
+    /// with no `minValidSeconds`: the wrapper's hot path compares with it.
+    #[wasm_bindgen(js_name = serveUntil)]
+    pub fn serve_until(&self, now: f64, mono: f64) -> f64 {
+        self.state().serve_until(at(now, mono))
+    }
+
+    /// An acquisition starts; throws a `CoreError` while token requests
+    /// are held back after failures.
+    pub fn begin(&self, now: f64, mono: f64, background: bool) -> Result<(), JsValue> {
+        self.state()
+            .begin(at(now, mono), background)
+            .map_err(|e| report(&e))
+    }
+
+    /// Requests a token, retrying per the policy, and caches it. Resolves
+    /// to the token; rejects with a `CoreError`. Does not end the
+    /// acquisition: `finish` does.
+    #[wasm_bindgen(unchecked_return_type = "Promise<TokenRecord>")]
+    pub fn fetch(&self, host: Host) -> Promise {
+        let inner = Rc::clone(&self.inner);
+        future_to_promise(async move {
+            acquire(&inner, &host)
+                .await
+                .map(|record| to_js(&record))
+                .map_err(|error| report(&error))
+        })
+    }
+
+    /// Takes a token read from KV when it is sound and one to take (see
+    /// `TokenState::adopt`); returns it as taken, or `undefined`.
+    #[wasm_bindgen(unchecked_return_type = "TokenRecord | undefined")]
+    pub fn adopt(
         &self,
         now: f64,
-        expires_at: f64,
-        refresh_at: f64,
-        usable_until: f64,
-        min_valid_ms: f64,
-        refresh_not_before: f64,
-        in_flight: bool,
-    ) -> u8 {
-        let token = Schedule {
-            expires_at,
-            refresh_at,
-            usable_until,
+        mono: f64,
+        #[wasm_bindgen(unchecked_param_type = "unknown")] stored: JsValue,
+        force: bool,
+    ) -> JsValue {
+        let Ok(record) = serde_wasm_bindgen::from_value::<TokenRecord>(stored) else {
+            return JsValue::UNDEFINED;
         };
-        let token = (!expires_at.is_nan()).then_some(&token);
-        decide(now, token, min_valid_ms, refresh_not_before, in_flight).as_u8()
+        let taken = self
+            .state()
+            .adopt(at(now, mono), record, force, Math::random());
+        taken.map_or(JsValue::UNDEFINED, |record| to_js(&record))
     }
 
-    /// Until when [`Engine::decide`] would answer "serve" to callers with no
-    /// `minValidSeconds`, while `refresh_not_before` and `in_flight` stay:
-    /// the wrapper's hot path compares the clock with this.
-    #[wasm_bindgen(js_name = serveUntil)]
-    pub fn serve_until(
+    /// The acquisition ended: with a token, or with `error` (a `TokenError`).
+    pub fn finish(
         &self,
-        expires_at: f64,
-        refresh_at: f64,
-        usable_until: f64,
-        refresh_not_before: f64,
-        in_flight: bool,
+        now: f64,
+        mono: f64,
+        #[wasm_bindgen(unchecked_param_type = "CoreError | undefined")] error: JsValue,
+    ) {
+        let error = (!error.is_undefined()).then(|| {
+            serde_wasm_bindgen::from_value::<TokenError>(error).unwrap_or_else(|_| {
+                TokenError::new(ErrorCode::Network, "token request failed unexpectedly")
+            })
+        });
+        self.state()
+            .finish(at(now, mono), error.as_ref(), Math::random());
+    }
+
+    /// Forgets the cached token.
+    pub fn invalidate(&self) {
+        self.state().invalidate();
+    }
+
+    /// `client.fetch` got a 401 with `token`: what to do next.
+    pub fn unauthorized(&self, now: f64, mono: f64, token: &str) -> Unauthorized {
+        match self
+            .state()
+            .unauthorized(at(now, mono), token, Math::random())
+        {
+            state::Unauthorized::RetryWithCurrent => Unauthorized::RetryWithCurrent,
+            state::Unauthorized::Refresh => Unauthorized::Refresh,
+            state::Unauthorized::GiveUp => Unauthorized::GiveUp,
+        }
+    }
+
+    /// A request sent again after a 401 was accepted.
+    pub fn authorized(&self) {
+        self.state().authorized();
+    }
+
+    /// Whether the token is missing or due for refresh within `ahead_ms`.
+    pub fn due(&self, now: f64, mono: f64, ahead_ms: f64) -> bool {
+        self.state().due(at(now, mono), ahead_ms)
+    }
+
+    /// What `status()` reports.
+    #[wasm_bindgen(unchecked_return_type = "CoreStatus")]
+    pub fn status(&self, now: f64, mono: f64) -> JsValue {
+        to_js(&self.state().status(at(now, mono)))
+    }
+
+    /// Whether a lease deadline read from KV could be one this client writes.
+    #[wasm_bindgen(js_name = leaseIsPlausible)]
+    pub fn lease_is_plausible(&self, until: f64, now: f64) -> bool {
+        shared::lease_is_plausible(until, now, self.max_lease_ms())
+    }
+
+    /// Until when every isolate holds token requests back after `error`
+    /// (a retryable `TokenError`): its `retryAfterSeconds`, else the first
+    /// hold-back step; at most 10 minutes from `now`.
+    #[wasm_bindgen(js_name = sharedBackoffUntil)]
+    pub fn shared_backoff_until(
+        &self,
+        now: f64,
+        #[wasm_bindgen(unchecked_param_type = "CoreError")] error: JsValue,
     ) -> f64 {
-        let token = Schedule {
-            expires_at,
-            refresh_at,
-            usable_until,
-        };
-        serve_until(&token, refresh_not_before, in_flight)
+        let retry_after = serde_wasm_bindgen::from_value::<TokenError>(error)
+            .ok()
+            .and_then(|e| e.retry_after_seconds);
+        let wait = crate::schedule::hold_back_ms(1, retry_after, Math::random());
+        shared::shared_backoff_until(now, wait)
     }
 
-    /// The per-request timeout in force, ms (the option or its default).
-    #[wasm_bindgen(getter, js_name = timeoutMs)]
-    pub fn timeout_ms(&self) -> f64 {
-        self.host.settings.timeout_ms
-    }
-
-    /// The bound on one acquisition in force, ms (the option or its default).
-    #[wasm_bindgen(getter, js_name = deadlineMs)]
-    pub fn deadline_ms(&self) -> f64 {
-        self.host.settings.policy.deadline_ms
-    }
-
-    /// This client's schedule for a token of `lifetime_seconds` requested at
-    /// `t0` (epoch ms) by anyone, e.g. another isolate: `{ expiresAt,
-    /// refreshAt, usableUntil }`, with this client's window and its own jitter.
-    #[wasm_bindgen(
-        unchecked_return_type = "{ expiresAt: number; refreshAt: number; usableUntil: number }"
-    )]
-    pub fn schedule(&self, t0: f64, lifetime_seconds: f64) -> Object {
-        let override_seconds = self.host.settings.refresh_ahead_seconds;
-        let s = schedule(t0, lifetime_seconds, override_seconds, Math::random());
-        object(&[
-            ("expiresAt", s.expires_at.into()),
-            ("refreshAt", s.refresh_at.into()),
-            ("usableUntil", s.usable_until.into()),
-        ])
-    }
-
-    /// Milliseconds to hold background refreshes back after `failures`
-    /// failed ones in a row.
-    #[wasm_bindgen(js_name = backgroundRetryDelay)]
-    pub fn background_retry_delay(&self, failures: u32, retry_after_seconds: Option<f64>) -> f64 {
-        background_retry_delay_ms(
-            &self.host.settings.policy,
-            failures,
-            retry_after_seconds,
-            Math::random(),
-        )
+    fn state(&self) -> std::cell::RefMut<'_, TokenState> {
+        std::cell::RefMut::map(self.inner.borrow_mut(), |inner| &mut inner.state)
     }
 }
 
-async fn acquire(host: &Host) -> Result<JsValue, JsValue> {
-    let mut acquisition = Acquisition::new(&host.settings, now(host));
-    emit(host, "fetch_start", &[]);
+/// Whether a shared back-off read from KV is within the 10-minute cap.
+#[wasm_bindgen(js_name = backoffIsPlausible)]
+pub fn backoff_is_plausible(until: f64, now: f64) -> bool {
+    shared::backoff_is_plausible(until, now)
+}
+
+/// Every error code, and whether it is retryable by default: the one list.
+#[wasm_bindgen(
+    js_name = errorCodes,
+    unchecked_return_type = "{ code: string; retryable: boolean }[]"
+)]
+pub fn error_codes() -> JsValue {
+    #[derive(Serialize)]
+    struct Code {
+        code: ErrorCode,
+        retryable: bool,
+    }
+    let codes: Vec<Code> = ErrorCode::ALL
+        .iter()
+        .map(|&code| Code {
+            code,
+            retryable: code.retryable(),
+        })
+        .collect();
+    to_js(&codes)
+}
+
+/// One acquisition: attempts through the host's fetch, retries, and the
+/// token cached in the state. Borrows of the state never span an `await`.
+async fn acquire(inner: &RefCell<Inner>, host: &Host) -> Result<TokenRecord, TokenError> {
+    let start = host.now();
+    let mut acquisition = {
+        let Inner { config, state } = &mut *inner.borrow_mut();
+        state.fetching();
+        let redactor = state.redactor(&config.identity.client_id, config.client_secret.secret());
+        Acquisition::new(config, redactor, start)
+    };
+    host.report(Event::FetchStart { at: start.wall });
     loop {
-        let timeout_ms = acquisition.begin_attempt(now(host));
-        let outcome = send(host, timeout_ms).await;
-        let attempt = JsValue::from(acquisition.attempts());
-        match acquisition.finish_attempt(now(host), outcome, Math::random(), Math::random()) {
-            Step::Done(issued) => {
-                let lifetime = JsValue::from(issued.token.expires_in);
-                emit(
-                    host,
-                    "fetch_ok",
-                    &[("lifetimeSeconds", lifetime), ("attempts", attempt)],
-                );
-                return Ok(token_value(issued));
+        let timeout_ms = acquisition.begin_attempt(host.now());
+        let request = token_request(&inner.borrow().config);
+        let outcome = match http::send(host, &request, timeout_ms).await {
+            Ok(answer) => read_answer(&answer, host.wall()),
+            Err(error) => Err(error),
+        };
+        let now = host.now();
+        let one_attempt = inner.borrow().state.one_attempt(now);
+        let attempt = acquisition.attempts();
+        match acquisition.finish_attempt(now, outcome, one_attempt, Math::random()) {
+            Step::Done { token, sent_at } => {
+                let lifetime_seconds = token.expires_in;
+                let issued = inner
+                    .borrow_mut()
+                    .state
+                    .issued(now, token, sent_at, Math::random());
+                match &issued {
+                    Ok(record) => {
+                        // The wrapper's cache follows the core's in the same turn.
+                        let _ = host.hold(to_js(record));
+                        host.report(Event::FetchOk {
+                            at: now.wall,
+                            lifetime_seconds,
+                            attempts: attempt,
+                        });
+                    }
+                    Err(error) => host.report(Event::error(now, error, attempt)),
+                }
+                return issued;
             }
             Step::Retry { delay_ms, error } => {
-                emit_error(host, &error, &attempt);
-                emit(
-                    host,
-                    "retry",
-                    &[("delayMs", delay_ms.into()), ("attempt", attempt)],
-                );
-                sleep(delay_ms).await;
+                host.report(Event::error(now, &error, attempt));
+                host.report(Event::Retry {
+                    at: now.wall,
+                    delay_ms,
+                    attempt,
+                });
+                http::sleep(delay_ms).await;
             }
             Step::Failed(error) => {
-                emit_error(host, &error, &attempt);
-                return Err(error_value(&error, acquisition.attempts()));
+                host.report(Event::error(now, &error, attempt));
+                return Err(error);
             }
         }
     }
 }
 
-/// One attempt through the wrapper's `send` (deno/_transport.ts), which
-/// does the HTTP mechanics with the host's `fetch`: no redirects, the
-/// timeout, the 1 MiB cap. It resolves to `{ status, retryAfter, body }`
-/// or rejects with why there was no answer.
-async fn send(host: &Host, timeout_ms: f64) -> Result<TokenResponse, TokenError> {
-    let request = &host.request;
-    let headers = Object::new();
-    for (name, value) in request.headers() {
-        let _ = Reflect::set(
-            &headers,
-            &JsValue::from_str(name),
-            &JsValue::from_str(value),
-        );
-    }
-    let url = JsValue::from_str(&request.url);
-    let body = JsValue::from_str(&request.body);
-    let args = Array::of4(&url, &headers, &body, &timeout_ms.into());
-    let pending = Reflect::apply(&host.send, &JsValue::UNDEFINED, &args)
-        .map_err(|_| transport_error(&JsValue::UNDEFINED))?;
-    let answer = JsFuture::from(Promise::resolve(&pending))
-        .await
-        .map_err(|why| transport_error(&why))?;
-    let status = get(&answer, "status").as_f64().unwrap_or(0.0) as u16;
-    let retry_after = get(&answer, "retryAfter").as_string();
-    let raw = decode(&get(&answer, "body"));
-    let answer = HttpAnswer {
-        status,
-        retry_after: retry_after.as_deref(),
-        body: raw.as_ref(),
-    };
-    read_answer(&answer, now(host))
-}
-
-/// The error for a request that got no answer, from `send`'s reason.
-fn transport_error(why: &JsValue) -> TokenError {
-    match why.as_string().as_deref() {
-        Some("timeout") => TokenError::new(
-            ErrorCode::Timeout,
-            "the token endpoint did not answer within timeoutMs",
-        ),
-        Some("too_large") => TokenError::invalid_response("the token response body is over 1 MiB"),
-        Some("not_a_response") => TokenError::invalid_response("fetch did not return a Response"),
-        _ => TokenError::new(
-            ErrorCode::Network,
-            "the token request failed (connection refused, reset or DNS)",
-        ),
-    }
-}
-
-/// The host's `JSON.parse` reads the body text; `None` unless it is a JSON object.
-fn decode(body: &JsValue) -> Option<RawResponse> {
-    let value = js_sys::JSON::parse(&body.as_string()?).ok()?;
-    if !value.is_object() || Array::is_array(&value) {
-        return None;
-    }
-    let field = |name: &str| match get(&value, name) {
-        v if v.is_undefined() => Field::Missing,
-        v if v.is_null() => Field::Null,
-        v => v
-            .as_string()
-            .map(Field::Text)
-            .or_else(|| v.as_f64().map(Field::Number))
-            .unwrap_or(Field::Other),
-    };
-    Some(RawResponse {
-        access_token: field("access_token"),
-        token_type: field("token_type"),
-        expires_in: field("expires_in"),
-        scope: field("scope"),
-        error: field("error"),
-        error_description: field("error_description"),
-        description: field("description"),
-    })
-}
-
-/// Reads the options object the wrapper built (deno/_options.ts), which
-/// has already checked every type.
-fn read_options(value: &JsValue) -> Options {
-    let text = |name: &str| get(value, name).as_string();
-    let number = |name: &str| get(value, name).as_f64();
-    let strings = |v: JsValue| -> Vec<String> {
-        v.dyn_ref::<Array>()
-            .map(|a| a.iter().filter_map(|s| s.as_string()).collect())
-            .unwrap_or_default()
-    };
-    let pairs = get(value, "extraParams")
-        .dyn_ref::<Array>()
-        .map(|a| {
-            a.iter()
-                .filter_map(|pair| match strings(pair).as_slice() {
-                    [name, value] => Some((name.clone(), value.clone())),
-                    _ => None,
-                })
+/// Refuses unknown option names (serde-wasm-bindgen only reads the names it
+/// knows), then reads the options.
+fn read_options(value: &JsValue) -> Result<Options, TokenError> {
+    if value.is_object() {
+        let names = |object: &JsValue| -> Vec<String> {
+            Object::keys(object.unchecked_ref::<Object>())
+                .iter()
+                .filter_map(|name| name.as_string())
                 .collect()
-        })
-        .unwrap_or_default();
-    Options {
-        token_url: text("tokenUrl").unwrap_or_default(),
-        client_id: text("clientId").unwrap_or_default(),
-        client_secret: text("clientSecret").unwrap_or_default(),
-        auth_method: text("authMethod"),
-        scope: text("scope"),
-        audience: text("audience"),
-        resource: strings(get(value, "resource")),
-        extra_params: pairs,
-        timeout_ms: number("timeoutMs"),
-        max_attempts: number("maxAttempts"),
-        base_delay_ms: number("baseDelayMs"),
-        max_delay_ms: number("maxDelayMs"),
-        deadline_ms: number("deadlineMs"),
-        refresh_ahead_seconds: number("refreshAheadSeconds"),
-    }
-}
-
-fn get(object: &JsValue, name: &str) -> JsValue {
-    Reflect::get(object, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
-}
-
-async fn sleep(ms: f64) {
-    let wait = Promise::new(&mut |resolve, _| {
-        set_timeout(&resolve, ms.min(MAX_TIMER_MS));
-    });
-    let _ = JsFuture::from(wait).await;
-}
-
-fn now(host: &Host) -> f64 {
-    host.now
-        .call0(&JsValue::UNDEFINED)
-        .ok()
-        .and_then(|v| v.as_f64())
-        .unwrap_or_else(js_sys::Date::now)
-}
-
-fn object(fields: &[(&str, JsValue)]) -> Object {
-    let object = Object::new();
-    set_fields(&object, fields);
-    object
-}
-
-/// Sets each field on `object`, leaving out undefined ones.
-fn set_fields(object: &Object, fields: &[(&str, JsValue)]) {
-    for (name, value) in fields {
-        if !value.is_undefined() {
-            let _ = Reflect::set(object, &JsValue::from_str(name), value);
+        };
+        let top = names(value);
+        check_names(
+            top.iter().map(String::as_str),
+            option_names::<Options>(),
+            "",
+        )?;
+        let retry = Reflect::get(value, &JsValue::from_str("retry")).unwrap_or_default();
+        if retry.is_object() {
+            let inner = names(&retry);
+            check_names(
+                inner.iter().map(String::as_str),
+                option_names::<RetryOptions>(),
+                "retry.",
+            )?;
         }
     }
+    read(serde_wasm_bindgen::Deserializer::from(value.clone()))
 }
 
-fn emit(host: &Host, kind: &str, fields: &[(&str, JsValue)]) {
-    let event = object(&[("type", kind.into()), ("at", now(host).into())]);
-    set_fields(&event, fields);
-    // The sink is the wrapper's, which already shields us from a throwing hook.
-    let _ = host.on_event.call1(&JsValue::UNDEFINED, &event);
+/// The URL as the host's WHATWG parser (and so its fetch) reads it.
+fn normalise_url(url: &str) -> Option<String> {
+    web_sys::Url::new(url).ok().map(|u| u.href())
 }
 
-fn emit_error(host: &Host, error: &TokenError, attempt: &JsValue) {
-    let fields = [
-        ("code", error.code.as_str().into()),
-        (
-            "status",
-            error.status.map_or(JsValue::UNDEFINED, JsValue::from),
-        ),
-        ("retryable", error.retryable.into()),
-        ("attempt", attempt.clone()),
-    ];
-    emit(host, "fetch_error", &fields);
+fn at(wall: f64, mono: f64) -> Now {
+    Now { wall, mono }
 }
 
-fn error_value(error: &TokenError, attempts: u32) -> JsValue {
-    object(&[
-        ("message", error.message().into()),
-        ("code", error.code.as_str().into()),
-        (
-            "status",
-            error.status.map_or(JsValue::UNDEFINED, JsValue::from),
-        ),
-        ("retryable", error.retryable.into()),
-        (
-            "description",
-            error
-                .description
-                .as_deref()
-                .map_or(JsValue::UNDEFINED, JsValue::from),
-        ),
-        (
-            "retryAfterSeconds",
-            error
-                .retry_after_seconds
-                .map_or(JsValue::UNDEFINED, JsValue::from),
-        ),
-        ("attempts", attempts.into()),
-    ])
-    .into()
+fn report(error: &TokenError) -> JsValue {
+    to_js(error)
 }
 
-fn token_value(issued: Issued) -> JsValue {
-    let Issued {
-        token,
-        schedule,
-        attempts,
-    } = issued;
-    object(&[
-        ("accessToken", token.access_token.into_secret().into()),
-        ("tokenType", token.token_type.into()),
-        (
-            "scope",
-            token.scope.map_or(JsValue::UNDEFINED, JsValue::from),
-        ),
-        ("expiresAt", schedule.expires_at.into()),
-        ("refreshAt", schedule.refresh_at.into()),
-        ("usableUntil", schedule.usable_until.into()),
-        ("lifetimeSeconds", token.expires_in.into()),
-        ("attempts", attempts.into()),
-    ])
-    .into()
+/// Plain objects, not `Map`s, and absent fields left out.
+const SERIALIZER: serde_wasm_bindgen::Serializer =
+    serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+
+fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
+    value.serialize(&SERIALIZER).unwrap_or(JsValue::UNDEFINED)
 }

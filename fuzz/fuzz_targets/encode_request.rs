@@ -2,7 +2,7 @@
 //! with every value form-encoded so it decodes back to what was given.
 #![no_main]
 
-use freshtoken::config::{Config, Options};
+use freshtoken::config::Config;
 use freshtoken::request::{basic_auth, form_encode, token_request};
 use libfuzzer_sys::fuzz_target;
 
@@ -13,16 +13,22 @@ fuzz_target!(|data: &[u8]| {
     let mut parts = text.split('\u{1}');
     let mut next = || parts.next().unwrap_or_default().to_owned();
     let (id, secret, scope, name, value) = (next(), next(), next(), next(), next());
-    let options = Options {
-        token_url: "https://login.example.com/oauth/token".into(),
-        client_id: id.clone(),
-        client_secret: secret.clone(),
-        auth_method: (text.len() % 2 == 0).then(|| "client_secret_post".into()),
-        scope: (!scope.is_empty()).then(|| scope.clone()),
-        extra_params: vec![(name.clone(), value.clone())],
-        ..Options::default()
+    let mut options = serde_json::json!({
+        "tokenUrl": "https://login.example.com/oauth/token",
+        "clientId": id,
+        "clientSecret": secret,
+        "extraParams": { &name: &value },
+    });
+    if !scope.is_empty() {
+        options["scope"] = scope.into();
+    }
+    if text.len() % 2 == 0 {
+        options["authMethod"] = "client_secret_post".into();
+    }
+    let Ok(options) = freshtoken::options::read(options) else {
+        return;
     };
-    let Ok(config) = Config::new(options) else {
+    let Ok(config) = Config::new(options, |url| Some(url.to_owned())) else {
         return;
     };
     let request = token_request(&config);
@@ -37,6 +43,7 @@ fuzz_target!(|data: &[u8]| {
     let header = basic_auth(&id, &secret);
     assert!(header.starts_with("Basic ") && header[6..].bytes().all(|b| b.is_ascii_graphic()));
     assert!(request
-        .headers()
+        .headers
+        .iter()
         .all(|(_, v)| !v.contains('\r') && !v.contains('\n')));
 });

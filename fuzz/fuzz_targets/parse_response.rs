@@ -1,8 +1,9 @@
 //! Any bytes as a token endpoint's answer: a status from the first two
-//! bytes, a Retry-After from the next, the rest as the body.
+//! bytes, a Retry-After from the next, the rest as the body, through the
+//! same decoder the wasm uses.
 #![no_main]
 
-use freshtoken::response::{read_answer, HttpAnswer, RawResponse, MAX_LIFETIME_SECONDS};
+use freshtoken::response::{decode, read_answer, HttpAnswer, MAX_LIFETIME_SECONDS};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,29 +12,26 @@ fuzz_target!(|data: &[u8]| {
     }
     let status = u16::from_le_bytes([data[0], data[1]]) % 600;
     let split = usize::from(data[2]).min(data.len() - 3);
-    let retry_after = std::str::from_utf8(&data[3..3 + split]).ok();
-    let body: Option<RawResponse> = serde_json::from_slice(&data[3 + split..]).ok();
+    let retry_after = std::str::from_utf8(&data[3..3 + split])
+        .ok()
+        .map(str::to_owned);
     let answer = HttpAnswer {
         status,
         retry_after,
-        body: body.as_ref(),
+        body: decode(&data[3 + split..]),
     };
     match read_answer(&answer, 1_700_000_000_000.0) {
         Ok(token) => {
             assert!((200..300).contains(&status));
-            assert!(!token.access_token.secret().is_empty());
-            assert!(token
-                .access_token
-                .secret()
-                .bytes()
-                .all(|b| b.is_ascii_graphic()));
+            assert!(freshtoken::response::is_header_safe(
+                token.access_token.secret()
+            ));
             assert!((1.0..=MAX_LIFETIME_SECONDS).contains(&token.expires_in));
-            assert_eq!(token.token_type, "Bearer");
         }
         Err(error) => {
             assert!(error
                 .retry_after_seconds
-                .map_or(true, |s| s.is_finite() && s >= 0.0));
+                .is_none_or(|s| s.is_finite() && s >= 0.0));
             let _ = error.message();
         }
     }

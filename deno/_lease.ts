@@ -1,0 +1,96 @@
+// One token for every isolate sharing a KV (docs/DESIGN.md, "Shared
+// state"): take a newer token from KV if there is one; otherwise take the
+// lease and fetch for everyone, or wait for the isolate that holds it.
+
+import type { CoreError, TokenRecord } from "../pkg/freshtoken.js";
+import { sleep } from "./_internal.ts";
+import type { KvStore, Lease } from "./kv_store.ts";
+import type { Token } from "./token.ts";
+import { TokenError } from "./token_error.ts";
+import type { TokenEvent } from "./types.ts";
+
+/** What the shared acquisition needs from its client. */
+export interface SharedAcquisition {
+  store: KvStore;
+  /** Wall clock, epoch ms (the client's). */
+  now(): number;
+  /** Takes a stored value as the client's token if the core accepts it. */
+  adopt(stored: unknown): Token | undefined;
+  /** One token request through the core; `onRetry` hears of each retry wait. */
+  fetch(onRetry: (delayMs: number) => void): Promise<[Token, TokenRecord]>;
+  /** Whether the client still serves a token (then a back-off fails fast). */
+  serving(): boolean;
+  /** The lease's length. */
+  leaseMs: number;
+  /** The longest wait for another isolate's token: the longest lease it may hold. */
+  waitMs: number;
+  /** Until when to hold every isolate back after `error`. */
+  backoffUntil(now: number, error: CoreError): number;
+  emit(event: TokenEvent): void;
+}
+
+/** Acquires a token through KV; degrades to a token request of its own when KV fails. */
+export async function acquireShared(a: SharedAcquisition): Promise<Token> {
+  const store = a.store;
+  const giveUpAt = performance.now() + a.waitMs;
+  let waiting = false;
+  for (;;) {
+    const snapshot = await store.snapshot();
+    if (snapshot === undefined) return (await a.fetch(() => {}))[0]; // KV failed: memory only.
+    const taken = snapshot.token === undefined ? undefined : a.adopt(snapshot.token);
+    if (taken !== undefined) return taken;
+    const now = a.now();
+    if (snapshot.leaseUntil === undefined) {
+      if (snapshot.backoffUntil > now) {
+        await holdBack(a, snapshot.backoffUntil - now, giveUpAt);
+        continue;
+      }
+      const lease = await store.takeLease(a.leaseMs, snapshot);
+      if (lease === undefined) return (await a.fetch(() => {}))[0];
+      if (lease !== "held") return await fetchAsLeaseHolder(a, lease);
+    }
+    if (!waiting) a.emit({ type: "lease_wait", at: now });
+    waiting = true;
+    if (performance.now() >= giveUpAt) {
+      throw new TokenError("timeout", "timeout: no token from the isolate holding the lease");
+    }
+    await sleep(40 + Math.random() * 80);
+  }
+}
+
+/** A shared back-off is in force: wait it out, or fail if that takes too long. */
+async function holdBack(a: SharedAcquisition, waitMs: number, giveUpAt: number): Promise<void> {
+  if (a.serving() || performance.now() + waitMs > giveUpAt) {
+    throw new TokenError(
+      "rate_limited",
+      "rate_limited: token requests are held back after a 429 or outage seen by another isolate",
+      { retryAfterSeconds: Math.ceil(waitMs / 1000) },
+    );
+  }
+  await sleep(waitMs);
+}
+
+/** Fetches for every isolate: the lease is renewed before each retry wait and released at the end. */
+async function fetchAsLeaseHolder(a: SharedAcquisition, lease: Lease): Promise<Token> {
+  const store = a.store;
+  let held: Lease | undefined = lease;
+  let renewal: Promise<unknown> = Promise.resolve();
+  const renew = (delayMs: number) => {
+    const current = held;
+    if (current === undefined) return;
+    renewal = store.renewLease(current, delayMs + a.leaseMs).then((l) => held = l);
+  };
+  try {
+    const [token, record] = await a.fetch(renew);
+    await store.write(record);
+    return token;
+  } catch (error) {
+    if (error instanceof TokenError && error.retryable) {
+      await store.setBackoff(a.backoffUntil(a.now(), error as unknown as CoreError));
+    }
+    throw error;
+  } finally {
+    await renewal;
+    if (held !== undefined) await store.releaseLease(held);
+  }
+}

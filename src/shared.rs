@@ -1,0 +1,171 @@
+//! What isolates share through Deno KV, read back as untrusted input
+//! (docs/DESIGN.md, "Shared state"): another process sharing the KV may be
+//! broken or hostile, so a stored token is checked as strictly as a token
+//! response, and leases and back-offs cannot reach further ahead than this
+//! client would ever write them.
+
+use crate::response::{is_header_safe, MAX_LIFETIME_SECONDS};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A token as it crosses to JavaScript and as it is stored in KV.
+/// `refresh_at` and `usable_until` are the writer's; a reader computes its own.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRecord {
+    /// The access token.
+    pub access_token: String,
+    /// Always `"Bearer"`.
+    pub token_type: String,
+    /// The scope the server granted, if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// `expires_in` of the response; with `expires_at` it gives when the token was requested.
+    pub lifetime_seconds: f64,
+    /// Expiry, epoch ms.
+    pub expires_at: f64,
+    /// When its holder refreshes it, epoch ms.
+    pub refresh_at: f64,
+    /// When its holder stops serving it (expiry minus clock skew), epoch ms.
+    pub usable_until: f64,
+}
+
+impl fmt::Debug for TokenRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRecord")
+            .field("access_token", &"[redacted]")
+            .field("lifetime_seconds", &self.lifetime_seconds)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How far ahead of our clock another isolate's clock may be when it
+/// stamps a token (the token looks requested in the future by this much).
+pub const CLOCK_TOLERANCE_MS: f64 = 5.0 * 60_000.0;
+
+/// The longest shared back-off: no answer from a server, nor a value in
+/// KV, holds every isolate back for longer than this.
+pub const MAX_SHARED_BACKOFF_MS: f64 = 10.0 * 60_000.0;
+
+/// A lease lasts one request plus this margin (and the retry waits of its
+/// holder, who renews it before each one).
+pub const LEASE_MARGIN_MS: f64 = 1_000.0;
+
+impl TokenRecord {
+    /// Why a record read from KV is not a token to serve, or `None` if it
+    /// is one: the same rules as a token response (header-safe token,
+    /// Bearer, 1 s to 1 year lifetime), finite times that agree with each
+    /// other, and not requested in the future.
+    pub fn fault(&self, now_ms: f64) -> Option<&'static str> {
+        let requested_at = self.expires_at - self.lifetime_seconds * 1000.0;
+        if !is_header_safe(&self.access_token) {
+            Some("the access token has characters a header cannot carry")
+        } else if self.token_type != "Bearer" {
+            Some("the token type is not Bearer")
+        } else if !(1.0..=MAX_LIFETIME_SECONDS).contains(&self.lifetime_seconds) {
+            Some("the lifetime is out of range")
+        } else if ![self.expires_at, self.refresh_at, self.usable_until]
+            .iter()
+            .all(|t| t.is_finite())
+        {
+            Some("a time is not a finite number")
+        } else if !(requested_at <= self.refresh_at
+            && self.refresh_at <= self.usable_until
+            && self.usable_until <= self.expires_at)
+        {
+            Some("the refresh and usable times lie outside the token's life")
+        } else if requested_at > now_ms + CLOCK_TOLERANCE_MS || requested_at < 0.0 {
+            Some("the token was requested in the future or before 1970")
+        } else {
+            None
+        }
+    }
+}
+
+/// Whether a lease deadline read from KV could have been written by a
+/// client like this one (`max_lease_ms` ahead at most); a later one is
+/// corrupt and may be taken over.
+pub fn lease_is_plausible(until: f64, now_ms: f64, max_lease_ms: f64) -> bool {
+    until.is_finite() && until <= now_ms + max_lease_ms
+}
+
+/// Whether a shared back-off read from KV is within the cap.
+pub fn backoff_is_plausible(until: f64, now_ms: f64) -> bool {
+    until.is_finite() && until <= now_ms + MAX_SHARED_BACKOFF_MS
+}
+
+/// Until when to hold every isolate back after a failure: `wait_ms` from
+/// now, capped.
+pub fn shared_backoff_until(now_ms: f64, wait_ms: f64) -> f64 {
+    now_ms + wait_ms.clamp(0.0, MAX_SHARED_BACKOFF_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: f64 = 1_700_000_000_000.0;
+
+    fn record() -> TokenRecord {
+        TokenRecord {
+            access_token: "canary-token-kv".into(),
+            token_type: "Bearer".into(),
+            scope: None,
+            lifetime_seconds: 3600.0,
+            expires_at: NOW + 3_000_000.0,
+            refresh_at: NOW + 2_700_000.0,
+            usable_until: NOW + 2_970_000.0,
+        }
+    }
+
+    #[test]
+    fn a_sound_record_has_no_fault() {
+        assert_eq!(record().fault(NOW), None);
+    }
+
+    #[test]
+    fn records_a_response_would_not_pass_are_faulty() {
+        let cases: [fn(&mut TokenRecord); 11] = [
+            |r| r.access_token = "abc\r\nX-Injected: 1".into(),
+            |r| r.access_token = "two words".into(),
+            |r| r.access_token = String::new(),
+            |r| r.token_type = "mac".into(),
+            |r| r.lifetime_seconds = 0.0,
+            |r| r.lifetime_seconds = 10.0 * 365.0 * 86_400.0,
+            |r| r.expires_at = f64::INFINITY,
+            |r| r.refresh_at = f64::NAN,
+            |r| r.refresh_at = r.expires_at + 1.0,
+            |r| r.usable_until = r.expires_at + 1.0,
+            |r| {
+                // Years ahead: requested long after now.
+                r.expires_at = NOW + 5.0 * 365.0 * 86_400_000.0;
+                r.refresh_at = r.expires_at - 2.0;
+                r.usable_until = r.expires_at - 1.0;
+            },
+        ];
+        for (i, spoil) in cases.iter().enumerate() {
+            let mut r = record();
+            spoil(&mut r);
+            assert!(r.fault(NOW).is_some(), "case {i}");
+        }
+        let mut r = record();
+        r.expires_at = -1.0;
+        r.refresh_at = -3.0;
+        r.usable_until = -2.0;
+        assert!(r.fault(NOW).is_some());
+    }
+
+    #[test]
+    fn leases_and_backoffs_beyond_what_we_write_are_implausible() {
+        assert!(lease_is_plausible(NOW + 11_000.0, NOW, 11_000.0));
+        assert!(!lease_is_plausible(NOW + 11_001.0, NOW, 11_000.0));
+        assert!(!lease_is_plausible(f64::INFINITY, NOW, 11_000.0));
+        assert!(backoff_is_plausible(NOW + 600_000.0, NOW));
+        assert!(!backoff_is_plausible(NOW + 600_001.0, NOW));
+        assert_eq!(
+            shared_backoff_until(NOW, 365.0 * 86_400_000.0),
+            NOW + 600_000.0
+        );
+    }
+}

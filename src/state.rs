@@ -1,0 +1,691 @@
+//! One client's token state as a sans-IO state machine (docs/DESIGN.md,
+//! "The state machine"): the cached token and its schedule, the
+//! acquisition in flight, failures in a row and the hold-back they impose,
+//! and the 401 back-off of `client.fetch`. Events move it; it answers
+//! "serve / serve and refresh in the background / fetch / join / fail" and
+//! until when the answer stays "serve". It reads no clock: every call says
+//! what time it is, on both clocks ([`Now`]).
+
+use crate::clock::Now;
+use crate::error::{ErrorCode, TokenError};
+use crate::redact::Redactor;
+use crate::response::TokenResponse;
+use crate::schedule::{hold_back_ms, schedule, Schedule};
+use crate::secret::AccessToken;
+use crate::shared::TokenRecord;
+use serde::Serialize;
+
+/// What a caller asking for a token gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Serve the cached token.
+    Serve,
+    /// Serve the cached token and start one background refresh.
+    ServeAndRefresh,
+    /// No token to serve and no request in flight: start one and wait for it.
+    Fetch,
+    /// No token to serve, but an acquisition is in flight: wait for that one.
+    Join,
+    /// Fail at once with [`TokenState::refusal`]: held back after failures,
+    /// or asked for more validity than the server ever grants.
+    Fail,
+}
+
+/// What to do after `client.fetch` got a 401.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unauthorized {
+    /// Another token is held by now: send again with it.
+    RetryWithCurrent,
+    /// The token was forgotten: send again with a new one.
+    Refresh,
+    /// 401s keep coming within the back-off: hand the 401 to the caller.
+    GiveUp,
+}
+
+/// What `status()` reports: never the token.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// Whether a usable token is cached.
+    pub has_token: bool,
+    /// Expiry of the cached token, epoch ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<f64>,
+    /// When the cached token is refreshed, epoch ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_at: Option<f64>,
+    /// Token requests made (acquisitions; retries inside one count once).
+    pub fetches: u32,
+    /// Why the last acquisition failed, while no other has succeeded since.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<TokenError>,
+}
+
+/// The cached token.
+struct Held {
+    token: AccessToken,
+    scope: Option<String>,
+    lifetime_seconds: f64,
+    schedule: Schedule,
+    /// `wall − mono` when the token was taken: adding it to the monotonic
+    /// clock gives the wall time the token's age says it is.
+    offset: f64,
+}
+
+struct Flight {
+    /// Started to refresh a token still being served.
+    background: bool,
+    /// A caller with no token to serve waits for it.
+    waited: bool,
+}
+
+/// One client's token state.
+#[derive(Default)]
+pub struct TokenState {
+    refresh_ahead_seconds: Option<f64>,
+    held: Option<Held>,
+    in_flight: Option<Flight>,
+    failures: u32,
+    /// No new acquisition before this, monotonic ms.
+    hold_until: f64,
+    last_error: Option<TokenError>,
+    unauthorized: u32,
+    /// No refresh for a 401 before this, monotonic ms.
+    unauthorized_until: f64,
+    fetches: u32,
+}
+
+impl TokenState {
+    /// A state with no token. `refresh_ahead_seconds` overrides the refresh window.
+    pub fn new(refresh_ahead_seconds: Option<f64>) -> Self {
+        Self {
+            refresh_ahead_seconds,
+            ..Self::default()
+        }
+    }
+
+    /// The time for the cached token: the wall clock, or, when the wall
+    /// clock has gone back since the token was taken, what the monotonic
+    /// clock says its age is. A clock set back never makes a token younger.
+    fn time(&self, now: Now) -> f64 {
+        match &self.held {
+            Some(held) => now.wall.max(now.mono + held.offset),
+            None => now.wall,
+        }
+    }
+
+    /// The decision for a caller at `now` who needs the token to stay
+    /// valid for `min_valid_ms` more.
+    pub fn decide(&mut self, now: Now, min_valid_ms: f64) -> Decision {
+        let t = self.time(now);
+        if let Some(held) = &self.held {
+            let s = &held.schedule;
+            if t < s.usable_until {
+                if t < s.expires_at - min_valid_ms {
+                    let due = t >= s.refresh_at && self.in_flight.is_none() && !self.held_back(now);
+                    return if due {
+                        Decision::ServeAndRefresh
+                    } else {
+                        Decision::Serve
+                    };
+                }
+                if min_valid_ms >= held.lifetime_seconds * 1000.0 {
+                    return Decision::Fail;
+                }
+            }
+        }
+        if let Some(flight) = &mut self.in_flight {
+            flight.waited = true;
+            return Decision::Join;
+        }
+        if self.held_back(now) {
+            Decision::Fail
+        } else {
+            Decision::Fetch
+        }
+    }
+
+    fn held_back(&self, now: Now) -> bool {
+        now.mono < self.hold_until
+    }
+
+    /// Why [`TokenState::decide`] answered [`Decision::Fail`].
+    pub fn refusal(&self, now: Now, min_valid_ms: f64) -> TokenError {
+        if let Some(held) = &self.held {
+            if min_valid_ms >= held.lifetime_seconds * 1000.0 {
+                return TokenError::config(format!(
+                    "minValidSeconds {} cannot be met: the token endpoint grants tokens valid for {} s",
+                    (min_valid_ms / 1000.0).ceil() as u64,
+                    held.lifetime_seconds.floor() as u64
+                ));
+            }
+        }
+        self.held_back_error(now)
+    }
+
+    /// The last failure again, with how long token requests stay held back.
+    fn held_back_error(&self, now: Now) -> TokenError {
+        let mut error = self.last_error.clone().unwrap_or_else(|| {
+            TokenError::new(ErrorCode::RateLimited, "token requests are held back")
+        });
+        if error.retryable {
+            error.retry_after_seconds = Some(((self.hold_until - now.mono) / 1000.0).ceil());
+        }
+        error
+    }
+
+    /// Until when (wall clock, epoch ms) [`TokenState::decide`] keeps
+    /// answering "serve" to callers with no `minValidSeconds`, as long as
+    /// nothing else happens and the wall clock does not go back: the
+    /// wrapper's hot path compares the clock with this and asks only past it.
+    pub fn serve_until(&self, now: Now) -> f64 {
+        let Some(held) = &self.held else {
+            return f64::NEG_INFINITY;
+        };
+        let s = &held.schedule;
+        let t = self.time(now);
+        let until = if self.in_flight.is_some() {
+            s.usable_until
+        } else {
+            let hold_ends = t + (self.hold_until - now.mono);
+            s.refresh_at.max(hold_ends).min(s.usable_until)
+        };
+        // On the wall clock, which may run behind the token's time.
+        until - (t - now.wall)
+    }
+
+    /// An acquisition starts. Refused while token requests are held back
+    /// after failures, whoever asks.
+    pub fn begin(&mut self, now: Now, background: bool) -> Result<(), TokenError> {
+        if self.held_back(now) {
+            return Err(self.held_back_error(now));
+        }
+        self.in_flight = Some(Flight {
+            background,
+            waited: !background,
+        });
+        Ok(())
+    }
+
+    /// A token request is about to be sent (counted once per acquisition).
+    pub fn fetching(&mut self) {
+        self.fetches += 1;
+    }
+
+    /// Whether the acquisition in flight should stop after one failed
+    /// attempt: it refreshes in the background, nobody waits for it, and
+    /// the current token is still served.
+    pub fn one_attempt(&self, now: Now) -> bool {
+        let usable = self
+            .held
+            .as_ref()
+            .is_some_and(|held| self.time(now) < held.schedule.usable_until);
+        matches!(&self.in_flight, Some(f) if f.background && !f.waited) && usable
+    }
+
+    /// A token response arrived at `now` for the request sent at
+    /// `sent_at`; `jitter` in `[0, 1)` widens the refresh window. A token
+    /// no longer usable on arrival is refused.
+    pub fn issued(
+        &mut self,
+        now: Now,
+        token: TokenResponse,
+        sent_at: Now,
+        jitter: f64,
+    ) -> Result<TokenRecord, TokenError> {
+        let schedule = schedule(
+            sent_at.wall,
+            token.expires_in,
+            self.refresh_ahead_seconds,
+            jitter,
+        );
+        let offset = sent_at.wall - sent_at.mono;
+        if now.wall.max(now.mono + offset) >= schedule.usable_until {
+            return Err(TokenError::invalid_response(format!(
+                "the token (valid {} s) was no longer usable when it arrived",
+                token.expires_in.floor() as u64
+            )));
+        }
+        Ok(self.hold(Held {
+            token: token.access_token,
+            scope: token.scope,
+            lifetime_seconds: token.expires_in,
+            schedule,
+            offset,
+        }))
+    }
+
+    /// A token read from KV: taken if it passes the checks of a token
+    /// response, is not the one held, expires later, and is fresh (or,
+    /// unless `force`, merely usable when the held one is not). Returns it
+    /// as taken, with this client's own refresh window and `jitter`.
+    pub fn adopt(
+        &mut self,
+        now: Now,
+        record: TokenRecord,
+        force: bool,
+        jitter: f64,
+    ) -> Option<TokenRecord> {
+        if record.fault(now.wall).is_some() {
+            return None;
+        }
+        let t = self.time(now);
+        let held_usable = match &self.held {
+            Some(held) if held.token.secret() == record.access_token => return None,
+            Some(held) if t < held.schedule.usable_until => {
+                if record.expires_at <= held.schedule.expires_at {
+                    return None;
+                }
+                true
+            }
+            _ => false,
+        };
+        let requested_at = record.expires_at - record.lifetime_seconds * 1000.0;
+        let schedule = schedule(
+            requested_at,
+            record.lifetime_seconds,
+            self.refresh_ahead_seconds,
+            jitter,
+        );
+        let fresh = now.wall < schedule.refresh_at;
+        let usable = now.wall < schedule.usable_until;
+        let takeable = fresh || (usable && !held_usable && !force);
+        if !takeable {
+            return None;
+        }
+        Some(self.hold(Held {
+            token: AccessToken::new(record.access_token),
+            scope: record.scope,
+            lifetime_seconds: record.lifetime_seconds,
+            schedule,
+            offset: now.wall - now.mono,
+        }))
+    }
+
+    fn hold(&mut self, held: Held) -> TokenRecord {
+        let record = TokenRecord {
+            access_token: held.token.secret().to_owned(),
+            token_type: "Bearer".to_owned(),
+            scope: held.scope.clone(),
+            lifetime_seconds: held.lifetime_seconds,
+            expires_at: held.schedule.expires_at,
+            refresh_at: held.schedule.refresh_at,
+            usable_until: held.schedule.usable_until,
+        };
+        self.held = Some(held);
+        self.failures = 0;
+        self.hold_until = 0.0;
+        self.last_error = None;
+        record
+    }
+
+    /// The acquisition in flight ended, with a token (`None`) or an error.
+    /// A failure holds new acquisitions back: 1 s doubling to 60 s, or the
+    /// server's `Retry-After` (at most 10 minutes); `rand` jitters it.
+    pub fn finish(&mut self, now: Now, error: Option<&TokenError>, rand: f64) {
+        self.in_flight = None;
+        if let Some(error) = error {
+            self.failures += 1;
+            self.hold_until =
+                now.mono + hold_back_ms(self.failures, error.retry_after_seconds, rand);
+            self.last_error = Some(error.clone());
+        }
+    }
+
+    /// Forgets the cached token.
+    pub fn invalidate(&mut self) {
+        self.held = None;
+    }
+
+    /// `client.fetch` got a 401 with `token`. Forgets it so that a new one
+    /// is fetched, at most once per back-off period (1 s doubling to a
+    /// minute) while 401s go on; `rand` jitters the period.
+    pub fn unauthorized(&mut self, now: Now, token: &str, rand: f64) -> Unauthorized {
+        match &self.held {
+            Some(held) if held.token.secret() == token => {}
+            _ => return Unauthorized::RetryWithCurrent,
+        }
+        if now.mono < self.unauthorized_until {
+            return Unauthorized::GiveUp;
+        }
+        self.unauthorized += 1;
+        self.unauthorized_until = now.mono + hold_back_ms(self.unauthorized, None, rand);
+        self.held = None;
+        Unauthorized::Refresh
+    }
+
+    /// A request sent again after a 401 was accepted: the 401 back-off starts over.
+    pub fn authorized(&mut self) {
+        self.unauthorized = 0;
+        self.unauthorized_until = 0.0;
+    }
+
+    /// Whether the cached token is missing, or inside its refresh window
+    /// within `ahead_ms` (a job running every `ahead_ms` refreshes now what
+    /// would otherwise fall due before its next run).
+    pub fn due(&self, now: Now, ahead_ms: f64) -> bool {
+        match &self.held {
+            Some(held) => self.time(now) + ahead_ms >= held.schedule.refresh_at,
+            None => true,
+        }
+    }
+
+    /// A redactor for the client's secret and the token now held.
+    pub fn redactor(&self, client_id: &str, secret: &str) -> Redactor {
+        let mut redactor = Redactor::new(client_id, secret);
+        if let Some(held) = &self.held {
+            redactor.add(held.token.secret());
+        }
+        redactor
+    }
+
+    /// What `status()` reports.
+    pub fn status(&self, now: Now) -> Status {
+        let t = self.time(now);
+        let schedule = self.held.as_ref().map(|h| h.schedule);
+        Status {
+            has_token: schedule.is_some_and(|s| t < s.usable_until),
+            expires_at: schedule.map(|s| s.expires_at),
+            refresh_at: schedule.map(|s| s.refresh_at),
+            fetches: self.fetches,
+            last_error: self.last_error.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Decision::*;
+
+    const T0: Now = Now {
+        wall: 1_700_000_000_000.0,
+        mono: 1_000.0,
+    };
+
+    fn response(token: &str, lifetime: f64) -> TokenResponse {
+        TokenResponse {
+            access_token: AccessToken::new(token.into()),
+            expires_in: lifetime,
+            scope: None,
+        }
+    }
+
+    /// A state holding a token of `lifetime` seconds fetched at T0.
+    fn holding(lifetime: f64) -> (TokenState, Schedule) {
+        let mut state = TokenState::new(None);
+        assert_eq!(state.decide(T0, 0.0), Fetch);
+        state.begin(T0, false).unwrap();
+        let record = state
+            .issued(T0.plus(20.0), response("tok-1", lifetime), T0, 0.0)
+            .unwrap();
+        state.finish(T0.plus(20.0), None, 0.5);
+        let s = schedule(T0.wall, lifetime, None, 0.0);
+        assert_eq!(record.expires_at, s.expires_at);
+        (state, s)
+    }
+
+    fn at(wall: f64) -> Now {
+        T0.plus(wall - T0.wall)
+    }
+
+    fn fail(state: &mut TokenState, now: Now, error: TokenError) {
+        state.finish(now, Some(&error), 0.0);
+    }
+
+    #[test]
+    fn serves_refreshes_in_the_background_then_fetches() {
+        let (mut state, s) = holding(3600.0);
+        assert_eq!(state.decide(at(T0.wall + 1000.0), 0.0), Serve);
+        assert_eq!(state.decide(at(s.refresh_at - 1.0), 0.0), Serve);
+        // Stale-while-revalidate: inside the window, serve at once and refresh.
+        assert_eq!(state.decide(at(s.refresh_at), 0.0), ServeAndRefresh);
+        assert_eq!(state.decide(at(s.usable_until - 1.0), 0.0), ServeAndRefresh);
+        // Past usable (skew), callers wait for a new token.
+        assert_eq!(state.decide(at(s.usable_until), 0.0), Fetch);
+        assert_eq!(state.decide(at(s.expires_at + 1.0), 0.0), Fetch);
+    }
+
+    #[test]
+    fn single_flight_callers_join_the_acquisition_in_flight() {
+        let mut state = TokenState::new(None);
+        assert_eq!(state.decide(T0, 0.0), Fetch);
+        state.begin(T0, false).unwrap();
+        assert_eq!(state.decide(T0, 0.0), Join);
+        let (mut state, s) = holding(3600.0);
+        state.begin(at(s.refresh_at), true).unwrap();
+        // In the window with a refresh running: serve, start nothing more.
+        assert_eq!(state.decide(at(s.refresh_at), 0.0), Serve);
+        assert_eq!(state.decide(at(s.usable_until), 0.0), Join);
+    }
+
+    #[test]
+    fn a_background_refresh_makes_one_attempt_unless_someone_waits() {
+        let (mut state, s) = holding(3600.0);
+        let now = at(s.refresh_at + 1.0);
+        assert_eq!(state.decide(now, 0.0), ServeAndRefresh);
+        state.begin(now, true).unwrap();
+        assert!(state.one_attempt(now));
+        // The token stops being usable while it runs: now callers wait, so it keeps trying.
+        assert!(!state.one_attempt(at(s.usable_until)));
+        let (mut state, s) = holding(3600.0);
+        let now = at(s.refresh_at + 1.0);
+        state.begin(now, true).unwrap();
+        assert_eq!(state.decide(now, 3_000_000.0), Join);
+        assert!(
+            !state.one_attempt(now),
+            "a caller with minValidSeconds waits for it"
+        );
+    }
+
+    #[test]
+    fn failures_hold_new_acquisitions_back_then_clear_on_success() {
+        let (mut state, s) = holding(3600.0);
+        let now = at(s.refresh_at + 1.0);
+        state.begin(now, true).unwrap();
+        fail(
+            &mut state,
+            now,
+            TokenError::new(ErrorCode::ServerError, "down"),
+        );
+        // Held back 0.5–1 s: serve without starting another refresh.
+        assert_eq!(state.decide(now.plus(10.0), 0.0), Serve);
+        assert_eq!(state.serve_until(now.plus(10.0)), now.wall + 500.0);
+        assert_eq!(state.decide(now.plus(500.0), 0.0), ServeAndRefresh);
+        // A second failure in a row doubles it.
+        state.begin(now.plus(500.0), true).unwrap();
+        fail(
+            &mut state,
+            now.plus(500.0),
+            TokenError::new(ErrorCode::ServerError, "down"),
+        );
+        assert_eq!(state.decide(now.plus(1499.0), 0.0), Serve);
+        assert_eq!(state.decide(now.plus(1500.0), 0.0), ServeAndRefresh);
+        // Holding back never makes an unusable token servable; callers get the error at once.
+        assert_eq!(state.decide(at(s.usable_until).plus(0.0), 0.0), Fetch);
+        let (mut state, _) = holding(3600.0);
+        state.invalidate();
+        state.begin(T0, false).unwrap();
+        fail(
+            &mut state,
+            T0,
+            TokenError::new(ErrorCode::Network, "refused"),
+        );
+        assert_eq!(state.decide(T0.plus(100.0), 0.0), Fail);
+        let e = state.refusal(T0.plus(100.0), 0.0);
+        assert_eq!(
+            (e.code, e.retry_after_seconds),
+            (ErrorCode::Network, Some(1.0))
+        );
+        assert!(
+            state.begin(T0.plus(100.0), false).is_err(),
+            "refresh() is held back too"
+        );
+        assert_eq!(state.decide(T0.plus(500.0), 0.0), Fetch);
+        state.begin(T0.plus(500.0), false).unwrap();
+        state
+            .issued(T0.plus(510.0), response("tok-2", 60.0), T0.plus(500.0), 0.0)
+            .unwrap();
+        state.finish(T0.plus(510.0), None, 0.0);
+        assert_eq!(state.status(T0.plus(510.0)).last_error, None);
+    }
+
+    #[test]
+    fn a_retry_after_of_a_year_holds_back_ten_minutes_at_most() {
+        let mut state = TokenState::new(None);
+        state.begin(T0, false).unwrap();
+        let mut e = TokenError::new(ErrorCode::RateLimited, "slow down");
+        e.retry_after_seconds = Some(31_536_000.0);
+        fail(&mut state, T0, e);
+        assert_eq!(state.decide(T0.plus(599_999.0), 0.0), Fail);
+        assert_eq!(state.decide(T0.plus(600_000.0), 0.0), Fetch);
+    }
+
+    #[test]
+    fn min_valid_fetches_when_the_token_would_expire_too_soon() {
+        let (mut state, _) = holding(3600.0);
+        let now = at(T0.wall + 3_300_000.0);
+        assert_eq!(state.decide(now, 0.0), ServeAndRefresh);
+        assert_eq!(state.decide(now, 200_000.0), ServeAndRefresh);
+        assert_eq!(state.decide(now, 300_000.0), Fetch);
+    }
+
+    #[test]
+    fn min_valid_beyond_what_the_server_grants_fails_without_a_request() {
+        let (mut state, _) = holding(20.0);
+        assert_eq!(state.decide(T0.plus(100.0), 60_000.0), Fail);
+        let e = state.refusal(T0.plus(100.0), 60_000.0);
+        assert_eq!(e.code, ErrorCode::Config);
+        assert!(e.message().contains("valid for 20 s"), "{}", e.message());
+        // Once the token is no longer usable, one request finds out whether that changed.
+        assert_eq!(state.decide(T0.plus(19_500.0), 60_000.0), Fetch);
+    }
+
+    #[test]
+    fn serve_until_is_where_decide_stops_serving() {
+        let (mut state, s) = holding(3600.0);
+        for now in [T0, at(s.refresh_at - 10.0)] {
+            let until = state.serve_until(now);
+            assert_eq!(state.decide(at(until - 1.0), 0.0), Serve);
+            assert_ne!(state.decide(at(until), 0.0), Serve);
+        }
+        state.begin(at(s.refresh_at), true).unwrap();
+        assert_eq!(state.serve_until(at(s.refresh_at)), s.usable_until);
+    }
+
+    #[test]
+    fn a_wall_clock_set_back_does_not_make_a_token_younger() {
+        let (mut state, s) = holding(60.0);
+        // An hour of real time passes, but the wall clock was set back a minute.
+        let now = Now {
+            wall: T0.wall - 60_000.0,
+            mono: T0.mono + 3_600_000.0,
+        };
+        assert_eq!(state.decide(now, 0.0), Fetch);
+        assert!(!state.status(now).has_token);
+        // 10 s of real time with the wall clock set back an hour: still 10 s old.
+        let (mut state, _) = holding(60.0);
+        let now = Now {
+            wall: T0.wall - 3_600_000.0,
+            mono: T0.mono + 10_000.0,
+        };
+        assert_eq!(state.decide(now, 0.0), Serve);
+        // The hot path's threshold, on the wall clock that now runs an hour behind.
+        assert_eq!(state.serve_until(now), s.refresh_at - 3_610_000.0);
+    }
+
+    #[test]
+    fn a_token_unusable_on_arrival_is_refused() {
+        let mut state = TokenState::new(None);
+        state.begin(T0, false).unwrap();
+        let e = state
+            .issued(T0.plus(2_000.0), response("tok", 2.0), T0, 0.0)
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidResponse);
+    }
+
+    fn record(token: &str, expires_at: f64, lifetime: f64) -> TokenRecord {
+        TokenRecord {
+            access_token: token.into(),
+            token_type: "Bearer".into(),
+            scope: None,
+            lifetime_seconds: lifetime,
+            expires_at,
+            refresh_at: expires_at - lifetime * 500.0,
+            usable_until: expires_at - lifetime * 10.0,
+        }
+    }
+
+    #[test]
+    fn a_stored_token_is_taken_only_when_sound_newer_and_fresh() {
+        let (mut state, s) = holding(3600.0);
+        let fresher = record("tok-kv", s.expires_at + 60_000.0, 3600.0);
+        // While the held one is fresh, a newer one is taken too.
+        assert!(state.adopt(T0, fresher.clone(), false, 0.0).is_some());
+        assert!(
+            state.adopt(T0, fresher.clone(), false, 0.0).is_none(),
+            "already held"
+        );
+        let older = record("tok-old", s.expires_at - 60_000.0, 3600.0);
+        assert!(state.adopt(T0, older, false, 0.0).is_none());
+        let mut bad = record("tok bad", s.expires_at + 120_000.0, 3600.0);
+        assert!(state.adopt(T0, bad.clone(), false, 0.0).is_none());
+        bad.access_token = "tok-bad".into();
+        bad.token_type = "bearer".into();
+        assert!(state.adopt(T0, bad, false, 0.0).is_none());
+        // Usable but in its window: taken only when ours is gone and we are not refreshing.
+        let mut state = TokenState::new(None);
+        let due = record("tok-due", T0.wall + 100_000.0, 3600.0);
+        assert!(state.adopt(T0, due.clone(), true, 0.0).is_none());
+        let taken = state.adopt(T0, due, false, 0.0).unwrap();
+        assert!(taken.refresh_at <= T0.wall, "this client's own window");
+        assert_eq!(state.decide(T0, 0.0), ServeAndRefresh);
+    }
+
+    #[test]
+    fn unauthorized_refreshes_at_most_once_per_back_off_period() {
+        let (mut state, _) = holding(3600.0);
+        assert_eq!(
+            state.unauthorized(T0, "someone-else", 0.0),
+            Unauthorized::RetryWithCurrent
+        );
+        assert_eq!(state.unauthorized(T0, "tok-1", 0.0), Unauthorized::Refresh);
+        assert_eq!(state.decide(T0, 0.0), Fetch);
+        state.begin(T0, false).unwrap();
+        state
+            .issued(T0, response("tok-2", 3600.0), T0, 0.0)
+            .unwrap();
+        state.finish(T0, None, 0.0);
+        // The new token gets a 401 too, within the back-off (0.5 s): no refresh.
+        assert_eq!(
+            state.unauthorized(T0.plus(100.0), "tok-2", 0.0),
+            Unauthorized::GiveUp
+        );
+        assert_eq!(
+            state.unauthorized(T0.plus(500.0), "tok-2", 0.0),
+            Unauthorized::Refresh
+        );
+        state.authorized();
+        assert_eq!(state.unauthorized_until, 0.0);
+    }
+
+    #[test]
+    fn due_looks_ahead_by_the_given_time() {
+        let (state, s) = holding(300.0);
+        assert!(!state.due(T0, 0.0));
+        assert!(!state.due(at(s.refresh_at - 300_001.0), 300_000.0));
+        assert!(state.due(at(s.refresh_at - 300_000.0), 300_000.0));
+        assert!(TokenState::new(None).due(T0, 0.0));
+    }
+
+    #[test]
+    fn status_never_holds_the_token() {
+        let (state, s) = holding(3600.0);
+        let status = state.status(T0);
+        assert!(status.has_token);
+        assert_eq!(status.expires_at, Some(s.expires_at));
+        assert_eq!(status.fetches, 0);
+        let json = serde_json::to_string(&status).unwrap();
+        assert!(!json.contains("tok-1"), "{json}");
+    }
+}

@@ -1,0 +1,218 @@
+//! One token request over the host's `fetch`, with web-sys (RFC 6749
+//! §4.4.2; the transport rules in docs/DESIGN.md): `POST`, redirects never
+//! followed, the whole exchange up to the last body byte within the
+//! attempt's timeout, and at most 1 MiB of delivered body, counted as it
+//! streams in (after any `Content-Encoding` decoding the host does).
+
+use super::Host;
+use crate::error::{ErrorCode, TokenError};
+use crate::request::HttpRequest;
+use crate::response::{decode, HttpAnswer};
+use js_sys::{Array, Object, Promise, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    AbortController, Headers, ReadableStreamDefaultReader, ReadableStreamReadResult, Request,
+    RequestInit, RequestRedirect, Response,
+};
+
+/// Token response bodies larger than this are refused.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Timers longer than this fire at once in JavaScript hosts.
+const MAX_TIMER_MS: f64 = 2_147_483_647.0;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(callback: &JsValue, ms: f64) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(id: &JsValue);
+}
+
+thread_local! {
+    /// One handler for every promise whose failure is of no interest.
+    static IGNORE: Closure<dyn FnMut(JsValue)> = Closure::new(|_| {});
+}
+
+/// Lets `promise` fail unobserved: a stream cancelled after an abort
+/// rejects, and an unhandled rejection would end the host process.
+fn quietly(promise: Promise) {
+    IGNORE.with(|ignore| {
+        let _ = promise.catch(ignore);
+    });
+}
+
+/// Resolves after `ms` milliseconds.
+pub async fn sleep(ms: f64) {
+    let wait = Promise::new(&mut |resolve, _| {
+        set_timeout(&resolve, ms.min(MAX_TIMER_MS));
+    });
+    let _ = JsFuture::from(wait).await;
+}
+
+/// Why an attempt got no usable answer.
+enum Failure {
+    Timeout,
+    Network,
+    TooLarge,
+    NotAResponse,
+}
+
+impl From<Failure> for TokenError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Timeout => TokenError::new(
+                ErrorCode::Timeout,
+                "the token endpoint did not answer within timeoutMs",
+            ),
+            Failure::Network => TokenError::new(
+                ErrorCode::Network,
+                "the token request failed (connection refused, reset or DNS)",
+            ),
+            Failure::TooLarge => {
+                TokenError::invalid_response("the token response body is over 1 MiB")
+            }
+            Failure::NotAResponse => {
+                TokenError::invalid_response("fetch did not return a Response")
+            }
+        }
+    }
+}
+
+/// The attempt's time limit: a timer that aborts the request, and that
+/// every wait of the exchange races against, so that a `fetch` or a body
+/// that ignores the abort signal cannot hang the caller either.
+struct Deadline {
+    controller: AbortController,
+    timer: JsValue,
+    expired: Promise,
+    /// What `expired` resolves to: nothing else can be this object.
+    marker: Object,
+}
+
+impl Deadline {
+    fn new(ms: f64) -> Result<Self, Failure> {
+        let controller = AbortController::new().map_err(|_| Failure::Network)?;
+        let marker = Object::new();
+        let mut timer = JsValue::UNDEFINED;
+        let expired = Promise::new(&mut |resolve, _| {
+            let fire = resolve.bind1(&JsValue::UNDEFINED, &marker);
+            timer = set_timeout(&fire, ms.min(MAX_TIMER_MS));
+        });
+        Ok(Self {
+            controller,
+            timer,
+            expired,
+            marker,
+        })
+    }
+
+    /// Waits for `promise`, unless the deadline passes first; then aborts the request.
+    async fn race(&self, promise: &Promise) -> Result<JsValue, Failure> {
+        let both = Array::of2(promise, &self.expired);
+        let value = JsFuture::from(Promise::race(&both)).await;
+        let expired = self.controller.signal().aborted()
+            || value.as_ref().is_ok_and(|v| Object::is(v, &self.marker));
+        if expired {
+            self.controller.abort();
+            return Err(Failure::Timeout);
+        }
+        value.map_err(|_| Failure::Network)
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        clear_timeout(&self.timer);
+    }
+}
+
+/// Sends `request` through the host's fetch, with `timeout_ms` for the
+/// whole exchange, and reads the answer.
+pub async fn send(
+    host: &Host,
+    request: &HttpRequest,
+    timeout_ms: f64,
+) -> Result<HttpAnswer, TokenError> {
+    let deadline = Deadline::new(timeout_ms)?;
+    let response = exchange(host, request, &deadline).await?;
+    // A browser's answer to `redirect: "manual"` is an opaque response with status 0.
+    let status = match response.status() {
+        0 => 302,
+        status => status,
+    };
+    let retry_after = response.headers().get("retry-after").ok().flatten();
+    let body = read_body(&response, &deadline).await?;
+    Ok(HttpAnswer {
+        status,
+        retry_after,
+        body: decode(&body),
+    })
+}
+
+async fn exchange(
+    host: &Host,
+    request: &HttpRequest,
+    deadline: &Deadline,
+) -> Result<Response, Failure> {
+    let headers = Headers::new().map_err(|_| Failure::Network)?;
+    for (name, value) in &request.headers {
+        headers
+            .set(name, value)
+            .map_err(|_| Failure::NotAResponse)?;
+    }
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(&request.body));
+    init.set_redirect(RequestRedirect::Manual);
+    init.set_signal(Some(&deadline.controller.signal()));
+    let request =
+        Request::new_with_str_and_init(&request.url, &init).map_err(|_| Failure::Network)?;
+    // A fetch may throw, return a non-promise, or resolve to something else.
+    let pending = host.fetch(&request).map_err(|_| Failure::Network)?;
+    let answer = deadline.race(&Promise::resolve(&pending)).await?;
+    answer
+        .dyn_into::<Response>()
+        .map_err(|_| Failure::NotAResponse)
+}
+
+/// The body, counted as it arrives and cancelled past 1 MiB whatever
+/// `Content-Length` says; a larger declared length is refused unread.
+async fn read_body(response: &Response, deadline: &Deadline) -> Result<Vec<u8>, Failure> {
+    let Some(stream) = response.body() else {
+        return Ok(Vec::new());
+    };
+    let declared = response.headers().get("content-length").ok().flatten();
+    if declared.and_then(|d| d.trim().parse::<u64>().ok()) > Some(MAX_BODY_BYTES as u64) {
+        quietly(stream.cancel());
+        return Err(Failure::TooLarge);
+    }
+    let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut body = Vec::new();
+    loop {
+        let chunk = match deadline.race(&reader.read()).await {
+            Ok(chunk) => chunk.unchecked_into::<ReadableStreamReadResult>(),
+            Err(failure) => {
+                quietly(reader.cancel());
+                return Err(failure);
+            }
+        };
+        if chunk.get_done() == Some(true) {
+            return Ok(body);
+        }
+        let bytes = chunk
+            .get_value()
+            .dyn_into::<Uint8Array>()
+            .map_err(|_| Failure::NotAResponse)?;
+        if body.len() + bytes.length() as usize > MAX_BODY_BYTES {
+            quietly(reader.cancel());
+            return Err(Failure::TooLarge);
+        }
+        let start = body.len();
+        body.resize(start + bytes.length() as usize, 0);
+        bytes.copy_to(&mut body[start..]);
+    }
+}
