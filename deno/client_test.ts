@@ -228,6 +228,67 @@ Deno.test("bad options throw a config TokenError at creation", () => {
   });
 });
 
+Deno.test("a misspelt option is refused with the closest known name, never silently ignored", () => {
+  const ok = {
+    tokenUrl: "https://login.example.com/oauth/token",
+    clientId: "id",
+    clientSecret: "unit-canary-secret-9",
+  };
+  const cases: [Record<string, unknown>, string][] = [
+    [{ encryption_key: "x" }, "unknown option encryption_key (did you mean encryptionKey?)"],
+    [
+      { retry: { maxAttemps: 3 } },
+      "unknown option retry.maxAttemps (did you mean retry.maxAttempts?)",
+    ],
+    [{ tokenURL: "https://x" }, "unknown option tokenURL (did you mean tokenUrl?)"],
+    [{ retry: { maxAttempts: "3" } }, "retry.maxAttempts must be a number"],
+    [{ clientSecret: ["unit-canary-secret-9"] }, "clientSecret must be a string"],
+    [{ scope: ["a", 7] }, "scope[1] must be a string"],
+    [{ clientSecret: "unit-canary-secret-9\n" }, "clientSecret has leading or trailing whitespace"],
+  ];
+  for (const [bad, message] of cases) {
+    const error = (() => {
+      try {
+        createTokenClient({ ...ok, ...bad } as unknown as TokenClientOptions);
+      } catch (e) {
+        return e;
+      }
+    })();
+    assert.ok(error instanceof TokenError && error.code === "config", JSON.stringify(bad));
+    assert.ok(error.message.includes(message), `${error.message} (expected ${message})`);
+    assert.ok(!error.message.includes("canary"), error.message);
+  }
+});
+
+Deno.test("every documented option is accepted", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const every: Required<TokenClientOptions> = {
+      tokenUrl: "https://login.example.com/oauth/token",
+      clientId: "id",
+      clientSecret: "secret",
+      authMethod: "client_secret_post",
+      scope: ["a", "b"],
+      audience: "api",
+      resource: ["https://api.example.com"],
+      extraParams: { tenant: "t1" },
+      baseUrl: "https://api.example.com",
+      kv,
+      kvPrefix: ["app", "tokens"],
+      encryptionKey: btoa(String.fromCharCode(...new Uint8Array(32))),
+      fetch,
+      now: Date.now,
+      timeoutMs: 5000,
+      retry: { maxAttempts: 2, baseDelayMs: 100, maxDelayMs: 1000, deadlineMs: 5000 },
+      refreshAheadSeconds: 60,
+      onEvent: () => {},
+    };
+    assert.equal(createTokenClient(every).status().hasToken, false);
+  } finally {
+    kv.close();
+  }
+});
+
 Deno.test("logging a token, a client or an error never shows the token or the secret", async () => {
   await withClient({}, async ({ client, events }) => {
     const token = await client.getToken();

@@ -82,6 +82,16 @@ pub fn decode(body: &[u8]) -> Option<RawResponse> {
     serde_json::from_str(text).ok()
 }
 
+/// A `Content-Length` as a host shows it: duplicated fields arrive joined
+/// (`"42, 42"`); the largest figure counts. `None` when one is not a
+/// number: then only the bytes actually delivered count.
+pub fn declared_length(header: &str) -> Option<u64> {
+    header
+        .split(',')
+        .map(|part| part.trim().parse::<u64>().ok())
+        .try_fold(0, |max, n| n.map(|n| n.max(max)))
+}
+
 /// Lifetime assumed when the server sends no `expires_in`.
 pub const DEFAULT_LIFETIME_SECONDS: f64 = 3600.0;
 /// Longest lifetime believed; more is an `invalid_response`.
@@ -478,6 +488,16 @@ mod tests {
         let e = with(503, "Thu, 01 Jan 1970 00:01:00 GMT", "", 30_000.0);
         assert_eq!(e.retry_after_seconds, Some(30.0));
         assert_eq!(with(429, "whenever", "", 0.0).retry_after_seconds, None);
+    }
+
+    #[test]
+    fn a_declared_length_is_its_largest_figure() {
+        assert_eq!(declared_length("42"), Some(42));
+        assert_eq!(declared_length(" 42 , 42"), Some(42));
+        assert_eq!(declared_length("10, 2000000"), Some(2_000_000));
+        assert_eq!(declared_length("10, x"), None);
+        assert_eq!(declared_length("-1"), None);
+        assert_eq!(declared_length(""), None);
     }
 
     #[test]

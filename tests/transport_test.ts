@@ -1,9 +1,11 @@
-// The wasm binding's transport rules (SPEC §4), against real loopback
-// servers: no redirects, a 1 MiB body cap, a timeout that covers a slow
-// body, and clear errors for answers that are not token responses.
+// The token request's transport rules (src/wasm/http.rs), against real
+// loopback servers: no redirects, a 1 MiB cap on the delivered body (after
+// the host decompresses it) whatever the headers say, a timeout that covers
+// a slow body, and clear errors for answers that are not token responses.
 
 import assert from "node:assert/strict";
 import { createTokenClient, TokenError } from "../deno/mod.ts";
+import { startFaultServer } from "./servers/fault_server.ts";
 
 type Handler = (request: Request) => Response | Promise<Response>;
 
@@ -194,4 +196,71 @@ Deno.test("the token request is a form POST with Basic credentials and Accept: a
     auth: `Basic ${btoa("id:transport-canary-secret")}`,
     body: "grant_type=client_credentials&scope=a+b&audience=api&resource=r1&resource=r2",
   });
+});
+
+/** `size` zero bytes, gzip-compressed without ever holding them all. */
+async function gzipBomb(size: number): Promise<Uint8Array<ArrayBuffer>> {
+  const chunk = new Uint8Array(1 << 20);
+  let left = size;
+  const zeros = new ReadableStream<BufferSource>({
+    pull(c) {
+      if (left <= 0) return c.close();
+      c.enqueue(chunk);
+      left -= chunk.length;
+    },
+  });
+  return new Uint8Array(
+    await new Response(zeros.pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+  );
+}
+
+Deno.test("a small gzip body that inflates to 256 MiB is refused after 1 MiB, and memory barely moves", async () => {
+  const bomb = await gzipBomb(256 << 20);
+  assert.ok(bomb.length < 1 << 20, `the bomb itself is ${bomb.length} bytes`);
+  await withServer(
+    () => new Response(bomb, { headers: { "content-encoding": "gzip" } }),
+    async (url) => {
+      const before = Deno.memoryUsage().rss;
+      const error = await failure(url);
+      const grown = (Deno.memoryUsage().rss - before) / (1 << 20);
+      assert.equal(error.code, "invalid_response");
+      assert.match(error.message, /1 MiB/);
+      assert.ok(grown < 64, `resident memory grew ${grown.toFixed(0)} MiB`);
+    },
+  );
+});
+
+/** What a client makes of `text`, sent verbatim as the whole HTTP response. */
+async function rawAnswer(text: string): Promise<string> {
+  const server = startFaultServer(() => ({ kind: "raw", text }));
+  try {
+    const token = await client(server.tokenUrl, { timeoutMs: 1_000 }).getToken();
+    return `token ${token.accessToken}`;
+  } catch (error) {
+    assert.ok(error instanceof TokenError, String(error));
+    return `${error.code}: ${error.message}`;
+  } finally {
+    await server.close();
+  }
+}
+
+const BODY = JSON.stringify({ access_token: "canary-token-framing", expires_in: 60 });
+const CHUNKED = `${BODY.length.toString(16)}\r\n${BODY}\r\n0\r\n\r\n`;
+
+Deno.test("Content-Length beside Transfer-Encoding: chunked: the chunks frame the body (RFC 9112 §6.3)", async () => {
+  const both = (length: number) =>
+    `HTTP/1.1 200 OK\r\nContent-Length: ${length}\r\nTransfer-Encoding: chunked\r\n` +
+    `Connection: close\r\n\r\n${CHUNKED}`;
+  assert.equal(await rawAnswer(both(5)), "token canary-token-framing");
+  // A declared length over 1 MiB is refused unread, whatever else frames the body.
+  assert.match(await rawAnswer(both(5_000_000)), /^invalid_response: .*1 MiB/);
+});
+
+Deno.test("a duplicated Content-Length is read when the copies agree and refused when they do not", async () => {
+  const twice = (a: number, b: number, body = BODY) =>
+    `HTTP/1.1 200 OK\r\nContent-Length: ${a}\r\nContent-Length: ${b}\r\n` +
+    `Connection: close\r\n\r\n${body}`;
+  assert.equal(await rawAnswer(twice(BODY.length, BODY.length)), "token canary-token-framing");
+  assert.match(await rawAnswer(twice(5, BODY.length)), /^network: /);
+  assert.match(await rawAnswer(twice(2_000_000, 2_000_000)), /^invalid_response: .*1 MiB/);
 });

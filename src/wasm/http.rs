@@ -7,7 +7,7 @@
 use super::Host;
 use crate::error::{ErrorCode, TokenError};
 use crate::request::HttpRequest;
-use crate::response::{decode, HttpAnswer};
+use crate::response::{decode, declared_length, HttpAnswer};
 use js_sys::{Array, Object, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -186,7 +186,7 @@ async fn read_body(response: &Response, deadline: &Deadline) -> Result<Vec<u8>, 
         return Ok(Vec::new());
     };
     let declared = response.headers().get("content-length").ok().flatten();
-    if declared.and_then(|d| d.trim().parse::<u64>().ok()) > Some(MAX_BODY_BYTES as u64) {
+    if declared.as_deref().and_then(declared_length) > Some(MAX_BODY_BYTES as u64) {
         quietly(stream.cancel());
         return Err(Failure::TooLarge);
     }

@@ -15,7 +15,9 @@ export type Fault =
   /** Accepts the request and never answers. */
   | { kind: "hang" }
   /** Sends headers, then one byte of body every `everyMs`, forever. */
-  | { kind: "trickle"; everyMs: number };
+  | { kind: "trickle"; everyMs: number }
+  /** Sends `text` as it is (status line, headers and body), then closes. */
+  | { kind: "raw"; text: string };
 
 /** A running fault server. */
 export interface FaultServer {
@@ -78,6 +80,9 @@ export function startFaultServer(script: (n: number) => Fault): FaultServer {
           break;
         case "hang":
           await new Promise(() => {}); // Closed by close().
+          break;
+        case "raw":
+          await writeAll(conn, new TextEncoder().encode(fault.text));
           break;
         case "trickle": {
           await write(
