@@ -36,6 +36,7 @@
  * @module
  */
 
+import { cronPeriodSeconds } from "./_cron_period.ts";
 import { optionsFromEnv } from "./_env.ts";
 import { createTokenClient } from "./client.ts";
 import { refreshIfDue } from "./refresh_if_due.ts";
@@ -47,6 +48,12 @@ export const CRON_NAME = "freshtoken refresh tokens";
 export const CRON_SCHEDULE: string = Deno.env.get("FRESHTOKEN_CRON_SCHEDULE") ?? "*/5 * * * *";
 /** Retries of a failed run: 1 s, 5 s, 15 s, 60 s. */
 export const CRON_BACKOFF_SCHEDULE: number[] = [1_000, 5_000, 15_000, 60_000];
+/**
+ * The longest time to the next run: each run refreshes every token that
+ * would fall due before then, so handlers never wait whatever the token's
+ * lifetime (a schedule it cannot bound refreshes on every run).
+ */
+export const CRON_AHEAD_SECONDS: number = cronPeriodSeconds(CRON_SCHEDULE);
 
 let clients: Promise<TokenClient[]> | undefined;
 
@@ -71,7 +78,8 @@ export async function refreshAll(): Promise<void> {
     clients = undefined;
     throw error;
   }
-  const results = await Promise.all(ready.map((client) => refreshIfDue(client)));
+  const aheadSeconds = Number.isFinite(CRON_AHEAD_SECONDS) ? CRON_AHEAD_SECONDS : 366 * 86_400;
+  const results = await Promise.all(ready.map((client) => refreshIfDue(client, { aheadSeconds })));
   const described = results.map((result, i) =>
     result === "failed" ? `failed (${ready[i].status().lastError?.code ?? "unknown"})` : result
   );

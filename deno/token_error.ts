@@ -35,10 +35,8 @@ export interface TokenErrorInit {
   retryAfterSeconds?: number;
 }
 
-/** The codes retryable by default, as the core defines them. */
-const RETRYABLE: ReadonlySet<string> = new Set(
-  errorCodes().filter((c) => c.retryable).map((c) => c.code),
-);
+/** The codes retryable by default, as the core defines them; read on first use, off the cold path. */
+let retryable: ReadonlySet<string> | undefined;
 
 /**
  * A failed token request, a bad option or an aborted wait. Its message
@@ -78,7 +76,9 @@ export class TokenError extends Error {
     super(message);
     this.name = "TokenError";
     this.code = code;
-    this.retryable = init.retryable ?? RETRYABLE.has(code);
+    this.retryable = init.retryable ??
+      (retryable ??= new Set(errorCodes().filter((c) => c.retryable).map((c) => c.code)))
+        .has(code);
     if (init.status !== undefined) this.status = init.status;
     if (init.description !== undefined) this.description = init.description;
     if (init.retryAfterSeconds !== undefined) {

@@ -7,7 +7,7 @@
 use super::Host;
 use crate::error::{ErrorCode, TokenError};
 use crate::request::HttpRequest;
-use crate::response::{decode, declared_length, HttpAnswer};
+use crate::response::{declared_length, decode, HttpAnswer};
 use js_sys::{Array, Object, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
