@@ -283,7 +283,9 @@ Deno.test("every documented option is accepted", async () => {
       refreshAheadSeconds: 60,
       onEvent: () => {},
     };
-    assert.equal(createTokenClient(every).status().hasToken, false);
+    const client = createTokenClient(every);
+    assert.equal(client.status().hasToken, false);
+    await client.invalidate(); // waits for the KV store, which the client opens in the background
   } finally {
     kv.close();
   }
