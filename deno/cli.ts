@@ -91,36 +91,51 @@ interface Invocation {
   switches: Set<string>;
 }
 
-/** Parses `args`; unknown flags and missing values are `"config"` errors. */
+const COMMANDS = new Set(["token", "status", "help"]);
+
+/**
+ * Parses `args`; unknown flags and missing values are `"config"` errors.
+ * An argument it does not understand is named by its position only: a
+ * stray word may be a secret that lost its flag.
+ */
 function parseArgs(args: string[]): Invocation {
   const values = new Map<string, string>();
   const switches = new Set<string>();
-  const words: string[] = [];
+  let command: string | undefined;
   for (let i = 0; i < args.length; i++) {
+    const at = `(argument ${i + 1})`;
     const [flag, inline] = args[i].startsWith("--") && args[i].includes("=")
       ? [args[i].slice(0, args[i].indexOf("=")), args[i].slice(args[i].indexOf("=") + 1)]
       : [args[i], undefined];
     if (FLAGS_WITH_VALUES.has(flag)) {
       const value = inline ?? args[++i];
-      if (value === undefined) throw configError(`${flag} needs a value`);
+      if (value === undefined || (inline === undefined && isFlag(value))) {
+        throw configError(`${flag} needs a value`);
+      }
       values.set(flag, value);
-    } else if (SWITCHES.has(flag)) {
+    } else if (SWITCHES.has(flag) && inline === undefined) {
       switches.add(flag === "-h" ? "--help" : flag);
     } else if (flag.startsWith("-")) {
-      throw configError(`unknown option ${flag} (see --help)`);
+      throw configError(`unknown option ${at}`);
+    } else if (command === undefined && COMMANDS.has(flag)) {
+      command = flag;
     } else {
-      words.push(flag);
+      throw configError(`unexpected ${command === undefined ? "command" : "argument"} ${at}`);
     }
   }
-  const command = switches.has("--help") || words[0] === "help" ? "help" : (words[0] ?? "token");
-  if (command !== "token" && command !== "status" && command !== "help") {
-    throw configError(`unknown command ${JSON.stringify(command)} (see --help)`);
-  }
-  if (words.length > 1) throw configError(`unexpected argument ${JSON.stringify(words[1])}`);
+  command = switches.has("--help") ? "help" : command ?? "token";
   if (switches.has("--header") && switches.has("--json")) {
     throw configError("choose one of --header and --json");
   }
-  return { command, values, switches };
+  if (command === "status" && switches.has("--header")) {
+    throw configError("--header is for the token command (status prints no token)");
+  }
+  return { command: command as Invocation["command"], values, switches };
+}
+
+function isFlag(arg: string): boolean {
+  const name = arg.split("=")[0];
+  return FLAGS_WITH_VALUES.has(name) || SWITCHES.has(name);
 }
 
 /** Client options from flags, then the environment. */
@@ -131,6 +146,17 @@ function clientOptions(
   const flag = (name: string) => invocation.values.get(name);
   let options: TokenClientOptions;
   const region = flag("--region");
+  if (region !== undefined && flag("--token-url") !== undefined) {
+    throw configError("choose one of --region and --token-url");
+  }
+  if (
+    region === undefined && flag("--token-url") === undefined &&
+    env("GENESYS_CLOUD_REGION") && env("FRESHTOKEN_TOKEN_URL")
+  ) {
+    throw configError(
+      "both GENESYS_CLOUD_REGION and FRESHTOKEN_TOKEN_URL are set: pass --region or --token-url to choose",
+    );
+  }
   if (region !== undefined) {
     options = genesysCloud({
       region,
@@ -163,18 +189,34 @@ function clientOptions(
   const method = flag("--auth-method") ?? env("FRESHTOKEN_AUTH_METHOD");
   if (method) options.authMethod = method as TokenClientOptions["authMethod"];
   const timeout = flag("--timeout");
-  if (timeout !== undefined) options.timeoutMs = number("--timeout", timeout);
+  if (timeout !== undefined) options.timeoutMs = number("--timeout", timeout, 1, "milliseconds");
   const key = env("FRESHTOKEN_ENCRYPTION_KEY");
   if (key) options.encryptionKey = key;
   return options;
 }
 
-function number(flag: string, text: string): number {
+/** A flag's number, at least `min`; the message never repeats what was given. */
+function number(flag: string, text: string, min: number, unit: string): number {
   const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n) || n < 0) {
-    throw configError(`${flag} must be a number, got ${JSON.stringify(text)}`);
+  if (text.trim() === "" || !Number.isFinite(n) || n < min) {
+    throw configError(`${flag} must be a number of ${unit}, at least ${min}`);
   }
   return n;
+}
+
+/** Opens the `--kv` store, saying which flag or path to fix when it cannot. */
+async function openKv(path: string): Promise<Deno.Kv> {
+  if (typeof Deno.openKv !== "function") {
+    throw configError("--kv needs Deno KV: run with --unstable-kv");
+  }
+  try {
+    return await Deno.openKv(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      throw configError(`--kv ${path} needs --allow-read and --allow-write`);
+    }
+    throw configError(`cannot open --kv ${path}: ${(error as Error).message}`);
+  }
 }
 
 /** The exit code for an error. */
@@ -205,7 +247,7 @@ export async function main(
     }
     const options = clientOptions(invocation, io.env);
     const kvPath = invocation.values.get("--kv") ?? io.env("FRESHTOKEN_KV");
-    if (kvPath) kv = await Deno.openKv(kvPath);
+    if (kvPath) kv = await openKv(kvPath);
     const client = createTokenClient({ ...options, kv });
     const json = invocation.switches.has("--json");
     if (invocation.command === "status") {
@@ -228,7 +270,12 @@ export async function main(
       }
       return EXIT.ok;
     }
-    const minValid = number("--min-valid", invocation.values.get("--min-valid") ?? "60");
+    const minValid = number(
+      "--min-valid",
+      invocation.values.get("--min-valid") ?? "60",
+      0,
+      "seconds",
+    );
     const token = await client.getToken({ minValidSeconds: minValid });
     if (invocation.switches.has("--header")) {
       io.out(`Authorization: ${token.tokenType} ${token.accessToken}\n`);
@@ -249,7 +296,9 @@ export async function main(
     return EXIT.ok;
   } catch (error) {
     const code = exitCode(error);
-    const message = error instanceof TokenError ? error.message : "unexpected failure";
+    const message = error instanceof TokenError
+      ? error.message
+      : `unexpected failure (${error instanceof Error ? error.name : typeof error})`;
     const hint = code === EXIT.retryable
       ? " (transient: retry later)"
       : code === EXIT.config
@@ -273,10 +322,22 @@ function span(ms: number): string {
   return h > 0 ? `${h}h ${m}m` : m > 0 ? `${m}m ${s % 60}s` : `${s}s`;
 }
 
+/** Reads a variable; without --allow-env that is a `config` error saying so. */
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      throw configError("freshtoken reads its settings from the environment: run with --allow-env");
+    }
+    throw error;
+  }
+}
+
 if (import.meta.main) {
   const encoder = new TextEncoder();
   const code = await main(Deno.args, {
-    env: (name) => Deno.env.get(name),
+    env: readEnv,
     out: (text) => Deno.stdout.writeSync(encoder.encode(text)),
     err: (text) => Deno.stderr.writeSync(encoder.encode(text)),
   });

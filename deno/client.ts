@@ -81,6 +81,8 @@ class FreshTokenClient implements TokenClient {
   readonly #mono: () => number;
   readonly #onEvent?: (event: TokenEvent) => void;
   readonly #baseUrl?: string;
+  /** With `baseUrl`: the origins `fetch` may send the token to. */
+  readonly #origins?: ReadonlySet<string>;
   /** For logs: where tokens come from (never the secret). */
   readonly #label: string;
   readonly #store?: Promise<KvStore>;
@@ -102,7 +104,13 @@ class FreshTokenClient implements TokenClient {
     // An injected clock stands for both clocks, so that tests move all time at once.
     this.#mono = options.now === undefined ? monotonic : this.#now;
     this.#onEvent = fn("onEvent", options.onEvent, undefined);
-    if (options.baseUrl !== undefined) this.#baseUrl = parseUrl("baseUrl", options.baseUrl);
+    if (options.baseUrl !== undefined) {
+      this.#baseUrl = parseUrl("baseUrl", options.baseUrl);
+      const others = (options.allowedOrigins ?? []).map((o) => parseUrl("allowedOrigins", o));
+      this.#origins = new Set([this.#baseUrl, ...others].map((url) => new URL(url).origin));
+    } else if (options.allowedOrigins !== undefined) {
+      throw configError("allowedOrigins needs the baseUrl option");
+    }
     const { tokenUrl, clientId } = this.#core.identity;
     this.#label = `${tokenUrl} as ${JSON.stringify(clientId)}`;
     this.#store = this.#openStore(options);
@@ -175,6 +183,13 @@ class FreshTokenClient implements TokenClient {
       ? new URL(input, this.#baseUrl)
       : input;
     const request = new Request(target, init);
+    const origin = new URL(request.url).origin;
+    if (this.#origins !== undefined && !this.#origins.has(origin)) {
+      throw configError(
+        `client.fetch sends the token only to ${[...this.#origins].join(", ")}, not to ${origin} ` +
+          `(allowedOrigins lists further origins)`,
+      );
+    }
     // A stream body is consumed by the first attempt and cannot be replayed.
     const replayable = !(init?.body instanceof ReadableStream);
     const token = await this.getToken();

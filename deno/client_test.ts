@@ -273,6 +273,7 @@ Deno.test("every documented option is accepted", async () => {
       resource: ["https://api.example.com"],
       extraParams: { tenant: "t1" },
       baseUrl: "https://api.example.com",
+      allowedOrigins: ["https://files.example.com"],
       kv,
       kvPrefix: ["app", "tokens"],
       encryptionKey: btoa(String.fromCharCode(...new Uint8Array(32))),

@@ -43,8 +43,10 @@ export interface GenesysCloudOptions {
 /**
  * Client options for a Genesys Cloud region: `tokenUrl` is
  * `https://login.<domain>/oauth/token` and `baseUrl` is
- * `https://api.<domain>`. Spread the result and add what you need.
- * An unknown region throws a {@linkcode TokenError} with code `"config"`.
+ * `https://api.<domain>`. Spread the result and add what you need. It
+ * prints (`console.log`, `Deno.inspect`, `JSON.stringify`) without the
+ * secret. An unknown region throws a {@linkcode TokenError} with code
+ * `"config"`.
  *
  * @example
  * ```ts
@@ -72,10 +74,25 @@ export function genesysCloud(options: GenesysCloudOptions): TokenClientOptions {
         `"eu_west_1" or a domain such as "mypurecloud.ie"`,
     );
   }
-  return {
+  return withoutSecretWhenPrinted({
     tokenUrl: `https://login.${domain}/oauth/token`,
     baseUrl: `https://api.${domain}`,
     clientId,
     clientSecret,
-  };
+  });
+}
+
+/**
+ * Makes `options` print with `clientSecret: "[redacted]"`. The printing
+ * hooks are not enumerable, so a spread still copies every option and
+ * nothing else.
+ */
+function withoutSecretWhenPrinted(options: TokenClientOptions): TokenClientOptions {
+  const shown = () => ({ ...options, clientSecret: "[redacted]" });
+  return Object.defineProperties(options, {
+    toJSON: { value: shown },
+    [Symbol.for("Deno.customInspect")]: {
+      value: (inspect: typeof Deno.inspect, opts: Deno.InspectOptions) => inspect(shown(), opts),
+    },
+  });
 }

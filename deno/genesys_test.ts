@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { GENESYS_CLOUD_REGIONS, genesysCloud, TokenError } from "./mod.ts";
+import { createTokenClient, GENESYS_CLOUD_REGIONS, genesysCloud, TokenError } from "./mod.ts";
 
 const creds = { clientId: "id", clientSecret: "genesys-canary-secret" };
 
@@ -25,4 +25,29 @@ Deno.test("genesysCloud() rejects an unknown region with a config error", () => 
       region,
     );
   }
+});
+
+Deno.test("genesysCloud()'s options print without the secret, and spreading them still works", () => {
+  const options = genesysCloud({ region: "eu_west_1", ...creds });
+  const printed = [
+    Deno.inspect(options),
+    Deno.inspect({ nested: options }),
+    JSON.stringify(options),
+    JSON.stringify({ nested: options }),
+  ];
+  for (const text of printed) {
+    assert.ok(!text.includes(creds.clientSecret), text);
+    assert.match(text, /redacted/);
+    assert.match(text, /login\.mypurecloud\.ie/);
+  }
+  const spread = { ...options, timeoutMs: 5000 };
+  assert.deepEqual(Object.keys(spread).sort(), [
+    "baseUrl",
+    "clientId",
+    "clientSecret",
+    "timeoutMs",
+    "tokenUrl",
+  ]);
+  assert.equal(spread.clientSecret, creds.clientSecret);
+  assert.equal(createTokenClient(spread).status().hasToken, false);
 });

@@ -37,8 +37,13 @@ export interface TokenClientOptions {
   resource?: string | string[];
   /** Further form parameters for the token request. */
   extraParams?: Record<string, string>;
-  /** Resolves relative URLs given to {@linkcode TokenClient.fetch}. */
+  /**
+   * Resolves relative URLs given to {@linkcode TokenClient.fetch}, which
+   * then sends the token only to this origin (and `allowedOrigins`).
+   */
   baseUrl?: string;
+  /** Further origins {@linkcode TokenClient.fetch} may send the token to, with `baseUrl`. */
+  allowedOrigins?: string[];
   /** A Deno KV; when given, tokens persist and are shared. */
   kv?: Deno.Kv;
   /** KV key prefix. Default `["freshtoken"]`. */
@@ -92,8 +97,11 @@ export interface TokenClient {
   /** Forgets the cached token, in memory and in KV. */
   invalidate(): Promise<void>;
   /**
-   * `fetch` with `Authorization: <type> <token>`. On a 401 it invalidates
-   * the token and retries once with a new one, when the body can be replayed.
+   * `fetch` with `Authorization: <type> <token>`. With `baseUrl`, only to
+   * that origin (and `allowedOrigins`): another one is refused with a
+   * `config` {@linkcode TokenError}. On a 401 it fetches a new token and
+   * sends once more, when the body can be replayed; while 401s go on, at
+   * most once per back-off period (1 s doubling to a minute).
    */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
   /** Cache state and counters. */

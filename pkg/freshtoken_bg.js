@@ -473,6 +473,16 @@ export function __wbg_instanceof_ArrayBuffer_12cdaa4161423e6b(arg0) {
     const ret = result;
     return ret;
 }
+export function __wbg_instanceof_Error_74e3cca0c4a69161(arg0) {
+    let result;
+    try {
+        result = arg0 instanceof Error;
+    } catch (_) {
+        result = false;
+    }
+    const ret = result;
+    return ret;
+}
 export function __wbg_instanceof_Map_0b4fc8b62e73f163(arg0) {
     let result;
     try {
@@ -533,6 +543,10 @@ export function __wbg_length_b03a0fabb109b1e9(arg0) {
 }
 export function __wbg_mono_cfc1e081af7b61b5(arg0) {
     const ret = arg0.mono();
+    return ret;
+}
+export function __wbg_name_d1fa514fdca6a975(arg0) {
+    const ret = arg0.name;
     return ret;
 }
 export function __wbg_new_13de428334042d26(arg0) {

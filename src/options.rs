@@ -42,6 +42,8 @@ pub struct Options {
     pub refresh_ahead_seconds: Option<Number>,
     /// Base of relative URLs given to `client.fetch` (used by the wrapper).
     pub base_url: Option<Text>,
+    /// Further origins `client.fetch` may send the token to (used by the wrapper).
+    pub allowed_origins: Option<Texts>,
     /// A `Deno.Kv` (the wrapper's).
     pub kv: Option<Host>,
     /// KV key prefix (the wrapper's).
@@ -306,7 +308,7 @@ mod tests {
     #[test]
     fn option_names_are_the_struct_fields_as_javascript_spells_them() {
         let names = option_names::<Options>();
-        assert_eq!(names.len(), 18);
+        assert_eq!(names.len(), 19);
         for name in [
             "tokenUrl",
             "clientSecret",

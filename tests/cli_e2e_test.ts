@@ -13,18 +13,22 @@ interface Run {
   stderr: string;
 }
 
-async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+/** The permissions the CLI's documentation asks for. */
+const FLAGS = [
+  "--unstable-kv",
+  "--allow-net=127.0.0.1",
+  "--allow-env",
+  "--allow-read",
+  "--allow-write",
+];
+
+async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+  flags: string[] = FLAGS,
+): Promise<Run> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-kv",
-      "--allow-net=127.0.0.1",
-      "--allow-env",
-      "--allow-read",
-      "--allow-write",
-      CLI,
-      ...args,
-    ],
+    args: ["run", ...flags, CLI, ...args],
     env,
     clearEnv: true,
     stdin: "null",
@@ -180,4 +184,73 @@ Deno.test("deno install makes a freshtoken command that works", async () => {
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("an argument the CLI does not understand is named by its position, never echoed", async () => {
+  const stray = "stray-canary-secret-7";
+  for (
+    const args of [
+      ["token", stray],
+      [stray],
+      ["token", `--${stray}`],
+      ["token", "--client-id", "--client-secret", stray],
+    ]
+  ) {
+    const run = await cli(args);
+    assert.equal(run.code, 2, run.stderr);
+    assert.ok(!run.stderr.includes(stray) && !run.stdout.includes(stray), run.stderr);
+    assert.match(run.stderr, /\(argument \d\)|needs a value/);
+    assert.equal(run.stderr.split("(see --help)").length - 1, 1, run.stderr);
+  }
+});
+
+Deno.test("misuse gets exit 2 and the flag or path to fix, never a retryable or unexpected failure", async () => {
+  await withServer(async (_server, env) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const cases: [string[], string[], Record<string, string>, RegExp][] = [
+        [["token", "--kv", `${dir}/missing/dir/x.kv`], FLAGS, env, /cannot open --kv .*missing/],
+        [["token", "--kv", `${dir}/x.kv`], FLAGS.slice(1), env, /--unstable-kv/],
+        [
+          ["token", "--kv", `${dir}/x.kv`],
+          ["--unstable-kv", "--allow-net", "--allow-env"],
+          env,
+          /--allow-read and --allow-write/,
+        ],
+        [["token"], ["--allow-net", "--allow-read"], env, /--allow-env/],
+        [["token"], ["--allow-env", "--allow-read"], env, /--allow-net/],
+        [["token", "--region", "eu_west_1"], FLAGS, env, /choose one of --region and --token-url/],
+        [
+          ["token"],
+          FLAGS,
+          {
+            ...env,
+            GENESYS_CLOUD_REGION: "eu_west_1",
+            GENESYS_CLOUD_CLIENT_ID: "g",
+            GENESYS_CLOUD_CLIENT_SECRET: "g-canary-secret",
+          },
+          /both GENESYS_CLOUD_REGION and FRESHTOKEN_TOKEN_URL/,
+        ],
+        [["status", "--header"], FLAGS, env, /--header is for the token command/],
+        [
+          ["token", "--timeout", "-5"],
+          FLAGS,
+          env,
+          /--timeout must be a number of milliseconds, at least 1/,
+        ],
+        [["token", "--min-valid", "soon"], FLAGS, env, /--min-valid must be a number of seconds/],
+      ];
+      for (const [args, flags, vars, message] of cases) {
+        const withUrl = args[1] === "--region"
+          ? [...args, "--token-url", env.FRESHTOKEN_TOKEN_URL]
+          : args;
+        const run = await cli(withUrl, vars, flags);
+        assert.equal(run.code, 2, `${args.join(" ")} [${flags.join(" ")}]: ${run.stderr}`);
+        assert.match(run.stderr, message);
+        assert.doesNotMatch(run.stderr, /unexpected failure|retry later/);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
 });

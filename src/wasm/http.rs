@@ -56,8 +56,24 @@ pub async fn sleep(ms: f64) {
 enum Failure {
     Timeout,
     Network,
+    /// The host refused: Deno without `--allow-net` for the token URL's host.
+    NotAllowed,
     TooLarge,
     NotAResponse,
+}
+
+impl Failure {
+    /// What a rejected or throwing `fetch` means: a permission the host
+    /// lacks is the caller's to fix, not an outage to retry.
+    fn of_rejection(reason: &JsValue) -> Self {
+        match reason
+            .dyn_ref::<js_sys::Error>()
+            .map(|e| String::from(e.name()))
+        {
+            Some(name) if name == "NotCapable" || name == "PermissionDenied" => Self::NotAllowed,
+            _ => Self::Network,
+        }
+    }
 }
 
 impl From<Failure> for TokenError {
@@ -70,6 +86,9 @@ impl From<Failure> for TokenError {
             Failure::Network => TokenError::new(
                 ErrorCode::Network,
                 "the token request failed (connection refused, reset or DNS)",
+            ),
+            Failure::NotAllowed => TokenError::config(
+                "the host does not allow the token request (Deno: --allow-net for the token URL's host)",
             ),
             Failure::TooLarge => {
                 TokenError::invalid_response("the token response body is over 1 MiB")
@@ -119,7 +138,7 @@ impl Deadline {
             self.controller.abort();
             return Err(Failure::Timeout);
         }
-        value.map_err(|_| Failure::Network)
+        value.map_err(|reason| Failure::of_rejection(&reason))
     }
 }
 
@@ -172,7 +191,9 @@ async fn exchange(
     let request =
         Request::new_with_str_and_init(&request.url, &init).map_err(|_| Failure::Network)?;
     // A fetch may throw, return a non-promise, or resolve to something else.
-    let pending = host.fetch(&request).map_err(|_| Failure::Network)?;
+    let pending = host
+        .fetch(&request)
+        .map_err(|reason| Failure::of_rejection(&reason))?;
     let answer = deadline.race(&Promise::resolve(&pending)).await?;
     answer
         .dyn_into::<Response>()
