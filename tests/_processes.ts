@@ -7,6 +7,7 @@ const WORKER = new URL("./kv_worker.ts", import.meta.url).pathname;
 export interface WorkerResult {
   fingerprint?: string;
   expiresAt?: number;
+  tokens?: number;
   error?: string;
   events: string[];
 }

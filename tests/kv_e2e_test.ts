@@ -144,6 +144,36 @@ function proxy(
   };
 }
 
+Deno.test("16 processes on one SQLite file, 6 s tokens for 15 s: never two token requests in one refresh window", async () => {
+  const dir = await Deno.makeTempDir();
+  const SHORT = { client_id: "kv-short", client_secret: "kv-canary-secret-2", ttl: 6 };
+  const server = await startOidcServer([APP, SHORT]);
+  const front = proxy(server, () => undefined);
+  try {
+    const startAt = Date.now() + 4_000;
+    const workers = Array.from({ length: 16 }, () =>
+      startWorker({
+        KV: `${dir}/race.sqlite`,
+        TOKEN_URL: front.tokenUrl,
+        CLIENT_ID: SHORT.client_id,
+        CLIENT_SECRET: SHORT.client_secret,
+        START_AT: String(startAt),
+        LOOP_UNTIL: String(startAt + 15_000),
+      }));
+    const results = await Promise.all(workers.map((w) => w.result));
+    assert.ok(results.every((r) => r.fingerprint !== undefined), JSON.stringify(results));
+    const gaps = front.arrivals.slice(1).map((at, i) => at - front.arrivals[i]);
+    console.log(`${front.arrivals.length} token requests, gaps ${gaps.join(", ")} ms`);
+    // A refresh window of a 6 s token is about 3 s: two requests for one window come ms apart.
+    assert.ok(front.arrivals.length >= 4, `${front.arrivals.length} token requests in 15 s`);
+    assert.ok(gaps.every((gap) => gap >= 1_000), `token requests ${gaps.join(", ")} ms apart`);
+  } finally {
+    await front.close();
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a lease holder killed while its request hangs is taken over after the lease deadline", async () => {
   const dir = await Deno.makeTempDir();
   await withOidc(async (server) => {

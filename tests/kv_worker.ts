@@ -4,7 +4,9 @@
 // its error code if it failed, and the events it saw.
 //
 // Environment: KV (a path or URL for Deno.openKv), TOKEN_URL, CLIENT_ID,
-// CLIENT_SECRET, START_AT (epoch ms), optional DEADLINE_MS, ENCRYPTION_KEY.
+// CLIENT_SECRET, START_AT (epoch ms), optional DEADLINE_MS, ENCRYPTION_KEY;
+// with LOOP_UNTIL (epoch ms) it asks for a token every 50 ms until then and
+// reports how many different tokens it was served.
 
 import { createTokenClient, type TokenEvent } from "../deno/mod.ts";
 
@@ -28,13 +30,19 @@ await new Promise((r) => setTimeout(r, Math.max(0, startAt - Date.now())));
 console.log("ready");
 let result: Record<string, unknown>;
 try {
+  const seen = new Set<string>();
+  const until = Number(env("LOOP_UNTIL") ?? 0);
+  while (Date.now() < until) {
+    seen.add((await client.getToken()).accessToken);
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const token = await client.getToken();
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token.accessToken));
   const fingerprint = Array.from(
     new Uint8Array(digest).slice(0, 8),
     (b) => b.toString(16).padStart(2, "0"),
   ).join("");
-  result = { fingerprint, expiresAt: token.expiresAt };
+  result = { fingerprint, expiresAt: token.expiresAt, tokens: seen.size };
 } catch (error) {
   result = { error: (error as { code?: string }).code ?? String(error) };
 }
