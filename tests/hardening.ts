@@ -318,6 +318,8 @@ function cronCase(lifetime: number, period: number, ahead: boolean): HardeningCa
             await handler.getToken();
             if (handler.status().fetches > 0) waits++;
           }
+          // Let the handlers' last background refreshes end before the server does.
+          await new Promise((r) => setTimeout(r, 300));
           return {
             ok: ahead ? waits === 0 : waits > 0,
             outcome: `handler calls that waited on the token endpoint: ${waits} of 120`,
