@@ -44,6 +44,8 @@ export interface Snapshot {
   leaseVersion: string | null;
   /** Until when every isolate holds token requests back; 0 for none. */
   backoffUntil: number;
+  /** The back-off entry's versionstamp. */
+  backoffVersion: string | null;
 }
 
 /** `[...prefix, "token", id]` */
@@ -129,6 +131,7 @@ export class KvStore {
       tokenVersion: token.versionstamp,
       leaseVersion: lease.versionstamp,
       backoffUntil: 0,
+      backoffVersion: backoff.versionstamp,
     };
     const until = readUntil(lease.value);
     if (until !== undefined && until > now && this.#options.leaseIsPlausible(until, now)) {
@@ -162,10 +165,11 @@ export class KvStore {
   }
 
   /**
-   * Takes the lease for `ttlMs` if neither the lease nor the token entry
-   * changed since `seen` was read: exactly one isolate wins this
-   * check-and-set, and none takes a lease for a token already replaced.
-   * `"held"` means look again; `undefined` means KV failed.
+   * Takes the lease for `ttlMs` if none of the three entries changed since
+   * `seen` was read: exactly one isolate wins this check-and-set, and none
+   * takes a lease for a token already replaced, or past a back-off set by a
+   * holder that has come and gone in between (its lease then reads absent
+   * again). `"held"` means look again; `undefined` means KV failed.
    */
   async takeLease(ttlMs: number, seen: Snapshot): Promise<Lease | "held" | undefined> {
     return await this.#op("lease", async () => {
@@ -174,6 +178,7 @@ export class KvStore {
       const result = await this.#kv.atomic()
         .check({ key: this.#keys[1], versionstamp: seen.leaseVersion })
         .check({ key: this.#keys[0], versionstamp: seen.tokenVersion })
+        .check({ key: this.#keys[2], versionstamp: seen.backoffVersion })
         .set(this.#keys[1], lease, { expireIn: Math.ceil(ttlMs) })
         .commit();
       return result.ok ? { ...lease, versionstamp: result.versionstamp } : "held" as const;

@@ -159,6 +159,15 @@ Deno.test("the lease is not taken when the token entry changed since it was read
   });
 });
 
+Deno.test("the lease is not taken past a back-off set since the entries were read", async () => {
+  await withStore(async (store) => {
+    const seen = await read(store);
+    // Another isolate took the lease, failed, set a back-off and released the lease.
+    await store.setBackoff(Date.now() + 5_000);
+    assert.equal(await store.takeLease(5_000, seen), "held");
+  });
+});
+
 Deno.test("an expired lease is taken over even before KV deletes it", async () => {
   await withStore(async (store, kv) => {
     const key = leaseKey(["freshtoken"], await clientId(identity));
@@ -199,7 +208,12 @@ Deno.test("a closed KV answers nothing and reports kv_error once per cool-down",
     kv.close();
     assert.equal(await store.snapshot(), undefined);
     assert.equal(
-      await store.takeLease(1_000, { tokenVersion: null, leaseVersion: null, backoffUntil: 0 }),
+      await store.takeLease(1_000, {
+        tokenVersion: null,
+        leaseVersion: null,
+        backoffUntil: 0,
+        backoffVersion: null,
+      }),
       undefined,
     );
     await store.write(token(Date.now()));
