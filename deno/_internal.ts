@@ -7,6 +7,9 @@ export const REFRESH_IF_DUE: unique symbol = Symbol("freshtoken.refreshIfDue");
 /** `client[LOAD_SHARED]()` takes a newer token from KV into memory, sending nothing. */
 export const LOAD_SHARED: unique symbol = Symbol("freshtoken.loadShared");
 
+/** `client[SAMPLE]()` is what telemetry reads of a client when it collects metrics. */
+export const SAMPLE: unique symbol = Symbol("freshtoken.sample");
+
 /**
  * Settles as `promise` does, unless `signal` aborts first: then rejects with
  * `reason()`. The listener is removed once `promise` settles.

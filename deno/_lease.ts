@@ -5,6 +5,7 @@
 import type { CoreError, TokenRecord } from "../pkg/freshtoken.js";
 import { sleep } from "./_internal.ts";
 import type { KvStore, Lease } from "./kv_store.ts";
+import type { Span } from "./_telemetry.ts";
 import type { Token } from "./token.ts";
 import { TokenError } from "./token_error.ts";
 import type { TokenEvent } from "./types.ts";
@@ -27,34 +28,44 @@ export interface SharedAcquisition {
   /** Until when to hold every isolate back after `error`. */
   backoffUntil(now: number, error: CoreError): number;
   emit(event: TokenEvent): void;
+  /** A span for a wait, when telemetry is on. */
+  wait(name: "freshtoken.lease_wait" | "freshtoken.backoff_wait"): Span | undefined;
 }
 
 /** Acquires a token through KV; degrades to a token request of its own when KV fails. */
 export async function acquireShared(a: SharedAcquisition): Promise<Token> {
   const store = a.store;
   const giveUpAt = performance.now() + a.waitMs;
-  let waiting = false;
-  for (;;) {
-    const snapshot = await store.snapshot();
-    if (snapshot === undefined) return (await a.fetch(() => {}))[0]; // KV failed: memory only.
-    const taken = snapshot.token === undefined ? undefined : a.adopt(snapshot.token);
-    if (taken !== undefined) return taken;
-    const now = a.now();
-    if (snapshot.leaseUntil === undefined) {
-      if (snapshot.backoffUntil > now) {
-        await holdBack(a, snapshot.backoffUntil - now, giveUpAt);
-        continue;
+  let waited = false;
+  let waiting: Span | undefined;
+  try {
+    for (;;) {
+      const snapshot = await store.snapshot();
+      if (snapshot === undefined) return (await a.fetch(() => {}))[0]; // KV failed: memory only.
+      const taken = snapshot.token === undefined ? undefined : a.adopt(snapshot.token);
+      if (taken !== undefined) return taken;
+      const now = a.now();
+      if (snapshot.leaseUntil === undefined) {
+        if (snapshot.backoffUntil > now) {
+          await holdBack(a, snapshot.backoffUntil - now, giveUpAt);
+          continue;
+        }
+        const lease = await store.takeLease(a.leaseMs, snapshot);
+        if (lease === undefined) return (await a.fetch(() => {}))[0];
+        if (lease !== "held") return await fetchAsLeaseHolder(a, lease);
       }
-      const lease = await store.takeLease(a.leaseMs, snapshot);
-      if (lease === undefined) return (await a.fetch(() => {}))[0];
-      if (lease !== "held") return await fetchAsLeaseHolder(a, lease);
+      if (!waited) {
+        a.emit({ type: "lease_wait", at: now });
+        waiting = a.wait("freshtoken.lease_wait");
+        waited = true;
+      }
+      if (performance.now() >= giveUpAt) {
+        throw new TokenError("timeout", "timeout: no token from the isolate holding the lease");
+      }
+      await sleep(40 + Math.random() * 80);
     }
-    if (!waiting) a.emit({ type: "lease_wait", at: now });
-    waiting = true;
-    if (performance.now() >= giveUpAt) {
-      throw new TokenError("timeout", "timeout: no token from the isolate holding the lease");
-    }
-    await sleep(40 + Math.random() * 80);
+  } finally {
+    waiting?.end();
   }
 }
 
@@ -67,7 +78,12 @@ async function holdBack(a: SharedAcquisition, waitMs: number, giveUpAt: number):
       { retryAfterSeconds: Math.ceil(waitMs / 1000) },
     );
   }
-  await sleep(waitMs);
+  const span = a.wait("freshtoken.backoff_wait");
+  try {
+    await sleep(waitMs);
+  } finally {
+    span?.end();
+  }
 }
 
 /** Fetches for every isolate: the lease is renewed before each retry wait and released at the end. */

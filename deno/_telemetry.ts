@@ -9,6 +9,8 @@
 // No attribute carries a token, a secret or a key: only the client id, the
 // token endpoint's host, sources, outcomes (error codes), counts and times.
 
+import { SAMPLE } from "./_internal.ts";
+
 /** The version reported as the instrumentation scope's. */
 const VERSION = "0.1.0";
 /** OpenTelemetry's `SpanStatusCode.ERROR`. */
@@ -64,6 +66,11 @@ export interface Sample {
   expiresAt?: number;
 }
 
+/** A client, as telemetry reads it. */
+interface Sampled {
+  [SAMPLE](): Sample;
+}
+
 /** What one acquisition found out, for its span. */
 export interface AcquisitionReport {
   /** `"kv"` (taken from another isolate) or `"network"` (a token request). */
@@ -78,7 +85,7 @@ export class Telemetry {
   readonly #tokenRequests: Instrument;
   readonly #duration: Instrument;
   readonly #backgroundFailures: Instrument;
-  readonly #clients = new Set<WeakRef<{ sample(): Sample }>>();
+  readonly #clients = new Set<WeakRef<Sampled>>();
 
   constructor(tracer: Tracer, meter: Meter) {
     this.#tracer = tracer;
@@ -112,7 +119,7 @@ export class Telemetry {
   }
 
   /** Reports `client` at each collection while it lives (a weak reference: it may be collected). */
-  register(client: { sample(): Sample }): void {
+  register(client: Sampled): void {
     this.#clients.add(new WeakRef(client));
   }
 
@@ -125,7 +132,7 @@ export class Telemetry {
         this.#clients.delete(ref);
         continue;
       }
-      const sample = client.sample();
+      const sample = client[SAMPLE]();
       const key = JSON.stringify(sample.attributes);
       const seen = merged.get(key);
       if (seen === undefined) {

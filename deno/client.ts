@@ -16,9 +16,10 @@ import {
   Unauthorized,
 } from "../pkg/freshtoken.js";
 import { decodeKey } from "./_cipher.ts";
-import { LOAD_SHARED, REFRESH_IF_DUE, sleep, unlessAborted } from "./_internal.ts";
+import { LOAD_SHARED, REFRESH_IF_DUE, SAMPLE, sleep, unlessAborted } from "./_internal.ts";
 import { acquireShared } from "./_lease.ts";
 import { observe } from "./_observe.ts";
+import { type AcquisitionReport, type Sample, type Telemetry, telemetry } from "./_telemetry.ts";
 import { clientId as kvClientId, KvStore } from "./kv_store.ts";
 import { Token } from "./token.ts";
 import { configError, fromCore, TokenError } from "./token_error.ts";
@@ -86,12 +87,19 @@ class FreshTokenClient implements TokenClient {
   /** For logs: where tokens come from (never the secret). */
   readonly #label: string;
   readonly #store?: Promise<KvStore>;
+  /** Spans and metrics, when OpenTelemetry is on; then also what identifies this client in them. */
+  readonly #telemetry?: Telemetry;
+  readonly #attributes: Record<string, string>;
+  /** What the acquisition in flight has found out, for its span. */
+  #report?: AcquisitionReport;
   #entry?: Entry;
   #inflight?: Promise<Token>;
   /** The hot path serves while the clock reads in [#servedAt, #serveUntil): the core's answer. */
   #serveUntil = -Infinity;
   #servedAt = Infinity;
   #hits = 0;
+  /** Of `#hits`, the tokens taken from KV. */
+  #kvHits = 0;
 
   constructor(options: TokenClientOptions) {
     try {
@@ -113,7 +121,13 @@ class FreshTokenClient implements TokenClient {
     }
     const { tokenUrl, clientId } = this.#core.identity;
     this.#label = `${tokenUrl} as ${JSON.stringify(clientId)}`;
+    this.#attributes = {
+      "freshtoken.client_id": clientId,
+      "server.address": new URL(tokenUrl).host,
+    };
     this.#store = this.#openStore(options);
+    this.#telemetry = telemetry();
+    this.#telemetry?.register(this);
   }
 
   getToken(options?: GetTokenOptions): Promise<Token> {
@@ -240,6 +254,17 @@ class FreshTokenClient implements TokenClient {
     }
   }
 
+  /** What telemetry reports of this client when it collects metrics. */
+  [SAMPLE](): Sample {
+    const sample: Sample = {
+      attributes: this.#attributes,
+      memoryHits: this.#hits - this.#kvHits,
+      kvHits: this.#kvHits,
+    };
+    if (this.#entry !== undefined) sample.expiresAt = this.#entry.token.expiresAt;
+    return sample;
+  }
+
   /** What `JSON.stringify` shows: where tokens come from, nothing secret. */
   toJSON(): Record<string, unknown> {
     return { tokenClient: this.#label, ...this.status() };
@@ -265,7 +290,11 @@ class FreshTokenClient implements TokenClient {
     }
     // A background refresh starts in a task of its own, so that the caller
     // who happened to trigger it is not charged for starting the request.
-    const run = background ? sleep(0).then(() => this.#run(force)) : this.#run(force);
+    const work = () => background ? sleep(0).then(() => this.#run(force)) : this.#run(force);
+    const report: AcquisitionReport = {};
+    this.#report = report;
+    const attributes = { ...this.#attributes, "freshtoken.background": background };
+    const run = this.#telemetry?.acquisition(attributes, report, work) ?? work();
     this.#inflight = run.then((token) => {
       this.#finish(undefined);
       return token;
@@ -280,6 +309,7 @@ class FreshTokenClient implements TokenClient {
 
   #finish(error: TokenError | undefined): void {
     this.#inflight = undefined;
+    this.#report = undefined;
     this.#core.finish(this.#now(), this.#mono(), error);
     this.#sync();
   }
@@ -297,6 +327,7 @@ class FreshTokenClient implements TokenClient {
       waitMs: this.#core.maxLeaseMs,
       backoffUntil: (now, error) => this.#core.sharedBackoffUntil(now, error),
       emit: (event) => this.#emit(event),
+      wait: (name) => this.#telemetry?.wait(name),
     });
   }
 
@@ -306,6 +337,8 @@ class FreshTokenClient implements TokenClient {
    */
   async #fetchToken(onRetry: (delayMs: number) => void): Promise<[Token, TokenRecord]> {
     const fetch = this.#fetch;
+    const report = this.#report ?? {};
+    report.source = "network";
     let held: Token | undefined;
     const host: Host = {
       fetch: (request) => fetch(request),
@@ -313,15 +346,21 @@ class FreshTokenClient implements TokenClient {
       mono: this.#mono,
       emit: (event: CoreEvent) => {
         if (event.type === "retry") onRetry(event.delayMs);
+        if (event.type === "fetch_ok") report.attempts = event.attempts;
+        if (event.type === "fetch_error") report.attempts = event.attempt;
         this.#emit(event as TokenEvent);
       },
       hold: (record) => held = this.#remember(record),
     };
     try {
       const record = await this.#core.fetch(host);
+      report.lifetimeSeconds = record.lifetimeSeconds;
+      this.#telemetry?.tokenRequest(this.#attributes, "ok");
       return [held!, record];
     } catch (error) {
-      throw fromCore(error);
+      const failure = fromCore(error);
+      this.#telemetry?.tokenRequest(this.#attributes, failure.code);
+      throw failure;
     }
   }
 
@@ -330,6 +369,11 @@ class FreshTokenClient implements TokenClient {
     const record = this.#core.adopt(this.#now(), this.#mono(), stored, force);
     if (record === undefined) return undefined;
     this.#hits++;
+    this.#kvHits++;
+    if (this.#report !== undefined) {
+      this.#report.source = "kv";
+      this.#report.lifetimeSeconds = record.lifetimeSeconds;
+    }
     this.#emit({ type: "cache_hit", at: this.#now(), source: "kv" });
     return this.#remember(record);
   }
@@ -354,8 +398,9 @@ class FreshTokenClient implements TokenClient {
   /** Stale-while-revalidate: one background refresh at a time, spaced by the core's hold-back. */
   #refreshInBackground(): void {
     this.#emit({ type: "background_refresh", at: this.#now() });
-    this.#acquire(false, true).catch(() => {
+    this.#acquire(false, true).catch((error: TokenError) => {
       // The core holds further refreshes back; callers keep the current token.
+      this.#telemetry?.backgroundFailure(this.#attributes, error.code);
     });
   }
 

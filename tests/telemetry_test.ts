@@ -1,0 +1,119 @@
+// OpenTelemetry through Deno's built-in support, end to end: a process with
+// OTEL_DENO=true exports OTLP http/json to a loopback receiver, which gets
+// freshtoken's spans and metrics (tests/telemetry_worker.ts) and never a
+// secret or a token, in any encoding.
+
+import assert from "node:assert/strict";
+import { readings } from "../scripts/canary_scan.ts";
+
+interface Attribute {
+  key: string;
+  value: {
+    stringValue?: string;
+    intValue?: string | number;
+    doubleValue?: number;
+    boolValue?: boolean;
+  };
+}
+interface Span {
+  name: string;
+  spanId: string;
+  parentSpanId?: string;
+  attributes?: Attribute[];
+}
+
+const attributes = (list: Attribute[] = []) =>
+  Object.fromEntries(list.map(({ key, value }) => [key, Object.values(value)[0]]));
+
+Deno.test("spans and metrics reach an OTLP receiver, with no secret or token in any byte", async () => {
+  const received: { path: string; body: string }[] = [];
+  const receiver = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req) => {
+      received.push({ path: new URL(req.url).pathname, body: await req.text() });
+      return Response.json({});
+    },
+  );
+  try {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--unstable-kv",
+        "--allow-net=127.0.0.1",
+        "--allow-read",
+        "--allow-env",
+        new URL("./telemetry_worker.ts", import.meta.url).pathname,
+      ],
+      env: {
+        OTEL_DENO: "true",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.addr.port}`,
+        OTEL_METRIC_EXPORT_INTERVAL: "200",
+        OTEL_SERVICE_NAME: "freshtoken-test",
+      },
+      stdin: "null",
+    }).output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    await new Promise((r) => setTimeout(r, 200)); // the exporter's last requests
+
+    const canaryLog = Deno.env.get("FRESHTOKEN_CANARY_LOG");
+    for (const { path, body } of received) {
+      if (canaryLog) {
+        const line = JSON.stringify({ kind: "telemetry", value: { path, body } });
+        await Deno.writeTextFile(canaryLog, `${line}\n`, { append: true });
+      }
+      for (const line of body.split("\n")) {
+        const leaked = readings(line).find((t) => /canary-secret|canary-token-/.test(t));
+        assert.equal(leaked, undefined, `${path} carries a secret or a token`);
+      }
+    }
+
+    const spans: Span[] = received.filter((r) => r.path === "/v1/traces").flatMap((r) =>
+      JSON.parse(r.body).resourceSpans.flatMap((rs: { scopeSpans: { spans: Span[] }[] }) =>
+        rs.scopeSpans.flatMap((ss) => ss.spans)
+      )
+    );
+    const acquisitions = spans.filter((s) => s.name === "freshtoken.acquire");
+    const sources = acquisitions.map((s) => attributes(s.attributes)["freshtoken.source"]);
+    assert.ok(sources.includes("network") && sources.includes("kv"), JSON.stringify(sources));
+    const network = acquisitions.map((s) => attributes(s.attributes)).find((a) =>
+      a["freshtoken.source"] === "network" && a["freshtoken.outcome"] === "ok"
+    );
+    assert.ok(network, "a successful network acquisition");
+    assert.equal(Number(network["freshtoken.attempts"]), 1);
+    assert.equal(Number(network["freshtoken.lifetime_seconds"]), 86_400);
+    assert.equal(network["freshtoken.client_id"], "otel-app");
+    assert.ok(
+      acquisitions.some((s) => attributes(s.attributes)["freshtoken.outcome"] === "server_error"),
+      "a failed background acquisition",
+    );
+    const wait = spans.find((s) => s.name === "freshtoken.lease_wait");
+    assert.ok(wait, "a lease wait span");
+    assert.ok(acquisitions.some((s) => s.spanId === wait.parentSpanId), "the wait is a child span");
+
+    const metrics = new Map<string, unknown>();
+    for (const r of received.filter((r) => r.path === "/v1/metrics")) {
+      for (const rm of JSON.parse(r.body).resourceMetrics) {
+        for (const sm of rm.scopeMetrics) {
+          for (const m of sm.metrics) metrics.set(m.name, m);
+        }
+      }
+    }
+    for (
+      const name of [
+        "freshtoken.token_requests",
+        "freshtoken.cache_hits",
+        "freshtoken.acquisition.duration",
+        "freshtoken.background_refresh.failures",
+        "freshtoken.token.expires_in",
+      ]
+    ) {
+      assert.ok(metrics.has(name), `${name} was not exported (got ${[...metrics.keys()]})`);
+    }
+    const hits = JSON.stringify(metrics.get("freshtoken.cache_hits"));
+    assert.match(hits, /"stringValue":"memory"/);
+    assert.match(hits, /"stringValue":"kv"/);
+  } finally {
+    await receiver.shutdown();
+  }
+});

@@ -1,0 +1,45 @@
+// Run by tests/telemetry_test.ts with OTEL_DENO=true, exporting to its
+// loopback receiver: makes freshtoken produce every span and metric it has,
+// against a loopback token server, then waits for a metrics export.
+
+import { createTokenClient, type TokenClientOptions } from "../deno/mod.ts";
+import { startGenesysLike } from "./servers/genesys_like.ts";
+
+const server = startGenesysLike({ clients: { "otel-app": "otel-canary-secret" } });
+const kv = await Deno.openKv(":memory:");
+const options: TokenClientOptions = {
+  tokenUrl: server.tokenUrl,
+  clientId: "otel-app",
+  clientSecret: "otel-canary-secret",
+  baseUrl: server.baseUrl,
+  kv,
+};
+
+// Two isolates at once on one KV: one fetches, the other waits on its lease, then takes the token from KV.
+const first = createTokenClient(options);
+const second = createTokenClient(options);
+await Promise.all([first.getToken(), second.getToken()]);
+for (let i = 0; i < 5; i++) await first.getToken(); // cache hits from memory
+await (await first.fetch("/api/v2/organizations/me")).body?.cancel();
+await first.refresh();
+
+// A background refresh that fails while the current token is still served.
+let failing = false;
+const clock = { now: Date.now() };
+const flaky = createTokenClient({
+  ...options,
+  kv: undefined,
+  now: () => clock.now,
+  fetch: (input, init) =>
+    failing ? Promise.resolve(new Response("down", { status: 503 })) : fetch(input, init),
+  retry: { maxAttempts: 1 },
+});
+await flaky.getToken();
+failing = true;
+clock.now = flaky.status().refreshAt! + 1;
+await flaky.getToken();
+
+await new Promise((r) => setTimeout(r, 800)); // at least one metrics export
+kv.close();
+await server.close();
+console.log("done");
