@@ -1,15 +1,17 @@
 /**
  * `freshtoken`: a client-credentials token for shell scripts and CI/CD
- * steps, e.g. `TOKEN=$(freshtoken token)`. Never prints the secret;
- * prints the token only where asked to.
+ * steps, e.g. `TOKEN=$(freshtoken token)`, `freshtoken exec -- ./deploy.sh`.
+ * Never prints the secret; prints or exports the token only where asked to,
+ * and in GitHub Actions masks it first.
  *
  * Install: `deno install -g -n freshtoken --unstable-kv --allow-net --allow-env --allow-read
- * --allow-write jsr:@freshtoken/freshtoken/cli`, or run it as `deno task freshtoken`.
+ * --allow-write --allow-run jsr:@freshtoken/freshtoken/cli`, or run it as `deno task freshtoken`.
  *
  * @module
  */
 
 import { optionsFromEnv } from "./_env.ts";
+import { addMask, inGitHubActions, variableEntry } from "./_github.ts";
 import { LOAD_SHARED } from "./_internal.ts";
 import { createTokenClient } from "./client.ts";
 import { genesysCloud } from "./genesys.ts";
@@ -34,14 +36,24 @@ export const EXIT = {
 const HELP = `freshtoken — OAuth 2.0 client-credentials tokens for scripts and pipelines
 
 Usage:
-  freshtoken [token] [--header | --json] [options]   print a token
-  freshtoken status [--json] [options]               what is cached and when it refreshes
+  freshtoken [token] [--header | --json] [options]     print a token
+  freshtoken token --github-env NAME [options]         export it to later GitHub Actions steps
+  freshtoken exec [--env NAME] [options] -- CMD [ARG…]  run CMD with a token in its environment
+  freshtoken status [--json] [options]                 what is cached and when it refreshes
   freshtoken --help
 
 Output of "token":
   (default)   the access token alone, for TOKEN=$(freshtoken token)
   --header    Authorization: Bearer <token>
   --json      {"accessToken", "tokenType", "expiresAt", "expiresIn"}
+  --github-env NAME     append NAME=<token> to $GITHUB_ENV instead (later steps see it)
+  --github-output NAME  append NAME=<token> to $GITHUB_OUTPUT instead (a step output)
+In GitHub Actions (GITHUB_ACTIONS=true) every token printed or exported is first masked in the
+log (::add-mask:: on stderr). Outside it nothing extra is printed.
+
+"exec" runs CMD with the token in the variable NAME (default FRESHTOKEN_ACCESS_TOKEN), valid at
+least --min-valid seconds; never on a command line. Its exit code is CMD's; SIGINT and SIGTERM
+are passed on to CMD. Needs --allow-run.
 
 Options (each falls back to the environment variable shown):
   --token-url URL        FRESHTOKEN_TOKEN_URL
@@ -53,7 +65,8 @@ Options (each falls back to the environment variable shown):
   --region R             GENESYS_CLOUD_REGION, with GENESYS_CLOUD_CLIENT_ID and
                          GENESYS_CLOUD_CLIENT_SECRET: a Genesys Cloud client
   --kv PATH              share the token between steps through a Deno KV file (FRESHTOKEN_KV)
-  --min-valid SECONDS    the token must stay valid this long (default 60)
+  --min-valid SECONDS    the token must stay valid this long (default 60); for exec, as long
+                         as the command may run
   --timeout MS           per token request (default 10000)
 
 Exit codes:
@@ -67,6 +80,8 @@ Examples:
   curl -H "$(freshtoken token --header)" https://api.example.com/v1/things
   TOKEN=$(freshtoken token --kv .freshtoken.kv)   # later steps reuse the token
   GENESYS_CLOUD_REGION=eu_west_1 freshtoken token --json
+  freshtoken exec --min-valid 1800 -- ./deploy.sh   # a token valid 30 min, in $FRESHTOKEN_ACCESS_TOKEN
+  freshtoken token --github-env API_TOKEN           # later steps: $API_TOKEN, masked in the log
   freshtoken status --kv .freshtoken.kv
 `;
 
@@ -81,17 +96,32 @@ const FLAGS_WITH_VALUES = new Set([
   "--kv",
   "--min-valid",
   "--timeout",
+  "--github-env",
+  "--github-output",
+  "--env",
 ]);
 const SWITCHES = new Set(["--header", "--json", "--help", "-h"]);
 
 /** Parsed command line. */
 interface Invocation {
-  command: "token" | "status" | "help";
+  command: "token" | "status" | "exec" | "help";
   values: Map<string, string>;
   switches: Set<string>;
+  /** What follows `--`: exec's command and its arguments. */
+  run: string[];
 }
 
-const COMMANDS = new Set(["token", "status", "help"]);
+const COMMANDS = new Set(["token", "status", "exec", "help"]);
+
+/** Which commands each flag belongs to, when it is not for all. */
+const ONLY_FOR: Record<string, string[]> = {
+  "--header": ["token"],
+  "--json": ["token", "status"],
+  "--github-env": ["token"],
+  "--github-output": ["token"],
+  "--env": ["exec"],
+  "--min-valid": ["token", "exec"],
+};
 
 /**
  * Parses `args`; unknown flags and missing values are `"config"` errors.
@@ -102,6 +132,9 @@ function parseArgs(args: string[]): Invocation {
   const values = new Map<string, string>();
   const switches = new Set<string>();
   let command: string | undefined;
+  const end = args.indexOf("--");
+  const run = end < 0 ? [] : args.slice(end + 1);
+  if (end >= 0) args = args.slice(0, end);
   for (let i = 0; i < args.length; i++) {
     const at = `(argument ${i + 1})`;
     const [flag, inline] = args[i].startsWith("--") && args[i].includes("=")
@@ -127,10 +160,20 @@ function parseArgs(args: string[]): Invocation {
   if (switches.has("--header") && switches.has("--json")) {
     throw configError("choose one of --header and --json");
   }
-  if (command === "status" && switches.has("--header")) {
-    throw configError("--header is for the token command (status prints no token)");
+  for (const [flag, only] of Object.entries(ONLY_FOR)) {
+    if ((values.has(flag) || switches.has(flag)) && !only.includes(command) && command !== "help") {
+      throw configError(
+        flag === "--header" && command === "status"
+          ? "--header is for the token command (status prints no token)"
+          : `${flag} is for the ${only.join(" and ")} command${only.length > 1 ? "s" : ""}`,
+      );
+    }
   }
-  return { command: command as Invocation["command"], values, switches };
+  if (command === "exec" && run.length === 0) {
+    throw configError("exec needs a command after --, e.g. freshtoken exec -- ./deploy.sh");
+  }
+  if (command !== "exec" && end >= 0) throw configError("-- is for the exec command");
+  return { command: command as Invocation["command"], values, switches, run };
 }
 
 function isFlag(arg: string): boolean {
@@ -229,7 +272,104 @@ function exitCode(error: unknown): number {
   return code === "aborted" ? EXIT.failure : EXIT.refused;
 }
 
-/** Runs the CLI; returns the exit code. Writes only to the given streams. */
+/** Variables that hold credentials: never passed on to a command `exec` runs. */
+const CREDENTIAL_VARIABLES = ["FRESHTOKEN_CLIENT_SECRET", "GENESYS_CLOUD_CLIENT_SECRET"];
+
+/** A variable name, as `$GITHUB_ENV`, `$GITHUB_OUTPUT` and a process environment take it. */
+function variableName(flag: string, name: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+    throw configError(`${flag} needs a variable name (letters, digits and _)`);
+  }
+  return name;
+}
+
+/** Where `token --github-env/--github-output` writes: checked before any token is fetched. */
+function exportTargets(
+  invocation: Invocation,
+  env: (name: string) => string | undefined,
+): { name: string; path: string }[] {
+  const targets = [];
+  for (
+    const [flag, file] of [["--github-env", "GITHUB_ENV"], ["--github-output", "GITHUB_OUTPUT"]]
+  ) {
+    const given = invocation.values.get(flag);
+    if (given === undefined) continue;
+    const name = variableName(flag, given);
+    const path = env(file);
+    if (!path) {
+      throw configError(
+        `${flag} appends to $${file}, which is not set (a GitHub Actions step sets it)`,
+      );
+    }
+    targets.push({ name, path });
+  }
+  return targets;
+}
+
+/** Appends `text` to one of the runner's files. */
+function append(path: string, text: string): void {
+  try {
+    Deno.writeTextFileSync(path, text, { append: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      throw configError("exporting a token writes the runner's file: run with --allow-write");
+    }
+    throw configError(`cannot append to ${path}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Runs `command` with the token in the variable `name` and without the
+ * client's credentials, passing SIGINT and SIGTERM on; resolves to its
+ * exit code (128 + the signal's number when a signal ended it).
+ */
+async function exec(command: string[], name: string, token: string): Promise<number> {
+  const env = Deno.env.toObject();
+  for (const variable of CREDENTIAL_VARIABLES) delete env[variable];
+  env[name] = token;
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(command[0], {
+      args: command.slice(1),
+      env,
+      clearEnv: true,
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      throw configError("exec runs a command: run with --allow-run");
+    }
+    if (error instanceof Deno.errors.NotFound) throw new CommandNotFound();
+    throw error;
+  }
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  const forward = signals.map((signal) => {
+    const pass = () => {
+      try {
+        child.kill(signal);
+      } catch {
+        // It has ended already.
+      }
+    };
+    Deno.addSignalListener(signal, pass);
+    return () => Deno.removeSignalListener(signal, pass);
+  });
+  try {
+    return (await child.status).code;
+  } finally {
+    for (const remove of forward) remove();
+  }
+}
+
+/** `exec`'s command could not be found: exit 127, as a shell does. */
+class CommandNotFound extends Error {}
+
+/**
+ * Runs the CLI; returns the exit code. Writes to the given streams, to the
+ * runner's files when told to export, and runs `exec`'s command.
+ */
 export async function main(
   args: string[],
   io: {
@@ -276,8 +416,22 @@ export async function main(
       0,
       "seconds",
     );
+    const targets = exportTargets(invocation, io.env);
+    const variable = variableName(
+      "--env",
+      invocation.values.get("--env") ?? "FRESHTOKEN_ACCESS_TOKEN",
+    );
     const token = await client.getToken({ minValidSeconds: minValid });
-    if (invocation.switches.has("--header")) {
+    // Masked before it is printed, exported or handed to a command.
+    if (inGitHubActions(io.env)) io.err(addMask(token.accessToken));
+    if (invocation.command === "exec") {
+      kv?.close();
+      kv = undefined;
+      return await exec(invocation.run, variable, token.accessToken);
+    }
+    if (targets.length > 0) {
+      for (const { name, path } of targets) append(path, variableEntry(name, token.accessToken));
+    } else if (invocation.switches.has("--header")) {
       io.out(`Authorization: ${token.tokenType} ${token.accessToken}\n`);
     } else if (json) {
       io.out(
@@ -295,6 +449,10 @@ export async function main(
     }
     return EXIT.ok;
   } catch (error) {
+    if (error instanceof CommandNotFound) {
+      io.err(`freshtoken: exec: command not found\n`);
+      return 127;
+    }
     const code = exitCode(error);
     const message = error instanceof TokenError
       ? error.message

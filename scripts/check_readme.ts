@@ -1,6 +1,7 @@
 // Checks the README's code blocks that `deno check --doc-only README.md`
-// does not: shell blocks and the shell of YAML `run:` steps get `bash -n`.
-// A block in any other language fails the check, so none goes unchecked.
+// does not: shell blocks, the shell of GitHub Actions `run:` steps and of
+// GitLab CI `script:` lists get `bash -n`. A block in any other language
+// fails the check, so none goes unchecked.
 //
 // Usage: deno run --allow-read --allow-run scripts/check_readme.ts [README.md]
 
@@ -21,21 +22,35 @@ async function bashSyntax(script: string, where: string): Promise<void> {
   }
 }
 
-/** The bodies of `run: |` blocks in a YAML step. */
+/**
+ * The shell in a YAML block: the bodies of `run: |` steps and of one-line
+ * `run:` steps (GitHub Actions), and the items of `script:` lists (GitLab CI).
+ */
 function runScripts(yaml: string): string[] {
   const scripts: string[] = [];
   const lines = yaml.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const match = lines[i].match(/^(\s*)run: \|\s*$/);
-    if (!match) continue;
+  /** The lines below `i` indented deeper than `indent`, as written. */
+  const block = (i: number, indent: number) => {
     const body: string[] = [];
     while (
-      i + 1 < lines.length &&
-      (lines[i + 1].trim() === "" || lines[i + 1].search(/\S/) > match[1].length)
+      i + 1 < lines.length && (lines[i + 1].trim() === "" || lines[i + 1].search(/\S/) > indent)
     ) {
-      body.push(lines[++i].trim());
+      body.push(lines[++i]);
     }
-    scripts.push(body.join("\n"));
+    return body;
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const multi = lines[i].match(/^(\s*)-? ?run: \|\s*$/);
+    const single = lines[i].match(/^\s*-? ?run: (?!\|)(.+)$/);
+    const list = lines[i].match(/^(\s*)script:\s*$/);
+    if (multi) {
+      scripts.push(block(i, multi[1].length).map((l) => l.trim()).join("\n"));
+    } else if (single) {
+      scripts.push(single[1]);
+    } else if (list) {
+      const items = block(i, list[1].length).map((l) => l.trim().replace(/^- /, ""));
+      scripts.push(items.join("\n"));
+    }
   }
   return scripts;
 }

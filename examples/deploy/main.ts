@@ -10,7 +10,10 @@
  * For any other OAuth server, or a local test server, set FRESHTOKEN_TOKEN_URL,
  * FRESHTOKEN_CLIENT_ID, FRESHTOKEN_CLIENT_SECRET and FRESHTOKEN_API_URL instead.
  *
- * Run it locally exactly as Deploy runs it: `deno task start` (`deno serve`).
+ * Run it locally exactly as Deploy runs it: `deno task start` (`deno serve`, with
+ * OpenTelemetry on: freshtoken's spans and metrics go to the collector that
+ * OTEL_EXPORTER_OTLP_ENDPOINT names). Deno Deploy collects them itself and shows
+ * them in its dashboard beside the platform's own.
  *
  * @module
  */
