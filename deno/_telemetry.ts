@@ -199,8 +199,24 @@ export class Telemetry {
 
 let instance: Telemetry | null | undefined;
 
+/**
+ * Whether OpenTelemetry may be on. Reading `OTEL_DENO` costs microseconds;
+ * touching `Deno.telemetry` with telemetry off costs a millisecond or two
+ * of start-up (Deno loads it on first use), so it is only touched when the
+ * variable says so, or cannot be read.
+ */
+function mayBeOn(): boolean {
+  try {
+    const value = Deno.env.get("OTEL_DENO");
+    return value !== undefined && value !== "" && value !== "false" && value !== "0";
+  } catch {
+    return true; // No --allow-env: ask Deno itself.
+  }
+}
+
 /** freshtoken's instruments, or `undefined` when telemetry is off; decided once. */
 export function telemetry(): Telemetry | undefined {
+  if (instance === undefined && !mayBeOn()) instance = null;
   if (instance === undefined) {
     try {
       // Deno's providers throw until OpenTelemetry is initialised (OTEL_DENO=true).
