@@ -357,6 +357,43 @@ row(
   "—",
 );
 
+console.log("client authentication…");
+{
+  // bench/_signing.ts: one token request per method, in a process of its own.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}bench/_signing.ts`],
+  }).output();
+  if (!out.success) throw new Error(`signing: ${new TextDecoder().decode(out.stderr)}`);
+  const { methods, hotCalls, hotRequests } = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    methods: Record<string, number>;
+    hotCalls: number;
+    hotRequests: number;
+  };
+  const basic = methods["client_secret_basic"];
+  for (const [name, us] of Object.entries(methods)) {
+    row(
+      `token request with ${name}, median µs on loopback${
+        name === "client_secret_basic"
+          ? ""
+          : ": the signature and its assertion cost the difference"
+      }`,
+      "—",
+      name === "client_secret_basic"
+        ? us.toFixed(0)
+        : `${us.toFixed(0)} (+${(us - basic).toFixed(0)})`,
+      "—",
+      "—",
+      "—",
+    );
+  }
+  verdict(
+    hotRequests === 0,
+    `signing is never on the hot path: ${
+      hotCalls.toLocaleString("en")
+    } cached getToken() calls on a private_key_jwt client made ${hotRequests} token requests`,
+  );
+}
+
 console.log("memory…");
 {
   const s = server();
@@ -466,6 +503,11 @@ How each figure is taken:
 - **Wasm size** is pkg/freshtoken_bg.wasm as committed; \`scripts/build_wasm.sh\` (run by the
   test command) fails above its guard against accidental growth. What the size costs is the
   compile time beside it, measured in fresh processes.
+- **Client authentication** (bench/_signing.ts) times forced refreshes, one token request each,
+  against an in-process loopback endpoint, per method; a JWT method's extra time over
+  \`client_secret_basic\` is its WebCrypto signature and the assertion around it (keys are
+  2048-bit RSA, P-256 and Ed25519, imported before timing). A signature is made once per token
+  request, that is once per refresh window.
 - **Memory** is measured in separate processes holding 1 and 1000 clients, after GC: the growth
   of V8's heap, external memory and the wasm core's linear memory per extra client. Resident
   memory also holds the runtime's own growth (fetch connections, V8 heap reservations).

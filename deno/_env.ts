@@ -11,7 +11,9 @@ export type Env = (name: string) => string | undefined;
 /**
  * One set of options per configured client:
  * - `GENESYS_CLOUD_REGION`, `GENESYS_CLOUD_CLIENT_ID`, `GENESYS_CLOUD_CLIENT_SECRET`;
- * - `FRESHTOKEN_TOKEN_URL`, `FRESHTOKEN_CLIENT_ID`, `FRESHTOKEN_CLIENT_SECRET`,
+ * - `FRESHTOKEN_TOKEN_URL`, `FRESHTOKEN_CLIENT_ID`, and `FRESHTOKEN_CLIENT_SECRET`
+ *   or `FRESHTOKEN_PRIVATE_KEY` (PEM or JWK text; then `private_key_jwt`,
+ *   with `FRESHTOKEN_KEY_ID` and `FRESHTOKEN_CERTIFICATE` if set);
  *   optionally `FRESHTOKEN_SCOPE` (space-separated), `FRESHTOKEN_AUDIENCE`,
  *   `FRESHTOKEN_AUTH_METHOD`.
  * `FRESHTOKEN_ENCRYPTION_KEY` applies to all. A partly set group is a
@@ -35,14 +37,25 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
     const [region, clientId, clientSecret] = genesys;
     found.push(genesysCloud({ region, clientId, clientSecret }));
   }
+  const key = env("FRESHTOKEN_PRIVATE_KEY")?.trim() || undefined;
   const generic = group([
     "FRESHTOKEN_TOKEN_URL",
     "FRESHTOKEN_CLIENT_ID",
-    "FRESHTOKEN_CLIENT_SECRET",
+    ...(key === undefined ? ["FRESHTOKEN_CLIENT_SECRET"] : []),
   ]);
   if (generic) {
-    const [tokenUrl, clientId, clientSecret] = generic;
-    const options: TokenClientOptions = { tokenUrl, clientId, clientSecret };
+    const [tokenUrl, clientId] = generic;
+    const options: TokenClientOptions = { tokenUrl, clientId };
+    const secret = env("FRESHTOKEN_CLIENT_SECRET")?.trim();
+    if (secret) options.clientSecret = secret;
+    if (key !== undefined) {
+      options.authMethod = "private_key_jwt";
+      options.privateKey = privateKeyFromText(key, "FRESHTOKEN_PRIVATE_KEY");
+      const keyId = env("FRESHTOKEN_KEY_ID")?.trim();
+      if (keyId) options.keyId = keyId;
+      const certificate = env("FRESHTOKEN_CERTIFICATE")?.trim();
+      if (certificate) options.certificate = unescapeNewlines(certificate);
+    }
     const scope = env("FRESHTOKEN_SCOPE")?.trim();
     if (scope) options.scope = scope.split(/\s+/);
     const audience = env("FRESHTOKEN_AUDIENCE")?.trim();
@@ -53,4 +66,23 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
   }
   const encryptionKey = env("FRESHTOKEN_ENCRYPTION_KEY")?.trim();
   return encryptionKey ? found.map((o) => ({ ...o, encryptionKey })) : found;
+}
+
+/**
+ * A `privateKey` from text: a JWK when it is JSON, else PEM. `source`
+ * names where it came from in the error; the text itself is never quoted.
+ */
+export function privateKeyFromText(text: string, source: string): JsonWebKey | string {
+  text = text.trim();
+  if (!text.startsWith("{")) return unescapeNewlines(text);
+  try {
+    return JSON.parse(text) as JsonWebKey;
+  } catch {
+    throw configError(`${source} is neither a PEM key nor a JWK (its JSON does not parse)`);
+  }
+}
+
+/** PEM kept on one line in a CI variable, with `\n` for each line break. */
+function unescapeNewlines(pem: string): string {
+  return pem.includes("\\n") && !pem.includes("\n") ? pem.replaceAll("\\n", "\n") : pem;
 }

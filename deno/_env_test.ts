@@ -46,3 +46,36 @@ Deno.test("optionsFromEnv() names what is missing from a partly set group", () =
       /GENESYS_CLOUD_CLIENT_SECRET/.test(e.message),
   );
 });
+
+Deno.test("optionsFromEnv() takes FRESHTOKEN_PRIVATE_KEY instead of the secret: PEM, one-line PEM or JWK", () => {
+  const base = {
+    FRESHTOKEN_TOKEN_URL: "https://auth.example.com/token",
+    FRESHTOKEN_CLIENT_ID: "id",
+  };
+  const pem = "-----BEGIN PRIVATE KEY-----\nMIGHAgEA\n-----END PRIVATE KEY-----";
+  const cases: [string, string | Record<string, string>][] = [
+    [pem, pem],
+    [pem.replaceAll("\n", "\\n"), pem],
+    ['{"kty":"EC","crv":"P-256","d":"x","kid":"k"}', { kty: "EC", crv: "P-256", d: "x", kid: "k" }],
+  ];
+  for (const [text, privateKey] of cases) {
+    assert.deepEqual(from({ ...base, FRESHTOKEN_PRIVATE_KEY: text, FRESHTOKEN_KEY_ID: "k1" }), [{
+      tokenUrl: "https://auth.example.com/token",
+      clientId: "id",
+      authMethod: "private_key_jwt",
+      privateKey,
+      keyId: "k1",
+    }]);
+  }
+  assert.throws(
+    () => from({ ...base, FRESHTOKEN_PRIVATE_KEY: '{"d": "canary-secret' }),
+    (e: unknown) =>
+      e instanceof TokenError && e.code === "config" && /FRESHTOKEN_PRIVATE_KEY/.test(e.message) &&
+      !e.message.includes("canary"),
+  );
+  // Neither a secret nor a key: the secret is what is asked for.
+  assert.throws(
+    () => from(base),
+    (e: unknown) => e instanceof TokenError && /FRESHTOKEN_CLIENT_SECRET/.test(e.message),
+  );
+});

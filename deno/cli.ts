@@ -10,7 +10,7 @@
  * @module
  */
 
-import { optionsFromEnv } from "./_env.ts";
+import { optionsFromEnv, privateKeyFromText } from "./_env.ts";
 import { addMask, inGitHubActions, variableEntry } from "./_github.ts";
 import { LOAD_SHARED } from "./_internal.ts";
 import { createTokenClient } from "./client.ts";
@@ -59,9 +59,15 @@ Options (each falls back to the environment variable shown):
   --token-url URL        FRESHTOKEN_TOKEN_URL
   --client-id ID         FRESHTOKEN_CLIENT_ID
   --client-secret S      FRESHTOKEN_CLIENT_SECRET (prefer the variable: flags show in ps)
+  --private-key FILE     FRESHTOKEN_PRIVATE_KEY (the key's PEM or JWK text): authenticate
+                         with a signed JWT (private_key_jwt) instead of a secret
+  --key-id ID            FRESHTOKEN_KEY_ID: the kid of the private key
+  --certificate FILE     FRESHTOKEN_CERTIFICATE (PEM): its thumbprint goes in the JWT
+                         (x5t#S256), as Microsoft Entra ID expects
   --scope "A B"          FRESHTOKEN_SCOPE
   --audience A           FRESHTOKEN_AUDIENCE
-  --auth-method M        FRESHTOKEN_AUTH_METHOD: client_secret_basic (default) or client_secret_post
+  --auth-method M        FRESHTOKEN_AUTH_METHOD: client_secret_basic (default), client_secret_post,
+                         client_secret_jwt, or private_key_jwt (the default with a private key)
   --region R             GENESYS_CLOUD_REGION, with GENESYS_CLOUD_CLIENT_ID and
                          GENESYS_CLOUD_CLIENT_SECRET: a Genesys Cloud client
   --kv PATH              share the token between steps through a Deno KV file (FRESHTOKEN_KV)
@@ -89,6 +95,9 @@ const FLAGS_WITH_VALUES = new Set([
   "--token-url",
   "--client-id",
   "--client-secret",
+  "--private-key",
+  "--key-id",
+  "--certificate",
   "--scope",
   "--audience",
   "--auth-method",
@@ -201,6 +210,9 @@ function clientOptions(
     );
   }
   if (region !== undefined) {
+    if (flag("--private-key") !== undefined) {
+      throw configError("--private-key is not for --region: Genesys Cloud takes a client secret");
+    }
     options = genesysCloud({
       region,
       clientId: flag("--client-id") ?? env("GENESYS_CLOUD_CLIENT_ID") ?? "",
@@ -212,8 +224,29 @@ function clientOptions(
       options = {
         tokenUrl: generic,
         clientId: flag("--client-id") ?? env("FRESHTOKEN_CLIENT_ID") ?? "",
-        clientSecret: flag("--client-secret") ?? env("FRESHTOKEN_CLIENT_SECRET") ?? "",
       };
+      const keyFile = flag("--private-key");
+      const key = keyFile === undefined
+        ? env("FRESHTOKEN_PRIVATE_KEY")?.trim() || undefined
+        : readText("--private-key", keyFile);
+      const secret = flag("--client-secret") ?? env("FRESHTOKEN_CLIENT_SECRET");
+      if (key === undefined) {
+        options.clientSecret = secret ?? "";
+      } else {
+        if (secret !== undefined) options.clientSecret = secret;
+        options.authMethod = "private_key_jwt";
+        options.privateKey = privateKeyFromText(
+          key,
+          keyFile ? "--private-key" : "FRESHTOKEN_PRIVATE_KEY",
+        );
+        const keyId = flag("--key-id") ?? env("FRESHTOKEN_KEY_ID");
+        if (keyId) options.keyId = keyId;
+        const certFile = flag("--certificate");
+        const certificate = certFile === undefined
+          ? env("FRESHTOKEN_CERTIFICATE")
+          : readText("--certificate", certFile);
+        if (certificate?.trim()) options.certificate = certificate;
+      }
     } else {
       const fromEnv = optionsFromEnv(env);
       if (fromEnv.length === 0) {
@@ -223,6 +256,11 @@ function clientOptions(
         );
       }
       options = fromEnv[0];
+    }
+  }
+  for (const name of ["--key-id", "--certificate"]) {
+    if (flag(name) !== undefined && options.privateKey === undefined) {
+      throw configError(`${name} goes with --private-key (or FRESHTOKEN_PRIVATE_KEY)`);
     }
   }
   const scope = flag("--scope") ?? env("FRESHTOKEN_SCOPE");
@@ -245,6 +283,18 @@ function number(flag: string, text: string, min: number, unit: string): number {
     throw configError(`${flag} must be a number of ${unit}, at least ${min}`);
   }
   return n;
+}
+
+/** A file a flag names, as text; what stops the reading is a `config` error. */
+function readText(flag: string, path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      throw configError(`${flag} ${path} needs --allow-read`);
+    }
+    throw configError(`cannot read ${flag} ${path}: ${(error as Error).name}`);
+  }
 }
 
 /** Opens the `--kv` store, saying which flag or path to fix when it cannot. */
@@ -273,7 +323,11 @@ function exitCode(error: unknown): number {
 }
 
 /** Variables that hold credentials: never passed on to a command `exec` runs. */
-const CREDENTIAL_VARIABLES = ["FRESHTOKEN_CLIENT_SECRET", "GENESYS_CLOUD_CLIENT_SECRET"];
+const CREDENTIAL_VARIABLES = [
+  "FRESHTOKEN_CLIENT_SECRET",
+  "FRESHTOKEN_PRIVATE_KEY",
+  "GENESYS_CLOUD_CLIENT_SECRET",
+];
 
 /** A variable name, as `$GITHUB_ENV`, `$GITHUB_OUTPUT` and a process environment take it. */
 function variableName(flag: string, name: string): string {

@@ -78,6 +78,8 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
 class FreshTokenClient implements TokenClient {
   readonly #core: Core;
   readonly #fetch: typeof globalThis.fetch;
+  /** With mutual TLS: the certificate the token requests present. */
+  readonly #certificate?: Deno.CreateHttpClientOptions & Deno.TlsCertifiedKeyPem;
   readonly #now: () => number;
   readonly #mono: () => number;
   readonly #onEvent?: (event: TokenEvent) => void;
@@ -112,6 +114,7 @@ class FreshTokenClient implements TokenClient {
     // An injected clock stands for both clocks, so that tests move all time at once.
     this.#mono = options.now === undefined ? monotonic : this.#now;
     this.#onEvent = fn("onEvent", options.onEvent, undefined);
+    this.#certificate = clientCertificate(options.clientCertificate);
     if (options.baseUrl !== undefined) {
       this.#baseUrl = parseUrl("baseUrl", options.baseUrl);
       const others = (options.allowedOrigins ?? []).map((o) => parseUrl("allowedOrigins", o));
@@ -340,8 +343,11 @@ class FreshTokenClient implements TokenClient {
     const report = this.#report ?? {};
     report.source = "network";
     let held: Token | undefined;
+    // Mutual TLS: a connection of its own for this acquisition's requests,
+    // closed after it, so that no client holds one between refreshes.
+    const tls = this.#certificate && Deno.createHttpClient(this.#certificate);
     const host: Host = {
-      fetch: (request) => fetch(request),
+      fetch: (request) => tls ? fetch(request, { client: tls }) : fetch(request),
       now: this.#now,
       mono: this.#mono,
       emit: (event: CoreEvent) => {
@@ -361,6 +367,8 @@ class FreshTokenClient implements TokenClient {
       const failure = fromCore(error);
       this.#telemetry?.tokenRequest(this.#attributes, failure.code);
       throw failure;
+    } finally {
+      tls?.close();
     }
   }
 
@@ -452,6 +460,39 @@ function fn<T>(name: string, value: unknown, fallback: T): T {
   if (value === undefined) return fallback;
   if (typeof value !== "function") throw configError(`${name} must be a function`);
   return value as T;
+}
+
+/**
+ * The `clientCertificate` option, checked by building (and closing) an
+ * HTTP client with it: a certificate or key Deno cannot read is a `config`
+ * error at creation. Deno's own message is left out, as it may quote the key.
+ */
+function clientCertificate(
+  value: unknown,
+): (Deno.CreateHttpClientOptions & Deno.TlsCertifiedKeyPem) | undefined {
+  if (value === undefined) return undefined;
+  const { cert, key, caCerts } = (value ?? {}) as Record<string, unknown>;
+  const pem = (text: unknown) => typeof text === "string" && text.includes("-----BEGIN ");
+  if (typeof value !== "object" || !pem(cert) || !pem(key)) {
+    throw configError("clientCertificate must be { cert, key } in PEM (and optionally caCerts)");
+  }
+  if (caCerts !== undefined && !(Array.isArray(caCerts) && caCerts.every(pem))) {
+    throw configError("clientCertificate.caCerts must be an array of PEM certificates");
+  }
+  const options: Deno.CreateHttpClientOptions & Deno.TlsCertifiedKeyPem = {
+    cert: cert as string,
+    key: key as string,
+    ...(caCerts === undefined ? {} : { caCerts: caCerts as string[] }),
+  };
+  try {
+    Deno.createHttpClient(options).close();
+  } catch (error) {
+    const name = error instanceof Error ? error.name : "Error";
+    throw configError(
+      `clientCertificate could not be used: Deno refused its cert or key (${name})`,
+    );
+  }
+  return options;
 }
 
 /** The URL as the host's WHATWG parser reads it, or a `config` error naming the option. */

@@ -207,7 +207,8 @@ Deno.test("bad options throw a config TokenError at creation", () => {
     [{ tokenUrl: "http://login.example.com/oauth/token" }, /https/],
     [{ tokenUrl: "not a url" }, /tokenUrl/],
     [{ tokenUrl: "https://u:p@login.example.com/t" }, /credentials/],
-    [{ authMethod: "private_key_jwt" }, /authMethod/],
+    [{ authMethod: "password" }, /authMethod/],
+    [{ authMethod: "private_key_jwt" }, /clientSecret is not used with private_key_jwt/],
     [{ scope: "" }, /scope/],
     [{ extraParams: { client_secret: "x" } }, /client_secret/],
     [{ extraParams: { a: 1 } }, /extraParams.a/],
@@ -263,7 +264,16 @@ Deno.test("a misspelt option is refused with the closest known name, never silen
 Deno.test("every documented option is accepted", async () => {
   const kv = await Deno.openKv(":memory:");
   try {
-    const every: Required<TokenClientOptions> = {
+    // The key options (tests/key_auth_test.ts has them) exclude a client secret.
+    type KeyOption =
+      | "privateKey"
+      | "keyId"
+      | "signingAlgorithm"
+      | "assertionAudience"
+      | "x5tS256"
+      | "certificate"
+      | "clientCertificate";
+    const every: Required<Omit<TokenClientOptions, KeyOption>> = {
       tokenUrl: "https://login.example.com/oauth/token",
       clientId: "id",
       clientSecret: "secret",

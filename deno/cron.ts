@@ -7,7 +7,9 @@
  * Configuration, from the environment:
  * - `GENESYS_CLOUD_REGION`, `GENESYS_CLOUD_CLIENT_ID`, `GENESYS_CLOUD_CLIENT_SECRET`, and/or
  * - `FRESHTOKEN_TOKEN_URL`, `FRESHTOKEN_CLIENT_ID`, `FRESHTOKEN_CLIENT_SECRET`
- *   (optional `FRESHTOKEN_SCOPE`, `FRESHTOKEN_AUDIENCE`, `FRESHTOKEN_AUTH_METHOD`);
+ *   (optional `FRESHTOKEN_SCOPE`, `FRESHTOKEN_AUDIENCE`, `FRESHTOKEN_AUTH_METHOD`), or
+ *   `FRESHTOKEN_PRIVATE_KEY` (PEM or JWK text) instead of the secret, with
+ *   optional `FRESHTOKEN_KEY_ID` and `FRESHTOKEN_CERTIFICATE`;
  * - `FRESHTOKEN_ENCRYPTION_KEY`: the same key your handlers use, if any;
  * - `FRESHTOKEN_KV`: a path or URL for `Deno.openKv` (default: the
  *   deployment's own KV);

@@ -28,6 +28,7 @@ export { TokenError } from "./token_error.ts";
 export type { TokenErrorCode, TokenErrorInit } from "./token_error.ts";
 export type { Token } from "./token.ts";
 export type {
+  ClientCertificate,
   GetTokenOptions,
   RefreshIfDueOptions,
   RefreshResult,

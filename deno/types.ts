@@ -25,10 +25,55 @@ export interface TokenClientOptions {
   tokenUrl: string;
   /** Client identifier. */
   clientId: string;
-  /** Client secret. It never appears in errors, events or logs. */
-  clientSecret: string;
-  /** How to send the credentials. Default `"client_secret_basic"`. */
-  authMethod?: "client_secret_basic" | "client_secret_post";
+  /**
+   * Client secret; required by every `authMethod` but `"private_key_jwt"`
+   * and the mutual-TLS ones, which refuse it.
+   * It never appears in errors, events or logs.
+   */
+  clientSecret?: string;
+  /**
+   * How the client authenticates (RFC 6749 §2.3, RFC 7523 §2.2). Default
+   * `"client_secret_basic"`. The JWT methods sign a fresh assertion for
+   * every token request: `"private_key_jwt"` with `privateKey`,
+   * `"client_secret_jwt"` with `clientSecret` (HS256, at least 32 bytes).
+   * `"tls_client_auth"` and `"self_signed_tls_client_auth"` (RFC 8705 §2)
+   * authenticate with `clientCertificate` alone.
+   */
+  authMethod?:
+    | "client_secret_basic"
+    | "client_secret_post"
+    | "private_key_jwt"
+    | "client_secret_jwt"
+    | "tls_client_auth"
+    | "self_signed_tls_client_auth";
+  /**
+   * The signing key of `"private_key_jwt"`: a private `CryptoKey` that can
+   * sign, a private JWK, or a PKCS#8 PEM string (`BEGIN PRIVATE KEY`).
+   * Its shape is checked at creation; WebCrypto imports it, once and
+   * non-extractable, at the first token request, where a key it refuses
+   * is a `"config"` error.
+   */
+  privateKey?: CryptoKey | (JsonWebKey & { kid?: string }) | string;
+  /** The assertion's `kid` header. Default: the JWK's `kid`, if any. */
+  keyId?: string;
+  /** `"RS256"`, `"PS256"`, `"ES256"` or `"EdDSA"`. Default: from the key (RS256 for RSA). */
+  signingAlgorithm?: "RS256" | "PS256" | "ES256" | "EdDSA" | "HS256";
+  /** The assertion's `aud`. Default: `tokenUrl`; some servers want their issuer identifier. */
+  assertionAudience?: string;
+  /**
+   * The `x5t#S256` header (base64url SHA-256 of the certificate's DER), as
+   * Microsoft Entra ID expects with certificate credentials.
+   */
+  x5tS256?: string;
+  /** The certificate (PEM) of `privateKey`: its thumbprint becomes `x5tS256`. */
+  certificate?: string;
+  /**
+   * Mutual TLS (RFC 8705): a client certificate presented to the token
+   * endpoint only, never to the APIs `fetch` calls. It authenticates the
+   * client with the mutual-TLS `authMethod`s, and may also go with the
+   * others (for certificate-bound tokens). Checked at creation.
+   */
+  clientCertificate?: ClientCertificate;
   /** Scope to request; an array is joined by spaces. */
   scope?: string | string[];
   /** `audience` parameter. */
@@ -62,6 +107,16 @@ export interface TokenClientOptions {
   refreshAheadSeconds?: number;
   /** Observability hook; never receives the token or the secret. */
   onEvent?: (event: TokenEvent) => void;
+}
+
+/** A client certificate for mutual TLS with the token endpoint. */
+export interface ClientCertificate {
+  /** The certificate, or its chain, in PEM. */
+  cert: string;
+  /** Its private key in PEM. It never appears in errors, events or logs. */
+  key: string;
+  /** Further CA certificates (PEM) to trust for the token endpoint, e.g. a private CA's. */
+  caCerts?: string[];
 }
 
 /** Options of {@linkcode TokenClient.getToken}. */

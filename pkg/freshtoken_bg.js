@@ -364,6 +364,10 @@ export function __wbg_aborted_31456edf1be00084(arg0) {
     const ret = arg0.aborted;
     return ret;
 }
+export function __wbg_algorithm_d2d2ca207f71212b() { return handleError(function (arg0) {
+    const ret = arg0.algorithm;
+    return ret;
+}, arguments); }
 export function __wbg_bind_6c8081aa5318c83a(arg0, arg1, arg2) {
     const ret = arg0.bind(arg1, arg2);
     return ret;
@@ -395,6 +399,10 @@ export function __wbg_catch_fd4c7ea14fde9d83(arg0, arg1) {
 export function __wbg_clearTimeout_9f6ae00fe7c3d58f(arg0) {
     clearTimeout(arg0);
 }
+export function __wbg_digest_04f4df4faf4b542a() { return handleError(function (arg0, arg1, arg2, arg3, arg4) {
+    const ret = arg0.digest(getStringFromWasm0(arg1, arg2), getArrayU8FromWasm0(arg3, arg4));
+    return ret;
+}, arguments); }
 export function __wbg_done_57e08d0be6e30c02(arg0) {
     const ret = arg0.done;
     return ret;
@@ -463,10 +471,24 @@ export function __wbg_href_436d1661275da591(arg0, arg1) {
     getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
     getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
 }
+export function __wbg_importKey_dffa85a08f1b105a() { return handleError(function (arg0, arg1, arg2, arg3, arg4, arg5, arg6) {
+    const ret = arg0.importKey(getStringFromWasm0(arg1, arg2), arg3, arg4, arg5 !== 0, arg6);
+    return ret;
+}, arguments); }
 export function __wbg_instanceof_ArrayBuffer_12cdaa4161423e6b(arg0) {
     let result;
     try {
         result = arg0 instanceof ArrayBuffer;
+    } catch (_) {
+        result = false;
+    }
+    const ret = result;
+    return ret;
+}
+export function __wbg_instanceof_CryptoKey_50c903e21f76ad93(arg0) {
+    let result;
+    try {
+        result = arg0 instanceof CryptoKey;
     } catch (_) {
         result = false;
     }
@@ -591,6 +613,10 @@ export function __wbg_new_cd4348290afae586() {
     const ret = new Object();
     return ret;
 }
+export function __wbg_new_from_slice_b8daf545a41c6aa0(arg0, arg1) {
+    const ret = new Uint8Array(getArrayU8FromWasm0(arg0, arg1));
+    return ret;
+}
 export function __wbg_new_typed_e09da9dae6ee5935(arg0, arg1) {
     try {
         var state0 = {a: arg0, b: arg1};
@@ -625,6 +651,10 @@ export function __wbg_now_ade79d5831ef9265(arg0) {
     const ret = arg0.now();
     return ret;
 }
+export function __wbg_of_027eb15371aac932(arg0) {
+    const ret = Array.of(arg0);
+    return ret;
+}
 export function __wbg_of_e7ea0fcd535c1444(arg0, arg1) {
     const ret = Array.of(arg0, arg1);
     return ret;
@@ -642,6 +672,13 @@ export function __wbg_queueMicrotask_4a1a4d8dd332373b(arg0) {
 export function __wbg_race_d17769ed306b5623(arg0) {
     const ret = Promise.race(arg0);
     return ret;
+}
+export function __wbg_randomUUID_18b72e592d2f3213(arg0) {
+    const ret = crypto.randomUUID();
+    const ptr1 = passStringToWasm0(ret, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+    const len1 = WASM_VECTOR_LEN;
+    getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
+    getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
 }
 export function __wbg_random_df36b90cd78a7d54() {
     const ret = Math.random();
@@ -683,6 +720,10 @@ export function __wbg_set_redirect_a95a432ab7d10765(arg0, arg1) {
 export function __wbg_set_signal_0b2eee78907e5ba7(arg0, arg1) {
     arg0.signal = arg1;
 }
+export function __wbg_sign_904ee3c9e753b833() { return handleError(function (arg0, arg1, arg2, arg3, arg4) {
+    const ret = arg0.sign(arg1, arg2, getArrayU8FromWasm0(arg3, arg4));
+    return ret;
+}, arguments); }
 export function __wbg_signal_fac908876f45725d(arg0) {
     const ret = arg0.signal;
     return ret;
@@ -698,6 +739,10 @@ export function __wbg_static_accessor_GLOBAL_e4293fb22cbe77da() {
 export function __wbg_static_accessor_SELF_53bb20457401453d() {
     const ret = typeof self === 'undefined' ? undefined : self;
     return isLikeNone(ret) ? 0 : addToExternrefTable0(ret);
+}
+export function __wbg_static_accessor_SUBTLE_2a0fa8f17718f278() {
+    const ret = crypto.subtle;
+    return ret;
 }
 export function __wbg_static_accessor_WINDOW_b5e0810bfecb7feb() {
     const ret = typeof window === 'undefined' ? undefined : window;
@@ -715,17 +760,28 @@ export function __wbg_then_e3f7f2d365708be8(arg0, arg1) {
     const ret = arg0.then(arg1);
     return ret;
 }
+export function __wbg_type_6ffdc45accaa59b6(arg0, arg1) {
+    const ret = arg1.type;
+    const ptr1 = passStringToWasm0(ret, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+    const len1 = WASM_VECTOR_LEN;
+    getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
+    getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
+}
+export function __wbg_usages_a31dc3b8ced35dbb(arg0) {
+    const ret = arg0.usages;
+    return ret;
+}
 export function __wbg_value_e0f328965e184931(arg0) {
     const ret = arg0.value;
     return ret;
 }
 export function __wbindgen_generic_0000000000000001(arg0, arg1) {
     // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 1, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-    const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__habab19d3c309b488);
+    const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h581f49717a4af593);
     return ret;
 }
 export function __wbindgen_generic_0000000000000002(arg0, arg1) {
-    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 74, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 78, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
     const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h60702a48838d1764);
     return ret;
 }
@@ -757,8 +813,8 @@ export function __wbindgen_init_externref_table() {
     table.set(1026, true);
     table.set(1027, false);
 }
-function wasm_bindgen__convert__closures_____invoke__habab19d3c309b488(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__habab19d3c309b488(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h581f49717a4af593(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h581f49717a4af593(arg0, arg1, arg2);
 }
 
 function wasm_bindgen__convert__closures_____invoke__h60702a48838d1764(arg0, arg1, arg2) {

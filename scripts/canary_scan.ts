@@ -4,12 +4,16 @@
 // (either hex case), and base64 (the Basic id:secret pair). Secrets
 // ("…canary-secret…") may appear nowhere; tokens ("canary-token-…") nowhere
 // but in KV values written without encryption, which is where a token is
-// meant to be.
+// meant to be. Private keys may appear nowhere either: no PEM private key
+// block, no private member of a JWK (RFC 7517, RFC 7518 §6).
 //
 // Usage: deno run --allow-read scripts/canary_scan.ts OUTPUT_LOG OBSERVED_LOG
 
 const SECRET = /[a-z0-9]+-canary-secret[-\w]*|canary-secret/i;
 const TOKEN = /canary-token-[0-9a-f]/i;
+/** A PEM private key, or a JWK's private member with a value (escaped quotes too). */
+export const PRIVATE_KEY =
+  /-----BEGIN [A-Z ]*PRIVATE KEY-----|\\?"(?:d|p|q|dp|dq|qi|k)\\?"\s*:\s*\\?"[\w-]{16,}/;
 /** Runs of base64 long enough to hold an encoded canary. */
 const BASE64 = /[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_-]{16,}/g;
 
@@ -46,6 +50,7 @@ if (import.meta.main) {
   const output = await Deno.readTextFile(outputLog);
   output.split("\n").forEach((line, i) => {
     if (leaks(line, SECRET)) report(`${outputLog}:${i + 1}`, "a canary secret", line);
+    if (leaks(line, PRIVATE_KEY)) report(`${outputLog}:${i + 1}`, "a private key", line);
     if (leaks(line, TOKEN)) report(`${outputLog}:${i + 1}`, "a canary token", line);
   });
 
@@ -57,6 +62,9 @@ if (import.meta.main) {
     const { kind, value } = JSON.parse(line) as { kind: string; value: { encrypted?: boolean } };
     counts[kind] = (counts[kind] ?? 0) + 1;
     if (leaks(line, SECRET)) report(`${observedLog}:${i + 1}`, `a canary secret (${kind})`, line);
+    if (leaks(line, PRIVATE_KEY)) {
+      report(`${observedLog}:${i + 1}`, `a private key (${kind})`, line);
+    }
     const plaintextKv = kind === "kv" && value.encrypted === false;
     if (!plaintextKv && leaks(line, TOKEN)) {
       report(`${observedLog}:${i + 1}`, `a canary token (${kind})`, line);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readings } from "./canary_scan.ts";
+import { PRIVATE_KEY, readings } from "./canary_scan.ts";
 
 const found = (line: string) => readings(line).some((t) => t.includes("canary-secret"));
 
@@ -20,4 +20,30 @@ Deno.test("the canary scan sees a secret raw, percent- or form-encoded, and insi
     assert.ok(found(line), line);
   }
   assert.ok(!found("an ordinary line with base64 aGVsbG8gd29ybGQgZnJvbSB0ZXN0 in it"));
+});
+
+Deno.test("the canary scan sees a PEM private key and a private JWK member, even inside JSON or base64", async () => {
+  const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+    "sign",
+    "verify",
+  ]);
+  const jwk = await crypto.subtle.exportKey("jwk", pair.privateKey);
+  const { d: _d, ...publicPart } = jwk;
+  const pem =
+    "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----";
+  const key = (line: string) => readings(line).some((t) => PRIVATE_KEY.test(t));
+  for (
+    const line of [
+      pem,
+      `"error": ${JSON.stringify(pem)}`,
+      JSON.stringify(jwk),
+      JSON.stringify({ message: JSON.stringify(jwk) }),
+      `base64 ${btoa(JSON.stringify(jwk))}`,
+      `-----BEGIN EC PRIVATE KEY-----`,
+    ]
+  ) {
+    assert.ok(key(line), line);
+  }
+  assert.ok(!key(JSON.stringify(publicPart)));
+  assert.ok(!key("-----BEGIN CERTIFICATE-----"));
 });

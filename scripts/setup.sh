@@ -6,7 +6,8 @@
 #   . scripts/setup.sh        # everything (the build and the tests)
 #
 # Tools already there at the pinned version are reused, so reruns take a
-# second. Needs rustup/cargo and Node.js with npm; everything else comes
+# second. Needs rustup/cargo, Node.js with npm, and (for the tests) the
+# openssl command; everything else comes
 # from crates.io or the npm registry, into $FRESHTOKEN_TOOLS (default
 # ~/.cache/freshtoken) and ~/.cargo/bin.
 
@@ -67,6 +68,8 @@ setup_build() {
 }
 
 setup_tests() {
+  # The key-authentication tests make their X.509 certificates with the openssl CLI.
+  command -v openssl >/dev/null || { say "the tests need the openssl command (apt install openssl)"; return 1; }
   DENO_DEPLOY="$(npm_tool deno "$DENO_DEPLOY_VERSION" deno/deno)" || return 1
   cargo_tool denokv "$DENOKV_VERSION" denokv || return 1
   export DENO_DEPLOY

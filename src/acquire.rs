@@ -121,6 +121,12 @@ impl Acquisition {
         }
     }
 
+    /// Also removes `credential` (this attempt's signed assertion) from the
+    /// errors it returns.
+    pub fn also_redact(&mut self, credential: &str) {
+        self.redactor.add(credential);
+    }
+
     /// Attempts made so far.
     pub fn attempts(&self) -> u32 {
         self.attempts
@@ -194,7 +200,7 @@ mod tests {
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
         let config = config(options).unwrap();
-        let redactor = Redactor::new("id", "s3cr3t value");
+        let redactor = Redactor::new("id", Some("s3cr3t value"));
         Acquisition::new(&config, redactor, T0)
     }
 

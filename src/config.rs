@@ -1,6 +1,7 @@
 //! The rules about option values, checked once, before anything is sent.
 //! Every problem is a `config` error that names the option, never its value.
 
+use crate::assertion::{is_thumbprint, pem, Algorithm};
 use crate::error::TokenError;
 use crate::options::{Number, Options, Text, Texts};
 use crate::secret::ClientSecret;
@@ -13,6 +14,28 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523 §2.2).
+    PrivateKeyJwt,
+    /// A JWT signed with the client secret (HS256).
+    ClientSecretJwt,
+    /// The client certificate of mutual TLS alone, CA-issued or self-signed
+    /// (RFC 8705 §2): `client_id` in the form body, no secret.
+    TlsClientAuth,
+}
+
+/// How the assertion of `private_key_jwt` and `client_secret_jwt` is made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JwtAuth {
+    /// The algorithm asked for (`None`: the key's own).
+    pub algorithm: Option<Algorithm>,
+    /// The header's `kid`.
+    pub key_id: Option<String>,
+    /// The `aud` claim: `assertionAudience`, else the token endpoint.
+    pub audience: String,
+    /// The header's `x5t#S256`, given.
+    pub x5t_s256: Option<String>,
+    /// The certificate (DER) whose thumbprint makes `x5t#S256`.
+    pub certificate: Option<Vec<u8>>,
 }
 
 /// Retry settings: attempts, full-jitter exponential backoff and a deadline
@@ -70,10 +93,12 @@ pub struct Identity {
 pub struct Config {
     /// Token endpoint, client id, scope, audience and resource.
     pub identity: Identity,
-    /// Client secret (redacted in `Debug`).
-    pub client_secret: ClientSecret,
+    /// Client secret (redacted in `Debug`); none with `private_key_jwt`.
+    pub client_secret: Option<ClientSecret>,
     /// Authentication method.
     pub auth_method: AuthMethod,
+    /// The assertion, for the JWT methods.
+    pub jwt: Option<JwtAuth>,
     /// Further form parameters.
     pub extra_params: Vec<(String, String)>,
     /// Per-request timeout in milliseconds.
@@ -107,21 +132,59 @@ impl Config {
             .ok_or_else(|| TokenError::config("tokenUrl is not a valid absolute URL"))?;
         check_token_url(&token_url)?;
         let client_id = required("clientId", options.client_id)?;
-        let secret = required("clientSecret", options.client_secret)?;
-        if secret.trim() != secret {
+        let auth_method = match options.auth_method.as_ref().map(|t| t.0.as_str()) {
+            None | Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
+            Some("client_secret_post") => AuthMethod::ClientSecretPost,
+            Some("private_key_jwt") => AuthMethod::PrivateKeyJwt,
+            Some("client_secret_jwt") => AuthMethod::ClientSecretJwt,
+            Some("tls_client_auth" | "self_signed_tls_client_auth") => AuthMethod::TlsClientAuth,
+            Some(_) => {
+                return Err(TokenError::config(
+                    "authMethod must be \"client_secret_basic\", \"client_secret_post\", \
+                     \"private_key_jwt\", \"client_secret_jwt\", \"tls_client_auth\" \
+                     or \"self_signed_tls_client_auth\"",
+                ))
+            }
+        };
+        let method_name = options.auth_method.as_ref().map_or("", |t| t.0.as_str());
+        let private_key = auth_method == AuthMethod::PrivateKeyJwt;
+        let secretless = private_key || auth_method == AuthMethod::TlsClientAuth;
+        let secret = match (secretless, options.client_secret) {
+            (true, Some(_)) => {
+                return Err(TokenError::config(format!(
+                    "clientSecret is not used with {method_name} (leave it out)"
+                )))
+            }
+            (true, None) => None,
+            (false, given) => Some(required("clientSecret", given)?),
+        };
+        if auth_method == AuthMethod::TlsClientAuth && options.client_certificate.is_none() {
+            return Err(TokenError::config(format!(
+                "{method_name} needs clientCertificate"
+            )));
+        }
+        if secret.as_ref().is_some_and(|s| s.trim() != s) {
             return Err(TokenError::config(
                 "clientSecret has leading or trailing whitespace (a newline from a secrets file?)",
             ));
         }
-        let auth_method = match options.auth_method.as_ref().map(|t| t.0.as_str()) {
-            None | Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
-            Some("client_secret_post") => AuthMethod::ClientSecretPost,
-            Some(_) => {
+        // RFC 7518 §3.2: an HS256 key is at least as long as the hash (32 bytes).
+        if auth_method == AuthMethod::ClientSecretJwt
+            && secret.as_ref().is_some_and(|s| s.len() < 32)
+        {
+            return Err(TokenError::config(
+                "client_secret_jwt needs a clientSecret of at least 32 bytes (RFC 7518 §3.2)",
+            ));
+        }
+        match (private_key, options.private_key.is_some()) {
+            (true, false) => return Err(TokenError::config("private_key_jwt needs privateKey")),
+            (false, true) => {
                 return Err(TokenError::config(
-                    "authMethod must be \"client_secret_basic\" or \"client_secret_post\"",
+                    "privateKey is for authMethod \"private_key_jwt\"",
                 ))
             }
-        };
+            _ => {}
+        }
         let scope = texts("scope", options.scope)?.map(|items| items.join(" "));
         let audience = match options.audience {
             Some(Text(a)) if a.trim().is_empty() => {
@@ -158,6 +221,17 @@ impl Config {
                 "retry.maxDelayMs must not be smaller than retry.baseDelayMs",
             ));
         }
+        let jwt = jwt_auth(
+            auth_method,
+            &token_url,
+            JwtOptions {
+                signing_algorithm: options.signing_algorithm,
+                key_id: options.key_id,
+                assertion_audience: options.assertion_audience,
+                x5t_s256: options.x5t_s256,
+                certificate: options.certificate,
+            },
+        )?;
         Ok(Self {
             identity: Identity {
                 token_url,
@@ -166,8 +240,9 @@ impl Config {
                 audience,
                 resource,
             },
-            client_secret: ClientSecret::new(secret),
+            client_secret: secret.map(ClientSecret::new),
             auth_method,
+            jwt,
             extra_params,
             timeout_ms: at_least("timeoutMs", options.timeout_ms, 1)?.unwrap_or(10_000.0),
             retry: policy,
@@ -178,6 +253,97 @@ impl Config {
             )?,
         })
     }
+}
+
+/// The options of the JWT methods.
+struct JwtOptions {
+    signing_algorithm: Option<Text>,
+    key_id: Option<Text>,
+    assertion_audience: Option<Text>,
+    x5t_s256: Option<Text>,
+    certificate: Option<Text>,
+}
+
+/// The assertion settings of a JWT method; for the others, none of these options.
+fn jwt_auth(
+    method: AuthMethod,
+    token_url: &str,
+    options: JwtOptions,
+) -> Result<Option<JwtAuth>, TokenError> {
+    let text = |name: &str, value: Option<Text>| match value {
+        Some(Text(v)) if v.trim().is_empty() => {
+            Err(TokenError::config(format!("{name} must not be empty")))
+        }
+        other => Ok(other.map(|t| t.0)),
+    };
+    let algorithm = text("signingAlgorithm", options.signing_algorithm)?;
+    let key_id = text("keyId", options.key_id)?;
+    let audience = text("assertionAudience", options.assertion_audience)?;
+    let x5t_s256 = text("x5tS256", options.x5t_s256)?;
+    let certificate = text("certificate", options.certificate)?;
+    let given = [
+        ("signingAlgorithm", algorithm.is_some()),
+        ("keyId", key_id.is_some()),
+        ("assertionAudience", audience.is_some()),
+        ("x5tS256", x5t_s256.is_some()),
+        ("certificate", certificate.is_some()),
+    ];
+    let thumbprint = x5t_s256.is_some() || certificate.is_some();
+    match method {
+        AuthMethod::ClientSecretBasic
+        | AuthMethod::ClientSecretPost
+        | AuthMethod::TlsClientAuth => {
+            return match given.iter().find(|(_, is)| *is) {
+                Some((name, _)) => Err(TokenError::config(format!(
+                    "{name} is for authMethod \"private_key_jwt\" or \"client_secret_jwt\""
+                ))),
+                None => Ok(None),
+            }
+        }
+        AuthMethod::ClientSecretJwt if thumbprint => {
+            return Err(TokenError::config(
+                "x5tS256 and certificate are for authMethod \"private_key_jwt\"",
+            ))
+        }
+        _ => {}
+    }
+    let algorithm = match (method, algorithm.as_deref()) {
+        (_, None) => None,
+        (AuthMethod::ClientSecretJwt, Some("HS256")) => Some(Algorithm::Hs256),
+        (AuthMethod::ClientSecretJwt, Some(_)) => {
+            return Err(TokenError::config(
+                "signingAlgorithm of client_secret_jwt is \"HS256\"",
+            ))
+        }
+        (_, Some(name)) => Some(Algorithm::from_name(name).ok_or_else(|| {
+            TokenError::config(
+                "signingAlgorithm must be \"RS256\", \"PS256\", \"ES256\" or \"EdDSA\"",
+            )
+        })?),
+    };
+    if x5t_s256.is_some() && certificate.is_some() {
+        return Err(TokenError::config(
+            "choose one of x5tS256 and certificate (its thumbprint)",
+        ));
+    }
+    if x5t_s256.as_deref().is_some_and(|t| !is_thumbprint(t)) {
+        return Err(TokenError::config(
+            "x5tS256 must be the base64url SHA-256 thumbprint of the certificate (43 characters)",
+        ));
+    }
+    let certificate = match certificate {
+        Some(text) => Some(pem(&text, "CERTIFICATE").ok_or_else(|| {
+            TokenError::config("certificate must be a PEM certificate (BEGIN CERTIFICATE)")
+        })?),
+        None => None,
+    };
+    Ok(Some(JwtAuth {
+        algorithm,
+        key_id,
+        audience: audience.unwrap_or_else(|| token_url.to_owned()),
+        x5t_s256,
+        certificate,
+    }))
 }
 
 fn required(name: &str, value: Option<Text>) -> Result<String, TokenError> {
@@ -375,6 +541,92 @@ pub(crate) mod tests {
         o.token_url = None;
         let e = Config::new(o, |u| Some(u.to_owned())).unwrap_err();
         assert_eq!(e.description.as_deref(), Some("tokenUrl is required"));
+    }
+
+    #[test]
+    fn tls_client_auth_needs_the_certificate_and_no_secret() {
+        use serde_json::json;
+        for method in ["tls_client_auth", "self_signed_tls_client_auth"] {
+            let error = config_error(json!({ "authMethod": method }));
+            assert!(error.contains("clientSecret is not used with"), "{error}");
+            let mut o = options(json!({ "authMethod": method }));
+            o.client_secret = None;
+            let e = Config::new(o, |u| Some(u.to_owned())).unwrap_err();
+            assert!(
+                e.message().contains("needs clientCertificate"),
+                "{}",
+                e.message()
+            );
+            let mut o = options(json!({ "authMethod": method }));
+            o.client_secret = None;
+            o.client_certificate = Some(crate::options::Host);
+            let c = Config::new(o, |u| Some(u.to_owned())).unwrap();
+            assert_eq!(c.auth_method, AuthMethod::TlsClientAuth);
+            assert_eq!(c.client_secret, None);
+        }
+    }
+
+    #[test]
+    fn jwt_methods_take_their_options_and_others_refuse_them() {
+        use serde_json::json;
+        let long = "s".repeat(32);
+        let c = config(json!({ "authMethod": "client_secret_jwt", "clientSecret": long })).unwrap();
+        let jwt = c.jwt.unwrap();
+        assert_eq!(jwt.audience, "https://login.example.com/oauth/token");
+        assert_eq!(jwt.algorithm, None);
+        let mut o = options(json!({ "authMethod": "private_key_jwt", "keyId": "k1",
+            "signingAlgorithm": "PS256", "assertionAudience": "https://issuer.example" }));
+        o.client_secret = None;
+        o.private_key = Some(crate::options::Host);
+        let c = Config::new(o, |u| Some(u.to_owned())).unwrap();
+        assert_eq!(c.client_secret, None);
+        assert_eq!(
+            c.jwt,
+            Some(JwtAuth {
+                algorithm: Some(Algorithm::Ps256),
+                key_id: Some("k1".into()),
+                audience: "https://issuer.example".into(),
+                x5t_s256: None,
+                certificate: None,
+            })
+        );
+        let cases = [
+            (json!({ "keyId": "k" }), "keyId is for authMethod"),
+            (
+                json!({ "authMethod": "client_secret_jwt", "signingAlgorithm": "RS256",
+                    "clientSecret": long }),
+                "HS256",
+            ),
+            (
+                json!({ "authMethod": "client_secret_jwt" }),
+                "at least 32 bytes",
+            ),
+            (
+                json!({ "authMethod": "client_secret_jwt", "x5tS256": "x", "clientSecret": long }),
+                "private_key_jwt",
+            ),
+            (
+                json!({ "authMethod": "private_key_jwt" }),
+                "clientSecret is not used",
+            ),
+            (
+                json!({ "privateKey": "pem" }),
+                "privateKey is for authMethod",
+            ),
+        ];
+        for (json, message) in cases {
+            let error = config_error(json.clone());
+            assert!(error.contains(message), "{json}: {error}");
+        }
+        let mut o = options(json!({ "authMethod": "private_key_jwt", "x5tS256": "short" }));
+        o.client_secret = None;
+        o.private_key = Some(crate::options::Host);
+        let e = Config::new(o, |u| Some(u.to_owned())).unwrap_err();
+        assert!(e.message().contains("43 characters"), "{}", e.message());
+        let mut o = options(json!({ "authMethod": "private_key_jwt" }));
+        o.client_secret = None;
+        let e = Config::new(o, |u| Some(u.to_owned())).unwrap_err();
+        assert!(e.message().contains("needs privateKey"));
     }
 
     #[test]

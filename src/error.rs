@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn redact_removes_credentials_and_cuts_long_text() {
-        let redactor = Redactor::new("id", "s3cr3t!!value");
+        let redactor = Redactor::new("id", Some("s3cr3t!!value"));
         let mut e = TokenError::new(
             ErrorCode::InvalidClient,
             "bad secret s3cr3t!!value for s3cr3t%21%21value",

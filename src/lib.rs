@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod acquire;
+pub mod assertion;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -24,8 +24,24 @@ pub struct Options {
     pub client_id: Option<Text>,
     /// Client secret.
     pub client_secret: Option<Text>,
-    /// `"client_secret_basic"` or `"client_secret_post"`.
+    /// `"client_secret_basic"`, `"client_secret_post"`, `"private_key_jwt"`,
+    /// `"client_secret_jwt"`, `"tls_client_auth"` or `"self_signed_tls_client_auth"`.
     pub auth_method: Option<Text>,
+    /// The private key of `private_key_jwt`: a `CryptoKey`, a private JWK or
+    /// a PKCS#8 PEM string (the wasm binding reads it).
+    pub private_key: Option<Host>,
+    /// The assertion's `kid`.
+    pub key_id: Option<Text>,
+    /// `"RS256"`, `"PS256"`, `"ES256"` or `"EdDSA"`.
+    pub signing_algorithm: Option<Text>,
+    /// The assertion's `aud`.
+    pub assertion_audience: Option<Text>,
+    /// The certificate's SHA-256 thumbprint, for the assertion's `x5t#S256`.
+    pub x5t_s256: Option<Text>,
+    /// The certificate (PEM) whose thumbprint goes in the assertion's `x5t#S256`.
+    pub certificate: Option<Text>,
+    /// Mutual TLS for the token request (the wrapper's).
+    pub client_certificate: Option<Host>,
     /// Scope: a string, or a list joined by spaces.
     pub scope: Option<Texts>,
     /// `audience` parameter.
@@ -308,7 +324,7 @@ mod tests {
     #[test]
     fn option_names_are_the_struct_fields_as_javascript_spells_them() {
         let names = option_names::<Options>();
-        assert_eq!(names.len(), 19);
+        assert_eq!(names.len(), 26);
         for name in [
             "tokenUrl",
             "clientSecret",

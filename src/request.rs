@@ -2,6 +2,7 @@
 //!
 //! [RFC 6749 §4.4.2]: https://www.rfc-editor.org/rfc/rfc6749#section-4.4.2
 
+use crate::assertion::ASSERTION_TYPE;
 use crate::config::{AuthMethod, Config};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -28,15 +29,27 @@ impl fmt::Debug for HttpRequest {
     }
 }
 
-/// Builds the client-credentials request for `config`.
-pub fn token_request(config: &Config) -> HttpRequest {
+/// Builds the client-credentials request for `config`; the JWT methods
+/// send `assertion`, signed for this attempt.
+pub fn token_request(config: &Config, assertion: Option<&str>) -> HttpRequest {
     let identity = &config.identity;
-    let secret = config.client_secret.secret();
+    let secret = config.client_secret.as_ref().map(|s| s.secret());
     let mut form = form_urlencoded::Serializer::new(String::new());
     form.append_pair("grant_type", "client_credentials");
-    if config.auth_method == AuthMethod::ClientSecretPost {
-        form.append_pair("client_id", &identity.client_id);
-        form.append_pair("client_secret", secret);
+    match (config.auth_method, secret, assertion) {
+        (AuthMethod::ClientSecretPost, Some(secret), _) => {
+            form.append_pair("client_id", &identity.client_id);
+            form.append_pair("client_secret", secret);
+        }
+        (AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretJwt, _, Some(assertion)) => {
+            form.append_pair("client_assertion_type", ASSERTION_TYPE);
+            form.append_pair("client_assertion", assertion);
+            form.append_pair("client_id", &identity.client_id);
+        }
+        (AuthMethod::TlsClientAuth, _, _) => {
+            form.append_pair("client_id", &identity.client_id);
+        }
+        _ => {}
     }
     if let Some(scope) = &identity.scope {
         form.append_pair("scope", scope);
@@ -55,7 +68,7 @@ pub fn token_request(config: &Config) -> HttpRequest {
         ),
         ("Accept", "application/json".to_owned()),
     ];
-    if config.auth_method == AuthMethod::ClientSecretBasic {
+    if let (AuthMethod::ClientSecretBasic, Some(secret)) = (config.auth_method, secret) {
         headers.push(("Authorization", basic_auth(&identity.client_id, secret)));
     }
     HttpRequest {
@@ -90,7 +103,7 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        token_request(&config(options).unwrap())
+        token_request(&config(options).unwrap(), None)
     }
 
     #[test]
@@ -149,6 +162,46 @@ mod tests {
              &audience=https%3A%2F%2Fapi.example.com\
              &resource=https%3A%2F%2Fa.example&resource=https%3A%2F%2Fb.example&tenant=t%261"
         );
+    }
+
+    #[test]
+    fn jwt_methods_send_the_assertion_and_no_secret() {
+        let secret = "a client secret of at least 32 bytes";
+        let options = json!({ "authMethod": "client_secret_jwt", "clientSecret": secret });
+        let request = request(options.clone());
+        assert_eq!(request.body, "grant_type=client_credentials");
+        let mut options = options;
+        options["clientId"] = json!("my id");
+        let config = config(options).unwrap();
+        let request = token_request(&config, Some("h.c.s"));
+        assert_eq!(
+            request.body,
+            "grant_type=client_credentials\
+             &client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer\
+             &client_assertion=h.c.s&client_id=my+id"
+        );
+        assert!(request
+            .headers
+            .iter()
+            .all(|(name, _)| *name != "Authorization"));
+    }
+
+    #[test]
+    fn tls_client_auth_sends_the_client_id_alone() {
+        let mut options = crate::config::tests::options(json!({
+            "authMethod": "tls_client_auth", "clientId": "my id" }));
+        options.client_secret = None;
+        options.client_certificate = Some(crate::options::Host);
+        let config = Config::new(options, |u| Some(u.to_owned())).unwrap();
+        let request = token_request(&config, None);
+        assert_eq!(
+            request.body,
+            "grant_type=client_credentials&client_id=my+id"
+        );
+        assert!(request
+            .headers
+            .iter()
+            .all(|(name, _)| *name != "Authorization"));
     }
 
     #[test]

@@ -371,7 +371,7 @@ impl TokenState {
     }
 
     /// A redactor for the client's secret and the token now held.
-    pub fn redactor(&self, client_id: &str, secret: &str) -> Redactor {
+    pub fn redactor(&self, client_id: &str, secret: Option<&str>) -> Redactor {
         let mut redactor = Redactor::new(client_id, secret);
         if let Some(held) = &self.held {
             redactor.add(held.token.secret());

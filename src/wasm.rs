@@ -8,6 +8,7 @@
 //! dropped when it ends, so nothing here keeps a dropped client alive.
 
 mod http;
+mod sign;
 
 use crate::acquire::{Acquisition, Event, Step};
 use crate::clock::Now;
@@ -15,11 +16,12 @@ use crate::config::Config;
 use crate::error::{ErrorCode, TokenError};
 use crate::options::{check_names, option_names, read, Options, RetryOptions};
 use crate::request::token_request;
-use crate::response::read_answer;
+use crate::response::{read_answer, TokenResponse};
 use crate::shared::{self, TokenRecord, LEASE_MARGIN_MS};
 use crate::state::{self, TokenState};
 use js_sys::{Math, Object, Promise, Reflect};
 use serde::Serialize;
+use sign::Signer;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -152,6 +154,8 @@ pub enum Unauthorized {
 struct Inner {
     config: Config,
     state: TokenState,
+    /// Signs the assertions of the JWT methods.
+    signer: Option<Rc<Signer>>,
 }
 
 /// One client's core: its configuration and its token state.
@@ -171,9 +175,19 @@ impl Core {
         let config = read_options(&options)
             .and_then(|options| Config::new(options, normalise_url))
             .map_err(|e| report(&e))?;
+        // A CryptoKey or a JWK object: a value serde cannot carry.
+        let private_key =
+            Reflect::get(&options, &JsValue::from_str("privateKey")).unwrap_or_default();
+        let signer = Signer::new(&config, &private_key)
+            .map_err(|e| report(&e))?
+            .map(Rc::new);
         let state = TokenState::new(config.refresh_ahead_seconds);
         Ok(Core {
-            inner: Rc::new(RefCell::new(Inner { config, state })),
+            inner: Rc::new(RefCell::new(Inner {
+                config,
+                state,
+                signer,
+            })),
         })
     }
 
@@ -372,20 +386,21 @@ pub fn error_codes() -> JsValue {
 /// token cached in the state. Borrows of the state never span an `await`.
 async fn acquire(inner: &RefCell<Inner>, host: &Host) -> Result<TokenRecord, TokenError> {
     let start = host.now();
-    let mut acquisition = {
-        let Inner { config, state } = &mut *inner.borrow_mut();
+    let (mut acquisition, signer) = {
+        let Inner {
+            config,
+            state,
+            signer,
+        } = &mut *inner.borrow_mut();
         state.fetching();
-        let redactor = state.redactor(&config.identity.client_id, config.client_secret.secret());
-        Acquisition::new(config, redactor, start)
+        let secret = config.client_secret.as_ref().map(|s| s.secret());
+        let redactor = state.redactor(&config.identity.client_id, secret);
+        (Acquisition::new(config, redactor, start), signer.clone())
     };
     host.report(Event::FetchStart { at: start.wall });
     loop {
         let timeout_ms = acquisition.begin_attempt(host.now());
-        let request = token_request(&inner.borrow().config);
-        let outcome = match http::send(host, &request, timeout_ms).await {
-            Ok(answer) => read_answer(&answer, host.wall()),
-            Err(error) => Err(error),
-        };
+        let outcome = attempt(inner, host, signer.as_deref(), &mut acquisition, timeout_ms).await;
         let now = host.now();
         let one_attempt = inner.borrow().state.one_attempt(now);
         let attempt = acquisition.attempts();
@@ -425,6 +440,30 @@ async fn acquire(inner: &RefCell<Inner>, host: &Host) -> Result<TokenRecord, Tok
             }
         }
     }
+}
+
+/// One token request: a fresh client assertion when the method signs one
+/// (also redacted from whatever the server answers), the request sent
+/// through the host's fetch, and the answer read.
+async fn attempt(
+    inner: &RefCell<Inner>,
+    host: &Host,
+    signer: Option<&Signer>,
+    acquisition: &mut Acquisition,
+    timeout_ms: f64,
+) -> Result<TokenResponse, TokenError> {
+    let assertion = match signer {
+        Some(signer) => {
+            let client_id = inner.borrow().config.identity.client_id.clone();
+            let assertion = signer.assertion(&client_id, host.wall()).await?;
+            acquisition.also_redact(&assertion);
+            Some(assertion)
+        }
+        None => None,
+    };
+    let request = token_request(&inner.borrow().config, assertion.as_deref());
+    let answer = http::send(host, &request, timeout_ms).await?;
+    read_answer(&answer, host.wall())
 }
 
 /// Refuses unknown option names (serde-wasm-bindgen only reads the names it

@@ -5,16 +5,28 @@
 /** A client registered with the server. */
 export interface OidcClient {
   client_id: string;
-  client_secret: string;
-  token_endpoint_auth_method?: "client_secret_basic" | "client_secret_post";
+  client_secret?: string;
+  token_endpoint_auth_method?:
+    | "client_secret_basic"
+    | "client_secret_post"
+    | "client_secret_jwt"
+    | "private_key_jwt"
+    | "self_signed_tls_client_auth";
+  /** Public keys of `private_key_jwt`; certificates (`x5c`) of `self_signed_tls_client_auth`. */
+  jwks?: { keys: JsonWebKey[] };
   scope?: string;
   /** Token lifetime, seconds. */
   ttl?: number;
 }
 
+/** A client authenticating with its secret. */
+export type SecretClient = OidcClient & { client_secret: string };
+
 export interface OidcServer {
   issuer: string;
   tokenUrl: string;
+  /** With `tls`: the token endpoint over HTTPS, where clients present certificates. */
+  tlsTokenUrl?: string;
   /** Token requests received so far (every POST /token, failed ones too). */
   tokenRequests(): Promise<number>;
   /** RFC 7662 introspection, authenticated as `as`. */
@@ -26,10 +38,22 @@ export interface OidcServer {
 
 const SERVER = new URL("./servers/oidc_server.mjs", import.meta.url);
 
-export async function startOidcServer(clients: OidcClient[]): Promise<OidcServer> {
+/**
+ * Starts the server with `clients` registered; with `tls` (the server's
+ * certificate and key, PEM) also on HTTPS, asking for client certificates.
+ */
+export async function startOidcServer(
+  clients: OidcClient[],
+  tls?: { cert: string; key: string },
+): Promise<OidcServer> {
+  const env: Record<string, string> = {
+    OIDC_CLIENTS: JSON.stringify(clients),
+    NODE_NO_WARNINGS: "1",
+  };
+  if (tls) env.OIDC_TLS = JSON.stringify(tls);
   const child = new Deno.Command("node", {
     args: [SERVER.pathname],
-    env: { OIDC_CLIENTS: JSON.stringify(clients), NODE_NO_WARNINGS: "1" },
+    env,
     stdin: "null",
     stdout: "piped",
     stderr: "null",
@@ -41,9 +65,9 @@ export async function startOidcServer(clients: OidcClient[]): Promise<OidcServer
     if (done) throw new Error("oidc_server.mjs exited before listening");
     line += value;
   }
-  const { issuer } = JSON.parse(line.trim()) as { issuer: string };
+  const { issuer, tlsPort } = JSON.parse(line.trim()) as { issuer: string; tlsPort?: number };
   const basic = (c: OidcClient) =>
-    "Basic " + btoa(`${encodeForm(c.client_id)}:${encodeForm(c.client_secret)}`);
+    "Basic " + btoa(`${encodeForm(c.client_id)}:${encodeForm(c.client_secret ?? "")}`);
   const post = (path: string, as: OidcClient, form: Record<string, string>) =>
     fetch(`${issuer}${path}`, {
       method: "POST",
@@ -53,6 +77,7 @@ export async function startOidcServer(clients: OidcClient[]): Promise<OidcServer
   return {
     issuer,
     tokenUrl: `${issuer}/token`,
+    tlsTokenUrl: tlsPort ? `https://127.0.0.1:${tlsPort}/token` : undefined,
     async tokenRequests() {
       const stats = await (await fetch(`${issuer}/__stats`)).json();
       return stats.tokenRequests;

@@ -2,10 +2,10 @@
 // Actions, exports through the runner's files, and exec.
 
 import assert from "node:assert/strict";
-import { type OidcClient, type OidcServer, startOidcServer } from "./_oidc.ts";
+import { type OidcServer, type SecretClient, startOidcServer } from "./_oidc.ts";
 
 const CLI = new URL("../deno/cli.ts", import.meta.url).pathname;
-const APP: OidcClient = { client_id: "ci-app", client_secret: "ci-canary-secret-5" };
+const APP: SecretClient = { client_id: "ci-app", client_secret: "ci-canary-secret-5" };
 const FLAGS = [
   "--unstable-kv",
   "--allow-net=127.0.0.1",

@@ -2,10 +2,10 @@
 // server (oidc-provider on 127.0.0.1).
 
 import assert from "node:assert/strict";
-import { type OidcClient, type OidcServer, startOidcServer } from "./_oidc.ts";
+import { type OidcServer, type SecretClient, startOidcServer } from "./_oidc.ts";
 
 const CLI = new URL("../deno/cli.ts", import.meta.url).pathname;
-const APP: OidcClient = { client_id: "pipeline", client_secret: "cli-canary-secret-9" };
+const APP: SecretClient = { client_id: "pipeline", client_secret: "cli-canary-secret-9" };
 
 interface Run {
   code: number;

@@ -4,10 +4,10 @@
 
 import assert from "node:assert/strict";
 import { createTokenClient, refreshIfDue, type TokenEvent } from "../deno/mod.ts";
-import { type OidcClient, type OidcServer, startOidcServer } from "./_oidc.ts";
+import { type OidcServer, type SecretClient, startOidcServer } from "./_oidc.ts";
 import { freePort, startDenoKv, startWorker, type WorkerResult } from "./_processes.ts";
 
-const APP: OidcClient = { client_id: "kv-app", client_secret: "kv-canary-secret-1" };
+const APP: SecretClient = { client_id: "kv-app", client_secret: "kv-canary-secret-1" };
 const KEY_A = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
 const KEY_B = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
 

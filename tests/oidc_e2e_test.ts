@@ -4,29 +4,32 @@
 import assert from "node:assert/strict";
 import { createTokenClient, TokenError } from "../deno/mod.ts";
 import type { TokenEvent } from "../deno/mod.ts";
-import { type OidcClient, type OidcServer, startOidcServer } from "./_oidc.ts";
+import { type OidcClient, type OidcServer, type SecretClient, startOidcServer } from "./_oidc.ts";
 
-const BASIC: OidcClient = {
+const BASIC: SecretClient = {
   client_id: "svc basic",
   client_secret: "basic-canary-secret-1",
   scope: "api:read api:write",
 };
-const POST: OidcClient = {
+const POST: SecretClient = {
   client_id: "svc-post",
   client_secret: "post-canary-secret-2",
   token_endpoint_auth_method: "client_secret_post",
 };
 // Every character RFC 6749 allows in an id or secret that form encoding changes.
-const ODD: OidcClient = {
+const ODD: SecretClient = {
   client_id: "odd id:1@x+y/z%&=?#",
   client_secret: "s p:a@c%e+&=/?#~!$'()*,;[]-canary-secret",
 };
-const SHORT: OidcClient = {
+const SHORT: SecretClient = {
   client_id: "short-lived",
   client_secret: "short-canary-secret-3",
   ttl: 8,
 };
-const RESOURCE: OidcClient = { client_id: "resource-server", client_secret: "rs-canary-secret-4" };
+const RESOURCE: SecretClient = {
+  client_id: "resource-server",
+  client_secret: "rs-canary-secret-4",
+};
 
 async function withServer(fn: (server: OidcServer) => Promise<void>): Promise<void> {
   const server = await startOidcServer([BASIC, POST, ODD, SHORT, RESOURCE]);

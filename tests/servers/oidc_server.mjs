@@ -4,19 +4,38 @@
 //
 // Clients come from OIDC_CLIENTS, a JSON array of oidc-provider client
 // metadata, each with an optional `ttl` (token lifetime in seconds).
-// Prints `{"issuer": ..., "port": ...}` on one line once it listens.
+// With OIDC_TLS (`{"cert": PEM, "key": PEM}`) the same endpoints are also
+// served over HTTPS, asking for a client certificate: mutual TLS (RFC 8705)
+// with self-signed client certificates registered in the client's `jwks`.
+// Prints `{"issuer": ..., "port": ..., "tlsPort": ...}` on one line once it listens.
 // GET /__stats answers the number of token requests received and tokens issued.
 
+import { X509Certificate } from "node:crypto";
 import http from "node:http";
+import https from "node:https";
 import Provider from "oidc-provider";
 
 const clients = JSON.parse(process.env.OIDC_CLIENTS ?? "[]");
 const lifetimes = new Map(clients.map((c) => [c.client_id, c.ttl ?? 600]));
 
+const tls = process.env.OIDC_TLS ? JSON.parse(process.env.OIDC_TLS) : undefined;
+const listen = async (server) => {
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return server.address().port;
+};
 const server = http.createServer();
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const { port } = server.address();
+const port = await listen(server);
 const issuer = `http://127.0.0.1:${port}`;
+// Any certificate is asked for and accepted by TLS; the provider then
+// matches it against the client's registered ones.
+const tlsServer = tls &&
+  https.createServer({
+    cert: tls.cert,
+    key: tls.key,
+    requestCert: true,
+    rejectUnauthorized: false,
+  });
+const tlsPort = tlsServer && await listen(tlsServer);
 
 const provider = new Provider(issuer, {
   clients: clients.map(({ ttl: _ttl, ...metadata }) => ({
@@ -26,10 +45,25 @@ const provider = new Provider(issuer, {
     ...metadata,
   })),
   scopes: ["api:read", "api:write"],
+  clientAuthMethods: [
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    ...(tls ? ["self_signed_tls_client_auth"] : []),
+  ],
   cookies: { keys: ["freshtoken-test-only"] },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    mTLS: {
+      enabled: tls !== undefined,
+      selfSignedTlsClientAuth: true,
+      getCertificate(ctx) {
+        const peer = ctx.socket.getPeerCertificate?.();
+        return peer?.raw ? new X509Certificate(peer.raw) : undefined;
+      },
+    },
     introspection: { enabled: true, allowedPolicy: () => true },
     revocation: {
       enabled: true,
@@ -43,7 +77,7 @@ const stats = { tokenRequests: 0, issued: 0 };
 provider.on("client_credentials.saved", () => stats.issued++);
 
 const handle = provider.callback();
-server.on("request", (req, res) => {
+const onRequest = (req, res) => {
   if (req.url === "/__stats") {
     res.setHeader("content-type", "application/json");
     res.end(JSON.stringify(stats));
@@ -51,6 +85,8 @@ server.on("request", (req, res) => {
   }
   if (req.method === "POST" && req.url === "/token") stats.tokenRequests++;
   handle(req, res);
-});
+};
+server.on("request", onRequest);
+tlsServer?.on("request", onRequest);
 
-process.stdout.write(`${JSON.stringify({ issuer, port })}\n`);
+process.stdout.write(`${JSON.stringify({ issuer, port, tlsPort })}\n`);
