@@ -200,23 +200,22 @@ export class Telemetry {
 let instance: Telemetry | null | undefined;
 
 /**
- * Whether OpenTelemetry may be on. Reading `OTEL_DENO` costs microseconds;
- * touching `Deno.telemetry` with telemetry off costs a millisecond or two
- * of start-up (Deno loads it on first use), so it is only touched when the
- * variable says so, or cannot be read.
+ * Whether OpenTelemetry is on, from `OTEL_DENO`. `Deno.telemetry` is only
+ * touched when it is: with telemetry off, touching it costs a millisecond
+ * or two of start-up (Deno loads it on first use), and Deno 2.5 hands out
+ * instruments that crash the process when used. Without permission to read
+ * the variable, telemetry counts as off: asking could prompt the user.
  */
-function mayBeOn(): boolean {
-  try {
-    const value = Deno.env.get("OTEL_DENO");
-    return value !== undefined && value !== "" && value !== "false" && value !== "0";
-  } catch {
-    return true; // No --allow-env: ask Deno itself.
-  }
+function isOn(): boolean {
+  const query = { name: "env", variable: "OTEL_DENO" } as const;
+  if (Deno.permissions.querySync?.(query).state !== "granted") return false;
+  const value = Deno.env.get("OTEL_DENO");
+  return value !== undefined && value !== "" && value !== "false" && value !== "0";
 }
 
 /** freshtoken's instruments, or `undefined` when telemetry is off; decided once. */
 export function telemetry(): Telemetry | undefined {
-  if (instance === undefined && !mayBeOn()) instance = null;
+  if (instance === undefined && !isOn()) instance = null;
   if (instance === undefined) {
     try {
       // Deno's providers throw until OpenTelemetry is initialised (OTEL_DENO=true).

@@ -99,7 +99,8 @@ export class KvStore {
   readonly #kv: Deno.Kv;
   readonly #keys: [Deno.KvKey, Deno.KvKey, Deno.KvKey];
   readonly #options: StoreOptions;
-  readonly #cipher?: Promise<Cipher>;
+  /** Made on first use, so that no key import runs unawaited. */
+  #cipherMade?: Promise<Cipher>;
   #downUntil = 0;
 
   constructor(kv: Deno.Kv, options: StoreOptions) {
@@ -107,7 +108,13 @@ export class KvStore {
     const { prefix, id } = options;
     this.#keys = [tokenKey(prefix, id), leaseKey(prefix, id), backoffKey(prefix, id)];
     this.#options = options;
-    if (options.key) this.#cipher = Cipher.create(options.key, id, FORMAT);
+  }
+
+  /** The cipher of an encrypting store; `undefined` without `key`. */
+  #cipher(): Promise<Cipher> | undefined {
+    const { key, id } = this.#options;
+    if (key === undefined) return undefined;
+    return this.#cipherMade ??= Cipher.create(key, id, FORMAT);
   }
 
   /**
@@ -148,7 +155,7 @@ export class KvStore {
   async write(record: TokenRecord): Promise<void> {
     const expireIn = Math.max(1, Math.floor(record.usableUntil - this.#options.now()));
     const value = await this.#encode(record);
-    observe("kv", { encrypted: this.#cipher !== undefined, key: this.#keys[0], value });
+    observe("kv", { encrypted: this.#options.key !== undefined, key: this.#keys[0], value });
     const ok = await this.#op("write", () => this.#kv.set(this.#keys[0], value, { expireIn }));
     if (ok !== undefined) this.#options.emit({ type: "kv_write", at: this.#options.now() });
   }
@@ -250,9 +257,9 @@ export class KvStore {
       usableUntil: record.usableUntil,
     };
     if (record.scope !== undefined) fields.scope = record.scope;
-    if (this.#cipher === undefined) return { v: FORMAT, ...fields };
-    const cipher = await this.#cipher;
-    return { v: FORMAT, ...await cipher.seal(JSON.stringify(fields)) };
+    const cipher = this.#cipher();
+    if (cipher === undefined) return { v: FORMAT, ...fields };
+    return { v: FORMAT, ...await (await cipher).seal(JSON.stringify(fields)) };
   }
 
   /** The stored fields as written, or `undefined`; the core checks what they say. */
@@ -260,10 +267,11 @@ export class KvStore {
     if (typeof value !== "object" || value === null) return undefined;
     const v = value as Record<string, unknown>;
     if (v.v !== FORMAT) return undefined;
-    if (this.#cipher === undefined) {
+    const cipher = this.#cipher();
+    if (cipher === undefined) {
       return "ct" in v ? undefined : v; // Sealed by a client with a key; this one has none.
     }
-    const plain = await (await this.#cipher).open(v);
+    const plain = await (await cipher).open(v);
     if (plain === undefined) return undefined;
     try {
       return JSON.parse(plain);
