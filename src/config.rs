@@ -98,7 +98,7 @@ pub struct Config {
     /// Authentication method.
     pub auth_method: AuthMethod,
     /// The assertion, for the JWT methods.
-    pub jwt: Option<JwtAuth>,
+    pub jwt: Option<Box<JwtAuth>>,
     /// Further form parameters.
     pub extra_params: Vec<(String, String)>,
     /// Per-request timeout in milliseconds.
@@ -231,7 +231,8 @@ impl Config {
                 x5t_s256: options.x5t_s256,
                 certificate: options.certificate,
             },
-        )?;
+        )?
+        .map(Box::new);
         Ok(Self {
             identity: Identity {
                 token_url,
@@ -582,13 +583,13 @@ pub(crate) mod tests {
         assert_eq!(c.client_secret, None);
         assert_eq!(
             c.jwt,
-            Some(JwtAuth {
+            Some(Box::new(JwtAuth {
                 algorithm: Some(Algorithm::Ps256),
                 key_id: Some("k1".into()),
                 audience: "https://issuer.example".into(),
                 x5t_s256: None,
                 certificate: None,
-            })
+            }))
         );
         let cases = [
             (json!({ "keyId": "k" }), "keyId is for authMethod"),

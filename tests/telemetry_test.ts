@@ -1,10 +1,10 @@
 // OpenTelemetry through Deno's built-in support, end to end: a process with
 // OTEL_DENO=true exports OTLP http/json to a loopback receiver, which gets
 // freshtoken's spans and metrics (tests/telemetry_worker.ts) and never a
-// secret or a token, in any encoding.
+// secret, a token or a private key, in any encoding.
 
 import assert from "node:assert/strict";
-import { readings } from "../scripts/canary_scan.ts";
+import { PRIVATE_KEY, readings } from "../scripts/canary_scan.ts";
 
 interface Attribute {
   key: string;
@@ -25,7 +25,12 @@ interface Span {
 const attributes = (list: Attribute[] = []) =>
   Object.fromEntries(list.map(({ key, value }) => [key, Object.values(value)[0]]));
 
-Deno.test("spans and metrics reach an OTLP receiver, with no secret or token in any byte", async () => {
+Deno.test("spans and metrics reach an OTLP receiver, with no secret, token or key in any byte", async () => {
+  const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+    "sign",
+    "verify",
+  ]);
+  const jwk = await crypto.subtle.exportKey("jwk", pair.privateKey);
   const received: { path: string; body: string }[] = [];
   const receiver = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -50,6 +55,7 @@ Deno.test("spans and metrics reach an OTLP receiver, with no secret or token in 
         OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.addr.port}`,
         OTEL_METRIC_EXPORT_INTERVAL: "200",
         OTEL_SERVICE_NAME: "freshtoken-test",
+        TEST_PRIVATE_JWK: JSON.stringify(jwk),
       },
       stdin: "null",
     }).output();
@@ -63,8 +69,10 @@ Deno.test("spans and metrics reach an OTLP receiver, with no secret or token in 
         await Deno.writeTextFile(canaryLog, `${line}\n`, { append: true });
       }
       for (const line of body.split("\n")) {
-        const leaked = readings(line).find((t) => /canary-secret|canary-token-/.test(t));
-        assert.equal(leaked, undefined, `${path} carries a secret or a token`);
+        const leaked = readings(line).find((t) =>
+          /canary-secret|canary-token-/.test(t) || PRIVATE_KEY.test(t) || t.includes(jwk.d!)
+        );
+        assert.equal(leaked, undefined, `${path} carries a secret, a token or a key`);
       }
     }
 
@@ -74,6 +82,8 @@ Deno.test("spans and metrics reach an OTLP receiver, with no secret or token in 
       )
     );
     const acquisitions = spans.filter((s) => s.name === "freshtoken.acquire");
+    const ids = acquisitions.map((s) => attributes(s.attributes)["freshtoken.client_id"]);
+    assert.ok(ids.includes("otel-key-app"), "the private_key_jwt client's acquisition is traced");
     const sources = acquisitions.map((s) => attributes(s.attributes)["freshtoken.source"]);
     assert.ok(sources.includes("network") && sources.includes("kv"), JSON.stringify(sources));
     const network = acquisitions.map((s) => attributes(s.attributes)).find((a) =>

@@ -39,6 +39,23 @@ failing = true;
 clock.now = flaky.status().refreshAt! + 1;
 await flaky.getToken();
 
+// A private_key_jwt client, signing with the key the test passes in.
+const signed = createTokenClient({
+  tokenUrl: server.tokenUrl,
+  clientId: "otel-key-app",
+  authMethod: "private_key_jwt",
+  privateKey: JSON.parse(Deno.env.get("TEST_PRIVATE_JWK")!),
+  fetch: async (request) => {
+    await (request as Request).arrayBuffer();
+    return Response.json({
+      access_token: "canary-token-5a1d",
+      token_type: "Bearer",
+      expires_in: 600,
+    });
+  },
+});
+await signed.getToken();
+
 await new Promise((r) => setTimeout(r, 800)); // at least one metrics export
 kv.close();
 await server.close();

@@ -66,7 +66,7 @@ impl Signer {
     /// is the `privateKey` option as given; its shape is checked here, at
     /// creation. Whether WebCrypto takes it shows at the first token request.
     pub fn new(config: &Config, private_key: &JsValue) -> Result<Option<Self>, TokenError> {
-        let Some(jwt) = config.jwt.clone() else {
+        let Some(jwt) = config.jwt.as_deref().cloned() else {
             return Ok(None);
         };
         let mut key_id = jwt.key_id.clone();
