@@ -49,12 +49,15 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
     const secret = env("FRESHTOKEN_CLIENT_SECRET")?.trim();
     if (secret) options.clientSecret = secret;
     if (key !== undefined) {
-      options.authMethod = "private_key_jwt";
-      options.privateKey = privateKeyFromText(key, "FRESHTOKEN_PRIVATE_KEY");
-      const keyId = env("FRESHTOKEN_KEY_ID")?.trim();
-      if (keyId) options.keyId = keyId;
-      const certificate = env("FRESHTOKEN_CERTIFICATE")?.trim();
-      if (certificate) options.certificate = unescapeNewlines(certificate);
+      Object.assign(
+        options,
+        keyOptions(
+          key,
+          "FRESHTOKEN_PRIVATE_KEY",
+          env("FRESHTOKEN_KEY_ID"),
+          env("FRESHTOKEN_CERTIFICATE"),
+        ),
+      );
     }
     const scope = env("FRESHTOKEN_SCOPE")?.trim();
     if (scope) options.scope = scope.split(/\s+/);
@@ -69,10 +72,28 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
 }
 
 /**
+ * The options of `private_key_jwt` from the key's text (`source` names
+ * where it came from) and, when set, its key id and certificate (PEM).
+ */
+export function keyOptions(
+  key: string,
+  source: string,
+  keyId: string | undefined,
+  certificate: string | undefined,
+): Pick<TokenClientOptions, "authMethod" | "privateKey" | "keyId" | "certificate"> {
+  return {
+    authMethod: "private_key_jwt",
+    privateKey: privateKeyFromText(key, source),
+    ...(keyId?.trim() ? { keyId: keyId.trim() } : {}),
+    ...(certificate?.trim() ? { certificate: unescapeNewlines(certificate.trim()) } : {}),
+  };
+}
+
+/**
  * A `privateKey` from text: a JWK when it is JSON, else PEM. `source`
  * names where it came from in the error; the text itself is never quoted.
  */
-export function privateKeyFromText(text: string, source: string): JsonWebKey | string {
+function privateKeyFromText(text: string, source: string): JsonWebKey | string {
   text = text.trim();
   if (!text.startsWith("{")) return unescapeNewlines(text);
   try {

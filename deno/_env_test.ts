@@ -67,6 +67,11 @@ Deno.test("optionsFromEnv() takes FRESHTOKEN_PRIVATE_KEY instead of the secret: 
       keyId: "k1",
     }]);
   }
+  const cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+  for (const text of [cert, cert.replaceAll("\n", "\\n")]) {
+    const [options] = from({ ...base, FRESHTOKEN_PRIVATE_KEY: pem, FRESHTOKEN_CERTIFICATE: text });
+    assert.equal(options.certificate, cert);
+  }
   assert.throws(
     () => from({ ...base, FRESHTOKEN_PRIVATE_KEY: '{"d": "canary-secret' }),
     (e: unknown) =>

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { optionsFromEnv, privateKeyFromText } from "./_env.ts";
+import { keyOptions, optionsFromEnv } from "./_env.ts";
 import { addMask, inGitHubActions, variableEntry } from "./_github.ts";
 import { LOAD_SHARED } from "./_internal.ts";
 import { createTokenClient } from "./client.ts";
@@ -234,18 +234,18 @@ function clientOptions(
         options.clientSecret = secret ?? "";
       } else {
         if (secret !== undefined) options.clientSecret = secret;
-        options.authMethod = "private_key_jwt";
-        options.privateKey = privateKeyFromText(
-          key,
-          keyFile ? "--private-key" : "FRESHTOKEN_PRIVATE_KEY",
-        );
-        const keyId = flag("--key-id") ?? env("FRESHTOKEN_KEY_ID");
-        if (keyId) options.keyId = keyId;
         const certFile = flag("--certificate");
-        const certificate = certFile === undefined
-          ? env("FRESHTOKEN_CERTIFICATE")
-          : readText("--certificate", certFile);
-        if (certificate?.trim()) options.certificate = certificate;
+        Object.assign(
+          options,
+          keyOptions(
+            key,
+            keyFile ? "--private-key" : "FRESHTOKEN_PRIVATE_KEY",
+            flag("--key-id") ?? env("FRESHTOKEN_KEY_ID"),
+            certFile === undefined
+              ? env("FRESHTOKEN_CERTIFICATE")
+              : readText("--certificate", certFile),
+          ),
+        );
       }
     } else {
       const fromEnv = optionsFromEnv(env);

@@ -2,16 +2,10 @@
 // server (oidc-provider on 127.0.0.1).
 
 import assert from "node:assert/strict";
+import { CLI, runCli } from "./_cli.ts";
 import { type OidcServer, type SecretClient, startOidcServer } from "./_oidc.ts";
 
-const CLI = new URL("../deno/cli.ts", import.meta.url).pathname;
 const APP: SecretClient = { client_id: "pipeline", client_secret: "cli-canary-secret-9" };
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 /** The permissions the CLI's documentation asks for. */
 const FLAGS = [
@@ -22,23 +16,9 @@ const FLAGS = [
   "--allow-write",
 ];
 
-async function cli(
-  args: string[],
-  env: Record<string, string> = {},
-  flags: string[] = FLAGS,
-): Promise<Run> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, CLI, ...args],
-    env,
-    clearEnv: true,
-    stdin: "null",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  const run = { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
-  // Whatever happened, the secret is on neither stream.
-  assert.ok(!run.stdout.includes(APP.client_secret) && !run.stderr.includes(APP.client_secret));
-  return run;
-}
+/** Runs the CLI; whatever happened, the secret is on neither stream. */
+const cli = (args: string[], env: Record<string, string> = {}, flags: string[] = FLAGS) =>
+  runCli(flags, args, env, [APP.client_secret]);
 
 async function withServer(fn: (server: OidcServer, env: Record<string, string>) => Promise<void>) {
   const server = await startOidcServer([APP]);

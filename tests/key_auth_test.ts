@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { createTokenClient, TokenError } from "../deno/mod.ts";
 import type { TokenClientOptions, TokenEvent } from "../deno/mod.ts";
+import { runCli } from "./_cli.ts";
 import { type OidcClient, type OidcServer, startOidcServer } from "./_oidc.ts";
 import { type Certified, keyPair, Openssl, pem, publicJwk, publicJwkOfPem, RSA } from "./_keys.ts";
 
@@ -436,18 +437,9 @@ Deno.test("a key WebCrypto refuses is a config error at the first getToken, befo
 
 // The CLI, as a pipeline runs it, with a key instead of a secret.
 
-const CLI = new URL("../deno/cli.ts", import.meta.url).pathname;
-
-async function cli(args: string[], env: Record<string, string>, permissions: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net=127.0.0.1", "--allow-env", ...permissions, CLI, ...args],
-    env,
-    clearEnv: true,
-    stdin: "null",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
-}
+/** The CLI with net and env permissions and `permissions` besides. */
+const cli = (args: string[], env: Record<string, string>, permissions: string[]) =>
+  runCli(["--allow-net=127.0.0.1", "--allow-env", ...permissions], args, env);
 
 Deno.test("CLI: --private-key FILE, FRESHTOKEN_PRIVATE_KEY as JWK or one-line PEM; exec hides the key", async () => {
   await withServer(async (server) => {
@@ -507,7 +499,6 @@ Deno.test("CLI: --private-key FILE, FRESHTOKEN_PRIVATE_KEY as JWK or one-line PE
           ...env,
           FRESHTOKEN_CLIENT_ID: JWK_CLIENT.client_id,
           FRESHTOKEN_PRIVATE_KEY: JSON.stringify(rsaJwk),
-          PATH: Deno.env.get("PATH") ?? "",
         },
         ["--allow-run"],
       );
