@@ -39,7 +39,20 @@ enum Source {
 struct Ready {
     key: CryptoKey,
     algorithm: Algorithm,
+    /// WebCrypto's signing parameters for `algorithm`.
+    sign: Object,
     x5t_s256: Option<String>,
+}
+
+impl Ready {
+    fn new(key: CryptoKey, algorithm: Algorithm, x5t_s256: Option<String>) -> Self {
+        Self {
+            key,
+            algorithm,
+            sign: params(algorithm).sign,
+            x5t_s256,
+        }
+    }
 }
 
 /// One client's assertion signer.
@@ -123,11 +136,7 @@ impl Signer {
         }
         .signing_input();
         let signing = SUBTLE.with(|subtle| {
-            subtle.sign_with_object_and_u8_array(
-                &params(ready.algorithm).sign,
-                &ready.key,
-                input.as_bytes(),
-            )
+            subtle.sign_with_object_and_u8_array(&ready.sign, &ready.key, input.as_bytes())
         });
         let signature = match signing {
             Ok(promise) => JsFuture::from(promise).await,
@@ -159,7 +168,7 @@ impl Signer {
             (None, None) => None,
         };
         let (format, data): (&str, Object) = match source {
-            Source::Key(key) => return Ok(ready(key, self.algorithms[0], x5t_s256)),
+            Source::Key(key) => return Ok(Ready::new(key, self.algorithms[0], x5t_s256)),
             Source::Pkcs8(der) => ("pkcs8", Uint8Array::from(&der[..]).into()),
             Source::Jwk(jwk) => ("jwk", jwk.unchecked_into()),
             Source::Secret(bytes) => ("raw", Uint8Array::from(&bytes[..]).into()),
@@ -167,7 +176,7 @@ impl Signer {
         let mut refused = JsValue::UNDEFINED;
         for &algorithm in &self.algorithms {
             match import_key(format, &data, algorithm).await {
-                Ok(key) => return Ok(ready(key, algorithm, x5t_s256)),
+                Ok(key) => return Ok(Ready::new(key, algorithm, x5t_s256)),
                 Err(error) => refused = error,
             }
         }
@@ -179,14 +188,6 @@ impl Signer {
             ),
             &refused,
         ))
-    }
-}
-
-fn ready(key: CryptoKey, algorithm: Algorithm, x5t_s256: Option<String>) -> Ready {
-    Ready {
-        key,
-        algorithm,
-        x5t_s256,
     }
 }
 
