@@ -7,6 +7,12 @@ export const REFRESH_IF_DUE: unique symbol = Symbol("freshtoken.refreshIfDue");
 /** `client[LOAD_SHARED]()` takes a newer token from KV into memory, sending nothing. */
 export const LOAD_SHARED: unique symbol = Symbol("freshtoken.loadShared");
 
+/** `client[KV_ID]()` is the KV id of the client's token (tests poison it). */
+export const KV_ID: unique symbol = Symbol("freshtoken.kvId");
+
+/** `client[LIFETIME]()` is how long the server's tokens live, once one is held (the CLI's default). */
+export const LIFETIME: unique symbol = Symbol("freshtoken.lifetime");
+
 /** `client[SAMPLE]()` is what telemetry reads of a client when it collects metrics. */
 export const SAMPLE: unique symbol = Symbol("freshtoken.sample");
 
@@ -26,7 +32,19 @@ export function unlessAborted<T>(
   });
 }
 
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Resolves after `ms` milliseconds, or at once when `signal` aborts (the
+ * caller then looks at the signal); the timer is cleared either way.
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal === undefined) return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }

@@ -32,11 +32,20 @@ export interface SharedAcquisition {
   wait(name: "freshtoken.lease_wait" | "freshtoken.backoff_wait"): Span | undefined;
 }
 
-/** Acquires a token through KV; degrades to a token request of its own when KV fails. */
+/**
+ * Acquires a token through KV; degrades to a token request of its own when KV fails.
+ *
+ * A waiter waits on a lease at most one attempt (`leaseMs`: a request timeout
+ * and a margin) from when it first saw it, however often its holder renews
+ * it: then it takes the lease over, atomically, so that one waiter fetches
+ * and the others wait on it. A waiter that loses that race twice (a
+ * co-tenant rewriting the lease) fetches without it.
+ */
 export async function acquireShared(a: SharedAcquisition): Promise<Token> {
   const store = a.store;
   const giveUpAt = performance.now() + a.waitMs;
-  let waited = false;
+  let leaseSeenAt: number | undefined;
+  let lostTakeovers = 0;
   let waiting: Span | undefined;
   try {
     for (;;) {
@@ -45,28 +54,38 @@ export async function acquireShared(a: SharedAcquisition): Promise<Token> {
       const taken = snapshot.token === undefined ? undefined : a.adopt(snapshot.token);
       if (taken !== undefined) return taken;
       const now = a.now();
-      if (snapshot.leaseUntil === undefined) {
-        if (snapshot.backoffUntil > now) {
-          await holdBack(a, snapshot.backoffUntil - now, giveUpAt);
+      if (snapshot.backoffUntil > now) {
+        await holdBack(a, snapshot.backoffUntil - now, giveUpAt);
+        continue;
+      }
+      if (snapshot.leaseUntil !== undefined) {
+        if (leaseSeenAt === undefined) {
+          leaseSeenAt = performance.now();
+          a.emit({ type: "lease_wait", at: now });
+          waiting = a.wait("freshtoken.lease_wait");
+        }
+        if (performance.now() - leaseSeenAt < a.leaseMs) {
+          await sleep(40 + Math.random() * 80);
           continue;
         }
-        const lease = await store.takeLease(a.leaseMs, snapshot);
-        if (lease === undefined) return (await a.fetch(() => {}))[0];
-        if (lease !== "held") return await fetchAsLeaseHolder(a, lease);
       }
-      if (!waited) {
-        a.emit({ type: "lease_wait", at: now });
-        waiting = a.wait("freshtoken.lease_wait");
-        waited = true;
-      }
-      if (performance.now() >= giveUpAt) {
-        throw new TokenError("timeout", "timeout: no token from the isolate holding the lease");
-      }
-      await sleep(40 + Math.random() * 80);
+      // No lease, or one waited on for a whole attempt: take it (over).
+      const lease = await store.takeLease(a.leaseMs, snapshot);
+      if (lease === undefined) return (await a.fetch(() => {}))[0];
+      if (lease !== "held") return await fetchAsLeaseHolder(a, lease);
+      if (leaseSeenAt !== undefined && ++lostTakeovers >= 2) return await fetchAlone(a);
+      if (leaseSeenAt !== undefined) leaseSeenAt = performance.now();
     }
   } finally {
     waiting?.end();
   }
+}
+
+/** Fetches without the lease (another keeps rewriting it) and stores the token for the others. */
+async function fetchAlone(a: SharedAcquisition): Promise<Token> {
+  const [token, record] = await a.fetch(() => {});
+  await a.store.write(record);
+  return token;
 }
 
 /** A shared back-off is in force: wait it out, or fail if that takes too long. */

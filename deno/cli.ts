@@ -12,11 +12,12 @@
 
 import { keyOptions, optionsFromEnv } from "./_env.ts";
 import { addMask, inGitHubActions, variableEntry } from "./_github.ts";
-import { LOAD_SHARED } from "./_internal.ts";
+import { LIFETIME, LOAD_SHARED } from "./_internal.ts";
 import { createTokenClient } from "./client.ts";
 import { genesysCloud } from "./genesys.ts";
 import { configError, TokenError, type TokenErrorCode } from "./token_error.ts";
-import type { TokenClientOptions } from "./types.ts";
+import type { Token } from "./token.ts";
+import type { TokenClient, TokenClientOptions } from "./types.ts";
 
 /** Exit codes, one per kind of failure a pipeline may want to tell apart. */
 export const EXIT = {
@@ -52,8 +53,10 @@ In GitHub Actions (GITHUB_ACTIONS=true) every token printed or exported is first
 log (::add-mask:: on stderr). Outside it nothing extra is printed.
 
 "exec" runs CMD with the token in the variable NAME (default FRESHTOKEN_ACCESS_TOKEN), valid at
-least --min-valid seconds; never on a command line. Its exit code is CMD's; SIGINT and SIGTERM
-are passed on to CMD. Needs --allow-run.
+least --min-valid seconds; never on a command line. CMD gets none of the credentials freshtoken
+used (client secret, private key, KV encryption key, the remote KV's access token), unless
+--pass-env NAME keeps one (repeatable). Its exit code is CMD's; SIGINT, SIGTERM, SIGHUP and
+SIGQUIT are passed on to CMD. Needs --allow-run.
 
 Options (each falls back to the environment variable shown):
   --token-url URL        FRESHTOKEN_TOKEN_URL
@@ -71,8 +74,9 @@ Options (each falls back to the environment variable shown):
   --region R             GENESYS_CLOUD_REGION, with GENESYS_CLOUD_CLIENT_ID and
                          GENESYS_CLOUD_CLIENT_SECRET: a Genesys Cloud client
   --kv PATH              share the token between steps through a Deno KV file (FRESHTOKEN_KV)
-  --min-valid SECONDS    the token must stay valid this long (default 60); for exec, as long
-                         as the command may run
+  --min-valid SECONDS    the token must stay valid this long; for exec, as long as the
+                         command may run. Without it: a minute, or half the lifetime of the
+                         server's tokens when they live less than two minutes
   --timeout MS           per token request (default 10000)
 
 Exit codes:
@@ -108,6 +112,7 @@ const FLAGS_WITH_VALUES = new Set([
   "--github-env",
   "--github-output",
   "--env",
+  "--pass-env",
 ]);
 const SWITCHES = new Set(["--header", "--json", "--help", "-h"]);
 
@@ -115,6 +120,8 @@ const SWITCHES = new Set(["--header", "--json", "--help", "-h"]);
 interface Invocation {
   command: "token" | "status" | "exec" | "help";
   values: Map<string, string>;
+  /** `--pass-env`, which may repeat. */
+  passEnv: string[];
   switches: Set<string>;
   /** What follows `--`: exec's command and its arguments. */
   run: string[];
@@ -129,6 +136,7 @@ const ONLY_FOR: Record<string, string[]> = {
   "--github-env": ["token"],
   "--github-output": ["token"],
   "--env": ["exec"],
+  "--pass-env": ["exec"],
   "--min-valid": ["token", "exec"],
 };
 
@@ -139,6 +147,7 @@ const ONLY_FOR: Record<string, string[]> = {
  */
 function parseArgs(args: string[]): Invocation {
   const values = new Map<string, string>();
+  const passEnv: string[] = [];
   const switches = new Set<string>();
   let command: string | undefined;
   const end = args.indexOf("--");
@@ -155,6 +164,7 @@ function parseArgs(args: string[]): Invocation {
         throw configError(`${flag} needs a value`);
       }
       values.set(flag, value);
+      if (flag === "--pass-env") passEnv.push(variableName(flag, value));
     } else if (SWITCHES.has(flag) && inline === undefined) {
       switches.add(flag === "-h" ? "--help" : flag);
     } else if (flag.startsWith("-")) {
@@ -182,7 +192,7 @@ function parseArgs(args: string[]): Invocation {
     throw configError("exec needs a command after --, e.g. freshtoken exec -- ./deploy.sh");
   }
   if (command !== "exec" && end >= 0) throw configError("-- is for the exec command");
-  return { command: command as Invocation["command"], values, switches, run };
+  return { command: command as Invocation["command"], values, passEnv, switches, run };
 }
 
 function isFlag(arg: string): boolean {
@@ -285,15 +295,25 @@ function number(flag: string, text: string, min: number, unit: string): number {
   return n;
 }
 
-/** A file a flag names, as text; what stops the reading is a `config` error. */
+/**
+ * A file a flag names, as text. What stops the reading is a `config` error
+ * that never shows what was given: key text in place of a file name is an
+ * easy mistake, as the variables take the text.
+ */
 function readText(flag: string, path: string): string {
   try {
     return Deno.readTextFileSync(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-      throw configError(`${flag} ${path} needs --allow-read`);
+      throw configError(`${flag} names a file to read: run with --allow-read`);
     }
-    throw configError(`cannot read ${flag} ${path}: ${(error as Error).name}`);
+    const variable = flag === "--private-key" ? "FRESHTOKEN_PRIVATE_KEY" : "FRESHTOKEN_CERTIFICATE";
+    const keyText = /-----BEGIN |^\s*\{/.test(path);
+    throw configError(
+      `${flag} takes the name of a readable file, and this is not one (${(error as Error).name})${
+        keyText ? `; the key's text itself belongs in ${variable}` : ""
+      }`,
+    );
   }
 }
 
@@ -306,9 +326,12 @@ async function openKv(path: string): Promise<Deno.Kv> {
     return await Deno.openKv(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-      throw configError(`--kv ${path} needs --allow-read and --allow-write`);
+      throw configError(`--kv needs --allow-read and --allow-write`);
     }
-    throw configError(`cannot open --kv ${path}: ${(error as Error).message}`);
+    const why = error instanceof Deno.errors.NotFound
+      ? "its folder does not exist"
+      : (error as Error).name;
+    throw configError(`cannot open the --kv store: ${why}`);
   }
 }
 
@@ -322,12 +345,45 @@ function exitCode(error: unknown): number {
   return code === "aborted" ? EXIT.failure : EXIT.refused;
 }
 
-/** Variables that hold credentials: never passed on to a command `exec` runs. */
+/** Variables that hold credentials freshtoken reads: never passed on to `exec`'s command. */
 const CREDENTIAL_VARIABLES = [
   "FRESHTOKEN_CLIENT_SECRET",
   "FRESHTOKEN_PRIVATE_KEY",
+  "FRESHTOKEN_ENCRYPTION_KEY",
   "GENESYS_CLOUD_CLIENT_SECRET",
 ];
+
+/** KV Connect's credential, read by `Deno.openKv` for a remote store. */
+const KV_ACCESS_TOKEN = "DENO_KV_ACCESS_TOKEN";
+
+/**
+ * The environment of `exec`'s command: this one, less every credential
+ * freshtoken used (by name, and any variable holding one of their values),
+ * plus the token in `name`; `keep` names variables passed on all the same.
+ */
+function childEnv(
+  env: Record<string, string>,
+  used: { options: TokenClientOptions; remoteKv: boolean },
+  name: string,
+  token: string,
+  keep: string[],
+): Record<string, string> {
+  const { clientSecret, privateKey, encryptionKey } = used.options;
+  const names = [...CREDENTIAL_VARIABLES, ...(used.remoteKv ? [KV_ACCESS_TOKEN] : [])];
+  const values = new Set(
+    [clientSecret, typeof privateKey === "string" ? privateKey : undefined, encryptionKey]
+      .concat(used.remoteKv ? [env[KV_ACCESS_TOKEN]] : [])
+      .filter((v): v is string => typeof v === "string" && v.trim() !== "")
+      .map((v) => v.trim()),
+  );
+  const child: Record<string, string> = {};
+  for (const [variable, value] of Object.entries(env)) {
+    const credential = names.includes(variable) || values.has(value.trim());
+    if (!credential || keep.includes(variable)) child[variable] = value;
+  }
+  child[name] = token;
+  return child;
+}
 
 /** A variable name, as `$GITHUB_ENV`, `$GITHUB_OUTPUT` and a process environment take it. */
 function variableName(flag: string, name: string): string {
@@ -373,14 +429,11 @@ function append(path: string, text: string): void {
 }
 
 /**
- * Runs `command` with the token in the variable `name` and without the
- * client's credentials, passing SIGINT and SIGTERM on; resolves to its
- * exit code (128 + the signal's number when a signal ended it).
+ * Runs `command` with the environment `env`, passing SIGINT, SIGTERM,
+ * SIGHUP and SIGQUIT on; resolves to its exit code (128 + the signal's
+ * number when a signal ended it).
  */
-async function exec(command: string[], name: string, token: string): Promise<number> {
-  const env = Deno.env.toObject();
-  for (const variable of CREDENTIAL_VARIABLES) delete env[variable];
-  env[name] = token;
+async function exec(command: string[], env: Record<string, string>): Promise<number> {
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(command[0], {
@@ -398,7 +451,7 @@ async function exec(command: string[], name: string, token: string): Promise<num
     if (error instanceof Deno.errors.NotFound) throw new CommandNotFound();
     throw error;
   }
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"];
   const forward = signals.map((signal) => {
     const pass = () => {
       try {
@@ -407,7 +460,11 @@ async function exec(command: string[], name: string, token: string): Promise<num
         // It has ended already.
       }
     };
-    Deno.addSignalListener(signal, pass);
+    try {
+      Deno.addSignalListener(signal, pass);
+    } catch {
+      return () => {}; // Windows has no SIGHUP or SIGQUIT.
+    }
     return () => Deno.removeSignalListener(signal, pass);
   });
   try {
@@ -443,8 +500,8 @@ export async function main(
     const kvPath = invocation.values.get("--kv") ?? io.env("FRESHTOKEN_KV");
     if (kvPath) kv = await openKv(kvPath);
     const client = createTokenClient({ ...options, kv });
-    const json = invocation.switches.has("--json");
     if (invocation.command === "status") {
+      const json = invocation.switches.has("--json");
       await (client as unknown as Record<symbol, () => Promise<void>>)[LOAD_SHARED]();
       const { hasToken, expiresAt, refreshAt } = client.status();
       const now = Date.now();
@@ -464,30 +521,38 @@ export async function main(
       }
       return EXIT.ok;
     }
-    const minValid = number(
-      "--min-valid",
-      invocation.values.get("--min-valid") ?? "60",
-      0,
-      "seconds",
-    );
+    const given = invocation.values.get("--min-valid");
+    const minValid = given === undefined ? undefined : number("--min-valid", given, 0, "seconds");
     const targets = exportTargets(invocation, io.env);
     const variable = variableName(
       "--env",
       invocation.values.get("--env") ?? "FRESHTOKEN_ACCESS_TOKEN",
     );
-    const token = await client.getToken({ minValidSeconds: minValid });
-    // Masked before it is printed, exported or handed to a command.
-    if (inGitHubActions(io.env)) io.err(addMask(token.accessToken));
+    const token = await validToken(client, minValid);
+    const json = JSON.stringify(token.accessToken).slice(1, -1);
+    // Masked before it is printed, exported or handed to a command, in each form printed.
+    if (inGitHubActions(io.env)) {
+      io.err(addMask(token.accessToken));
+      if (json !== token.accessToken && invocation.switches.has("--json")) io.err(addMask(json));
+    }
     if (invocation.command === "exec") {
       kv?.close();
       kv = undefined;
-      return await exec(invocation.run, variable, token.accessToken);
+      const used = { options, remoteKv: /^https?:/i.test(kvPath ?? "") };
+      const env = childEnv(
+        Deno.env.toObject(),
+        used,
+        variable,
+        token.accessToken,
+        invocation.passEnv,
+      );
+      return await exec(invocation.run, env);
     }
     if (targets.length > 0) {
       for (const { name, path } of targets) append(path, variableEntry(name, token.accessToken));
     } else if (invocation.switches.has("--header")) {
       io.out(`Authorization: ${token.tokenType} ${token.accessToken}\n`);
-    } else if (json) {
+    } else if (invocation.switches.has("--json")) {
       io.out(
         `${
           JSON.stringify({
@@ -521,6 +586,29 @@ export async function main(
   } finally {
     kv?.close();
   }
+}
+
+/** With no --min-valid, the token must stay valid this long, or half the server's lifetime if less. */
+const DEFAULT_MIN_VALID_SECONDS = 60;
+
+/**
+ * The token, valid `minValid` seconds more when given: then a server whose
+ * tokens live no longer is a `config` error naming the flag. Without it,
+ * valid a minute or half the server's lifetime, whichever is less: a
+ * default is not a demand.
+ */
+async function validToken(client: TokenClient, minValid: number | undefined): Promise<Token> {
+  const token = await client.getToken();
+  const lifetime = (client as unknown as Record<symbol, () => number>)[LIFETIME]();
+  if (minValid !== undefined && minValid >= lifetime) {
+    throw configError(
+      `--min-valid ${minValid} cannot be met: the token endpoint grants tokens valid for ${
+        Math.floor(lifetime)
+      } s`,
+    );
+  }
+  const want = minValid ?? Math.min(DEFAULT_MIN_VALID_SECONDS, lifetime / 2);
+  return want > 0 ? await client.getToken({ minValidSeconds: want }) : token;
 }
 
 function iso(ms: number): string {

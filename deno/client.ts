@@ -16,11 +16,21 @@ import {
   Unauthorized,
 } from "../pkg/freshtoken.js";
 import { decodeKey } from "./_cipher.ts";
-import { LOAD_SHARED, REFRESH_IF_DUE, SAMPLE, sleep, unlessAborted } from "./_internal.ts";
+import {
+  KV_ID,
+  LIFETIME,
+  LOAD_SHARED,
+  REFRESH_IF_DUE,
+  SAMPLE,
+  sleep,
+  unlessAborted,
+} from "./_internal.ts";
 import { acquireShared } from "./_lease.ts";
 import { observe } from "./_observe.ts";
+import { snapshot } from "./_snapshot.ts";
 import { type AcquisitionReport, type Sample, type Telemetry, telemetry } from "./_telemetry.ts";
-import { clientId as kvClientId, KvStore } from "./kv_store.ts";
+import { KvStore } from "./kv_store.ts";
+import { kvId } from "./_identity.ts";
 import { Token } from "./token.ts";
 import { configError, fromCore, TokenError } from "./token_error.ts";
 import type {
@@ -43,6 +53,9 @@ const monotonic = () => performance.now();
  * and one fetched instead, never a loop.
  */
 const MAX_ACQUISITIONS_PER_CALL = 3;
+
+/** The largest `minValidSeconds`: a year, the longest lifetime a token may have. */
+const MAX_MIN_VALID_SECONDS = 31_536_000;
 
 /** The cached token, with the same resolved promise for every cache hit. */
 interface Entry {
@@ -103,7 +116,8 @@ class FreshTokenClient implements TokenClient {
   /** Of `#hits`, the tokens taken from KV. */
   #kvHits = 0;
 
-  constructor(options: TokenClientOptions) {
+  constructor(given: TokenClientOptions) {
+    const options = snapshot(given);
     try {
       this.#core = new Core(options as unknown as Record<string, unknown>);
     } catch (error) {
@@ -151,15 +165,26 @@ class FreshTokenClient implements TokenClient {
 
   async #getSlow(options: GetTokenOptions = {}): Promise<Token> {
     const { signal, minValidSeconds = 0 } = options;
-    if (typeof minValidSeconds !== "number" || !(minValidSeconds >= 0)) {
-      throw configError("minValidSeconds must be a number of at least 0");
+    if (
+      typeof minValidSeconds !== "number" ||
+      !(minValidSeconds >= 0 && minValidSeconds <= MAX_MIN_VALID_SECONDS)
+    ) {
+      throw configError(`minValidSeconds must be a number from 0 to ${MAX_MIN_VALID_SECONDS}`);
     }
     const minValidMs = minValidSeconds * 1000;
+    // The call may wait once for a hold-back to end, within its deadline from here.
+    let started: number | undefined = this.#mono();
     for (let acquisitions = 0;; acquisitions++) {
       if (signal?.aborted) throw aborted();
       const now = this.#now();
       const mono = this.#mono();
-      const decision = this.#core.decide(now, mono, minValidMs);
+      const decision = this.#core.decide(now, mono, minValidMs, started);
+      if (decision === Decision.Wait) {
+        started = undefined;
+        await sleep(this.#core.holdMs(now, mono), signal);
+        acquisitions--;
+        continue;
+      }
       if (decision === Decision.Serve || decision === Decision.ServeAndRefresh) {
         // A token this call waited for is not a cache hit.
         if (acquisitions === 0) {
@@ -255,6 +280,16 @@ class FreshTokenClient implements TokenClient {
     } catch {
       return "failed";
     }
+  }
+
+  /** The KV id of this client's token, or `undefined` without KV. */
+  async [KV_ID](): Promise<string | undefined> {
+    return (await this.#store)?.id;
+  }
+
+  /** How long the server's tokens live, once one is held: `expires_in` of the newest. */
+  [LIFETIME](): number | undefined {
+    return this.#core.status(this.#now(), this.#mono()).lifetimeSeconds;
   }
 
   /** What telemetry reports of this client when it collects metrics. */
@@ -441,7 +476,7 @@ class FreshTokenClient implements TokenClient {
       key = decoded;
     }
     const core = this.#core;
-    return kvClientId(core.identity).then((id) =>
+    return kvId(core.identity, options, key).then((id) =>
       new KvStore(kv, {
         prefix: kvPrefix,
         id,

@@ -11,7 +11,7 @@
  */
 
 import type { TokenRecord } from "../pkg/freshtoken.js";
-import { Cipher, hex } from "./_cipher.ts";
+import { Cipher } from "./_cipher.ts";
 import { sleep, unlessAborted } from "./_internal.ts";
 import { observe } from "./_observe.ts";
 import type { TokenEvent } from "./types.ts";
@@ -63,26 +63,10 @@ export function backoffKey(prefix: Deno.KvKey, id: string): Deno.KvKey {
   return [...prefix, "backoff", id];
 }
 
-/**
- * The KV id of a client: SHA-256 of token URL, client id, scope, audience
- * and resource. Never the secret.
- */
-export async function clientId(identity: {
-  tokenUrl: string;
-  clientId: string;
-  scope?: string;
-  audience?: string;
-  resource: string[];
-}): Promise<string> {
-  const { tokenUrl, clientId, scope, audience, resource } = identity;
-  const text = JSON.stringify([tokenUrl, clientId, scope ?? null, audience ?? null, resource]);
-  return hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-}
-
 /** What a store needs besides the KV. */
 export interface StoreOptions {
   prefix: Deno.KvKey;
-  /** The id from {@linkcode clientId}. */
+  /** The client's KV id (deno/_identity.ts). */
   id: string;
   /** Raw AES-256 key; values are plaintext without it. */
   key?: Uint8Array;
@@ -108,6 +92,11 @@ export class KvStore {
     const { prefix, id } = options;
     this.#keys = [tokenKey(prefix, id), leaseKey(prefix, id), backoffKey(prefix, id)];
     this.#options = options;
+  }
+
+  /** The client's KV id. */
+  get id(): string {
+    return this.#options.id;
   }
 
   /** The cipher of an encrypting store; `undefined` without `key`. */

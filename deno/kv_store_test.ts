@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { backoffIsPlausible, Core, type TokenRecord } from "../pkg/freshtoken.js";
 import { decodeKey } from "./_cipher.ts";
-import { backoffKey, clientId, KvStore, leaseKey, type Snapshot, tokenKey } from "./kv_store.ts";
+import { hex } from "./_cipher.ts";
+import { backoffKey, KvStore, leaseKey, type Snapshot, tokenKey } from "./kv_store.ts";
 import type { TokenEvent } from "./types.ts";
 
 const identity = {
@@ -44,6 +45,11 @@ function storeFor(kv: Deno.Kv, id: string, key?: Uint8Array, events: TokenEvent[
   });
 }
 
+/** An id for `identity` (the client's own is made by deno/_identity.ts, tested there). */
+async function clientId(of: Record<string, unknown>): Promise<string> {
+  return hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify(of))));
+}
+
 async function withStore(
   fn: (store: KvStore, kv: Deno.Kv, events: TokenEvent[]) => Promise<void>,
   key?: Uint8Array,
@@ -63,12 +69,8 @@ async function withStore(
   }
 }
 
-Deno.test("keys are built under the prefix from a SHA-256 id that ignores the secret", async () => {
-  const id = await clientId(identity);
-  assert.match(id, /^[0-9a-f]{64}$/);
-  assert.equal(await clientId({ ...identity }), id);
-  assert.notEqual(await clientId({ ...identity, scope: "read" }), id);
-  assert.notEqual(await clientId({ ...identity, resource: ["https://api"] }), id);
+Deno.test("keys are built under the prefix from the client's id", () => {
+  const id = "f".repeat(64);
   assert.deepEqual(tokenKey(["p", 1], id), ["p", 1, "token", id]);
   assert.deepEqual(leaseKey(["p"], id), ["p", "lease", id]);
   assert.deepEqual(backoffKey(["p"], id), ["p", "backoff", id]);

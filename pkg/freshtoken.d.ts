@@ -53,17 +53,20 @@ export interface CoreStatus {
     hasToken: boolean;
     expiresAt?: number;
     refreshAt?: number;
+    lifetimeSeconds?: number;
     fetches: number;
     lastError?: CoreError;
 }
 
-/** What identifies a client's tokens in KV: never the secret. */
+/** What names a client's token in KV: every input of its token request, sorted; never a credential. */
 export interface Identity {
     tokenUrl: string;
     clientId: string;
-    scope?: string;
+    authMethod: string;
+    scope: string[];
     audience?: string;
     resource: string[];
+    extraParams: [string, string][];
 }
 
 
@@ -90,9 +93,11 @@ export class Core {
     begin(now: number, mono: number, background: boolean): void;
     /**
      * The decision for a caller at `now`/`mono` who needs the token to
-     * stay valid for `min_valid_ms` more.
+     * stay valid for `min_valid_ms` more. `started` (monotonic ms) is when
+     * the call began, if it may still wait for a hold-back to end: within
+     * its retry deadline from then.
      */
-    decide(now: number, mono: number, min_valid_ms: number): Decision;
+    decide(now: number, mono: number, min_valid_ms: number, started?: number | null): Decision;
     /**
      * Whether the token is missing or due for refresh within `ahead_ms`.
      */
@@ -107,6 +112,10 @@ export class Core {
      * The acquisition ended: with a token, or with `error` (a `TokenError`).
      */
     finish(now: number, mono: number, error: CoreError | undefined): void;
+    /**
+     * How long token requests stay held back, ms (for `Wait`).
+     */
+    holdMs(now: number, mono: number): number;
     /**
      * Forgets the cached token.
      */
@@ -144,7 +153,7 @@ export class Core {
      */
     unauthorized(now: number, mono: number, token: string): Unauthorized;
     /**
-     * What identifies this client's tokens in KV.
+     * What names this client's token in KV (the wrapper adds a fingerprint of the credential).
      */
     readonly identity: Identity;
     /**
@@ -183,6 +192,10 @@ export enum Decision {
      * Fail at once with `refusal()`.
      */
     Fail = 4,
+    /**
+     * Wait `holdMs()` for the hold-back to end, then ask again.
+     */
+    Wait = 5,
 }
 
 /**

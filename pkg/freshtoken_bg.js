@@ -47,14 +47,17 @@ export class Core {
     }
     /**
      * The decision for a caller at `now`/`mono` who needs the token to
-     * stay valid for `min_valid_ms` more.
+     * stay valid for `min_valid_ms` more. `started` (monotonic ms) is when
+     * the call began, if it may still wait for a hold-back to end: within
+     * its retry deadline from then.
      * @param {number} now
      * @param {number} mono
      * @param {number} min_valid_ms
+     * @param {number | null} [started]
      * @returns {Decision}
      */
-    decide(now, mono, min_valid_ms) {
-        const ret = wasm.core_decide(this.__wbg_ptr, now, mono, min_valid_ms);
+    decide(now, mono, min_valid_ms, started) {
+        const ret = wasm.core_decide(this.__wbg_ptr, now, mono, min_valid_ms, !isLikeNone(started), isLikeNone(started) ? 0 : started);
         return ret;
     }
     /**
@@ -89,7 +92,17 @@ export class Core {
         wasm.core_finish(this.__wbg_ptr, now, mono, error);
     }
     /**
-     * What identifies this client's tokens in KV.
+     * How long token requests stay held back, ms (for `Wait`).
+     * @param {number} now
+     * @param {number} mono
+     * @returns {number}
+     */
+    holdMs(now, mono) {
+        const ret = wasm.core_holdMs(this.__wbg_ptr, now, mono);
+        return ret;
+    }
+    /**
+     * What names this client's token in KV (the wrapper adds a fingerprint of the credential).
      * @returns {Identity}
      */
     get identity() {
@@ -208,7 +221,7 @@ if (Symbol.dispose) Core.prototype[Symbol.dispose] = Core.prototype.free;
 
 /**
  * What a caller asking for a token gets (see `TokenState::decide`).
- * @enum {0 | 1 | 2 | 3 | 4}
+ * @enum {0 | 1 | 2 | 3 | 4 | 5}
  */
 export const Decision = Object.freeze({
     /**
@@ -231,6 +244,10 @@ export const Decision = Object.freeze({
      * Fail at once with `refusal()`.
      */
     Fail: 4, "4": "Fail",
+    /**
+     * Wait `holdMs()` for the hold-back to end, then ask again.
+     */
+    Wait: 5, "5": "Wait",
 });
 
 /**
@@ -781,7 +798,7 @@ export function __wbindgen_generic_0000000000000001(arg0, arg1) {
     return ret;
 }
 export function __wbindgen_generic_0000000000000002(arg0, arg1) {
-    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 78, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 79, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
     const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h60702a48838d1764);
     return ret;
 }

@@ -39,6 +39,11 @@ const GROUPS: Record<string, string> = {
   destinations: "Tokens go only where they belong",
   cron: "The cron job keeps up with any lifetime",
   misuse: "Misuse gets a clear answer",
+  "day one": "Round 3: what a new user meets on day one",
+  secrets: "Round 3: secrets stay with freshtoken",
+  "one tenant, one token": "Round 3: shared KV, one tenant, one token",
+  options: "Round 3: options that look harmless",
+  process: "Round 3: process hygiene",
 };
 const hardening: Record<string, string[]> = {};
 for (const c of CASES) {

@@ -4,6 +4,7 @@
 use crate::assertion::{is_thumbprint, pem, Algorithm};
 use crate::error::TokenError;
 use crate::options::{Number, Options, Text, Texts};
+use crate::response::MAX_LIFETIME_SECONDS;
 use crate::secret::ClientSecret;
 use serde::Serialize;
 
@@ -21,6 +22,19 @@ pub enum AuthMethod {
     /// The client certificate of mutual TLS alone, CA-issued or self-signed
     /// (RFC 8705 §2): `client_id` in the form body, no secret.
     TlsClientAuth,
+}
+
+impl AuthMethod {
+    /// The method's name in RFC 8414 metadata (both TLS methods send the same request).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+        }
+    }
 }
 
 /// How the assertion of `private_key_jwt` and `client_secret_jwt` is made.
@@ -88,6 +102,29 @@ pub struct Identity {
     pub resource: Vec<String>,
 }
 
+/// What names a client's token in KV (docs/DESIGN.md, "Shared state"):
+/// every input that shapes its token request, with scope, resources and
+/// extra parameters sorted so that their order does not matter. Never a
+/// credential: the wrapper adds a keyed fingerprint of it.
+#[derive(Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KvIdentity<'a> {
+    /// Token endpoint.
+    pub token_url: &'a str,
+    /// Client identifier.
+    pub client_id: &'a str,
+    /// How the client authenticates.
+    pub auth_method: &'static str,
+    /// Scope values, sorted.
+    pub scope: Vec<&'a str>,
+    /// `audience` parameter.
+    pub audience: Option<&'a str>,
+    /// `resource` parameters, sorted.
+    pub resource: Vec<&'a str>,
+    /// Further form parameters as `[name, value]`, sorted by name.
+    pub extra_params: Vec<(&'a str, &'a str)>,
+}
+
 /// Checked client configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -108,6 +145,45 @@ pub struct Config {
     /// Fixed refresh window in seconds, if set.
     pub refresh_ahead_seconds: Option<f64>,
 }
+
+impl Config {
+    /// What names this client's token in KV.
+    pub fn kv_identity(&self) -> KvIdentity<'_> {
+        let Identity {
+            token_url,
+            client_id,
+            scope,
+            audience,
+            resource,
+        } = &self.identity;
+        let mut scope: Vec<&str> = scope.as_deref().map_or(vec![], |s| s.split(' ').collect());
+        scope.sort_unstable();
+        let mut resource: Vec<&str> = resource.iter().map(String::as_str).collect();
+        resource.sort_unstable();
+        let mut extra_params: Vec<(&str, &str)> = self
+            .extra_params
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        extra_params.sort_unstable();
+        KvIdentity {
+            token_url,
+            client_id,
+            auth_method: self.auth_method.name(),
+            scope,
+            audience: audience.as_deref(),
+            resource,
+            extra_params,
+        }
+    }
+}
+
+/// The longest `timeoutMs`: 5 minutes.
+const MAX_TIMEOUT_MS: u32 = 300_000;
+/// The longest retry wait (`retry.baseDelayMs`, `retry.maxDelayMs`): 10 minutes.
+const MAX_DELAY_MS: u32 = 600_000;
+/// The longest `retry.deadlineMs`: an hour.
+const MAX_DEADLINE_MS: u32 = 3_600_000;
 
 /// Form parameters the client sets itself; `extraParams` may not override them.
 const RESERVED_PARAMS: [&str; 6] = [
@@ -209,11 +285,11 @@ impl Config {
         let policy = RetryPolicy {
             max_attempts: whole("retry.maxAttempts", retry.max_attempts, 1, 100)?
                 .unwrap_or(defaults.max_attempts),
-            base_delay_ms: at_least("retry.baseDelayMs", retry.base_delay_ms, 0)?
+            base_delay_ms: within("retry.baseDelayMs", retry.base_delay_ms, 0, MAX_DELAY_MS)?
                 .unwrap_or(defaults.base_delay_ms),
-            max_delay_ms: at_least("retry.maxDelayMs", retry.max_delay_ms, 0)?
+            max_delay_ms: within("retry.maxDelayMs", retry.max_delay_ms, 0, MAX_DELAY_MS)?
                 .unwrap_or(defaults.max_delay_ms),
-            deadline_ms: at_least("retry.deadlineMs", retry.deadline_ms, 1)?
+            deadline_ms: within("retry.deadlineMs", retry.deadline_ms, 1, MAX_DEADLINE_MS)?
                 .unwrap_or(defaults.deadline_ms),
         };
         if policy.max_delay_ms < policy.base_delay_ms {
@@ -245,12 +321,14 @@ impl Config {
             auth_method,
             jwt,
             extra_params,
-            timeout_ms: at_least("timeoutMs", options.timeout_ms, 1)?.unwrap_or(10_000.0),
+            timeout_ms: within("timeoutMs", options.timeout_ms, 1, MAX_TIMEOUT_MS)?
+                .unwrap_or(10_000.0),
             retry: policy,
-            refresh_ahead_seconds: at_least(
+            refresh_ahead_seconds: within(
                 "refreshAheadSeconds",
                 options.refresh_ahead_seconds,
                 0,
+                MAX_LIFETIME_SECONDS as u32,
             )?,
         })
     }
@@ -366,12 +444,20 @@ fn texts(name: &str, value: Option<Texts>) -> Result<Option<Vec<String>>, TokenE
     }
 }
 
-/// A finite number of at least `min`, or absent.
-fn at_least(name: &str, value: Option<Number>, min: u32) -> Result<Option<f64>, TokenError> {
+/// A number from `min` to `max` (finite by that), or absent. Every number
+/// option has such a range (README, "Options"): a value past it is a
+/// mistake, and would break what is computed from it (a KV lease's
+/// `expireIn`, a timer).
+fn within(
+    name: &str,
+    value: Option<Number>,
+    min: u32,
+    max: u32,
+) -> Result<Option<f64>, TokenError> {
     match value {
-        Some(Number(v)) if !v.is_finite() || v < f64::from(min) => Err(TokenError::config(
-            format!("{name} must be a finite number of at least {min}"),
-        )),
+        Some(Number(v)) if !(f64::from(min)..=f64::from(max)).contains(&v) => Err(
+            TokenError::config(format!("{name} must be a number from {min} to {max}")),
+        ),
         other => Ok(other.map(|n| n.0)),
     }
 }
@@ -406,6 +492,16 @@ pub fn check_token_url(url: &str) -> Result<(), TokenError> {
     if url.contains('#') {
         return Err(TokenError::config("tokenUrl must not contain a fragment"));
     }
+    // The URL, query and all, shows in HTTP telemetry (Deno's fetch span).
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| CREDENTIAL_PARAMS.contains(&name.to_ascii_lowercase().as_str()))
+    {
+        return Err(TokenError::config(format!(
+            "tokenUrl must not carry a credential in its query ({name}): the URL shows in \
+             telemetry; use clientSecret or extraParams"
+        )));
+    }
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => authority.split(':').next().unwrap_or_default(),
@@ -418,6 +514,19 @@ pub fn check_token_url(url: &str) -> Result<(), TokenError> {
         )),
     }
 }
+
+/// Query parameter names that carry credentials (compared in lower case).
+const CREDENTIAL_PARAMS: [&str; 9] = [
+    "client_secret",
+    "secret",
+    "password",
+    "api_key",
+    "apikey",
+    "access_token",
+    "token",
+    "sig",
+    "signature",
+];
 
 fn is_loopback(host: &str) -> bool {
     host == "localhost"
@@ -493,6 +602,7 @@ pub(crate) mod tests {
             "http://127.9.9.9/token",
             "http://localhost/token",
             "http://[::1]:9/token",
+            "https://login.example.com/token?tenant=a&tokens=2",
         ] {
             assert!(check_token_url(ok).is_ok(), "{ok}");
         }
@@ -503,6 +613,9 @@ pub(crate) mod tests {
             "ftp://127.0.0.1/token",
             "https://user:pw@login.example.com/token",
             "https://login.example.com/token#frag",
+            "https://login.example.com/token?client_secret=x",
+            "https://login.example.com/token?tenant=a&API_KEY=x",
+            "https://login.example.com/token?Sig=x",
             "login.example.com/token",
             "",
         ] {
@@ -533,6 +646,23 @@ pub(crate) mod tests {
             (json!({ "scope": "  " }), "scope"),
             (json!({ "scope": ["a", ""] }), "scope"),
             (json!({ "audience": "" }), "audience"),
+            (
+                json!({ "timeoutMs": 1e308 }),
+                "timeoutMs must be a number from 1 to 300000",
+            ),
+            (
+                json!({ "retry": { "deadlineMs": 1e12 } }),
+                "retry.deadlineMs",
+            ),
+            (
+                json!({ "retry": { "maxDelayMs": 1e9 } }),
+                "retry.maxDelayMs",
+            ),
+            (json!({ "refreshAheadSeconds": -1 }), "refreshAheadSeconds"),
+            (
+                json!({ "refreshAheadSeconds": 1e10 }),
+                "refreshAheadSeconds",
+            ),
         ];
         for (json, name) in cases {
             let message = config_error(json.clone());
@@ -542,6 +672,41 @@ pub(crate) mod tests {
         o.token_url = None;
         let e = Config::new(o, |u| Some(u.to_owned())).unwrap_err();
         assert_eq!(e.description.as_deref(), Some("tokenUrl is required"));
+    }
+
+    #[test]
+    fn the_kv_identity_covers_every_request_input_in_any_order() {
+        use serde_json::json;
+        let a =
+            config(json!({ "scope": "b a", "extraParams": { "y": "1", "organization": "org_A" } }))
+                .unwrap();
+        let b = config(
+            json!({ "scope": ["a", "b"], "extraParams": { "organization": "org_A", "y": "1" } }),
+        )
+        .unwrap();
+        assert_eq!(a.kv_identity(), b.kv_identity());
+        for other in [
+            json!({ "scope": "a b", "extraParams": { "y": "1", "organization": "org_B" } }),
+            json!({ "scope": "a b", "extraParams": { "y": "1", "organization": "org_A" }, "authMethod": "client_secret_post" }),
+            json!({ "scope": "a", "extraParams": { "y": "1", "organization": "org_A" } }),
+        ] {
+            assert_ne!(
+                config(other.clone()).unwrap().kv_identity(),
+                a.kv_identity(),
+                "{other}"
+            );
+        }
+        let c = config(json!({ "clientSecret": "canary-secret-value" })).unwrap();
+        let text = serde_json::to_string(&c.kv_identity()).unwrap();
+        assert!(!text.contains("canary"), "{text}");
+    }
+
+    #[test]
+    fn a_credential_in_the_token_url_query_is_named_never_shown() {
+        let e = check_token_url("https://a.example/t?x=1&Client_Secret=canary-value").unwrap_err();
+        let text = e.description.unwrap();
+        assert!(text.contains("(Client_Secret)"), "{text}");
+        assert!(!text.contains("canary"), "{text}");
     }
 
     #[test]

@@ -27,5 +27,7 @@ pub mod secret;
 pub mod shared;
 pub mod state;
 pub mod text;
+#[cfg(test)]
+mod outage_sim;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

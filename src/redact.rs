@@ -3,9 +3,11 @@
 //! A token endpoint may echo what it received: the secret in its error
 //! text, the form body, its `Authorization` header. [`Redactor`] replaces
 //! every encoding of the secret we send, and of the access token we hold,
-//! with `[redacted]`. Credentials of 8 bytes or more are replaced wherever
-//! they occur; shorter ones only where they stand as a whole word, so that
-//! a short or common secret does not mangle ordinary words around it.
+//! with `[redacted]`, matched without regard to ASCII letter case: a server
+//! may upper- or lower-case what it echoes, hex escapes and all.
+//! Credentials of 8 bytes or more are replaced wherever they occur; shorter
+//! ones only where they stand as a whole word, so that a short or common
+//! secret does not mangle ordinary words around it.
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
@@ -41,8 +43,8 @@ struct Needle {
 }
 
 impl Redactor {
-    /// A redactor for a client's secret: raw, form- and percent-encoded
-    /// (either hex case), and inside the base64 of the Basic `id:secret`
+    /// A redactor for a client's secret: raw, form- and percent-encoded,
+    /// and inside the base64 of the Basic `id:secret`
     /// pair (RFC 6749 §2.3.1), encoded or not. A client without a secret
     /// (`private_key_jwt`) starts empty.
     pub fn new(client_id: &str, secret: Option<&str>) -> Self {
@@ -73,7 +75,7 @@ impl Redactor {
     }
 
     fn push(&mut self, text: String, whole_word: bool) {
-        let text = upper_hex(&text);
+        let text = text.to_ascii_lowercase();
         if text.is_empty() || self.needles.iter().any(|n| n.text == text) {
             return;
         }
@@ -98,9 +100,9 @@ impl Redactor {
 
 impl Needle {
     fn replace_in(&self, text: &str) -> String {
-        // Found in a copy with upper-case percent escapes, replaced in the
-        // original: the fold keeps every byte where it is.
-        let folded = upper_hex(text);
+        // Found in a lower-cased copy, replaced in the original: folding
+        // ASCII letters keeps every byte where it is.
+        let folded = text.to_ascii_lowercase();
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
         for (at, found) in folded.match_indices(self.text.as_str()) {
@@ -123,27 +125,6 @@ fn is_word_boundary(text: &str, start: usize, end: usize) -> bool {
     let after = text[end..].chars().next();
     let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     !word(before) && !word(after)
-}
-
-/// `%2b` → `%2B`: servers may echo percent-encoding in either hex case,
-/// so needles and text are compared with upper-case escapes. Only ASCII
-/// letters change, so every byte keeps its position.
-fn upper_hex(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut escape = 0;
-    for c in text.chars() {
-        if c == '%' {
-            escape = 2;
-            out.push(c);
-        } else if escape > 0 && c.is_ascii_hexdigit() {
-            escape -= 1;
-            out.push(c.to_ascii_uppercase());
-        } else {
-            escape = 0;
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -179,6 +160,20 @@ mod tests {
             assert!(clean.contains(REDACTED), "{echo} -> {clean}");
             assert!(!clean.contains("canary"), "{echo} -> {clean}");
             assert!(!clean.contains(&basic("my id", SECRET)[..20]), "{clean}");
+        }
+    }
+
+    #[test]
+    fn every_encoding_is_matched_in_any_letter_case() {
+        let secret = "hard-Secret+/Canary-secret";
+        let r = Redactor::new("Id", Some(secret));
+        let percent = utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string();
+        let form = form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>();
+        for echo in [secret.to_owned(), percent, form, basic("Id", secret)] {
+            for cased in [echo.to_lowercase(), echo.to_uppercase()] {
+                let clean = r.redact(&format!("got {cased}."));
+                assert_eq!(clean, "got [redacted].", "{cased}");
+            }
         }
     }
 

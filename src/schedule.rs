@@ -27,14 +27,19 @@ pub fn skew_seconds(lifetime: f64) -> f64 {
 }
 
 /// The schedule of a token of `lifetime` seconds requested at `t0_ms`.
-/// `override_seconds` replaces the computed window; `jitter` in `[0, 1)`
+/// `override_seconds` replaces the computed window, but like it reaches
+/// back at most half the lifetime: a window as long as the token would
+/// refresh on every call. `jitter` in `[0, 1)`
 /// widens the window by up to 10 % so that many clients do not refresh in
 /// lockstep. The refresh moment never falls before `t0_ms` or after the
 /// token stops being usable.
 pub fn schedule(t0_ms: f64, lifetime: f64, override_seconds: Option<f64>, jitter: f64) -> Schedule {
     let expires_at = t0_ms + lifetime * 1000.0;
     let usable_until = expires_at - skew_seconds(lifetime) * 1000.0;
-    let ahead = override_seconds.unwrap_or_else(|| refresh_ahead_seconds(lifetime));
+    let ahead = override_seconds.map_or_else(
+        || refresh_ahead_seconds(lifetime),
+        |seconds| seconds.min(0.5 * lifetime),
+    );
     let refresh_at = (expires_at - ahead * (1.0 + 0.1 * jitter) * 1000.0)
         .floor()
         .max(t0_ms)
@@ -55,15 +60,40 @@ const MAX_HOLD_BACK_MS: f64 = 60_000.0;
 /// longer than this.
 pub const MAX_RETRY_AFTER_HOLD_MS: f64 = 600_000.0;
 
+/// A hold-back chosen while a token is still usable ends at least this
+/// long before the token stops being usable, so that one more background
+/// attempt fits in before callers have to wait.
+const LAST_TRY_MARGIN_MS: f64 = 1_000.0;
+/// ... but attempts are never spaced closer than this.
+const MIN_SPACING_MS: f64 = FIRST_HOLD_BACK_MS / 2.0;
+
 /// How long to pause token requests after `failures` failed ones in a row:
 /// 1 s doubling to 60 s, with equal jitter (half fixed, half random) so
 /// that attempts stay spaced, and never sooner than the server's
 /// `Retry-After` (itself capped at 10 minutes).
-pub fn hold_back_ms(failures: u32, retry_after_seconds: Option<f64>, rand: f64) -> f64 {
+///
+/// `usable_left_ms`, when a token is still being served: the pause this
+/// client chooses for itself never outlasts that token. It ends a second
+/// before the token stops being usable (the last background attempt), or,
+/// that close to the end, at least half a second after the last attempt
+/// and at the latest when the token stops being usable. The server's
+/// `Retry-After` is still honoured as given.
+pub fn hold_back_ms(
+    failures: u32,
+    retry_after_seconds: Option<f64>,
+    rand: f64,
+    usable_left_ms: Option<f64>,
+) -> f64 {
     let doubling = f64::from(1u32 << failures.saturating_sub(1).min(30));
-    let step = (FIRST_HOLD_BACK_MS * doubling).min(MAX_HOLD_BACK_MS);
+    let step = (FIRST_HOLD_BACK_MS * doubling).min(MAX_HOLD_BACK_MS) * (0.5 + 0.5 * rand);
+    let own = match usable_left_ms {
+        Some(left) if step > left - LAST_TRY_MARGIN_MS => (left - LAST_TRY_MARGIN_MS)
+            .max(MIN_SPACING_MS)
+            .min(left.max(0.0)),
+        _ => step,
+    };
     let asked = (retry_after_seconds.unwrap_or(0.0) * 1000.0).min(MAX_RETRY_AFTER_HOLD_MS);
-    (step * (0.5 + 0.5 * rand)).max(asked)
+    own.max(asked)
 }
 
 #[cfg(test)]
@@ -120,8 +150,16 @@ mod tests {
     fn refresh_ahead_override_replaces_the_computed_window_within_bounds() {
         let s = schedule(T0, 3600.0, Some(120.0), 0.0);
         assert_eq!(s.expires_at - s.refresh_at, 120_000.0);
-        // A window longer than the token refreshes at once, never before t0.
-        assert_eq!(schedule(T0, 60.0, Some(600.0), 0.0).refresh_at, T0);
+        // A window as long as the token or longer reaches back half its life,
+        // like the computed one: never a refresh on every call.
+        assert_eq!(
+            schedule(T0, 60.0, Some(600.0), 0.0).refresh_at,
+            T0 + 30_000.0
+        );
+        assert_eq!(
+            schedule(T0, 300.0, Some(300.0), 0.0).refresh_at,
+            T0 + 150_000.0
+        );
         // A zero window still refreshes before the token is unusable.
         let s = schedule(T0, 60.0, Some(0.0), 0.0);
         assert_eq!(s.refresh_at, s.usable_until);
@@ -129,18 +167,31 @@ mod tests {
 
     #[test]
     fn hold_back_doubles_from_1_to_60_seconds_with_equal_jitter() {
-        let lowest: Vec<f64> = (1..=8).map(|n| hold_back_ms(n, None, 0.0)).collect();
+        let lowest: Vec<f64> = (1..=8).map(|n| hold_back_ms(n, None, 0.0, None)).collect();
         assert_eq!(
             lowest,
             [500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16_000.0, 30_000.0, 30_000.0]
         );
-        assert_eq!(hold_back_ms(8, None, 0.999_999).round(), 60_000.0);
-        assert!(hold_back_ms(u32::MAX, None, 1.0) <= 60_000.0);
+        assert_eq!(hold_back_ms(8, None, 0.999_999, None).round(), 60_000.0);
+        assert!(hold_back_ms(u32::MAX, None, 1.0, None) <= 60_000.0);
     }
 
     #[test]
     fn hold_back_honours_retry_after_up_to_ten_minutes() {
-        assert_eq!(hold_back_ms(1, Some(30.0), 0.0), 30_000.0);
-        assert_eq!(hold_back_ms(1, Some(31_536_000.0), 0.0), 600_000.0);
+        assert_eq!(hold_back_ms(1, Some(30.0), 0.0, None), 30_000.0);
+        assert_eq!(hold_back_ms(1, Some(31_536_000.0), 0.0, None), 600_000.0);
+        // Even with a token about to stop being usable: the server's word counts.
+        assert_eq!(hold_back_ms(1, Some(30.0), 0.0, Some(2_000.0)), 30_000.0);
+    }
+
+    #[test]
+    fn a_hold_back_never_outlasts_the_token_being_served() {
+        // 2–4 s chosen, 3 s left: the last background attempt a second before the end.
+        assert_eq!(hold_back_ms(3, None, 0.999, Some(3_000.0)), 2_000.0);
+        // Close to the end: spaced by half a second, ending when the token does.
+        assert_eq!(hold_back_ms(5, None, 0.5, Some(1_200.0)), 500.0);
+        assert_eq!(hold_back_ms(5, None, 0.5, Some(300.0)), 300.0);
+        // Plenty of time left: the doubling as it is.
+        assert_eq!(hold_back_ms(3, None, 0.0, Some(60_000.0)), 2_000.0);
     }
 }

@@ -26,6 +26,10 @@ pub enum Decision {
     Fetch,
     /// No token to serve, but an acquisition is in flight: wait for that one.
     Join,
+    /// No token to serve, and token requests are held back after a failure
+    /// until a moment within the caller's deadline: wait
+    /// [`TokenState::hold_ms`], then ask again.
+    Wait,
     /// Fail at once with [`TokenState::refusal`]: held back after failures,
     /// or asked for more validity than the server ever grants.
     Fail,
@@ -54,6 +58,9 @@ pub struct Status {
     /// When the cached token is refreshed, epoch ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_at: Option<f64>,
+    /// How long the server's tokens live: the cached token's `expires_in`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifetime_seconds: Option<f64>,
     /// Token requests made (acquisitions; retries inside one count once).
     pub fetches: u32,
     /// Why the last acquisition failed, while no other has succeeded since.
@@ -115,8 +122,11 @@ impl TokenState {
     }
 
     /// The decision for a caller at `now` who needs the token to stay
-    /// valid for `min_valid_ms` more.
-    pub fn decide(&mut self, now: Now, min_valid_ms: f64) -> Decision {
+    /// valid for `min_valid_ms` more and may wait until `wait_limit`
+    /// (monotonic ms: its deadline; `-inf` when it may not wait): a caller
+    /// with no usable token never gets a remembered error while it could
+    /// wait for the hold-back to end and try.
+    pub fn decide(&mut self, now: Now, min_valid_ms: f64, wait_limit: f64) -> Decision {
         let t = self.time(now);
         if let Some(held) = &self.held {
             let s = &held.schedule;
@@ -138,11 +148,16 @@ impl TokenState {
             flight.waited = true;
             return Decision::Join;
         }
-        if self.held_back(now) {
-            Decision::Fail
-        } else {
-            Decision::Fetch
+        match self.held_back(now) {
+            false => Decision::Fetch,
+            true if self.hold_until <= wait_limit => Decision::Wait,
+            true => Decision::Fail,
         }
+    }
+
+    /// How long token requests stay held back, ms.
+    pub fn hold_ms(&self, now: Now) -> f64 {
+        (self.hold_until - now.mono).max(0.0)
     }
 
     fn held_back(&self, now: Now) -> bool {
@@ -322,12 +337,20 @@ impl TokenState {
     /// The acquisition in flight ended, with a token (`None`) or an error.
     /// A failure holds new acquisitions back: 1 s doubling to 60 s, or the
     /// server's `Retry-After` (at most 10 minutes); `rand` jitters it.
+    /// While a token is still served, the hold-back ends before it stops
+    /// being usable (see [`hold_back_ms`]).
     pub fn finish(&mut self, now: Now, error: Option<&TokenError>, rand: f64) {
         self.in_flight = None;
         if let Some(error) = error {
             self.failures += 1;
-            self.hold_until =
-                now.mono + hold_back_ms(self.failures, error.retry_after_seconds, rand);
+            let t = self.time(now);
+            let usable_left = self
+                .held
+                .as_ref()
+                .map(|held| held.schedule.usable_until - t)
+                .filter(|left| *left > 0.0);
+            self.hold_until = now.mono
+                + hold_back_ms(self.failures, error.retry_after_seconds, rand, usable_left);
             self.last_error = Some(error.clone());
         }
     }
@@ -349,7 +372,7 @@ impl TokenState {
             return Unauthorized::GiveUp;
         }
         self.unauthorized += 1;
-        self.unauthorized_until = now.mono + hold_back_ms(self.unauthorized, None, rand);
+        self.unauthorized_until = now.mono + hold_back_ms(self.unauthorized, None, rand, None);
         self.held = None;
         Unauthorized::Refresh
     }
@@ -384,6 +407,7 @@ impl TokenState {
         let t = self.time(now);
         let schedule = self.held.as_ref().map(|h| h.schedule);
         Status {
+            lifetime_seconds: self.held.as_ref().map(|h| h.lifetime_seconds),
             has_token: schedule.is_some_and(|s| t < s.usable_until),
             expires_at: schedule.map(|s| s.expires_at),
             refresh_at: schedule.map(|s| s.refresh_at),
@@ -397,6 +421,9 @@ impl TokenState {
 mod tests {
     use super::*;
     use Decision::*;
+
+    /// A caller that may not wait for a hold-back to end.
+    const NO_WAIT: f64 = f64::NEG_INFINITY;
 
     const T0: Now = Now {
         wall: 1_700_000_000_000.0,
@@ -414,7 +441,7 @@ mod tests {
     /// A state holding a token of `lifetime` seconds fetched at T0.
     fn holding(lifetime: f64) -> (TokenState, Schedule) {
         let mut state = TokenState::new(None);
-        assert_eq!(state.decide(T0, 0.0), Fetch);
+        assert_eq!(state.decide(T0, 0.0, NO_WAIT), Fetch);
         state.begin(T0, false).unwrap();
         let record = state
             .issued(T0.plus(20.0), response("tok-1", lifetime), T0, 0.0)
@@ -436,34 +463,40 @@ mod tests {
     #[test]
     fn serves_refreshes_in_the_background_then_fetches() {
         let (mut state, s) = holding(3600.0);
-        assert_eq!(state.decide(at(T0.wall + 1000.0), 0.0), Serve);
-        assert_eq!(state.decide(at(s.refresh_at - 1.0), 0.0), Serve);
+        assert_eq!(state.decide(at(T0.wall + 1000.0), 0.0, NO_WAIT), Serve);
+        assert_eq!(state.decide(at(s.refresh_at - 1.0), 0.0, NO_WAIT), Serve);
         // Stale-while-revalidate: inside the window, serve at once and refresh.
-        assert_eq!(state.decide(at(s.refresh_at), 0.0), ServeAndRefresh);
-        assert_eq!(state.decide(at(s.usable_until - 1.0), 0.0), ServeAndRefresh);
+        assert_eq!(
+            state.decide(at(s.refresh_at), 0.0, NO_WAIT),
+            ServeAndRefresh
+        );
+        assert_eq!(
+            state.decide(at(s.usable_until - 1.0), 0.0, NO_WAIT),
+            ServeAndRefresh
+        );
         // Past usable (skew), callers wait for a new token.
-        assert_eq!(state.decide(at(s.usable_until), 0.0), Fetch);
-        assert_eq!(state.decide(at(s.expires_at + 1.0), 0.0), Fetch);
+        assert_eq!(state.decide(at(s.usable_until), 0.0, NO_WAIT), Fetch);
+        assert_eq!(state.decide(at(s.expires_at + 1.0), 0.0, NO_WAIT), Fetch);
     }
 
     #[test]
     fn single_flight_callers_join_the_acquisition_in_flight() {
         let mut state = TokenState::new(None);
-        assert_eq!(state.decide(T0, 0.0), Fetch);
+        assert_eq!(state.decide(T0, 0.0, NO_WAIT), Fetch);
         state.begin(T0, false).unwrap();
-        assert_eq!(state.decide(T0, 0.0), Join);
+        assert_eq!(state.decide(T0, 0.0, NO_WAIT), Join);
         let (mut state, s) = holding(3600.0);
         state.begin(at(s.refresh_at), true).unwrap();
         // In the window with a refresh running: serve, start nothing more.
-        assert_eq!(state.decide(at(s.refresh_at), 0.0), Serve);
-        assert_eq!(state.decide(at(s.usable_until), 0.0), Join);
+        assert_eq!(state.decide(at(s.refresh_at), 0.0, NO_WAIT), Serve);
+        assert_eq!(state.decide(at(s.usable_until), 0.0, NO_WAIT), Join);
     }
 
     #[test]
     fn a_background_refresh_makes_one_attempt_unless_someone_waits() {
         let (mut state, s) = holding(3600.0);
         let now = at(s.refresh_at + 1.0);
-        assert_eq!(state.decide(now, 0.0), ServeAndRefresh);
+        assert_eq!(state.decide(now, 0.0, NO_WAIT), ServeAndRefresh);
         state.begin(now, true).unwrap();
         assert!(state.one_attempt(now));
         // The token stops being usable while it runs: now callers wait, so it keeps trying.
@@ -471,7 +504,7 @@ mod tests {
         let (mut state, s) = holding(3600.0);
         let now = at(s.refresh_at + 1.0);
         state.begin(now, true).unwrap();
-        assert_eq!(state.decide(now, 3_000_000.0), Join);
+        assert_eq!(state.decide(now, 3_000_000.0, NO_WAIT), Join);
         assert!(
             !state.one_attempt(now),
             "a caller with minValidSeconds waits for it"
@@ -489,9 +522,9 @@ mod tests {
             TokenError::new(ErrorCode::ServerError, "down"),
         );
         // Held back 0.5–1 s: serve without starting another refresh.
-        assert_eq!(state.decide(now.plus(10.0), 0.0), Serve);
+        assert_eq!(state.decide(now.plus(10.0), 0.0, NO_WAIT), Serve);
         assert_eq!(state.serve_until(now.plus(10.0)), now.wall + 500.0);
-        assert_eq!(state.decide(now.plus(500.0), 0.0), ServeAndRefresh);
+        assert_eq!(state.decide(now.plus(500.0), 0.0, NO_WAIT), ServeAndRefresh);
         // A second failure in a row doubles it.
         state.begin(now.plus(500.0), true).unwrap();
         fail(
@@ -499,10 +532,16 @@ mod tests {
             now.plus(500.0),
             TokenError::new(ErrorCode::ServerError, "down"),
         );
-        assert_eq!(state.decide(now.plus(1499.0), 0.0), Serve);
-        assert_eq!(state.decide(now.plus(1500.0), 0.0), ServeAndRefresh);
+        assert_eq!(state.decide(now.plus(1499.0), 0.0, NO_WAIT), Serve);
+        assert_eq!(
+            state.decide(now.plus(1500.0), 0.0, NO_WAIT),
+            ServeAndRefresh
+        );
         // Holding back never makes an unusable token servable; callers get the error at once.
-        assert_eq!(state.decide(at(s.usable_until).plus(0.0), 0.0), Fetch);
+        assert_eq!(
+            state.decide(at(s.usable_until).plus(0.0), 0.0, NO_WAIT),
+            Fetch
+        );
         let (mut state, _) = holding(3600.0);
         state.invalidate();
         state.begin(T0, false).unwrap();
@@ -511,7 +550,7 @@ mod tests {
             T0,
             TokenError::new(ErrorCode::Network, "refused"),
         );
-        assert_eq!(state.decide(T0.plus(100.0), 0.0), Fail);
+        assert_eq!(state.decide(T0.plus(100.0), 0.0, NO_WAIT), Fail);
         let e = state.refusal(T0.plus(100.0), 0.0);
         assert_eq!(
             (e.code, e.retry_after_seconds),
@@ -521,7 +560,7 @@ mod tests {
             state.begin(T0.plus(100.0), false).is_err(),
             "refresh() is held back too"
         );
-        assert_eq!(state.decide(T0.plus(500.0), 0.0), Fetch);
+        assert_eq!(state.decide(T0.plus(500.0), 0.0, NO_WAIT), Fetch);
         state.begin(T0.plus(500.0), false).unwrap();
         state
             .issued(T0.plus(510.0), response("tok-2", 60.0), T0.plus(500.0), 0.0)
@@ -537,28 +576,28 @@ mod tests {
         let mut e = TokenError::new(ErrorCode::RateLimited, "slow down");
         e.retry_after_seconds = Some(31_536_000.0);
         fail(&mut state, T0, e);
-        assert_eq!(state.decide(T0.plus(599_999.0), 0.0), Fail);
-        assert_eq!(state.decide(T0.plus(600_000.0), 0.0), Fetch);
+        assert_eq!(state.decide(T0.plus(599_999.0), 0.0, NO_WAIT), Fail);
+        assert_eq!(state.decide(T0.plus(600_000.0), 0.0, NO_WAIT), Fetch);
     }
 
     #[test]
     fn min_valid_fetches_when_the_token_would_expire_too_soon() {
         let (mut state, _) = holding(3600.0);
         let now = at(T0.wall + 3_300_000.0);
-        assert_eq!(state.decide(now, 0.0), ServeAndRefresh);
-        assert_eq!(state.decide(now, 200_000.0), ServeAndRefresh);
-        assert_eq!(state.decide(now, 300_000.0), Fetch);
+        assert_eq!(state.decide(now, 0.0, NO_WAIT), ServeAndRefresh);
+        assert_eq!(state.decide(now, 200_000.0, NO_WAIT), ServeAndRefresh);
+        assert_eq!(state.decide(now, 300_000.0, NO_WAIT), Fetch);
     }
 
     #[test]
     fn min_valid_beyond_what_the_server_grants_fails_without_a_request() {
         let (mut state, _) = holding(20.0);
-        assert_eq!(state.decide(T0.plus(100.0), 60_000.0), Fail);
+        assert_eq!(state.decide(T0.plus(100.0), 60_000.0, NO_WAIT), Fail);
         let e = state.refusal(T0.plus(100.0), 60_000.0);
         assert_eq!(e.code, ErrorCode::Config);
         assert!(e.message().contains("valid for 20 s"), "{}", e.message());
         // Once the token is no longer usable, one request finds out whether that changed.
-        assert_eq!(state.decide(T0.plus(19_500.0), 60_000.0), Fetch);
+        assert_eq!(state.decide(T0.plus(19_500.0), 60_000.0, NO_WAIT), Fetch);
     }
 
     #[test]
@@ -566,8 +605,8 @@ mod tests {
         let (mut state, s) = holding(3600.0);
         for now in [T0, at(s.refresh_at - 10.0)] {
             let until = state.serve_until(now);
-            assert_eq!(state.decide(at(until - 1.0), 0.0), Serve);
-            assert_ne!(state.decide(at(until), 0.0), Serve);
+            assert_eq!(state.decide(at(until - 1.0), 0.0, NO_WAIT), Serve);
+            assert_ne!(state.decide(at(until), 0.0, NO_WAIT), Serve);
         }
         state.begin(at(s.refresh_at), true).unwrap();
         assert_eq!(state.serve_until(at(s.refresh_at)), s.usable_until);
@@ -581,7 +620,7 @@ mod tests {
             wall: T0.wall - 60_000.0,
             mono: T0.mono + 3_600_000.0,
         };
-        assert_eq!(state.decide(now, 0.0), Fetch);
+        assert_eq!(state.decide(now, 0.0, NO_WAIT), Fetch);
         assert!(!state.status(now).has_token);
         // 10 s of real time with the wall clock set back an hour: still 10 s old.
         let (mut state, _) = holding(60.0);
@@ -589,7 +628,7 @@ mod tests {
             wall: T0.wall - 3_600_000.0,
             mono: T0.mono + 10_000.0,
         };
-        assert_eq!(state.decide(now, 0.0), Serve);
+        assert_eq!(state.decide(now, 0.0, NO_WAIT), Serve);
         // The hot path's threshold, on the wall clock that now runs an hour behind.
         assert_eq!(state.serve_until(now), s.refresh_at - 3_610_000.0);
     }
@@ -639,7 +678,7 @@ mod tests {
         assert!(state.adopt(T0, due.clone(), true, 0.0).is_none());
         let taken = state.adopt(T0, due, false, 0.0).unwrap();
         assert!(taken.refresh_at <= T0.wall, "this client's own window");
-        assert_eq!(state.decide(T0, 0.0), ServeAndRefresh);
+        assert_eq!(state.decide(T0, 0.0, NO_WAIT), ServeAndRefresh);
     }
 
     #[test]
@@ -650,7 +689,7 @@ mod tests {
             Unauthorized::RetryWithCurrent
         );
         assert_eq!(state.unauthorized(T0, "tok-1", 0.0), Unauthorized::Refresh);
-        assert_eq!(state.decide(T0, 0.0), Fetch);
+        assert_eq!(state.decide(T0, 0.0, NO_WAIT), Fetch);
         state.begin(T0, false).unwrap();
         state
             .issued(T0, response("tok-2", 3600.0), T0, 0.0)

@@ -80,17 +80,20 @@ export interface CoreStatus {
   hasToken: boolean;
   expiresAt?: number;
   refreshAt?: number;
+  lifetimeSeconds?: number;
   fetches: number;
   lastError?: CoreError;
 }
 
-/** What identifies a client's tokens in KV: never the secret. */
+/** What names a client's token in KV: every input of its token request, sorted; never a credential. */
 export interface Identity {
   tokenUrl: string;
   clientId: string;
-  scope?: string;
+  authMethod: string;
+  scope: string[];
   audience?: string;
   resource: string[];
+  extraParams: [string, string][];
 }
 "#;
 
@@ -138,6 +141,8 @@ pub enum Decision {
     Join,
     /// Fail at once with `refusal()`.
     Fail,
+    /// Wait `holdMs()` for the hold-back to end, then ask again.
+    Wait,
 }
 
 /// What `client.fetch` does after a 401 (see `TokenState::unauthorized`).
@@ -191,10 +196,10 @@ impl Core {
         })
     }
 
-    /// What identifies this client's tokens in KV.
+    /// What names this client's token in KV (the wrapper adds a fingerprint of the credential).
     #[wasm_bindgen(getter, unchecked_return_type = "Identity")]
     pub fn identity(&self) -> JsValue {
-        to_js(&self.inner.borrow().config.identity)
+        to_js(&self.inner.borrow().config.kv_identity())
     }
 
     /// The longest a KV lease of this client lasts: an acquisition's
@@ -213,16 +218,28 @@ impl Core {
     }
 
     /// The decision for a caller at `now`/`mono` who needs the token to
-    /// stay valid for `min_valid_ms` more.
-    pub fn decide(&self, now: f64, mono: f64, min_valid_ms: f64) -> Decision {
-        let decision = self.state().decide(at(now, mono), min_valid_ms);
+    /// stay valid for `min_valid_ms` more. `started` (monotonic ms) is when
+    /// the call began, if it may still wait for a hold-back to end: within
+    /// its retry deadline from then.
+    pub fn decide(&self, now: f64, mono: f64, min_valid_ms: f64, started: Option<f64>) -> Decision {
+        let wait_limit = started.map_or(f64::NEG_INFINITY, |s| {
+            s + self.inner.borrow().config.retry.deadline_ms
+        });
+        let decision = self.state().decide(at(now, mono), min_valid_ms, wait_limit);
         match decision {
             state::Decision::Serve => Decision::Serve,
             state::Decision::ServeAndRefresh => Decision::ServeAndRefresh,
             state::Decision::Fetch => Decision::Fetch,
             state::Decision::Join => Decision::Join,
             state::Decision::Fail => Decision::Fail,
+            state::Decision::Wait => Decision::Wait,
         }
+    }
+
+    /// How long token requests stay held back, ms (for `Wait`).
+    #[wasm_bindgen(js_name = holdMs)]
+    pub fn hold_ms(&self, now: f64, mono: f64) -> f64 {
+        self.state().hold_ms(at(now, mono))
     }
 
     /// Why `decide` answered `Fail`.
@@ -346,7 +363,7 @@ impl Core {
         let retry_after = serde_wasm_bindgen::from_value::<TokenError>(error)
             .ok()
             .and_then(|e| e.retry_after_seconds);
-        let wait = crate::schedule::hold_back_ms(1, retry_after, Math::random());
+        let wait = crate::schedule::hold_back_ms(1, retry_after, Math::random(), None);
         shared::shared_backoff_until(now, wait)
     }
 

@@ -189,7 +189,12 @@ Deno.test("misuse gets exit 2 and the flag or path to fix, never a retryable or 
     const dir = await Deno.makeTempDir();
     try {
       const cases: [string[], string[], Record<string, string>, RegExp][] = [
-        [["token", "--kv", `${dir}/missing/dir/x.kv`], FLAGS, env, /cannot open --kv .*missing/],
+        [
+          ["token", "--kv", `${dir}/missing/dir/x.kv`],
+          FLAGS,
+          env,
+          /cannot open the --kv store: its folder does not exist/,
+        ],
         [["token", "--kv", `${dir}/x.kv`], FLAGS.slice(1), env, /--unstable-kv/],
         [
           ["token", "--kv", `${dir}/x.kv`],

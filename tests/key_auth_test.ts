@@ -485,7 +485,7 @@ Deno.test("CLI: --private-key FILE, FRESHTOKEN_PRIVATE_KEY as JWK or one-line PE
         [],
       );
       assert.equal(denied.code, 2);
-      assert.match(denied.stderr, /--private-key .* needs --allow-read/);
+      assert.match(denied.stderr, /--private-key .*--allow-read/);
 
       const exec = await cli(
         [
