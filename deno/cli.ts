@@ -328,9 +328,16 @@ async function openKv(path: string): Promise<Deno.Kv> {
     if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
       throw configError(`--kv needs --allow-read and --allow-write`);
     }
-    const why = error instanceof Deno.errors.NotFound
-      ? "its folder does not exist"
-      : (error as Error).name;
+    const folder = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+    const missing = !/^https?:/i.test(path) &&
+      (() => {
+        try {
+          return !Deno.statSync(folder).isDirectory;
+        } catch {
+          return true;
+        }
+      })();
+    const why = missing ? "its folder does not exist" : (error as Error).name;
     throw configError(`cannot open the --kv store: ${why}`);
   }
 }
