@@ -1,7 +1,7 @@
 // Searches the test run's output and everything the canary preload recorded
 // (events, errors, KV values) for the canary secrets and tokens the tests
-// use, in every encoding a leak may take: raw, percent- or form-encoded
-// (either hex case), and base64 (the Basic id:secret pair). Secrets
+// use, in every encoding a leak may take, in any letter case: raw, percent-
+// or form-encoded, JSON-escaped, and base64 (the Basic id:secret pair). Secrets
 // ("…canary-secret…") may appear nowhere; tokens ("canary-token-…") nowhere
 // but in KV values written without encryption, which is where a token is
 // meant to be. Private keys may appear nowhere either: no PEM private key
@@ -9,19 +9,23 @@
 //
 // Usage: deno run --allow-read scripts/canary_scan.ts OUTPUT_LOG OBSERVED_LOG
 
-const SECRET = /[a-z0-9]+-canary-secret[-\w]*|canary-secret/i;
-const TOKEN = /canary-token-[0-9a-f]/i;
+export const SECRET = /[a-z0-9]+-canary-secret[-\w]*|canary-secret/i;
+export const TOKEN = /canary-token-[0-9a-f]/i;
 /** A PEM private key, or a JWK's private member with a value (escaped quotes too). */
 export const PRIVATE_KEY =
   /-----BEGIN [A-Z ]*PRIVATE KEY-----|\\?"(?:d|p|q|dp|dq|qi|k)\\?"\s*:\s*\\?"[\w-]{16,}/;
 /** Runs of base64 long enough to hold an encoded canary. */
 const BASE64 = /[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_-]{16,}/g;
 
-/** `line` and what it says once decoded: percent escapes, `+` for space, base64 runs. */
+/** `line` and what it says once decoded: percent and JSON escapes, `+` for space, base64 runs. */
 export function readings(line: string): string[] {
   const unescape = (text: string) =>
     text.replace(/%([0-9a-f]{2})/gi, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
-  const texts = [line, unescape(line), unescape(line.replaceAll("+", " "))];
+  // JSON escapes too: a token holding `"` or `\` prints escaped in JSON (`token --json`).
+  const unjson = (text: string) =>
+    text.replace(/\\u([0-9a-f]{4})/gi, (_, hex) => String.fromCharCode(parseInt(hex, 16)))
+      .replace(/\\(["\\/])/g, "$1");
+  const texts = [line, unescape(line), unescape(line.replaceAll("+", " ")), unjson(line)];
   for (const run of line.match(BASE64) ?? []) {
     try {
       const bytes = Uint8Array.from(

@@ -47,3 +47,13 @@ Deno.test("the canary scan sees a PEM private key and a private JWK member, even
   assert.ok(!key(JSON.stringify(publicPart)));
   assert.ok(!key("-----BEGIN CERTIFICATE-----"));
 });
+
+Deno.test("the canary scan reads JSON escapes and any letter case", async () => {
+  const { SECRET, TOKEN } = await import("./canary_scan.ts");
+  const seen = (line: string, pattern: RegExp) => readings(line).some((t) => pattern.test(t));
+  assert.ok(seen(JSON.stringify({ accessToken: 'canary-token-0"q\\x' }), TOKEN));
+  assert.ok(seen(`{"t":"canary\\u002dtoken-0ab"}`, TOKEN));
+  assert.ok(seen(`echo HARD-CANARY-SECRET%2B%2F`, SECRET));
+  assert.ok(seen(`echo ${encodeURIComponent("x-Canary-Secret+/").toLowerCase()}`, SECRET));
+  assert.ok(!seen(`{"accessToken":"[redacted]"}`, TOKEN));
+});

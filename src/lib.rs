@@ -18,6 +18,8 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod options;
+#[cfg(test)]
+mod outage_sim;
 pub mod redact;
 pub mod request;
 pub mod response;
@@ -27,7 +29,5 @@ pub mod secret;
 pub mod shared;
 pub mod state;
 pub mod text;
-#[cfg(test)]
-mod outage_sim;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

@@ -42,6 +42,7 @@ const LIFETIME_S: f64 = 12.0;
 const OUTAGE_MS: f64 = 5_000.0;
 const RUN_MS: f64 = 60_000.0;
 const DEADLINE_MS: f64 = 30_000.0;
+const SEEDS: u64 = 1000;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Happening {
@@ -190,10 +191,12 @@ fn start(
 }
 
 #[test]
-fn a_5_second_outage_in_the_refresh_window_fails_no_call_in_1000_seeds() {
-    let mut worst = 0;
-    for seed in 0..1000 {
+fn a_5_second_outage_in_the_refresh_window_fails_no_call_in_a_thousand_seeds() {
+    let (mut worst, mut calls, mut requests) = (0, 0, 0);
+    for seed in 0..SEEDS {
         let outcome = run(seed);
+        calls += outcome.calls;
+        requests += outcome.requests_in_outage;
         assert!(
             outcome.refused.is_empty(),
             "seed {seed}: {} of {} calls refused, first {}",
@@ -204,6 +207,12 @@ fn a_5_second_outage_in_the_refresh_window_fails_no_call_in_1000_seeds() {
         assert!(outcome.calls > 100, "seed {seed}: {outcome:?}");
         worst = worst.max(outcome.requests_in_outage);
     }
-    // One client, 1 s doubling hold-backs, a foreground retry loop at the end.
-    assert!(worst <= 8, "{worst} token requests during one outage");
+    // The product's promise: a 5 s outage in the window costs at most 5 requests.
+    assert!(worst <= 5, "{worst} token requests during one outage");
+    // Read by scripts/reliability.ts (with --nocapture).
+    println!(
+        "outage simulation: {SEEDS} seeds, {calls} calls, 0 refused; token requests during the \
+         outage: {:.1} on average, {worst} at most",
+        f64::from(requests) / f64::from(SEEDS as u32)
+    );
 }
