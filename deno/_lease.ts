@@ -32,21 +32,28 @@ export interface SharedAcquisition {
   wait(name: "freshtoken.lease_wait" | "freshtoken.backoff_wait"): Span | undefined;
 }
 
+/** Failed attempts at a free lease before a waiter fetches without it. */
+const MAX_CONFLICTS = 3;
+
 /**
  * Acquires a token through KV; degrades to a token request of its own when KV fails.
  *
  * A waiter waits on a lease at most one attempt (`leaseMs`: a request timeout
- * and a margin) from when it first saw it, however often its holder renews
- * it: then it takes the lease over, atomically, so that one waiter fetches
- * and the others wait on it. A waiter that loses that race twice (a
- * co-tenant rewriting the lease) fetches without it.
+ * and a margin), however often its holder renews it: counted from when the
+ * holder says it took it, or from when this waiter first saw that holder,
+ * whichever is earlier. Then it takes the lease over with the same atomic
+ * check, so that all waiters agree on the moment, one of them fetches and
+ * the others wait on it. A waiter that gets no token within the longest
+ * lease (`waitMs`) fetches without the lease and stores what it gets.
  */
 export async function acquireShared(a: SharedAcquisition): Promise<Token> {
   const store = a.store;
   const giveUpAt = performance.now() + a.waitMs;
-  let leaseSeenAt: number | undefined;
-  let lostTakeovers = 0;
+  /** When this waiter first saw each holder, on the wall clock the lease values use. */
+  const firstSeen = new Map<string, number>();
+  let waited = false;
   let waiting: Span | undefined;
+  let conflicts = 0;
   try {
     for (;;) {
       const snapshot = await store.snapshot();
@@ -59,29 +66,37 @@ export async function acquireShared(a: SharedAcquisition): Promise<Token> {
         continue;
       }
       if (snapshot.leaseUntil !== undefined) {
-        if (leaseSeenAt === undefined) {
-          leaseSeenAt = performance.now();
+        if (!waited) {
+          waited = true;
           a.emit({ type: "lease_wait", at: now });
           waiting = a.wait("freshtoken.lease_wait");
         }
-        if (performance.now() - leaseSeenAt < a.leaseMs) {
+        if (performance.now() >= giveUpAt) return await fetchAlone(a);
+        const holder = snapshot.leaseHolder ?? "";
+        if (!firstSeen.has(holder)) firstSeen.set(holder, now);
+        const since = Math.min(firstSeen.get(holder)!, snapshot.leaseTakenAt ?? Infinity);
+        if (now - since < a.leaseMs) {
           await sleep(40 + Math.random() * 80);
           continue;
         }
       }
-      // No lease, or one waited on for a whole attempt: take it (over).
+      // No lease, or one held for a whole attempt: take it (over), if nothing changed since the read.
       const lease = await store.takeLease(a.leaseMs, snapshot);
       if (lease === undefined) return (await a.fetch(() => {}))[0];
       if (lease !== "held") return await fetchAsLeaseHolder(a, lease);
-      if (leaseSeenAt !== undefined && ++lostTakeovers >= 2) return await fetchAlone(a);
-      if (leaseSeenAt !== undefined) leaseSeenAt = performance.now();
+      // Another isolate moved first: look again. Entries that change under every try while no
+      // lease shows are a co-tenant's doing, not another waiter's: then fetch without the lease.
+      if (snapshot.leaseUntil === undefined && ++conflicts >= MAX_CONFLICTS) {
+        return await fetchAlone(a);
+      }
+      await sleep(40 + Math.random() * 80);
     }
   } finally {
     waiting?.end();
   }
 }
 
-/** Fetches without the lease (another keeps rewriting it) and stores the token for the others. */
+/** Fetches without the lease (none came of waiting on it) and stores the token for the others. */
 async function fetchAlone(a: SharedAcquisition): Promise<Token> {
   const [token, record] = await a.fetch(() => {});
   await a.store.write(record);

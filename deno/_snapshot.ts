@@ -1,13 +1,18 @@
 // The options of createTokenClient, read once (docs/DESIGN.md, "The data
-// flow", step 1): plain objects and arrays are copied, so that every getter
-// or Proxy trap runs once and what the core checks is what the client
-// uses; one that throws is a `config` error naming the option. Anything
-// else (a Deno.Kv, a CryptoKey, a function) is kept as it is.
+// flow", step 1): objects and arrays are copied, whatever their prototype,
+// with their enumerable properties, inherited ones too, so that every
+// getter or Proxy trap runs once and what the core checks is what the
+// client uses; one that throws is a `config` error naming the option. What
+// the host uses as it is is kept: the kv, kvPrefix (KV key parts may be
+// BigInts), fetch, now and onEvent options, a CryptoKey, any function.
 
 import { configError, type TokenError } from "./token_error.ts";
 
 /** Deeper than any option goes: a cycle, not options. */
 const MAX_DEPTH = 8;
+
+/** Options the host uses as they are: objects of its own, or functions. */
+const HOST_OPTIONS = new Set(["kv", "kvPrefix", "fetch", "now", "onEvent"]);
 
 /** `options` copied into plain objects, or a `config` error naming what could not be read. */
 export function snapshot<T>(options: T): T {
@@ -18,11 +23,15 @@ function copy(value: unknown, path: string, depth: number): unknown {
   // No option takes a BigInt: the core reads numbers only.
   if (typeof value === "bigint") throw configError(`${path} must be a number, not a BigInt`);
   if (typeof value !== "object" || value === null) return value;
+  if (depth === 1 && HOST_OPTIONS.has(path)) return value;
+  if (attempt(path, () => value instanceof CryptoKey)) return value;
   if (depth > MAX_DEPTH) throw configError(`${path} nests too deeply`);
   const array = attempt(path, () => Array.isArray(value));
-  const prototype = attempt(path, () => Object.getPrototypeOf(value));
-  if (!array && prototype !== Object.prototype && prototype !== null) return value;
-  const names = attempt(path, () => Object.keys(value));
+  const names = attempt(path, () => {
+    const all: string[] = [];
+    for (const name in value) all.push(name);
+    return all;
+  });
   const out: Record<string, unknown> = array ? [] as unknown as Record<string, unknown> : {};
   for (const name of names) {
     const at = array ? `${path}[${name}]` : path === "" ? name : `${path}.${name}`;

@@ -377,11 +377,14 @@ function childEnv(
 ): Record<string, string> {
   const { clientSecret, privateKey, encryptionKey } = used.options;
   const names = [...CREDENTIAL_VARIABLES, ...(used.remoteKv ? [KV_ACCESS_TOKEN] : [])];
+  // The credentials as given (a variable's own text, a flag's value) and as used.
   const values = new Set(
-    [clientSecret, typeof privateKey === "string" ? privateKey : undefined, encryptionKey]
-      .concat(used.remoteKv ? [env[KV_ACCESS_TOKEN]] : [])
-      .filter((v): v is string => typeof v === "string" && v.trim() !== "")
-      .map((v) => v.trim()),
+    [
+      ...names.map((variable) => env[variable]),
+      clientSecret,
+      typeof privateKey === "string" ? privateKey : undefined,
+      encryptionKey,
+    ].filter((v): v is string => typeof v === "string" && v.trim() !== "").map((v) => v.trim()),
   );
   const child: Record<string, string> = {};
   for (const [variable, value] of Object.entries(env)) {

@@ -29,6 +29,8 @@ const LOCKED_RETRY_MS = 3_000;
 export interface Lease {
   holder: string;
   until: number;
+  /** When the holder took it (renewals keep it): waiters take it over one attempt later. */
+  takenAt: number;
   versionstamp: string;
 }
 
@@ -40,6 +42,10 @@ export interface Snapshot {
   tokenVersion: string | null;
   /** When another isolate's lease ends, if a live and plausible one is held. */
   leaseUntil?: number;
+  /** Who holds that lease, as its value says (any string; an opaque name). */
+  leaseHolder?: string;
+  /** When its holder says it took it, if it says. */
+  leaseTakenAt?: number;
   /** The lease entry's versionstamp. */
   leaseVersion: string | null;
   /** Until when every isolate holds token requests back; 0 for none. */
@@ -132,6 +138,9 @@ export class KvStore {
     const until = readUntil(lease.value);
     if (until !== undefined && until > now && this.#options.leaseIsPlausible(until, now)) {
       snapshot.leaseUntil = until;
+      const { holder, takenAt } = lease.value as { holder?: unknown; takenAt?: unknown };
+      snapshot.leaseHolder = typeof holder === "string" ? holder.slice(0, 64) : "";
+      if (typeof takenAt === "number" && Number.isFinite(takenAt)) snapshot.leaseTakenAt = takenAt;
     }
     const backoffUntil = readUntil(backoff.value);
     if (backoffUntil !== undefined && this.#options.backoffIsPlausible(backoffUntil, now)) {
@@ -169,7 +178,8 @@ export class KvStore {
    */
   async takeLease(ttlMs: number, seen: Snapshot): Promise<Lease | "held" | undefined> {
     return await this.#op("lease", async () => {
-      const lease = { holder: crypto.randomUUID(), until: this.#options.now() + ttlMs };
+      const now = this.#options.now();
+      const lease = { holder: crypto.randomUUID(), until: now + ttlMs, takenAt: now };
       // KV expiry is eventual, hence `until` in the value too.
       const result = await this.#kv.atomic()
         .check({ key: this.#keys[1], versionstamp: seen.leaseVersion })
@@ -187,11 +197,11 @@ export class KvStore {
       const until = this.#options.now() + ttlMs;
       const result = await this.#kv.atomic()
         .check({ key: this.#keys[1], versionstamp: lease.versionstamp })
-        .set(this.#keys[1], { holder: lease.holder, until }, { expireIn: Math.ceil(ttlMs) })
+        .set(this.#keys[1], { holder: lease.holder, until, takenAt: lease.takenAt }, {
+          expireIn: Math.ceil(ttlMs),
+        })
         .commit();
-      return result.ok
-        ? { holder: lease.holder, until, versionstamp: result.versionstamp }
-        : undefined;
+      return result.ok ? { ...lease, until, versionstamp: result.versionstamp } : undefined;
     });
   }
 

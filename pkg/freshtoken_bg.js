@@ -794,7 +794,7 @@ export function __wbg_value_e0f328965e184931(arg0) {
 }
 export function __wbindgen_generic_0000000000000001(arg0, arg1) {
     // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 1, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-    const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h581f49717a4af593);
+    const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h3d61a1e903f6ed2f);
     return ret;
 }
 export function __wbindgen_generic_0000000000000002(arg0, arg1) {
@@ -830,8 +830,8 @@ export function __wbindgen_init_externref_table() {
     table.set(1026, true);
     table.set(1027, false);
 }
-function wasm_bindgen__convert__closures_____invoke__h581f49717a4af593(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h581f49717a4af593(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h3d61a1e903f6ed2f(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h3d61a1e903f6ed2f(arg0, arg1, arg2);
 }
 
 function wasm_bindgen__convert__closures_____invoke__h60702a48838d1764(arg0, arg1, arg2) {

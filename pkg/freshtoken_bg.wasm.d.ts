@@ -26,7 +26,7 @@ export const core_unauthorized: (a: number, b: number, c: number, d: number, e: 
 export const errorCodes: () => any;
 export const wasm_bindgen__convert__closures_____invoke__h60702a48838d1764: (a: number, b: number, c: any) => [number, number];
 export const wasm_bindgen__convert__closures_____invoke__hb98d63cc49481475: (a: number, b: number, c: any, d: any) => void;
-export const wasm_bindgen__convert__closures_____invoke__h581f49717a4af593: (a: number, b: number, c: any) => void;
+export const wasm_bindgen__convert__closures_____invoke__h3d61a1e903f6ed2f: (a: number, b: number, c: any) => void;
 export const __wbindgen_malloc: (a: number, b: number) => number;
 export const __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
 export const __wbindgen_free: (a: number, b: number, c: number) => void;

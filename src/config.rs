@@ -156,26 +156,30 @@ impl Config {
             audience,
             resource,
         } = &self.identity;
-        let mut scope: Vec<&str> = scope.as_deref().map_or(vec![], |s| s.split(' ').collect());
-        scope.sort_unstable();
-        let mut resource: Vec<&str> = resource.iter().map(String::as_str).collect();
-        resource.sort_unstable();
-        let mut extra_params: Vec<(&str, &str)> = self
-            .extra_params
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        extra_params.sort_unstable();
         KvIdentity {
             token_url,
             client_id,
             auth_method: self.auth_method.name(),
-            scope,
+            scope: sorted(scope.iter().flat_map(|s| s.split(' '))),
             audience: audience.as_deref(),
-            resource,
-            extra_params,
+            resource: sorted(resource.iter().map(String::as_str)),
+            // In name order already: they come from a map.
+            extra_params: self
+                .extra_params
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect(),
         }
     }
+}
+
+/// `items` in order (a few values: placed one by one).
+fn sorted<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for item in items {
+        out.insert(out.partition_point(|x| *x < item), item);
+    }
+    out
 }
 
 /// The longest `timeoutMs`: 5 minutes.
@@ -494,8 +498,8 @@ pub fn check_token_url(url: &str) -> Result<(), TokenError> {
     }
     // The URL, query and all, shows in HTTP telemetry (Deno's fetch span).
     let query = url.split_once('?').map_or("", |(_, q)| q);
-    if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
-        .find(|(name, _)| CREDENTIAL_PARAMS.contains(&name.to_ascii_lowercase().as_str()))
+    if let Some((name, _)) =
+        form_urlencoded::parse(query.as_bytes()).find(|(name, _)| names_a_credential(name))
     {
         return Err(TokenError::config(format!(
             "tokenUrl must not carry a credential in its query ({name}): the URL shows in \
@@ -515,18 +519,26 @@ pub fn check_token_url(url: &str) -> Result<(), TokenError> {
     }
 }
 
-/// Query parameter names that carry credentials (compared in lower case).
-const CREDENTIAL_PARAMS: [&str; 9] = [
-    "client_secret",
-    "secret",
-    "password",
-    "api_key",
-    "apikey",
-    "access_token",
-    "token",
-    "sig",
-    "signature",
-];
+/// Whether a query parameter's name says it carries a credential: compared
+/// in lower case without `-` and `_` (so `clientSecret`, `client-secret` and
+/// `CLIENT_SECRET` alike), by what it contains or, for short names, exactly.
+fn names_a_credential(name: &str) -> bool {
+    const CONTAINED: [&str; 6] = [
+        "secret",
+        "password",
+        "passwd",
+        "apikey",
+        "token",
+        "assertion",
+    ];
+    const EXACT: [&str; 4] = ["sig", "signature", "key", "pwd"];
+    let name: String = name
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    CONTAINED.iter().any(|part| name.contains(part)) || EXACT.contains(&name.as_str())
+}
 
 fn is_loopback(host: &str) -> bool {
     host == "localhost"
@@ -602,7 +614,7 @@ pub(crate) mod tests {
             "http://127.9.9.9/token",
             "http://localhost/token",
             "http://[::1]:9/token",
-            "https://login.example.com/token?tenant=a&tokens=2",
+            "https://login.example.com/token?tenant=a&keyset=2&signin=1",
         ] {
             assert!(check_token_url(ok).is_ok(), "{ok}");
         }
@@ -616,6 +628,12 @@ pub(crate) mod tests {
             "https://login.example.com/token?client_secret=x",
             "https://login.example.com/token?tenant=a&API_KEY=x",
             "https://login.example.com/token?Sig=x",
+            "https://login.example.com/token?clientSecret=x",
+            "https://login.example.com/token?api-key=x",
+            "https://login.example.com/token?key=x",
+            "https://login.example.com/token?client_assertion=x",
+            "https://login.example.com/token?refresh_token=x",
+            "https://login.example.com/token?pwd=x",
             "login.example.com/token",
             "",
         ] {

@@ -2,16 +2,17 @@
 //!
 //! A token endpoint may echo what it received: the secret in its error
 //! text, the form body, its `Authorization` header. [`Redactor`] replaces
-//! every encoding of the secret we send, and of the access token we hold,
-//! with `[redacted]`, matched without regard to ASCII letter case: a server
-//! may upper- or lower-case what it echoes, hex escapes and all.
-//! Credentials of 8 bytes or more are replaced wherever they occur; shorter
-//! ones only where they stand as a whole word, so that a short or common
-//! secret does not mangle ordinary words around it.
+//! every credential we send (the secret, a signed assertion) and the access
+//! token we hold with `[redacted]`, however the server encoded what it
+//! echoes: the text is also read decoded (percent escapes, whole or partial,
+//! `+` for a space, JSON's `\uXXXX` and `\/` escapes), and the base64 of the
+//! Basic `id:secret` pair is looked for as it is. Matching ignores ASCII
+//! letter case. Credentials of 8 bytes or more are replaced wherever they
+//! occur; shorter ones only where they stand as a whole word, so that a
+//! short or common secret does not mangle ordinary words around it.
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// What replaces a credential.
 pub const REDACTED: &str = "[redacted]";
@@ -19,34 +20,24 @@ pub const REDACTED: &str = "[redacted]";
 /// Credentials shorter than this are only matched as whole words.
 const SHORT: usize = 8;
 
-/// Characters JavaScript's `encodeURIComponent` escapes.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'!')
-    .remove(b'~')
-    .remove(b'*')
-    .remove(b'\'')
-    .remove(b'(')
-    .remove(b')');
-
-/// The strings to remove from server text, longest first.
+/// The credentials to remove from server text.
 #[derive(Default)]
 pub struct Redactor {
-    needles: Vec<Needle>,
+    /// As sent, lower-cased: looked for in the decoded text.
+    credentials: Vec<Needle>,
+    /// The base64 of the Basic pair, lower-cased: looked for in the text as it is.
+    encoded: Vec<Needle>,
 }
 
 struct Needle {
-    text: String,
+    text: Vec<u8>,
     whole_word: bool,
 }
 
 impl Redactor {
-    /// A redactor for a client's secret: raw, form- and percent-encoded,
-    /// and inside the base64 of the Basic `id:secret`
-    /// pair (RFC 6749 §2.3.1), encoded or not. A client without a secret
-    /// (`private_key_jwt`) starts empty.
+    /// A redactor for a client's secret, and for the base64 of the Basic
+    /// `id:secret` pair it goes in (RFC 6749 §2.3.1), encoded or not. A
+    /// client without a secret (`private_key_jwt`) starts empty.
     pub fn new(client_id: &str, secret: Option<&str>) -> Self {
         let mut redactor = Self::default();
         let Some(secret) = secret else {
@@ -58,65 +49,140 @@ impl Redactor {
             format!("{}:{}", form(client_id), form(secret)),
             format!("{client_id}:{secret}"),
         ] {
-            redactor.push(STANDARD_NO_PAD.encode(pair), false);
+            push(&mut redactor.encoded, &STANDARD_NO_PAD.encode(pair), false);
         }
         redactor
     }
 
-    /// Also removes `credential` (an access token) in every encoding.
+    /// Also removes `credential` (an access token, an assertion), however encoded.
     pub fn add(&mut self, credential: &str) {
-        let whole_word = credential.len() < SHORT;
-        let form = form_urlencoded::byte_serialize(credential.as_bytes()).collect::<String>();
-        let component = utf8_percent_encode(credential, COMPONENT).to_string();
-        let escaped = utf8_percent_encode(credential, NON_ALPHANUMERIC).to_string();
-        for text in [credential.to_owned(), form, component, escaped] {
-            self.push(text, whole_word);
-        }
-    }
-
-    fn push(&mut self, text: String, whole_word: bool) {
-        let text = text.to_ascii_lowercase();
-        if text.is_empty() || self.needles.iter().any(|n| n.text == text) {
-            return;
-        }
-        // Longest first, so that an encoding is never half-replaced by a shorter one.
-        let at = self
-            .needles
-            .iter()
-            .position(|n| n.text.len() < text.len())
-            .unwrap_or(self.needles.len());
-        self.needles.insert(at, Needle { text, whole_word });
+        push(&mut self.credentials, credential, credential.len() < SHORT);
     }
 
     /// `text` with every known credential replaced by `[redacted]`.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_owned();
-        for needle in &self.needles {
-            out = needle.replace_in(&out);
+        for needle in &self.encoded {
+            out = replace(&out, &[needle], false);
+        }
+        let credentials: Vec<&Needle> = self.credentials.iter().collect();
+        for plus in [false, true] {
+            out = replace(&out, &credentials, plus);
         }
         out
     }
 }
 
-impl Needle {
-    fn replace_in(&self, text: &str) -> String {
-        // Found in a lower-cased copy, replaced in the original: folding
-        // ASCII letters keeps every byte where it is.
-        let folded = text.to_ascii_lowercase();
-        let mut out = String::with_capacity(text.len());
-        let mut last = 0;
-        for (at, found) in folded.match_indices(self.text.as_str()) {
-            let end = at + found.len();
-            if at < last || (self.whole_word && !is_word_boundary(text, at, end)) {
-                continue;
-            }
-            out += &text[last..at];
-            out += REDACTED;
-            last = end;
-        }
-        out += &text[last..];
-        out
+/// Adds `text` to `needles`, longest first, so that a credential is never
+/// half-replaced by a shorter one.
+fn push(needles: &mut Vec<Needle>, text: &str, whole_word: bool) {
+    let text = text.to_ascii_lowercase().into_bytes();
+    if text.is_empty() || needles.iter().any(|n| n.text == text) {
+        return;
     }
+    let at = needles
+        .iter()
+        .position(|n| n.text.len() < text.len())
+        .unwrap_or(needles.len());
+    needles.insert(at, Needle { text, whole_word });
+}
+
+/// `text` with each needle found in its decoded reading replaced in the
+/// original; `plus` reads `+` as a space (form encoding).
+fn replace(text: &str, needles: &[&Needle], plus: bool) -> String {
+    let (decoded, spans) = decode(text, plus);
+    // Searched as Latin-1 text, one char per byte, so that std's linear-time
+    // search serves any bytes; `starts` maps its offsets back to bytes.
+    let latin = |bytes: &[u8]| bytes.iter().map(|&b| char::from(b)).collect::<String>();
+    let haystack = latin(&decoded);
+    let starts: Vec<usize> = haystack.char_indices().map(|(at, _)| at).collect();
+    // Bytes of `text` already found: a match overlapping one is not taken.
+    let mut taken = vec![false; text.len()];
+    for needle in needles {
+        let n = needle.text.len();
+        for (offset, _) in haystack.match_indices(latin(&needle.text).as_str()) {
+            let Ok(at) = starts.binary_search(&offset) else {
+                continue;
+            };
+            let (start, end) = (spans[at].0, spans[at + n - 1].1);
+            let free = !taken[start..end].contains(&true);
+            if free && (!needle.whole_word || is_word_boundary(text, start, end)) {
+                taken[start..end].fill(true);
+            }
+        }
+    }
+    // Each run of found bytes (whole chars: matches start and end on char boundaries) goes.
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while at < text.len() {
+        let run = taken[at..]
+            .iter()
+            .position(|&t| t != taken[at])
+            .unwrap_or(text.len() - at);
+        if taken[at] {
+            out += REDACTED;
+        } else {
+            out += &text[at..at + run];
+        }
+        at += run;
+    }
+    out
+}
+
+/// `text` lower-cased and decoded as a server may have encoded an echo, with
+/// the span of `text` each decoded byte came from: `%XX` escapes, JSON's
+/// `\uXXXX` (outside surrogates) and `\"`, `\\`, `\/`, and, with `plus`, `+`
+/// for a space. Anything else stands for itself.
+fn decode(text: &str, plus: bool) -> (Vec<u8>, Vec<(usize, usize)>) {
+    let bytes = text.as_bytes();
+    let hex = |at: usize, len: usize| -> Option<u32> {
+        let digits = text.get(at..at + len)?;
+        if digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            u32::from_str_radix(digits, 16).ok()
+        } else {
+            None
+        }
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut spans = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let (decoded, len): (Option<char>, usize) = match bytes[i] {
+            b'%' => match hex(i + 1, 2) {
+                // A byte, maybe one of a UTF-8 sequence: pushed as it is below.
+                Some(byte) => {
+                    out.push((byte as u8).to_ascii_lowercase());
+                    spans.push((i, i + 3));
+                    i += 3;
+                    continue;
+                }
+                None => (None, 1),
+            },
+            b'\\' => match bytes.get(i + 1) {
+                Some(b'u') => (hex(i + 2, 4).and_then(char::from_u32), 6),
+                Some(&c @ (b'"' | b'\\' | b'/')) => (Some(char::from(c)), 2),
+                _ => (None, 1),
+            },
+            b'+' if plus => (Some(' '), 1),
+            _ => (None, 1),
+        };
+        match decoded {
+            Some(c) => {
+                let mut buffer = [0; 4];
+                for &b in c.to_ascii_lowercase().encode_utf8(&mut buffer).as_bytes() {
+                    out.push(b);
+                    spans.push((i, i + len));
+                }
+                i += len;
+            }
+            None => {
+                out.push(bytes[i].to_ascii_lowercase());
+                spans.push((i, i + 1));
+                i += 1;
+            }
+        }
+    }
+    (out, spans)
 }
 
 /// Whether `text[start..end]` stands alone: no ASCII letter or digit touches it.
@@ -130,6 +196,19 @@ fn is_word_boundary(text: &str, start: usize, end: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+    /// Characters JavaScript's `encodeURIComponent` escapes.
+    const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'!')
+        .remove(b'~')
+        .remove(b'*')
+        .remove(b'\'')
+        .remove(b'(')
+        .remove(b')');
 
     const SECRET: &str = "s p:a@c/e+é~canary-secret";
 
@@ -178,6 +257,26 @@ mod tests {
     }
 
     #[test]
+    fn partly_encoded_and_json_escaped_echoes_are_removed_too() {
+        let secret = "Zx9/q+Lm w8~Pk(7)";
+        let r = Redactor::new("id", Some(secret));
+        for echo in [
+            // Python's quote(): "/" and "~" left as they are.
+            "Zx9/q%2BLm%20w8~Pk%287%29",
+            "Zx9/q%2BLm%20w8~Pk(7)",
+            "Zx9%2Fq%2BLm+w8~Pk(7)",
+            // JSON written by encoders that escape "/" or "+".
+            "Zx9\\/q\\u002bLm w8~Pk(7)",
+            "zx9%2fq%2blm%20w8%7epk%287%29",
+        ] {
+            let clean = r.redact(&format!("bad secret {echo} given"));
+            assert_eq!(clean, "bad secret [redacted] given", "{echo}");
+        }
+        // What only looks like an escape is left alone.
+        assert_eq!(r.redact("100% sure \\q"), "100% sure \\q");
+    }
+
+    #[test]
     fn an_access_token_is_removed_like_the_secret() {
         let mut r = Redactor::new("id", Some("secret-long-enough"));
         r.add("canary-token-4f/2+x==");
@@ -195,6 +294,17 @@ mod tests {
         // A long secret goes wherever it is.
         let r = Redactor::new("app", Some("abcdefgh"));
         assert_eq!(r.redact("xabcdefghx"), "x[redacted]x");
+    }
+
+    #[test]
+    fn a_megabyte_of_echoes_is_cleaned() {
+        let secret = "canary-secret-x";
+        let r = Redactor::new("id", Some(secret));
+        let text = format!("{secret} ").repeat(65_536);
+        // Each match marks the bytes it covers: no match is compared with all the others.
+        let clean = r.redact(&text);
+        assert!(!clean.contains("canary"));
+        assert_eq!(clean.matches(REDACTED).count(), 65_536);
     }
 
     #[test]

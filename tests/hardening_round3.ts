@@ -382,6 +382,46 @@ export const ROUND3: HardeningCase[] = [
     },
   },
   {
+    group: "one tenant, one token",
+    name: "ten isolates on one KV through a 5 s outage, the lease holder retrying",
+    run: () =>
+      withKv(async (kv) => {
+        const started = performance.now();
+        const requesters = new Set<number>();
+        let inFlight = 0;
+        let peak = 0;
+        const fetchFor = (i: number) => async () => {
+          requesters.add(i);
+          peak = Math.max(peak, ++inFlight);
+          await new Promise((r) => setTimeout(r, 30));
+          inFlight--;
+          return performance.now() - started < 5_000
+            ? new Response("down", { status: 503 })
+            : Response.json({ access_token: `canary-token-${i}a`, expires_in: 3600 });
+        };
+        const outcomes = await Promise.all(Array.from({ length: 10 }, async (_, i) => {
+          await new Promise((r) => setTimeout(r, i * 150));
+          const client = createTokenClient({
+            tokenUrl: "https://login.example.com/oauth/token",
+            clientId: "app",
+            clientSecret: "round3-canary-secret-o",
+            timeoutMs: 1_000,
+            retry: { maxAttempts: 50, baseDelayMs: 200, maxDelayMs: 400, deadlineMs: 12_000 },
+            kv,
+            fetch: fetchFor(i),
+          });
+          return await client.getToken().then(() => "token", (e: TokenError) => e.code);
+        }));
+        const tokens = outcomes.filter((o) => o === "token").length;
+        return {
+          ok: tokens === 10 && requesters.size <= 5 && peak <= 4,
+          outcome: `${tokens} of 10 calls got a token; ${requesters.size} isolates sent ` +
+            `requests, at most ${peak} at once (a waiter takes a renewed lease over after one ` +
+            `attempt, 2 s here)`,
+        };
+      }),
+  },
+  {
     group: "options",
     name: "refreshAheadSeconds 600 with 300 s tokens, 300 calls",
     run: () => {
