@@ -65,12 +65,14 @@ export async function acquireShared(a: SharedAcquisition): Promise<Token> {
         await holdBack(a, snapshot.backoffUntil - now, giveUpAt);
         continue;
       }
+      const waitOnLease = () => {
+        if (waited) return;
+        waited = true;
+        a.emit({ type: "lease_wait", at: now });
+        waiting = a.wait("freshtoken.lease_wait");
+      };
       if (snapshot.leaseUntil !== undefined) {
-        if (!waited) {
-          waited = true;
-          a.emit({ type: "lease_wait", at: now });
-          waiting = a.wait("freshtoken.lease_wait");
-        }
+        waitOnLease();
         if (performance.now() >= giveUpAt) return await fetchAlone(a);
         const holder = snapshot.leaseHolder ?? "";
         if (!firstSeen.has(holder)) firstSeen.set(holder, now);
@@ -89,6 +91,7 @@ export async function acquireShared(a: SharedAcquisition): Promise<Token> {
       if (snapshot.leaseUntil === undefined && ++conflicts >= MAX_CONFLICTS) {
         return await fetchAlone(a);
       }
+      waitOnLease();
       await sleep(40 + Math.random() * 80);
     }
   } finally {
