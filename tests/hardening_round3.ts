@@ -7,6 +7,7 @@ import { KV_ID } from "../deno/_internal.ts";
 import { leaseKey } from "../deno/kv_store.ts";
 import type { TokenClientOptions } from "../deno/types.ts";
 import { cliCommand, runCli } from "./_cli.ts";
+import { startDenoKv } from "./_processes.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 import type { HardeningCase } from "./hardening.ts";
 
@@ -202,6 +203,30 @@ export const ROUND3: HardeningCase[] = [
             : `child saw: ${out.split("\n").map((l) => l.split("=")[0]).join(" ")}`,
         };
       } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  },
+  {
+    group: "secrets",
+    name: "exec with a remote --kv (KV Connect): the command gets no DENO_KV_ACCESS_TOKEN",
+    run: async () => {
+      const dir = await Deno.makeTempDir();
+      const denokv = await startDenoKv(dir);
+      try {
+        const env = { FRESHTOKEN_KV: denokv.url, DENO_KV_ACCESS_TOKEN: denokv.accessToken };
+        const { run } = await cliAgainst(3600, ["exec", "--", "env"], env);
+        const names = run.stdout.split("\n").map((l) => l.split("=")[0]);
+        const ok = run.code === 0 && names.includes("FRESHTOKEN_ACCESS_TOKEN") &&
+          !run.stdout.includes(denokv.accessToken);
+        return {
+          ok,
+          outcome: ok
+            ? "the token is passed; the KV Connect access token is not"
+            : `exit ${run.code}; the command saw ${names.join(" ")}`,
+        };
+      } finally {
+        await denokv.close();
         await Deno.remove(dir, { recursive: true });
       }
     },
