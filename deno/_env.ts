@@ -1,5 +1,5 @@
-// Client options from environment variables, for deno/cron.ts (and any
-// entry point configured the same way).
+// Client options from environment variables: what the CLI, deno/cron.ts
+// and clientOptionsFromEnv (deno/env.ts) read, one reading for all.
 
 import { genesysCloud } from "./genesys.ts";
 import { configError } from "./token_error.ts";
@@ -9,40 +9,57 @@ import type { TokenClientOptions } from "./types.ts";
 export type Env = (name: string) => string | undefined;
 
 /**
- * One set of options per configured client:
- * - `GENESYS_CLOUD_REGION`, `GENESYS_CLOUD_CLIENT_ID`, `GENESYS_CLOUD_CLIENT_SECRET`;
+ * The Genesys Cloud variables, in both spellings: freshtoken's own
+ * (`GENESYS_CLOUD_*`) and the Terraform provider's (`GENESYSCLOUD_*`), so
+ * that one set of pipeline secrets serves both. Each value comes from the
+ * first spelling set; both set to different values is a `config` error
+ * naming the variables, never their values.
+ */
+export const GENESYS_VARIABLES = [
+  ["GENESYS_CLOUD_REGION", "GENESYSCLOUD_REGION"],
+  ["GENESYS_CLOUD_CLIENT_ID", "GENESYSCLOUD_OAUTHCLIENT_ID"],
+  ["GENESYS_CLOUD_CLIENT_SECRET", "GENESYSCLOUD_OAUTHCLIENT_SECRET"],
+] as const;
+
+/** The region, client id and secret from the Genesys variables (each maybe unset). */
+export function genesysFromEnv(env: Env): (string | undefined)[] {
+  return GENESYS_VARIABLES.map(([ours, terraform]) => {
+    const [a, b] = [env(ours)?.trim() || undefined, env(terraform)?.trim() || undefined];
+    if (a !== undefined && b !== undefined && a !== b) {
+      throw configError(`${ours} and ${terraform} are both set, to different values: unset one`);
+    }
+    return a ?? b;
+  });
+}
+
+/**
+ * Every client the environment configures, in order of precedence:
  * - `FRESHTOKEN_TOKEN_URL`, `FRESHTOKEN_CLIENT_ID`, and `FRESHTOKEN_CLIENT_SECRET`
  *   or `FRESHTOKEN_PRIVATE_KEY` (PEM or JWK text; then `private_key_jwt`,
  *   with `FRESHTOKEN_KEY_ID` and `FRESHTOKEN_CERTIFICATE` if set);
  *   optionally `FRESHTOKEN_SCOPE` (space-separated), `FRESHTOKEN_AUDIENCE`,
- *   `FRESHTOKEN_AUTH_METHOD`.
+ *   `FRESHTOKEN_AUTH_METHOD`;
+ * - `GENESYS_CLOUD_REGION`, `GENESYS_CLOUD_CLIENT_ID`, `GENESYS_CLOUD_CLIENT_SECRET`
+ *   (or the Terraform provider's `GENESYSCLOUD_REGION`, `GENESYSCLOUD_OAUTHCLIENT_ID`,
+ *   `GENESYSCLOUD_OAUTHCLIENT_SECRET`).
  * `FRESHTOKEN_ENCRYPTION_KEY` applies to all. A partly set group is a
  * `"config"` error naming what is missing.
  */
 export function optionsFromEnv(env: Env): TokenClientOptions[] {
   const found: TokenClientOptions[] = [];
-  const group = (names: string[]) => {
-    const values = names.map((n) => env(n)?.trim() || undefined);
+  const group = (names: string[], values: (string | undefined)[]) => {
     if (values.every((v) => v === undefined)) return undefined;
     const missing = names.filter((_, i) => values[i] === undefined);
     if (missing.length > 0) throw configError(`set ${missing.join(", ")} too`);
     return values as string[];
   };
-  const genesys = group([
-    "GENESYS_CLOUD_REGION",
-    "GENESYS_CLOUD_CLIENT_ID",
-    "GENESYS_CLOUD_CLIENT_SECRET",
-  ]);
-  if (genesys) {
-    const [region, clientId, clientSecret] = genesys;
-    found.push(genesysCloud({ region, clientId, clientSecret }));
-  }
   const key = env("FRESHTOKEN_PRIVATE_KEY")?.trim() || undefined;
-  const generic = group([
+  const genericNames = [
     "FRESHTOKEN_TOKEN_URL",
     "FRESHTOKEN_CLIENT_ID",
     ...(key === undefined ? ["FRESHTOKEN_CLIENT_SECRET"] : []),
-  ]);
+  ];
+  const generic = group(genericNames, genericNames.map((n) => env(n)?.trim() || undefined));
   if (generic) {
     const [tokenUrl, clientId] = generic;
     const options: TokenClientOptions = { tokenUrl, clientId };
@@ -66,6 +83,14 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
     const method = env("FRESHTOKEN_AUTH_METHOD")?.trim();
     if (method) options.authMethod = method as TokenClientOptions["authMethod"];
     found.push(options);
+  }
+  const genesys = group(
+    GENESYS_VARIABLES.map(([ours, terraform]) => `${ours} (or ${terraform})`),
+    genesysFromEnv(env),
+  );
+  if (genesys) {
+    const [region, clientId, clientSecret] = genesys;
+    found.push(genesysCloud({ region, clientId, clientSecret }));
   }
   const encryptionKey = env("FRESHTOKEN_ENCRYPTION_KEY")?.trim();
   return encryptionKey ? found.map((o) => ({ ...o, encryptionKey })) : found;

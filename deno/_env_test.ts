@@ -20,13 +20,6 @@ Deno.test("optionsFromEnv() reads the Genesys Cloud and the generic variables", 
     }),
     [
       {
-        tokenUrl: "https://login.mypurecloud.ie/oauth/token",
-        baseUrl: "https://api.mypurecloud.ie",
-        clientId: "gid",
-        clientSecret: "gsecret",
-        encryptionKey: "a2V5",
-      },
-      {
         tokenUrl: "https://auth.example.com/token",
         clientId: "id",
         clientSecret: "secret",
@@ -34,8 +27,46 @@ Deno.test("optionsFromEnv() reads the Genesys Cloud and the generic variables", 
         audience: "api",
         encryptionKey: "a2V5",
       },
+      {
+        tokenUrl: "https://login.mypurecloud.ie/oauth/token",
+        baseUrl: "https://api.mypurecloud.ie",
+        clientId: "gid",
+        clientSecret: "gsecret",
+        encryptionKey: "a2V5",
+      },
     ],
   );
+});
+
+Deno.test("the Terraform provider's GENESYSCLOUD_* variables serve too; both spellings must agree", () => {
+  const terraform = {
+    GENESYSCLOUD_REGION: "eu-west-1",
+    GENESYSCLOUD_OAUTHCLIENT_ID: "tid",
+    GENESYSCLOUD_OAUTHCLIENT_SECRET: "env-canary-secret-t",
+  };
+  const [options] = from(terraform);
+  assert.equal(options.tokenUrl, "https://login.mypurecloud.ie/oauth/token");
+  assert.equal(options.clientId, "tid");
+  // The same values in both spellings are one client; different ones are an error naming both.
+  assert.equal(from({ ...terraform, GENESYS_CLOUD_CLIENT_ID: "tid" }).length, 1);
+  assert.throws(
+    () => from({ ...terraform, GENESYS_CLOUD_CLIENT_SECRET: "env-canary-secret-other" }),
+    (e: unknown) =>
+      e instanceof TokenError && e.code === "config" &&
+      /GENESYS_CLOUD_CLIENT_SECRET and GENESYSCLOUD_OAUTHCLIENT_SECRET/.test(e.message) &&
+      !/canary/.test(e.message),
+  );
+});
+
+Deno.test("clientOptionsFromEnv() reads a record as the CLI and the cron module read the environment", async () => {
+  const { clientOptionsFromEnv } = await import("./mod.ts");
+  const vars = {
+    GENESYS_CLOUD_REGION: "us_east_1",
+    GENESYS_CLOUD_CLIENT_ID: "g",
+    GENESYS_CLOUD_CLIENT_SECRET: "s",
+  };
+  assert.deepEqual(clientOptionsFromEnv(vars), from(vars));
+  assert.deepEqual(clientOptionsFromEnv({ toString: "x" } as Record<string, string>), []);
 });
 
 Deno.test("optionsFromEnv() names what is missing from a partly set group", () => {

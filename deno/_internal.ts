@@ -13,6 +13,9 @@ export const KV_ID: unique symbol = Symbol("freshtoken.kvId");
 /** `client[LIFETIME]()` is how long the server's tokens live, once one is held (the CLI's default). */
 export const LIFETIME: unique symbol = Symbol("freshtoken.lifetime");
 
+/** `client[DESCRIBE]()` names the client in logs: its client id and token endpoint's origin. */
+export const DESCRIBE: unique symbol = Symbol("freshtoken.describe");
+
 /** `client[SAMPLE]()` is what telemetry reads of a client when it collects metrics. */
 export const SAMPLE: unique symbol = Symbol("freshtoken.sample");
 

@@ -10,14 +10,19 @@
  * @module
  */
 
-import { keyOptions, optionsFromEnv } from "./_env.ts";
+import { genesysFromEnv, keyOptions, optionsFromEnv } from "./_env.ts";
 import { addMask, inGitHubActions, variableEntry } from "./_github.ts";
 import { LIFETIME, LOAD_SHARED } from "./_internal.ts";
 import { createTokenClient } from "./client.ts";
+import { closestName } from "../pkg/freshtoken.js";
+import meta from "../deno.json" with { type: "json" };
 import { genesysCloud } from "./genesys.ts";
 import { configError, TokenError, type TokenErrorCode } from "./token_error.ts";
 import type { Token } from "./token.ts";
 import type { TokenClient, TokenClientOptions } from "./types.ts";
+
+/** freshtoken's version, as published (deno.json). */
+const VERSION: string = meta.version;
 
 /** Exit codes, one per kind of failure a pipeline may want to tell apart. */
 export const EXIT = {
@@ -34,60 +39,142 @@ export const EXIT = {
   invalidResponse: 5,
 } as const;
 
+type Command = "token" | "status" | "exec";
+const COMMANDS: readonly Command[] = ["token", "status", "exec"];
+
+/**
+ * One flag. The table of them drives parsing, `--help`, the environment
+ * fallback, did-you-mean and which commands take which flag.
+ */
+interface Flag {
+  name: `--${string}`;
+  /** What its value is, for a flag that takes one; a switch has none. */
+  value?: string;
+  /** The commands that take it; absent, every command. */
+  commands?: readonly Command[];
+  /** The variable it falls back to. */
+  env?: string;
+  /** What it does, for --help (lines after the first start with a space). */
+  help: string;
+}
+
+const FLAGS: readonly Flag[] = [
+  { name: "--header", commands: ["token"], help: "print `Authorization: Bearer <token>`" },
+  {
+    name: "--json",
+    commands: ["token", "status"],
+    help: "print JSON: accessToken, tokenType, expiresAt, expiresAtIso, expiresIn",
+  },
+  {
+    name: "--github-env",
+    value: "NAME",
+    commands: ["token"],
+    help: "append NAME=<token> to $GITHUB_ENV instead (later steps see it)",
+  },
+  {
+    name: "--github-output",
+    value: "NAME",
+    commands: ["token"],
+    help: "append NAME=<token> and NAME_expires_at to $GITHUB_OUTPUT instead",
+  },
+  {
+    name: "--env",
+    value: "NAME",
+    commands: ["exec"],
+    help: "the variable the command gets the token in (default FRESHTOKEN_ACCESS_TOKEN)",
+  },
+  {
+    name: "--pass-env",
+    value: "NAME",
+    commands: ["exec"],
+    help: "pass this credential variable on to the command all the same (repeatable)",
+  },
+  {
+    name: "--min-valid",
+    value: "SECONDS",
+    commands: ["token", "exec"],
+    help: "the token must stay valid this long; for exec, as long as the command may run." +
+      "\n Without it: a minute, or half the lifetime of the server's tokens if less",
+  },
+  { name: "--token-url", value: "URL", env: "FRESHTOKEN_TOKEN_URL", help: "the token endpoint" },
+  { name: "--client-id", value: "ID", env: "FRESHTOKEN_CLIENT_ID", help: "the client id" },
+  {
+    name: "--client-secret",
+    value: "S",
+    env: "FRESHTOKEN_CLIENT_SECRET",
+    help: "the client secret (prefer the variable: flags show in ps)",
+  },
+  {
+    name: "--private-key",
+    value: "FILE",
+    env: "FRESHTOKEN_PRIVATE_KEY",
+    help: "a private key (PEM or JWK; the variable holds the text): private_key_jwt",
+  },
+  { name: "--key-id", value: "ID", env: "FRESHTOKEN_KEY_ID", help: "the private key's kid" },
+  {
+    name: "--certificate",
+    value: "FILE",
+    env: "FRESHTOKEN_CERTIFICATE",
+    help: "its certificate (PEM): the thumbprint goes in the JWT (x5t#S256), for Entra ID",
+  },
+  { name: "--scope", value: '"A B"', env: "FRESHTOKEN_SCOPE", help: "the scope" },
+  { name: "--audience", value: "A", env: "FRESHTOKEN_AUDIENCE", help: "the audience parameter" },
+  {
+    name: "--auth-method",
+    value: "M",
+    env: "FRESHTOKEN_AUTH_METHOD",
+    help: "client_secret_basic (default), client_secret_post, client_secret_jwt or" +
+      "\n private_key_jwt (the default with a private key)",
+  },
+  {
+    name: "--region",
+    value: "R",
+    env: "GENESYS_CLOUD_REGION",
+    help: "a Genesys Cloud client, with GENESYS_CLOUD_CLIENT_ID and _SECRET (or the" +
+      "\n Terraform provider's GENESYSCLOUD_REGION, _OAUTHCLIENT_ID and _OAUTHCLIENT_SECRET)",
+  },
+  {
+    name: "--kv",
+    value: "PATH",
+    env: "FRESHTOKEN_KV",
+    help: "share the token between steps through a Deno KV file or URL",
+  },
+  { name: "--timeout", value: "MS", help: "per token request (default 10000)" },
+  { name: "--help", help: "this text" },
+  { name: "--version", help: "freshtoken's version" },
+];
+
+const FLAG_BY_NAME = new Map<string, Flag>(FLAGS.map((f) => [f.name, f]));
+
 const HELP = `freshtoken — OAuth 2.0 client-credentials tokens for scripts and pipelines
 
 Usage:
-  freshtoken [token] [--header | --json] [options]     print a token
+  freshtoken token [--header | --json] [options]       print a token
   freshtoken token --github-env NAME [options]         export it to later GitHub Actions steps
   freshtoken exec [--env NAME] [options] -- CMD [ARG…]  run CMD with a token in its environment
-  freshtoken status [--json] [options]                 what is cached and when it refreshes
-  freshtoken --help
+  freshtoken status [--json] [options]                 what is cached; exits 1 without a token
+  freshtoken --help | --version
 
-Output of "token":
-  (default)   the access token alone, for TOKEN=$(freshtoken token)
-  --header    Authorization: Bearer <token>
-  --json      {"accessToken", "tokenType", "expiresAt", "expiresIn"}
-  --github-env NAME     append NAME=<token> to $GITHUB_ENV instead (later steps see it)
-  --github-output NAME  append NAME=<token> to $GITHUB_OUTPUT instead (a step output)
 In GitHub Actions (GITHUB_ACTIONS=true) every token printed or exported is first masked in the
-log (::add-mask:: on stderr). Outside it nothing extra is printed.
+log (::add-mask:: on stderr), in each form printed. Outside it nothing extra is printed.
 
-"exec" runs CMD with the token in the variable NAME (default FRESHTOKEN_ACCESS_TOKEN), valid at
-least --min-valid seconds; never on a command line. CMD gets none of the credentials freshtoken
-used (client secret, private key, KV encryption key, the remote KV's access token), unless
---pass-env NAME keeps one (repeatable). Its exit code is CMD's; SIGINT, SIGTERM, SIGHUP and
+"exec" runs CMD with the token in one variable, never on a command line. CMD gets none of the
+credentials freshtoken used (client secret, private key, KV encryption key, the remote KV's
+access token) unless --pass-env names one. Its exit code is CMD's; SIGINT, SIGTERM, SIGHUP and
 SIGQUIT are passed on to CMD. Needs --allow-run.
 
-Options (each falls back to the environment variable shown):
-  --token-url URL        FRESHTOKEN_TOKEN_URL
-  --client-id ID         FRESHTOKEN_CLIENT_ID
-  --client-secret S      FRESHTOKEN_CLIENT_SECRET (prefer the variable: flags show in ps)
-  --private-key FILE     FRESHTOKEN_PRIVATE_KEY (the key's PEM or JWK text): authenticate
-                         with a signed JWT (private_key_jwt) instead of a secret
-  --key-id ID            FRESHTOKEN_KEY_ID: the kid of the private key
-  --certificate FILE     FRESHTOKEN_CERTIFICATE (PEM): its thumbprint goes in the JWT
-                         (x5t#S256), as Microsoft Entra ID expects
-  --scope "A B"          FRESHTOKEN_SCOPE
-  --audience A           FRESHTOKEN_AUDIENCE
-  --auth-method M        FRESHTOKEN_AUTH_METHOD: client_secret_basic (default), client_secret_post,
-                         client_secret_jwt, or private_key_jwt (the default with a private key)
-  --region R             GENESYS_CLOUD_REGION, with GENESYS_CLOUD_CLIENT_ID and
-                         GENESYS_CLOUD_CLIENT_SECRET: a Genesys Cloud client
-  --kv PATH              share the token between steps through a Deno KV file (FRESHTOKEN_KV)
-  --min-valid SECONDS    the token must stay valid this long; for exec, as long as the
-                         command may run. Without it: a minute, or half the lifetime of the
-                         server's tokens when they live less than two minutes
-  --timeout MS           per token request (default 10000)
+${flagHelp()}
 
 Exit codes:
-  0 ok, 2 bad flags or configuration, 3 credentials or request refused,
-  4 transient failure (network, timeout, 429, 5xx): retry later,
-  5 unusable answer from the server, 1 anything else.
+  0 ok (status: a usable token is cached), 1 anything else (status: none is),
+  2 bad flags or configuration, 3 credentials or request refused,
+  4 transient failure (network, timeout, 429, 5xx): retry later, 5 unusable answer from the
+  server, 127 exec's command not found.
 
 Examples:
   export FRESHTOKEN_TOKEN_URL=https://login.example.com/oauth/token
   export FRESHTOKEN_CLIENT_ID=... FRESHTOKEN_CLIENT_SECRET=...
-  curl -H "$(freshtoken token --header)" https://api.example.com/v1/things
+  freshtoken exec -- ./call-api.sh                  # the script reads $FRESHTOKEN_ACCESS_TOKEN
   TOKEN=$(freshtoken token --kv .freshtoken.kv)   # later steps reuse the token
   GENESYS_CLOUD_REGION=eu_west_1 freshtoken token --json
   freshtoken exec --min-valid 1800 -- ./deploy.sh   # a token valid 30 min, in $FRESHTOKEN_ACCESS_TOKEN
@@ -95,30 +182,30 @@ Examples:
   freshtoken status --kv .freshtoken.kv
 `;
 
-const FLAGS_WITH_VALUES = new Set([
-  "--token-url",
-  "--client-id",
-  "--client-secret",
-  "--private-key",
-  "--key-id",
-  "--certificate",
-  "--scope",
-  "--audience",
-  "--auth-method",
-  "--region",
-  "--kv",
-  "--min-valid",
-  "--timeout",
-  "--github-env",
-  "--github-output",
-  "--env",
-  "--pass-env",
-]);
-const SWITCHES = new Set(["--header", "--json", "--help", "-h"]);
+/** The options part of --help, from the table. */
+function flagHelp(): string {
+  const groups: [string, (f: Flag) => boolean][] = [
+    ["Options of token, exec and status", (f) => f.commands !== undefined],
+    [
+      "Client options (each falls back to the variable shown)",
+      (f) => f.commands === undefined && !["--help", "--version"].includes(f.name),
+    ],
+  ];
+  return groups.map(([title, take]) =>
+    `${title}:\n` + FLAGS.filter(take).map((f) => {
+      const head = `  ${f.name}${f.value ? ` ${f.value}` : ""}`;
+      const only = f.commands ? ` [${f.commands.join(", ")}]` : "";
+      const env = f.env ? ` (${f.env})` : "";
+      const [first, ...rest] = `${f.help}${env}${only}`.split("\n");
+      return [`${head.padEnd(24)} ${first}`, ...rest.map((r) => `${"".padEnd(24)}${r}`)]
+        .join("\n");
+    }).join("\n")
+  ).join("\n\n");
+}
 
 /** Parsed command line. */
 interface Invocation {
-  command: "token" | "status" | "exec" | "help";
+  command: Command | "help" | "version";
   values: Map<string, string>;
   /** `--pass-env`, which may repeat. */
   passEnv: string[];
@@ -127,64 +214,63 @@ interface Invocation {
   run: string[];
 }
 
-const COMMANDS = new Set(["token", "status", "exec", "help"]);
-
-/** Which commands each flag belongs to, when it is not for all. */
-const ONLY_FOR: Record<string, string[]> = {
-  "--header": ["token"],
-  "--json": ["token", "status"],
-  "--github-env": ["token"],
-  "--github-output": ["token"],
-  "--env": ["exec"],
-  "--pass-env": ["exec"],
-  "--min-valid": ["token", "exec"],
-};
+/** The command line lacks a command: the usage goes to stderr, exit 2. */
+class NoCommand extends Error {}
 
 /**
  * Parses `args`; unknown flags and missing values are `"config"` errors.
  * An argument it does not understand is named by its position only: a
- * stray word may be a secret that lost its flag.
+ * stray word may be a secret that lost its flag. An unknown flag gets the
+ * closest known one, which is freshtoken's own word, never what was given.
  */
 function parseArgs(args: string[]): Invocation {
   const values = new Map<string, string>();
   const passEnv: string[] = [];
   const switches = new Set<string>();
-  let command: string | undefined;
+  let command: Command | undefined;
   const end = args.indexOf("--");
   const run = end < 0 ? [] : args.slice(end + 1);
   if (end >= 0) args = args.slice(0, end);
   for (let i = 0; i < args.length; i++) {
     const at = `(argument ${i + 1})`;
-    const [flag, inline] = args[i].startsWith("--") && args[i].includes("=")
+    const [name, inline] = args[i].startsWith("--") && args[i].includes("=")
       ? [args[i].slice(0, args[i].indexOf("=")), args[i].slice(args[i].indexOf("=") + 1)]
-      : [args[i], undefined];
-    if (FLAGS_WITH_VALUES.has(flag)) {
+      : [args[i] === "-h" ? "--help" : args[i], undefined];
+    const flag = FLAG_BY_NAME.get(name);
+    if (flag?.value !== undefined) {
       const value = inline ?? args[++i];
-      if (value === undefined || (inline === undefined && isFlag(value))) {
-        throw configError(`${flag} needs a value`);
+      if (value === undefined || (inline === undefined && FLAG_BY_NAME.has(value.split("=")[0]))) {
+        throw configError(`${name} needs a value`);
       }
-      values.set(flag, value);
-      if (flag === "--pass-env") passEnv.push(variableName(flag, value));
-    } else if (SWITCHES.has(flag) && inline === undefined) {
-      switches.add(flag === "-h" ? "--help" : flag);
-    } else if (flag.startsWith("-")) {
-      throw configError(`unknown option ${at}`);
-    } else if (command === undefined && COMMANDS.has(flag)) {
-      command = flag;
+      values.set(name, value);
+      if (name === "--pass-env") passEnv.push(variableName(name, value));
+    } else if (flag !== undefined && inline === undefined) {
+      switches.add(name);
+    } else if (name.startsWith("-")) {
+      const suggestion = closestName(name, FLAGS.map((f) => f.name));
+      throw configError(`unknown flag ${at}; did you mean ${suggestion}?`);
+    } else if (command === undefined && (COMMANDS as readonly string[]).includes(name)) {
+      command = name as Command;
+    } else if (command === undefined && name === "help") {
+      switches.add("--help");
     } else {
       throw configError(`unexpected ${command === undefined ? "command" : "argument"} ${at}`);
     }
   }
-  command = switches.has("--help") ? "help" : command ?? "token";
+  if (switches.has("--help")) return { command: "help", values, passEnv, switches, run };
+  if (switches.has("--version")) return { command: "version", values, passEnv, switches, run };
+  if (command === undefined) throw new NoCommand();
   if (switches.has("--header") && switches.has("--json")) {
     throw configError("choose one of --header and --json");
   }
-  for (const [flag, only] of Object.entries(ONLY_FOR)) {
-    if ((values.has(flag) || switches.has(flag)) && !only.includes(command) && command !== "help") {
+  for (const flag of FLAGS) {
+    const given = values.has(flag.name) || switches.has(flag.name);
+    if (given && flag.commands !== undefined && !flag.commands.includes(command)) {
+      const only = flag.commands;
       throw configError(
-        flag === "--header" && command === "status"
+        flag.name === "--header" && command === "status"
           ? "--header is for the token command (status prints no token)"
-          : `${flag} is for the ${only.join(" and ")} command${only.length > 1 ? "s" : ""}`,
+          : `${flag.name} is for the ${only.join(" and ")} command${only.length > 1 ? "s" : ""}`,
       );
     }
   }
@@ -192,12 +278,21 @@ function parseArgs(args: string[]): Invocation {
     throw configError("exec needs a command after --, e.g. freshtoken exec -- ./deploy.sh");
   }
   if (command !== "exec" && end >= 0) throw configError("-- is for the exec command");
-  return { command: command as Invocation["command"], values, passEnv, switches, run };
+  return { command, values, passEnv, switches, run };
 }
 
-function isFlag(arg: string): boolean {
-  const name = arg.split("=")[0];
-  return FLAGS_WITH_VALUES.has(name) || SWITCHES.has(name);
+/**
+ * A flag's value, else that of the variable the table names for it. (A
+ * flag that takes a file falls back to a variable that holds the text: the
+ * caller reads those two itself.)
+ */
+function setting(
+  invocation: Invocation,
+  env: (name: string) => string | undefined,
+  name: string,
+): string | undefined {
+  const variable = FLAG_BY_NAME.get(name)?.env;
+  return invocation.values.get(name) ?? (variable === undefined ? undefined : env(variable));
 }
 
 /** Client options from flags, then the environment. */
@@ -206,40 +301,32 @@ function clientOptions(
   env: (name: string) => string | undefined,
 ): TokenClientOptions {
   const flag = (name: string) => invocation.values.get(name);
+  const given = (name: string) => setting(invocation, env, name);
   let options: TokenClientOptions;
+  const genesys = genesysFromEnv(env); // Both spellings set to different values: an error, always.
   const region = flag("--region");
   if (region !== undefined && flag("--token-url") !== undefined) {
     throw configError("choose one of --region and --token-url");
-  }
-  if (
-    region === undefined && flag("--token-url") === undefined &&
-    env("GENESYS_CLOUD_REGION") && env("FRESHTOKEN_TOKEN_URL")
-  ) {
-    throw configError(
-      "both GENESYS_CLOUD_REGION and FRESHTOKEN_TOKEN_URL are set: pass --region or --token-url to choose",
-    );
   }
   if (region !== undefined) {
     if (flag("--private-key") !== undefined) {
       throw configError("--private-key is not for --region: Genesys Cloud takes a client secret");
     }
+    const [, clientId, clientSecret] = genesys;
     options = genesysCloud({
       region,
-      clientId: flag("--client-id") ?? env("GENESYS_CLOUD_CLIENT_ID") ?? "",
-      clientSecret: flag("--client-secret") ?? env("GENESYS_CLOUD_CLIENT_SECRET") ?? "",
+      clientId: flag("--client-id") ?? clientId ?? "",
+      clientSecret: flag("--client-secret") ?? clientSecret ?? "",
     });
   } else {
-    const generic = flag("--token-url") ?? env("FRESHTOKEN_TOKEN_URL");
+    const generic = given("--token-url");
     if (generic !== undefined) {
-      options = {
-        tokenUrl: generic,
-        clientId: flag("--client-id") ?? env("FRESHTOKEN_CLIENT_ID") ?? "",
-      };
+      options = { tokenUrl: generic, clientId: given("--client-id") ?? "" };
       const keyFile = flag("--private-key");
       const key = keyFile === undefined
         ? env("FRESHTOKEN_PRIVATE_KEY")?.trim() || undefined
         : readText("--private-key", keyFile);
-      const secret = flag("--client-secret") ?? env("FRESHTOKEN_CLIENT_SECRET");
+      const secret = given("--client-secret");
       if (key === undefined) {
         options.clientSecret = secret ?? "";
       } else {
@@ -250,7 +337,7 @@ function clientOptions(
           keyOptions(
             key,
             keyFile ? "--private-key" : "FRESHTOKEN_PRIVATE_KEY",
-            flag("--key-id") ?? env("FRESHTOKEN_KEY_ID"),
+            given("--key-id"),
             certFile === undefined
               ? env("FRESHTOKEN_CERTIFICATE")
               : readText("--certificate", certFile),
@@ -273,11 +360,11 @@ function clientOptions(
       throw configError(`${name} goes with --private-key (or FRESHTOKEN_PRIVATE_KEY)`);
     }
   }
-  const scope = flag("--scope") ?? env("FRESHTOKEN_SCOPE");
+  const scope = given("--scope");
   if (scope?.trim()) options.scope = scope.trim().split(/\s+/);
-  const audience = flag("--audience") ?? env("FRESHTOKEN_AUDIENCE");
+  const audience = given("--audience");
   if (audience) options.audience = audience;
-  const method = flag("--auth-method") ?? env("FRESHTOKEN_AUTH_METHOD");
+  const method = given("--auth-method");
   if (method) options.authMethod = method as TokenClientOptions["authMethod"];
   const timeout = flag("--timeout");
   if (timeout !== undefined) options.timeoutMs = number("--timeout", timeout, 1, "milliseconds");
@@ -358,6 +445,7 @@ const CREDENTIAL_VARIABLES = [
   "FRESHTOKEN_PRIVATE_KEY",
   "FRESHTOKEN_ENCRYPTION_KEY",
   "GENESYS_CLOUD_CLIENT_SECRET",
+  "GENESYSCLOUD_OAUTHCLIENT_SECRET",
 ];
 
 /** KV Connect's credential, read by `Deno.openKv` for a remote store. */
@@ -407,7 +495,7 @@ function variableName(flag: string, name: string): string {
 function exportTargets(
   invocation: Invocation,
   env: (name: string) => string | undefined,
-): { name: string; path: string }[] {
+): { flag: string; name: string; path: string }[] {
   const targets = [];
   for (
     const [flag, file] of [["--github-env", "GITHUB_ENV"], ["--github-output", "GITHUB_OUTPUT"]]
@@ -421,7 +509,7 @@ function exportTargets(
         `${flag} appends to $${file}, which is not set (a GitHub Actions step sets it)`,
       );
     }
-    targets.push({ name, path });
+    targets.push({ flag, name, path });
   }
   return targets;
 }
@@ -506,8 +594,12 @@ export async function main(
       io.out(HELP);
       return EXIT.ok;
     }
+    if (invocation.command === "version") {
+      io.out(`freshtoken ${VERSION}\n`);
+      return EXIT.ok;
+    }
     const options = clientOptions(invocation, io.env);
-    const kvPath = invocation.values.get("--kv") ?? io.env("FRESHTOKEN_KV");
+    const kvPath = setting(invocation, io.env, "--kv");
     if (kvPath) kv = await openKv(kvPath);
     const client = createTokenClient({ ...options, kv });
     if (invocation.command === "status") {
@@ -516,7 +608,8 @@ export async function main(
       const { hasToken, expiresAt, refreshAt } = client.status();
       const now = Date.now();
       if (json) {
-        io.out(`${JSON.stringify({ hasToken, expiresAt, refreshAt })}\n`);
+        const expiresAtIso = expiresAt === undefined ? undefined : iso(expiresAt);
+        io.out(`${JSON.stringify({ hasToken, expiresAt, expiresAtIso, refreshAt })}\n`);
       } else if (!hasToken || expiresAt === undefined || refreshAt === undefined) {
         io.out(
           kv ? "no usable token cached\n" : "no token cached (use --kv to keep one between runs)\n",
@@ -529,7 +622,8 @@ export async function main(
             })\n`,
         );
       }
-      return EXIT.ok;
+      // As `gh auth status` does: a script can test for a usable token.
+      return hasToken ? EXIT.ok : EXIT.failure;
     }
     const given = invocation.values.get("--min-valid");
     const minValid = given === undefined ? undefined : number("--min-valid", given, 0, "seconds");
@@ -559,7 +653,12 @@ export async function main(
       return await exec(invocation.run, env);
     }
     if (targets.length > 0) {
-      for (const { name, path } of targets) append(path, variableEntry(name, token.accessToken));
+      for (const { flag, name, path } of targets) {
+        append(path, variableEntry(name, token.accessToken));
+        if (flag === "--github-output") {
+          append(path, variableEntry(`${name}_expires_at`, iso(token.expiresAt)));
+        }
+      }
     } else if (invocation.switches.has("--header")) {
       io.out(`Authorization: ${token.tokenType} ${token.accessToken}\n`);
     } else if (invocation.switches.has("--json")) {
@@ -569,6 +668,7 @@ export async function main(
             accessToken: token.accessToken,
             tokenType: token.tokenType,
             expiresAt: token.expiresAt,
+            expiresAtIso: iso(token.expiresAt),
             expiresIn: Math.floor((token.expiresAt - Date.now()) / 1000),
           })
         }\n`,
@@ -578,6 +678,10 @@ export async function main(
     }
     return EXIT.ok;
   } catch (error) {
+    if (error instanceof NoCommand) {
+      io.err(HELP);
+      return EXIT.config;
+    }
     if (error instanceof CommandNotFound) {
       io.err(`freshtoken: exec: command not found\n`);
       return 127;

@@ -17,6 +17,7 @@ import {
 } from "../pkg/freshtoken.js";
 import { decodeKey } from "./_cipher.ts";
 import {
+  DESCRIBE,
   KV_ID,
   LIFETIME,
   LOAD_SHARED,
@@ -285,6 +286,12 @@ class FreshTokenClient implements TokenClient {
   /** The KV id of this client's token, or `undefined` without KV. */
   async [KV_ID](): Promise<string | undefined> {
     return (await this.#store)?.id;
+  }
+
+  /** The client in a log line: its client id and token endpoint's origin, nothing secret. */
+  [DESCRIBE](): string {
+    const { tokenUrl, clientId } = this.#core.identity;
+    return `${clientId} at ${new URL(tokenUrl).origin}`;
   }
 
   /** How long the server's tokens live, once one is held: `expires_in` of the newest. */

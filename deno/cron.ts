@@ -16,56 +16,58 @@
  * - `FRESHTOKEN_CRON_SCHEDULE`: default every 5 minutes.
  *
  * Handlers share the job's tokens when they create their client with the
- * same token URL, client id, scope and KV (and key prefix and encryption key).
+ * same options and KV (and key prefix and encryption key): read them with
+ * `clientOptionsFromEnv()`, which reads exactly these variables. With nothing
+ * configured, importing this module fails at once, naming the variables; for
+ * a client made in code, call `registerRefreshCron(client)` instead. Each run
+ * logs one line per client, with its client id and token endpoint's origin.
  *
  * @example Deno Deploy entry point
  * ```ts ignore
  * import "jsr:@freshtoken/freshtoken/cron";
- * import { createTokenClient, genesysCloud } from "jsr:@freshtoken/freshtoken";
+ * import { clientOptionsFromEnv, createTokenClient } from "jsr:@freshtoken/freshtoken";
  *
  * const kv = await Deno.openKv();
- * const client = createTokenClient({
- *   ...genesysCloud({
- *     region: Deno.env.get("GENESYS_CLOUD_REGION")!,
- *     clientId: Deno.env.get("GENESYS_CLOUD_CLIENT_ID")!,
- *     clientSecret: Deno.env.get("GENESYS_CLOUD_CLIENT_SECRET")!,
- *   }),
- *   kv,
- * });
+ * const [options] = clientOptionsFromEnv(); // what the job reads
+ * const client = createTokenClient({ ...options, kv });
  * Deno.serve(() => client.fetch("/api/v2/organizations/me"));
  * ```
  *
  * @module
  */
 
-import { cronPeriodSeconds } from "./_cron_period.ts";
+import { aheadSeconds, BACKOFF_SCHEDULE, DEFAULT_SCHEDULE, refreshRun } from "./_cron_job.ts";
 import { optionsFromEnv } from "./_env.ts";
 import { createTokenClient } from "./client.ts";
-import { refreshIfDue } from "./refresh_if_due.ts";
-import type { TokenClient } from "./types.ts";
+import type { TokenClient, TokenClientOptions } from "./types.ts";
 
 /** The job's name, as Deno Deploy lists it. */
 export const CRON_NAME = "freshtoken refresh tokens";
 /** Every 5 minutes unless `FRESHTOKEN_CRON_SCHEDULE` says otherwise. */
-export const CRON_SCHEDULE: string = Deno.env.get("FRESHTOKEN_CRON_SCHEDULE") ?? "*/5 * * * *";
+export const CRON_SCHEDULE: string = Deno.env.get("FRESHTOKEN_CRON_SCHEDULE") ?? DEFAULT_SCHEDULE;
 /** Retries of a failed run: 1 s, 5 s, 15 s, 60 s. */
-export const CRON_BACKOFF_SCHEDULE: number[] = [1_000, 5_000, 15_000, 60_000];
+export const CRON_BACKOFF_SCHEDULE: number[] = BACKOFF_SCHEDULE;
 /**
  * The longest time to the next run: each run refreshes every token that
  * would fall due before then, so handlers never wait whatever the token's
  * lifetime (a schedule it cannot bound refreshes on every run).
  */
-export const CRON_AHEAD_SECONDS: number = cronPeriodSeconds(CRON_SCHEDULE);
+export const CRON_AHEAD_SECONDS: number = aheadSeconds(CRON_SCHEDULE);
+
+/** What the environment configures, read at start-up: a mistake fails the deployment, not a run. */
+const configured: TokenClientOptions[] = optionsFromEnv((name) => Deno.env.get(name));
+if (configured.length === 0) {
+  throw new Error(
+    "freshtoken cron: nothing to refresh: set FRESHTOKEN_TOKEN_URL, FRESHTOKEN_CLIENT_ID and " +
+      "FRESHTOKEN_CLIENT_SECRET (or FRESHTOKEN_PRIVATE_KEY), or GENESYS_CLOUD_REGION, " +
+      "GENESYS_CLOUD_CLIENT_ID and GENESYS_CLOUD_CLIENT_SECRET; for a client made in code, " +
+      "call registerRefreshCron(client) instead of importing freshtoken/cron",
+  );
+}
 
 let clients: Promise<TokenClient[]> | undefined;
 
 async function openClients(): Promise<TokenClient[]> {
-  const configured = optionsFromEnv((name) => Deno.env.get(name));
-  if (configured.length === 0) {
-    throw new Error(
-      "freshtoken cron: no client configured (set GENESYS_CLOUD_* or FRESHTOKEN_* variables)",
-    );
-  }
   const kv = await Deno.openKv(Deno.env.get("FRESHTOKEN_KV") || undefined);
   return configured.map((options) => createTokenClient({ ...options, kv }));
 }
@@ -80,15 +82,7 @@ export async function refreshAll(): Promise<void> {
     clients = undefined;
     throw error;
   }
-  const aheadSeconds = Number.isFinite(CRON_AHEAD_SECONDS) ? CRON_AHEAD_SECONDS : 366 * 86_400;
-  const results = await Promise.all(ready.map((client) => refreshIfDue(client, { aheadSeconds })));
-  const described = results.map((result, i) =>
-    result === "failed" ? `failed (${ready[i].status().lastError?.code ?? "unknown"})` : result
-  );
-  console.log(`freshtoken cron: ${described.join(", ")}`);
-  if (results.includes("failed")) {
-    throw new Error("freshtoken cron: a token refresh failed; Deno.cron retries it");
-  }
+  await refreshRun(ready, CRON_AHEAD_SECONDS);
 }
 
 Deno.cron(CRON_NAME, CRON_SCHEDULE, { backoffSchedule: CRON_BACKOFF_SCHEDULE }, refreshAll);

@@ -26,14 +26,23 @@ export const GENESYS_CLOUD_REGIONS: Readonly<Record<string, string>> = Object.fr
   eu_central_2: "euc2.pure.cloud",
   mx_central_1: "mxc1.pure.cloud",
   ap_southeast_1: "apse1.pure.cloud",
+  eusc_de_east_1: "edee1.eusc-pure.cloud",
 });
 
 const DOMAINS = new Set(Object.values(GENESYS_CLOUD_REGIONS));
 
-/** Options of {@linkcode genesysCloud}. */
+/** Options of {@linkcode genesysCloud}: exactly one of `region` and `domain`. */
 export interface GenesysCloudOptions {
-  /** A region name (`"eu_west_1"` or `"eu-west-1"`) or its domain (`"mypurecloud.ie"`). */
-  region: string;
+  /**
+   * A region name (`"eu_west_1"` or `"eu-west-1"`) or its domain
+   * (`"mypurecloud.ie"`), from {@linkcode GENESYS_CLOUD_REGIONS}: a typo is an error.
+   */
+  region?: string;
+  /**
+   * Any Genesys Cloud domain, for a region newer than this table or a
+   * private gateway: `"mypurecloud.ie"` gives `https://login.mypurecloud.ie`.
+   */
+  domain?: string;
   /** OAuth client id (a client-credentials grant client). */
   clientId: string;
   /** OAuth client secret. */
@@ -45,8 +54,9 @@ export interface GenesysCloudOptions {
  * `https://login.<domain>/oauth/token` and `baseUrl` is
  * `https://api.<domain>`. Spread the result and add what you need. It
  * prints (`console.log`, `Deno.inspect`, `JSON.stringify`) without the
- * secret. An unknown region throws a {@linkcode TokenError} with code
- * `"config"`.
+ * secret. An unknown `region` throws a {@linkcode TokenError} with code
+ * `"config"`; `domain` takes any host name instead, for new regions and
+ * private gateways.
  *
  * @example
  * ```ts
@@ -57,9 +67,30 @@ export interface GenesysCloudOptions {
  *   timeoutMs: 5000,
  * });
  * ```
+ *
+ * @example A region newer than this table, or a private gateway
+ * ```ts
+ * import { genesysCloud } from "./mod.ts";
+ *
+ * const options = genesysCloud({ domain: "edee1.eusc-pure.cloud", clientId: "id", clientSecret: "secret" });
+ * ```
  */
 export function genesysCloud(options: GenesysCloudOptions): TokenClientOptions {
-  const { region, clientId, clientSecret } = options ?? {};
+  const { region, domain, clientId, clientSecret } = options ?? {};
+  if ((region === undefined) === (domain === undefined)) {
+    throw configError("genesysCloud needs exactly one of region and domain");
+  }
+  const host = region !== undefined ? regionDomain(region) : customDomain(domain);
+  return withoutSecretWhenPrinted({
+    tokenUrl: `https://login.${host}/oauth/token`,
+    baseUrl: `https://api.${host}`,
+    clientId: clientId!,
+    clientSecret: clientSecret!,
+  });
+}
+
+/** The domain of a known region, given by name or by domain. */
+function regionDomain(region: unknown): string {
   if (typeof region !== "string") throw configError("region must be a string");
   const name = region.trim().toLowerCase();
   const regionName = name.replaceAll("-", "_");
@@ -71,15 +102,24 @@ export function genesysCloud(options: GenesysCloudOptions): TokenClientOptions {
   if (domain === undefined) {
     throw configError(
       `unknown Genesys Cloud region ${JSON.stringify(region)}; use a region name such as ` +
-        `"eu_west_1" or a domain such as "mypurecloud.ie"`,
+        `"eu_west_1" or a domain such as "mypurecloud.ie" (or domain: for a region not listed)`,
     );
   }
-  return withoutSecretWhenPrinted({
-    tokenUrl: `https://login.${domain}/oauth/token`,
-    baseUrl: `https://api.${domain}`,
-    clientId,
-    clientSecret,
-  });
+  return domain;
+}
+
+/** A host name of two labels or more; not its login. or api. host. */
+function customDomain(domain: unknown): string {
+  if (typeof domain !== "string") throw configError("domain must be a string");
+  const name = domain.trim().toLowerCase();
+  const label = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
+  if (!new RegExp(`^${label}(?:\\.${label})+$`).test(name) || name.length > 253) {
+    throw configError('domain must be a host name such as "mypurecloud.ie" (no scheme or path)');
+  }
+  if (/^(login|api)\./.test(name)) {
+    throw configError('domain is the part after "login." and "api.", e.g. "mypurecloud.ie"');
+  }
+  return name;
 }
 
 /**

@@ -14,7 +14,36 @@ Deno.test("genesysCloud() maps region names, dashed names and domains to login a
     genesysCloud({ region: "us_east_2", ...creds }).tokenUrl,
     "https://login.use2.us-gov-pure.cloud/oauth/token",
   );
-  assert.equal(Object.keys(GENESYS_CLOUD_REGIONS).length, 17);
+  assert.equal(Object.keys(GENESYS_CLOUD_REGIONS).length, 18);
+});
+
+Deno.test("the region table is the official SDK's (purecloud-platform-client-v2, pinned for the benchmarks)", async () => {
+  const { default: sdk } = await import(
+    "npm:purecloud-platform-client-v2@262.0.0/src/purecloud-platform-client-v2/PureCloudRegionHosts.js"
+  );
+  assert.deepEqual({ ...GENESYS_CLOUD_REGIONS }, sdk);
+});
+
+Deno.test("genesysCloud({ domain }) takes any domain, for new regions and private gateways", () => {
+  const o = genesysCloud({ domain: "Gw.Example-Gateway.com", ...creds });
+  assert.equal(o.tokenUrl, "https://login.gw.example-gateway.com/oauth/token");
+  assert.equal(o.baseUrl, "https://api.gw.example-gateway.com");
+  for (
+    const bad of [
+      { domain: "https://mypurecloud.ie", ...creds },
+      { domain: "mypurecloud.ie/x", ...creds },
+      { domain: "login.mypurecloud.ie", ...creds },
+      { domain: "localhost", ...creds },
+      { domain: "mypurecloud.ie", region: "eu_west_1", ...creds },
+      { ...creds },
+    ]
+  ) {
+    assert.throws(
+      () => genesysCloud(bad),
+      (e: unknown) => e instanceof TokenError && e.code === "config",
+      JSON.stringify(bad),
+    );
+  }
 });
 
 Deno.test("genesysCloud() rejects an unknown region with a config error", () => {

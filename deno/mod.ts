@@ -21,7 +21,9 @@
  */
 
 export { createTokenClient } from "./client.ts";
+export { clientOptionsFromEnv } from "./env.ts";
 export { refreshIfDue } from "./refresh_if_due.ts";
+export { registerRefreshCron } from "./refresh_cron.ts";
 export { GENESYS_CLOUD_REGIONS, genesysCloud } from "./genesys.ts";
 export type { GenesysCloudOptions } from "./genesys.ts";
 export { TokenError } from "./token_error.ts";
@@ -30,6 +32,7 @@ export type { Token } from "./token.ts";
 export type {
   ClientCertificate,
   GetTokenOptions,
+  RefreshCronOptions,
   RefreshIfDueOptions,
   RefreshResult,
   RetryOptions,

@@ -201,3 +201,11 @@ export type TokenEvent =
   | TokenEventBase & { type: "kv_error"; operation: string; message: string }
   | TokenEventBase & { type: "lease_wait" }
   | TokenEventBase & { type: "background_refresh" };
+
+/** Options of {@linkcode registerRefreshCron}. */
+export interface RefreshCronOptions {
+  /** The job's name, as Deno Deploy lists it. Default: `freshtoken refresh` and the client's KV id. */
+  name?: string;
+  /** A five-field cron schedule. Default `"*\/5 * * * *"`: every 5 minutes. */
+  schedule?: string;
+}

@@ -378,6 +378,14 @@ pub fn backoff_is_plausible(until: f64, now: f64) -> bool {
     shared::backoff_is_plausible(until, now)
 }
 
+/// The one of `known` closest to `name` (ignoring case, `_` and `-`): the
+/// CLI's did-you-mean for a flag, by the rule that names options.
+#[wasm_bindgen(js_name = closestName)]
+pub fn closest_name(name: &str, known: Vec<String>) -> String {
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    crate::text::closest(name, &known).to_owned()
+}
+
 /// Every error code, and whether it is retryable by default: the one list.
 #[wasm_bindgen(
     js_name = errorCodes,

@@ -53,15 +53,17 @@ Deno.test("--header and --json print the header line and the token as JSON", asy
     assert.ok(match, header.stdout.replace(/Bearer \S+/, "Bearer …"));
     assert.equal((await server.introspect(match[1], APP)).active, true);
 
-    const json = await cli(["--json"], env);
+    const json = await cli(["token", "--json"], env);
     assert.equal(json.code, 0);
     const parsed = JSON.parse(json.stdout);
     assert.deepEqual(Object.keys(parsed).sort(), [
       "accessToken",
       "expiresAt",
+      "expiresAtIso",
       "expiresIn",
       "tokenType",
     ]);
+    assert.equal(new Date(parsed.expiresAtIso).getTime(), parsed.expiresAt);
     assert.equal(parsed.tokenType, "Bearer");
     assert.ok(parsed.expiresIn > 590 && parsed.expiresIn <= 600, String(parsed.expiresIn));
   });
@@ -74,6 +76,7 @@ Deno.test("--kv shares one token between pipeline steps; status never shows it",
       const kv = ["--kv", `${dir}/steps.kv`];
       const empty = await cli(["status", ...kv], env);
       assert.equal(empty.stdout, "no usable token cached\n");
+      assert.equal(empty.code, 1, "status exits 1 without a usable token");
       const before = await server.tokenRequests();
       const step1 = await cli(["token", ...kv], env);
       const step2 = await cli(["token", ...kv], env);
@@ -127,6 +130,30 @@ Deno.test("--help explains the commands with examples", async () => {
   assert.match(help.stdout, /Usage:/);
   assert.match(help.stdout, /TOKEN=\$\(freshtoken token/);
   assert.match(help.stdout, /Exit codes:/);
+});
+
+Deno.test("the CLI's manners: --version, no command, an unknown flag, each with its exit code", async () => {
+  const version = await cli(["--version"]);
+  assert.equal(version.code, 0);
+  const meta = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  assert.equal(version.stdout, `freshtoken ${meta.version}\n`);
+
+  const bare = await cli([]);
+  assert.equal(bare.code, 2);
+  assert.equal(bare.stdout, "");
+  assert.match(bare.stderr, /Usage:/);
+
+  for (
+    const [given, meant] of [["--heder", "--header"], ["--client-secrt=x-canary", "--client-secret"], [
+      "--minvalid",
+      "--min-valid",
+    ]]
+  ) {
+    const run = await cli(["token", given]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, new RegExp(`unknown flag \\(argument 2\\); did you mean ${meant}\\?`));
+    assert.ok(!run.stderr.includes(given), "the flag given is not echoed");
+  }
 });
 
 Deno.test("deno install makes a freshtoken command that works", async () => {
@@ -211,10 +238,9 @@ Deno.test("misuse gets exit 2 and the flag or path to fix, never a retryable or 
           {
             ...env,
             GENESYS_CLOUD_REGION: "eu_west_1",
-            GENESYS_CLOUD_CLIENT_ID: "g",
-            GENESYS_CLOUD_CLIENT_SECRET: "g-canary-secret",
+            GENESYSCLOUD_REGION: "us_east_1",
           },
-          /both GENESYS_CLOUD_REGION and FRESHTOKEN_TOKEN_URL/,
+          /GENESYS_CLOUD_REGION and GENESYSCLOUD_REGION are both set/,
         ],
         [["status", "--header"], FLAGS, env, /--header is for the token command/],
         [

@@ -437,7 +437,7 @@ Deno.test("deno/cron.ts registers its job, which refreshes the token into KV", a
         output += value;
       }
       await reader.cancel();
-      assert.match(output, /freshtoken cron: refreshed/);
+      assert.match(output, /freshtoken cron: .+ at http:\/\/127\.0\.0\.1:\d+: refreshed/);
     } finally {
       child.kill("SIGTERM");
       await child.status;

@@ -1,0 +1,46 @@
+/**
+ * Client options from environment variables: exactly what the CLI and
+ * `freshtoken/cron` read, so that a handler configured from the environment
+ * shares the cron job's token.
+ *
+ * @module
+ */
+
+import { optionsFromEnv } from "./_env.ts";
+import type { TokenClientOptions } from "./types.ts";
+
+/**
+ * Every client the environment configures, in order of precedence: the
+ * `FRESHTOKEN_*` one (`FRESHTOKEN_TOKEN_URL`, `FRESHTOKEN_CLIENT_ID`,
+ * `FRESHTOKEN_CLIENT_SECRET` or `FRESHTOKEN_PRIVATE_KEY`, and optionally
+ * `FRESHTOKEN_SCOPE`, `FRESHTOKEN_AUDIENCE`, `FRESHTOKEN_AUTH_METHOD`,
+ * `FRESHTOKEN_KEY_ID`, `FRESHTOKEN_CERTIFICATE`), then the Genesys Cloud one
+ * (`GENESYS_CLOUD_REGION`, `GENESYS_CLOUD_CLIENT_ID`,
+ * `GENESYS_CLOUD_CLIENT_SECRET`, or the Genesys Cloud Terraform provider's
+ * `GENESYSCLOUD_REGION`, `GENESYSCLOUD_OAUTHCLIENT_ID`,
+ * `GENESYSCLOUD_OAUTHCLIENT_SECRET`). `FRESHTOKEN_ENCRYPTION_KEY` applies to
+ * each. Reads `Deno.env` unless given `env`. A partly set group, or both
+ * Genesys spellings set to different values, throws a `TokenError` with code
+ * `"config"` naming the variables, never their values.
+ *
+ * @example A handler that reads what the cron job reads
+ * ```ts
+ * import { clientOptionsFromEnv, createTokenClient } from "./mod.ts";
+ *
+ * const [options] = clientOptionsFromEnv({
+ *   GENESYS_CLOUD_REGION: "eu_west_1",
+ *   GENESYS_CLOUD_CLIENT_ID: "id",
+ *   GENESYS_CLOUD_CLIENT_SECRET: "secret",
+ * });
+ * const client = createTokenClient({ ...options, kv: await Deno.openKv(":memory:") });
+ * ```
+ */
+export function clientOptionsFromEnv(
+  env?: Record<string, string | undefined>,
+): TokenClientOptions[] {
+  return optionsFromEnv(
+    env === undefined
+      ? (name) => Deno.env.get(name)
+      : (name) => Object.hasOwn(env, name) ? env[name] : undefined,
+  );
+}

@@ -1,0 +1,141 @@
+// The cron job for a client made in code (registerRefreshCron) and the
+// environment-configured one (deno/cron.ts), each in a process of its own,
+// as Deno Deploy runs an entry module. DENO_CRON_TEST_SCHEDULE_OFFSET=1 is
+// Deno's own hook that fires a job at once.
+
+import assert from "node:assert/strict";
+import { createTokenClient } from "../deno/mod.ts";
+import { startGenesysLike } from "./servers/genesys_like.ts";
+
+const MOD = new URL("../deno/mod.ts", import.meta.url).href;
+const CRON = new URL("../deno/cron.ts", import.meta.url).pathname;
+const SECRET = "cron-canary-secret-1";
+
+/** Runs `args` under Deno until `done(output)` or 20 s; returns stdout, stderr and the exit code. */
+async function run(
+  args: string[],
+  env: Record<string, string>,
+  done: (stdout: string) => boolean = () => false,
+): Promise<{ stdout: string; stderr: string; code: number }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--unstable-cron",
+      "--unstable-kv",
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      ...args,
+    ],
+    env: { DENO_CRON_TEST_SCHEDULE_OFFSET: "1", ...env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const decoder = new TextDecoder();
+  let stdout = "";
+  const reading = (async () => {
+    for await (const chunk of child.stdout) {
+      stdout += decoder.decode(chunk, { stream: true });
+      if (done(stdout)) child.kill("SIGTERM");
+    }
+  })();
+  const timer = setTimeout(() => child.kill("SIGTERM"), 20_000);
+  const [{ code }, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stderr).text(),
+    reading,
+  ]).then(([status, err]) => [status, err] as const);
+  clearTimeout(timer);
+  return { stdout, stderr, code };
+}
+
+Deno.test("deno/cron.ts with nothing configured fails at start-up, naming the variables and registerRefreshCron", async () => {
+  const { stderr, code } = await run([CRON], {});
+  assert.notEqual(code, 0);
+  assert.match(stderr, /nothing to refresh/);
+  assert.match(stderr, /FRESHTOKEN_TOKEN_URL/);
+  assert.match(stderr, /GENESYS_CLOUD_REGION/);
+  assert.match(stderr, /registerRefreshCron/);
+});
+
+Deno.test("registerRefreshCron: one job per KV identity, however often it is called; each keeps its token fresh", async () => {
+  const server = startGenesysLike({ clients: { app: SECRET } });
+  const dir = await Deno.makeTempDir();
+  try {
+    const kvPath = `${dir}/kv.sqlite`;
+    const script = `${dir}/main.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { createTokenClient, registerRefreshCron } from "${MOD}";
+const kv = await Deno.openKv(${JSON.stringify(kvPath)});
+const options = { tokenUrl: ${JSON.stringify(server.tokenUrl)}, clientId: "app", clientSecret: ${
+        JSON.stringify(SECRET)
+      }, kv };
+const handler = createTokenClient({ ...options, scope: "read" });
+const sameIdentity = createTokenClient({ ...options, scope: "read" });
+const other = createTokenClient(options);
+// Deno.cron refuses a second job of one name: these would throw if registered twice.
+await registerRefreshCron(handler);
+await registerRefreshCron(handler);
+await registerRefreshCron(sameIdentity);
+await registerRefreshCron(other, { name: "other client", schedule: "*/4 * * * *" });
+console.log("registered");
+`,
+    );
+    const { stdout, stderr } = await run(
+      [script],
+      {},
+      (out) =>
+        (out.match(/freshtoken cron: app at http:\/\/127\.0\.0\.1:\d+: refreshed/g) ?? []).length >=
+          2,
+    );
+    assert.match(stdout, /registered/, stderr);
+    const runs = stdout.match(/freshtoken cron: app at http:\/\/127\.0\.0\.1:\d+: refreshed/g) ??
+      [];
+    assert.equal(runs.length, 2, stdout + stderr);
+    assert.equal(server.stats.tokenRequests, 2);
+    // A handler on that KV with the same options reads the job's token: no request of its own.
+    const kv = await Deno.openKv(kvPath);
+    try {
+      const client = createTokenClient({
+        tokenUrl: server.tokenUrl,
+        clientId: "app",
+        clientSecret: SECRET,
+        scope: "read",
+        kv,
+      });
+      await client.getToken();
+      assert.equal(server.stats.tokenRequests, 2);
+    } finally {
+      kv.close();
+    }
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("registerRefreshCron refuses what is not a client, and a bad name", async () => {
+  const { registerRefreshCron, TokenError } = await import("../deno/mod.ts");
+  for (
+    const [client, options] of [
+      [{}, {}],
+      [
+        createTokenClient({
+          tokenUrl: "https://a.example/t",
+          clientId: "i",
+          clientSecret: "s-canary-secret",
+        }),
+        { name: "" },
+      ],
+    ] as const
+  ) {
+    await assert.rejects(
+      () => registerRefreshCron(client as never, options),
+      (e: unknown) => e instanceof TokenError && e.code === "config",
+    );
+  }
+});
