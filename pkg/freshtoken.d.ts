@@ -222,6 +222,12 @@ export enum Unauthorized {
 export function backoffIsPlausible(until: number, now: number): boolean;
 
 /**
+ * The one of `known` closest to `name` (ignoring case, `_` and `-`): the
+ * CLI's did-you-mean for a flag, by the rule that names options.
+ */
+export function closestName(name: string, known: string[]): string;
+
+/**
  * Every error code, and whether it is retryable by default: the one list.
  */
 export function errorCodes(): { code: string; retryable: boolean }[];

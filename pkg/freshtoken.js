@@ -6,5 +6,5 @@ import { __wbg_set_wasm } from "./freshtoken_bg.js";
 __wbg_set_wasm(wasm);
 wasm.__wbindgen_start();
 export {
-    Core, Decision, Unauthorized, backoffIsPlausible, errorCodes
+    Core, Decision, Unauthorized, backoffIsPlausible, closestName, errorCodes
 } from "./freshtoken_bg.js";

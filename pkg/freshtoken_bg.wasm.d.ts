@@ -4,6 +4,7 @@
 export const memory: WebAssembly.Memory;
 export const __wbg_core_free: (a: number, b: number) => void;
 export const backoffIsPlausible: (a: number, b: number) => number;
+export const closestName: (a: number, b: number, c: number, d: number) => [number, number];
 export const core_adopt: (a: number, b: number, c: number, d: any, e: number) => any;
 export const core_authorized: (a: number) => void;
 export const core_begin: (a: number, b: number, c: number, d: number) => [number, number];
@@ -34,5 +35,6 @@ export const __wbindgen_exn_store: (a: number) => void;
 export const __externref_table_alloc: () => number;
 export const __wbindgen_externrefs: WebAssembly.Table;
 export const __wbindgen_destroy_closure: (a: number, b: number) => void;
+export const __externref_drop_slice: (a: number, b: number) => void;
 export const __externref_table_dealloc: (a: number) => void;
 export const __wbindgen_start: () => void;

@@ -107,7 +107,10 @@ Deno.test("--github-env and --github-output append the token in the runner's syn
       assert.equal(exported.get("API_TOKEN"), odd);
       const outputs = parseRunnerFile(await Deno.readTextFile(files.GITHUB_OUTPUT));
       assert.equal(outputs.get("token"), odd);
-      assert.match(outputs.get("token_expires_at") ?? "", /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.match(
+        outputs.get("token_expires_at") ?? "",
+        /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/,
+      );
     });
     await withOddToken("canary-token-plain", async (env) => {
       const unset = await cli(["token", "--github-env", "API_TOKEN"], env);

@@ -144,7 +144,10 @@ Deno.test("the CLI's manners: --version, no command, an unknown flag, each with 
   assert.match(bare.stderr, /Usage:/);
 
   for (
-    const [given, meant] of [["--heder", "--header"], ["--client-secrt=x-canary", "--client-secret"], [
+    const [given, meant] of [["--heder", "--header"], [
+      "--client-secrt=x-canary",
+      "--client-secret",
+    ], [
       "--minvalid",
       "--min-valid",
     ]]
