@@ -7,7 +7,7 @@ import { sleep } from "./_internal.ts";
 import type { KvStore, Lease } from "./kv_store.ts";
 import type { Span } from "./_telemetry.ts";
 import type { Token } from "./token.ts";
-import { TokenError } from "./token_error.ts";
+import { TokenError, type TokenErrorCode } from "./token_error.ts";
 import type { TokenEvent } from "./types.ts";
 
 /** What the shared acquisition needs from its client. */
@@ -28,6 +28,8 @@ export interface SharedAcquisition {
   /** Until when to hold every isolate back after `error`. */
   backoffUntil(now: number, error: CoreError): number;
   emit(event: TokenEvent): void;
+  /** An error of the client's, formatted by its core. */
+  error(code: TokenErrorCode, description: string, retryAfterSeconds?: number): TokenError;
   /** A span for a wait, when telemetry is on. */
   wait(name: "freshtoken.lease_wait" | "freshtoken.backoff_wait"): Span | undefined;
 }
@@ -109,10 +111,10 @@ async function fetchAlone(a: SharedAcquisition): Promise<Token> {
 /** A shared back-off is in force: wait it out, or fail if that takes too long. */
 async function holdBack(a: SharedAcquisition, waitMs: number, giveUpAt: number): Promise<void> {
   if (a.serving() || performance.now() + waitMs > giveUpAt) {
-    throw new TokenError(
+    throw a.error(
       "rate_limited",
-      "rate_limited: token requests are held back after a 429 or outage seen by another isolate",
-      { retryAfterSeconds: Math.ceil(waitMs / 1000) },
+      "token requests are held back after a 429 or outage seen by another isolate",
+      Math.ceil(waitMs / 1000),
     );
   }
   const span = a.wait("freshtoken.backoff_wait");

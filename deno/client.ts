@@ -33,7 +33,7 @@ import { type AcquisitionReport, type Sample, type Telemetry, telemetry } from "
 import { KvStore } from "./kv_store.ts";
 import { kvId } from "./_identity.ts";
 import { Token } from "./token.ts";
-import { configError, fromCore, TokenError } from "./token_error.ts";
+import { configError, fromCore, TokenError, type TokenErrorCode } from "./token_error.ts";
 import type {
   GetTokenOptions,
   RefreshResult,
@@ -176,7 +176,7 @@ class FreshTokenClient implements TokenClient {
     // The call may wait once for a hold-back to end, within its deadline from here.
     let started: number | undefined = this.#mono();
     for (let acquisitions = 0;; acquisitions++) {
-      if (signal?.aborted) throw aborted();
+      if (signal?.aborted) throw this.#aborted();
       const now = this.#now();
       const mono = this.#mono();
       const decision = this.#core.decide(now, mono, minValidMs, started);
@@ -198,15 +198,14 @@ class FreshTokenClient implements TokenClient {
       }
       if (decision === Decision.Fail) throw fromCore(this.#core.refusal(now, mono, minValidMs));
       if (acquisitions === MAX_ACQUISITIONS_PER_CALL) {
-        throw new TokenError(
+        throw this.#error(
           "invalid_response",
-          `invalid_response: no token valid for minValidSeconds (${minValidSeconds}) ` +
-            `after ${acquisitions} acquisitions`,
+          `no token valid for minValidSeconds (${minValidSeconds}) after ${acquisitions} acquisitions`,
         );
       }
       // Fetch or join: either way, wait for the acquisition in flight.
       const shared = this.#acquire(false, false);
-      await (signal === undefined ? shared : unlessAborted(shared, signal, aborted));
+      await (signal === undefined ? shared : unlessAborted(shared, signal, () => this.#aborted()));
     }
   }
 
@@ -372,6 +371,8 @@ class FreshTokenClient implements TokenClient {
       waitMs: this.#core.maxLeaseMs,
       backoffUntil: (now, error) => this.#core.sharedBackoffUntil(now, error),
       emit: (event) => this.#emit(event),
+      error: (code, description, retryAfterSeconds) =>
+        this.#error(code, description, retryAfterSeconds),
       wait: (name) => this.#telemetry?.wait(name),
     });
   }
@@ -452,6 +453,15 @@ class FreshTokenClient implements TokenClient {
       // The core holds further refreshes back; callers keep the current token.
       this.#telemetry?.backgroundFailure(this.#attributes, error.code);
     });
+  }
+
+  /** An error of this client's, its message formatted by the core like every other. */
+  #error(code: TokenErrorCode, description: string, retryAfterSeconds?: number): TokenError {
+    return fromCore(this.#core.error(code, description, retryAfterSeconds));
+  }
+
+  #aborted(): TokenError {
+    return this.#error("aborted", "the caller stopped waiting for a token");
   }
 
   #emit(event: TokenEvent): void {
@@ -544,8 +554,4 @@ function parseUrl(name: string, value: string): string {
   } catch {
     throw configError(`${name} is not a valid absolute URL`);
   }
-}
-
-function aborted(): TokenError {
-  return new TokenError("aborted", "aborted: the caller stopped waiting for a token");
 }

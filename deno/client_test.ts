@@ -333,3 +333,23 @@ Deno.test("logging a token, a client or an error never shows the token or the se
     assert.equal(token.accessToken.length > 0, true);
   });
 });
+
+Deno.test("every error says where: the endpoint's origin (never its path or query) and the client id", async () => {
+  const client = createTokenClient({
+    tokenUrl: "https://login.example.com:8443/oauth/token?tenant=t1",
+    clientId: "7f3c-where",
+    clientSecret: SECRET,
+    fetch: () => Promise.resolve(new Response('{"error":"invalid_client"}', { status: 401 })),
+  });
+  const where = "from https://login.example.com:8443 for client 7f3c-where: ";
+  const failed = await client.getToken().catch((e: TokenError) => e);
+  assert.ok(failed instanceof TokenError);
+  assert.ok(failed.message.startsWith(`invalid_client (HTTP 401) ${where}`), failed.message);
+  assert.ok(!failed.message.includes("oauth/token") && !failed.message.includes("tenant"));
+  assert.ok(client.status().lastError?.message.includes(where), "status().lastError");
+  const controller = new AbortController();
+  controller.abort();
+  const aborted = await client.getToken({ signal: controller.signal }).catch((e: TokenError) => e);
+  assert.ok(aborted instanceof TokenError && aborted.code === "aborted");
+  assert.ok(aborted.message.startsWith(`aborted ${where}`), aborted.message);
+});

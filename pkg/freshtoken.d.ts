@@ -103,6 +103,12 @@ export class Core {
      */
     due(now: number, mono: number, ahead_ms: number): boolean;
     /**
+     * An error the wrapper raises for this client (an aborted wait, a
+     * shared back-off), formatted like every other: `code` is one of the
+     * error codes (else `network`), and the message names the endpoint and id.
+     */
+    error(code: string, description: string, retry_after_seconds?: number | null): CoreError;
+    /**
      * Requests a token, retrying per the policy, and caches it. Resolves
      * to the token; rejects with a `CoreError`. Does not end the
      * acquisition: `finish` does.

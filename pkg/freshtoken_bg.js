@@ -72,6 +72,31 @@ export class Core {
         return ret !== 0;
     }
     /**
+     * An error the wrapper raises for this client (an aborted wait, a
+     * shared back-off), formatted like every other: `code` is one of the
+     * error codes (else `network`), and the message names the endpoint and id.
+     * @param {string} code
+     * @param {string} description
+     * @param {number | null} [retry_after_seconds]
+     * @returns {CoreError}
+     */
+    error(code, description, retry_after_seconds) {
+        const val3 = +(isLikeNone(retry_after_seconds) ? 0 : retry_after_seconds);
+        let ptr0, len0, ptr1, len1;
+        try {
+            ptr0 = passStringToWasm0(code, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passStringToWasm0(description, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len1 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.core_error(this.__wbg_ptr, ptr0, len0, ptr1, len1, !isLikeNone(retry_after_seconds), val3);
+        return ret;
+    }
+    /**
      * Requests a token, retrying per the policy, and caches it. Resolves
      * to the token; rejects with a `CoreError`. Does not end the
      * acquisition: `finish` does.

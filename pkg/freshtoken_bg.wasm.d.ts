@@ -10,6 +10,7 @@ export const core_authorized: (a: number) => void;
 export const core_begin: (a: number, b: number, c: number, d: number) => [number, number];
 export const core_decide: (a: number, b: number, c: number, d: number, e: number, f: number) => number;
 export const core_due: (a: number, b: number, c: number, d: number) => number;
+export const core_error: (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => any;
 export const core_fetch: (a: number, b: any) => any;
 export const core_finish: (a: number, b: number, c: number, d: any) => void;
 export const core_holdMs: (a: number, b: number, c: number) => number;

@@ -2,7 +2,7 @@
 //! Every problem is a `config` error that names the option, never its value.
 
 use crate::assertion::{is_thumbprint, pem, Algorithm};
-use crate::error::TokenError;
+use crate::error::{Source, TokenError};
 use crate::options::{Number, Options, Text, Texts};
 use crate::response::MAX_LIFETIME_SECONDS;
 use crate::secret::ClientSecret;
@@ -147,6 +147,21 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where this client's errors come from: the token endpoint's origin
+    /// (never its path or query, which may carry more than it should) and
+    /// the client id.
+    pub fn source(&self) -> Source {
+        let url = &self.identity.token_url;
+        let scheme_end = url.find("://").map_or(0, |at| at + 3);
+        let origin_end = url[scheme_end..]
+            .find(['/', '?', '#'])
+            .map_or(url.len(), |at| scheme_end + at);
+        Source {
+            origin: url[..origin_end].to_owned(),
+            client_id: self.identity.client_id.clone(),
+        }
+    }
+
     /// What names this client's token in KV.
     pub fn kv_identity(&self) -> KvIdentity<'_> {
         let Identity {
@@ -717,6 +732,26 @@ pub(crate) mod tests {
         let c = config(json!({ "clientSecret": "canary-secret-value" })).unwrap();
         let text = serde_json::to_string(&c.kv_identity()).unwrap();
         assert!(!text.contains("canary"), "{text}");
+    }
+
+    #[test]
+    fn errors_name_the_endpoints_origin_and_the_client_never_the_path_or_query() {
+        let c = config(serde_json::json!({
+            "tokenUrl": "https://login.mypurecloud.ie:8443/oauth/token?tenant=x",
+            "clientId": "7f3c-app",
+        }))
+        .unwrap();
+        let e = TokenError::new(
+            crate::error::ErrorCode::InvalidClient,
+            "client authentication failed",
+        )
+        .with_status(401)
+        .from_source(&c.source());
+        assert_eq!(
+            e.message(),
+            "invalid_client (HTTP 401) from https://login.mypurecloud.ie:8443 for client 7f3c-app: \
+             client authentication failed"
+        );
     }
 
     #[test]

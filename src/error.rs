@@ -122,6 +122,18 @@ pub struct TokenError {
     pub description: Option<String>,
     /// How long to wait before asking again (`Retry-After`, or the hold-back left), in seconds.
     pub retry_after_seconds: Option<f64>,
+    /// Which endpoint and client it is about, once the error leaves a client's core.
+    #[serde(skip)]
+    pub source: Option<Box<Source>>,
+}
+
+/// Where an error comes from, for its message: neither is secret.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Source {
+    /// The token endpoint's origin: scheme, host and port, never its path or query.
+    pub origin: String,
+    /// The client id, in full.
+    pub client_id: String,
 }
 
 impl Serialize for TokenError {
@@ -152,7 +164,14 @@ impl TokenError {
             retryable: code.retryable(),
             description: Some(description.into()),
             retry_after_seconds: None,
+            source: None,
         }
+    }
+
+    /// The same error, saying which endpoint and client it is about.
+    pub fn from_source(mut self, source: &Source) -> Self {
+        self.source = Some(Box::new(source.clone()));
+        self
     }
 
     /// A `"config"` error: the options are wrong.
@@ -189,11 +208,16 @@ impl TokenError {
         }
     }
 
-    /// The error message: code, status and description, never a secret.
+    /// The error message, formatted here alone: code, status, endpoint and
+    /// client, description (`invalid_client (HTTP 401) from
+    /// https://login.mypurecloud.ie for client 7f3c…: …`); never a secret.
     pub fn message(&self) -> String {
         let mut text = String::from(self.code.as_str());
         if let Some(status) = self.status {
             text += &format!(" (HTTP {status})");
+        }
+        if let Some(source) = &self.source {
+            text += &format!(" from {} for client {}", source.origin, source.client_id);
         }
         if let Some(description) = &self.description {
             text += ": ";

@@ -245,7 +245,8 @@ impl Core {
     /// Why `decide` answered `Fail`.
     #[wasm_bindgen(unchecked_return_type = "CoreError")]
     pub fn refusal(&self, now: f64, mono: f64, min_valid_ms: f64) -> JsValue {
-        report(&self.state().refusal(at(now, mono), min_valid_ms))
+        let error = self.state().refusal(at(now, mono), min_valid_ms);
+        self.report(error)
     }
 
     /// Until when (wall clock) `decide` keeps answering `Serve` to callers
@@ -258,9 +259,8 @@ impl Core {
     /// An acquisition starts; throws a `CoreError` while token requests
     /// are held back after failures.
     pub fn begin(&self, now: f64, mono: f64, background: bool) -> Result<(), JsValue> {
-        self.state()
-            .begin(at(now, mono), background)
-            .map_err(|e| report(&e))
+        let begun = self.state().begin(at(now, mono), background);
+        begun.map_err(|e| self.report(e))
     }
 
     /// Requests a token, retrying per the policy, and caches it. Resolves
@@ -273,7 +273,7 @@ impl Core {
             acquire(&inner, &host)
                 .await
                 .map(|record| to_js(&record))
-                .map_err(|error| report(&error))
+                .map_err(|error| report(&error.from_source(&inner.borrow().config.source())))
         })
     }
 
@@ -342,7 +342,10 @@ impl Core {
     /// What `status()` reports.
     #[wasm_bindgen(unchecked_return_type = "CoreStatus")]
     pub fn status(&self, now: f64, mono: f64) -> JsValue {
-        to_js(&self.state().status(at(now, mono)))
+        let mut status = self.state().status(at(now, mono));
+        let source = self.inner.borrow().config.source();
+        status.last_error = status.last_error.map(|e| e.from_source(&source));
+        to_js(&status)
     }
 
     /// Whether a lease deadline read from KV could be one this client writes.
@@ -365,6 +368,28 @@ impl Core {
             .and_then(|e| e.retry_after_seconds);
         let wait = crate::schedule::hold_back_ms(1, retry_after, Math::random(), None);
         shared::shared_backoff_until(now, wait)
+    }
+
+    /// An error the wrapper raises for this client (an aborted wait, a
+    /// shared back-off), formatted like every other: `code` is one of the
+    /// error codes (else `network`), and the message names the endpoint and id.
+    #[wasm_bindgen(unchecked_return_type = "CoreError")]
+    pub fn error(
+        &self,
+        code: &str,
+        description: &str,
+        retry_after_seconds: Option<f64>,
+    ) -> JsValue {
+        let code =
+            serde_wasm_bindgen::from_value(JsValue::from_str(code)).unwrap_or(ErrorCode::Network);
+        let mut error = TokenError::new(code, description);
+        error.retry_after_seconds = retry_after_seconds;
+        self.report(error)
+    }
+
+    /// `error` as JavaScript gets it, naming this client's endpoint and id.
+    fn report(&self, error: TokenError) -> JsValue {
+        report(&error.from_source(&self.inner.borrow().config.source()))
     }
 
     fn state(&self) -> std::cell::RefMut<'_, TokenState> {

@@ -105,7 +105,14 @@ Deno.test("exit codes tell configuration, credentials and transient failures apa
     const wrong = await cli(["token"], { ...env, FRESHTOKEN_CLIENT_SECRET: "wrong-canary-secret" });
     assert.equal(wrong.code, 3);
     assert.equal(wrong.stdout, "");
-    assert.match(wrong.stderr, /^freshtoken: invalid_client \(HTTP 401\)/);
+    // The message says where: the token endpoint's origin (never its path) and the client id.
+    const origin = new URL(env.FRESHTOKEN_TOKEN_URL).origin;
+    assert.ok(
+      wrong.stderr.startsWith(
+        `freshtoken: invalid_client (HTTP 401) from ${origin} for client ${APP.client_id}: `,
+      ),
+      wrong.stderr,
+    );
     assert.ok(!wrong.stderr.includes("wrong-canary-secret"));
 
     const none = await cli(["token"]);
@@ -120,7 +127,10 @@ Deno.test("exit codes tell configuration, credentials and transient failures apa
       env,
     );
     assert.equal(down.code, 4);
-    assert.match(down.stderr, /^freshtoken: network: .*retry later/);
+    assert.match(
+      down.stderr,
+      /^freshtoken: network from http:\/\/127\.0\.0\.1:9 for client [^:]+: .*retry later/,
+    );
   });
 });
 
