@@ -10,8 +10,19 @@ export const LOAD_SHARED: unique symbol = Symbol("freshtoken.loadShared");
 /** `client[KV_ID]()` is the KV id of the client's token (tests poison it). */
 export const KV_ID: unique symbol = Symbol("freshtoken.kvId");
 
-/** `client[LIFETIME]()` is how long the server's tokens live, once one is held (the CLI's default). */
-export const LIFETIME: unique symbol = Symbol("freshtoken.lifetime");
+/**
+ * `client[HELD]()` is the schedule of the token held, if any: how long the
+ * server's tokens live (the CLI's default `--min-valid`), when it is
+ * refreshed and until when it is served (the token files `exec` and `agent` keep).
+ */
+export const HELD: unique symbol = Symbol("freshtoken.held");
+
+/** What `client[HELD]()` answers. */
+export interface Held {
+  lifetimeSeconds: number;
+  refreshAt: number;
+  usableUntil: number;
+}
 
 /** `client[DESCRIBE]()` names the client in logs: its client id and token endpoint's origin. */
 export const DESCRIBE: unique symbol = Symbol("freshtoken.describe");

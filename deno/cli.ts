@@ -12,7 +12,8 @@
 
 import { genesysFromEnv, keyOptions, optionsFromEnv } from "./_env.ts";
 import { addMask, inGitHubActions, variableEntry } from "./_github.ts";
-import { LIFETIME, LOAD_SHARED } from "./_internal.ts";
+import { HELD, type Held, LOAD_SHARED } from "./_internal.ts";
+import { keepFresh, type TokenFiles, writeTokenFiles } from "./_token_files.ts";
 import { createTokenClient } from "./client.ts";
 import { closestName } from "../pkg/freshtoken.js";
 import meta from "../deno.json" with { type: "json" };
@@ -39,8 +40,8 @@ export const EXIT = {
   invalidResponse: 5,
 } as const;
 
-type Command = "token" | "status" | "exec";
-const COMMANDS: readonly Command[] = ["token", "status", "exec"];
+type Command = "token" | "status" | "exec" | "agent";
+const COMMANDS: readonly Command[] = ["token", "status", "exec", "agent"];
 
 /**
  * One flag. The table of them drives parsing, `--help`, the environment
@@ -88,6 +89,18 @@ const FLAGS: readonly Flag[] = [
     value: "NAME",
     commands: ["exec"],
     help: "pass this credential variable on to the command all the same (repeatable)",
+  },
+  {
+    name: "--sink",
+    value: "PATH",
+    commands: ["agent"],
+    help: "the file the agent keeps the bare token in (0600, rewritten before each expiry)",
+  },
+  {
+    name: "--header-sink",
+    value: "PATH",
+    commands: ["agent"],
+    help: "the file the agent keeps an `Authorization: Bearer …` line in (curl -H @PATH)",
   },
   {
     name: "--min-valid",
@@ -153,15 +166,23 @@ Usage:
   freshtoken token --github-env NAME [options]         export it to later GitHub Actions steps
   freshtoken exec [--env NAME] [options] -- CMD [ARG…]  run CMD with a token in its environment
   freshtoken status [--json] [options]                 what is cached; exits 1 without a token
+  freshtoken agent --sink PATH [--header-sink PATH] [options]
+                                                       keep token files fresh until SIGTERM
   freshtoken --help | --version
 
 In GitHub Actions (GITHUB_ACTIONS=true) every token printed or exported is first masked in the
 log (::add-mask:: on stderr), in each form printed. Outside it nothing extra is printed.
 
-"exec" runs CMD with the token in one variable, never on a command line. CMD gets none of the
+"exec" runs CMD with the token in one variable, never on a command line, and in two files kept
+fresh while CMD runs: $FRESHTOKEN_TOKEN_FILE (the token) and $FRESHTOKEN_HEADER_FILE (a header
+line, for curl -H @"$FRESHTOKEN_HEADER_FILE"). CMD gets none of the
 credentials freshtoken used (client secret, private key, KV encryption key, the remote KV's
 access token) unless --pass-env names one. Its exit code is CMD's; SIGINT, SIGTERM, SIGHUP and
-SIGQUIT are passed on to CMD. Needs --allow-run.
+SIGQUIT are passed on to CMD. Needs --allow-run and --allow-write.
+
+"agent" keeps the sink files holding a usable token (rewritten in each token's refresh window,
+emptied if none can be had) until SIGTERM, SIGINT or SIGHUP, then removes them and exits 0; it
+logs on stderr and prints nothing. With --kv it shares the token with every process on that store.
 
 ${flagHelp()}
 
@@ -572,6 +593,94 @@ async function exec(command: string[], env: Record<string, string>): Promise<num
   }
 }
 
+/**
+ * `agent`: the sink files kept fresh until SIGTERM, SIGINT or SIGHUP, then
+ * removed; exit 0. Refuses a sink that is a symbolic link, or that another
+ * running agent holds (a lock file beside it).
+ */
+async function agent(
+  client: TokenClient,
+  invocation: Invocation,
+  err: (text: string) => void,
+): Promise<number> {
+  const sinks: TokenFiles = {
+    token: invocation.values.get("--sink"),
+    header: invocation.values.get("--header-sink"),
+  };
+  if (sinks.token === undefined && sinks.header === undefined) {
+    throw configError("agent needs --sink PATH (and/or --header-sink PATH)");
+  }
+  if (sinks.token !== undefined && sinks.token === sinks.header) {
+    throw configError("--sink and --header-sink must be two files");
+  }
+  const log = (line: string) => err(`freshtoken agent: ${line}\n`);
+  /** The sinks whose lock this agent took, and their locks: removed at the end. */
+  const owned: string[] = [];
+  const stop = new AbortController();
+  const listeners = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => {
+    const end = () => stop.abort();
+    try {
+      Deno.addSignalListener(signal, end);
+    } catch {
+      return () => {}; // Windows has no SIGHUP.
+    }
+    return () => Deno.removeSignalListener(signal, end);
+  });
+  try {
+    for (const [flag, path] of [["--sink", sinks.token], ["--header-sink", sinks.header]]) {
+      if (path !== undefined) owned.push(await lockSink(flag!, path), path);
+    }
+    const token = await client.getToken();
+    log(`token written; it expires ${new Date(token.expiresAt).toISOString()}`);
+    await keepFresh(client, sinks, token, stop.signal, { refreshed: log, failed: log });
+    log("stopped: the sink files are removed");
+    return EXIT.ok;
+  } finally {
+    for (const remove of listeners) remove();
+    for (const path of owned) await Deno.remove(path).catch(() => {});
+  }
+}
+
+/** Takes the lock beside a sink: refused for a symbolic link, or a lock a live agent holds. */
+async function lockSink(flag: string, path: string): Promise<string> {
+  const lock = `${path}.lock`;
+  for (const file of [path, lock]) {
+    if ((await Deno.lstat(file).catch(() => undefined))?.isSymlink) {
+      throw configError(`${flag} is a symbolic link: the agent writes only files of its own`);
+    }
+  }
+  try {
+    await Deno.writeTextFile(lock, `${Deno.pid}\n`, { createNew: true, mode: 0o600 });
+    return lock;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) {
+      throw error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
+        ? configError("agent writes its sink files: run with --allow-read and --allow-write")
+        : configError(`${flag} cannot be written beside (${(error as Error).name})`);
+    }
+  }
+  const holder = Number((await Deno.readTextFile(lock).catch(() => "")).trim());
+  if (running(holder)) {
+    throw configError(
+      `${flag} is held by another running agent (process ${holder}; see its lock file)`,
+    );
+  }
+  await Deno.writeTextFile(lock, `${Deno.pid}\n`, { mode: 0o600 }); // A stale lock: ours now.
+  return lock;
+}
+
+/** Whether process `pid` runs (Linux: /proc; elsewhere a lock is taken as held). */
+function running(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0 || pid === Deno.pid) return false;
+  if (Deno.build.os !== "linux") return true;
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** `exec`'s command could not be found: exit 127, as a shell does. */
 class CommandNotFound extends Error {}
 
@@ -602,6 +711,7 @@ export async function main(
     const kvPath = setting(invocation, io.env, "--kv");
     if (kvPath) kv = await openKv(kvPath);
     const client = createTokenClient({ ...options, kv });
+    if (invocation.command === "agent") return await agent(client, invocation, io.err);
     if (invocation.command === "status") {
       const json = invocation.switches.has("--json");
       await (client as unknown as Record<symbol, () => Promise<void>>)[LOAD_SHARED]();
@@ -640,8 +750,6 @@ export async function main(
       if (json !== token.accessToken && invocation.switches.has("--json")) io.err(addMask(json));
     }
     if (invocation.command === "exec") {
-      kv?.close();
-      kv = undefined;
       const used = { options, remoteKv: /^https?:/i.test(kvPath ?? "") };
       const env = childEnv(
         Deno.env.toObject(),
@@ -650,7 +758,26 @@ export async function main(
         token.accessToken,
         invocation.passEnv,
       );
-      return await exec(invocation.run, env);
+      // Token files kept fresh for as long as the command runs, in a folder of this run's own.
+      const dir = await Deno.makeTempDir({ prefix: "freshtoken-" });
+      const files = { token: `${dir}/token`, header: `${dir}/header` };
+      const stop = new AbortController();
+      try {
+        await writeTokenFiles(files, token);
+        env.FRESHTOKEN_TOKEN_FILE = files.token;
+        env.FRESHTOKEN_HEADER_FILE = files.header;
+        const fresh = keepFresh(client, files, token, stop.signal, {
+          failed: (line) => io.err(`freshtoken: ${line}\n`),
+        });
+        try {
+          return await exec(invocation.run, env);
+        } finally {
+          stop.abort();
+          await fresh;
+        }
+      } finally {
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      }
     }
     if (targets.length > 0) {
       for (const { flag, name, path } of targets) {
@@ -713,7 +840,7 @@ const DEFAULT_MIN_VALID_SECONDS = 60;
  */
 async function validToken(client: TokenClient, minValid: number | undefined): Promise<Token> {
   const token = await client.getToken();
-  const lifetime = (client as unknown as Record<symbol, () => number>)[LIFETIME]();
+  const lifetime = held(client)?.lifetimeSeconds ?? 0;
   if (minValid !== undefined && minValid >= lifetime) {
     throw configError(
       `--min-valid ${minValid} cannot be met: the token endpoint grants tokens valid for ${
@@ -723,6 +850,11 @@ async function validToken(client: TokenClient, minValid: number | undefined): Pr
   }
   const want = minValid ?? Math.min(DEFAULT_MIN_VALID_SECONDS, lifetime / 2);
   return want > 0 ? await client.getToken({ minValidSeconds: want }) : token;
+}
+
+/** The schedule of the token `client` holds. */
+function held(client: TokenClient): Held | undefined {
+  return (client as unknown as Record<symbol, () => Held | undefined>)[HELD]();
 }
 
 function iso(ms: number): string {

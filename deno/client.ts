@@ -18,8 +18,9 @@ import {
 import { decodeKey } from "./_cipher.ts";
 import {
   DESCRIBE,
+  HELD,
+  type Held,
   KV_ID,
-  LIFETIME,
   LOAD_SHARED,
   REFRESH_IF_DUE,
   SAMPLE,
@@ -293,9 +294,14 @@ class FreshTokenClient implements TokenClient {
     return `${clientId} at ${new URL(tokenUrl).origin}`;
   }
 
-  /** How long the server's tokens live, once one is held: `expires_in` of the newest. */
-  [LIFETIME](): number | undefined {
-    return this.#core.status(this.#now(), this.#mono()).lifetimeSeconds;
+  /** The schedule of the token held, if one is usable. */
+  [HELD](): Held | undefined {
+    const { hasToken, lifetimeSeconds, refreshAt, usableUntil } = this.#core.status(
+      this.#now(),
+      this.#mono(),
+    );
+    if (!hasToken || lifetimeSeconds === undefined) return undefined;
+    return { lifetimeSeconds, refreshAt: refreshAt!, usableUntil: usableUntil! };
   }
 
   /** What telemetry reports of this client when it collects metrics. */

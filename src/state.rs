@@ -61,6 +61,9 @@ pub struct Status {
     /// How long the server's tokens live: the cached token's `expires_in`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifetime_seconds: Option<f64>,
+    /// Until when the cached token is served, epoch ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usable_until: Option<f64>,
     /// Token requests made (acquisitions; retries inside one count once).
     pub fetches: u32,
     /// Why the last acquisition failed, while no other has succeeded since.
@@ -408,6 +411,7 @@ impl TokenState {
         let schedule = self.held.as_ref().map(|h| h.schedule);
         Status {
             lifetime_seconds: self.held.as_ref().map(|h| h.lifetime_seconds),
+            usable_until: schedule.map(|s| s.usable_until),
             has_token: schedule.is_some_and(|s| t < s.usable_until),
             expires_at: schedule.map(|s| s.expires_at),
             refresh_at: schedule.map(|s| s.refresh_at),

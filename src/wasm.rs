@@ -81,6 +81,7 @@ export interface CoreStatus {
   expiresAt?: number;
   refreshAt?: number;
   lifetimeSeconds?: number;
+  usableUntil?: number;
   fetches: number;
   lastError?: CoreError;
 }
