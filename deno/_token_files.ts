@@ -48,7 +48,8 @@ async function writeAtomically(path: string, text: string): Promise<void> {
 }
 
 /**
- * Keeps `files` holding `token`, then each token `client` refreshes, until
+ * Keeps `files`, which hold the token `client` holds (see
+ * {@linkcode writeTokenFiles}), holding each token it refreshes, until
  * `signal` aborts: each refresh happens in the token's refresh window; a
  * failed one is tried again (1 s doubling to a minute, or the server's
  * `Retry-After`), and once the token in the files stops being usable they
@@ -58,14 +59,12 @@ async function writeAtomically(path: string, text: string): Promise<void> {
 export async function keepFresh(
   client: TokenClient,
   files: TokenFiles,
-  token: Token,
   signal: AbortSignal,
   log: { refreshed?: Log; failed: Log },
 ): Promise<void> {
   let inFiles: Held | undefined = held(client);
   let failures = 0;
   let emptied = false;
-  await writeTokenFiles(files, token);
   while (!signal.aborted) {
     const now = Date.now();
     const retryAt = now + Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** Math.max(0, failures - 1));

@@ -616,6 +616,7 @@ async function agent(
   const log = (line: string) => err(`freshtoken agent: ${line}\n`);
   /** The sinks whose lock this agent took, and their locks: removed at the end. */
   const owned: string[] = [];
+  const locks: Deno.FsFile[] = [];
   const stop = new AbortController();
   const listeners = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => {
     const end = () => stop.abort();
@@ -628,58 +629,55 @@ async function agent(
   });
   try {
     for (const [flag, path] of [["--sink", sinks.token], ["--header-sink", sinks.header]]) {
-      if (path !== undefined) owned.push(await lockSink(flag!, path), path);
+      if (path === undefined) continue;
+      locks.push(await lockSink(flag!, path));
+      owned.push(path, `${path}.lock`);
     }
     const token = await client.getToken();
+    await writeTokenFiles(sinks, token);
     log(`token written; it expires ${new Date(token.expiresAt).toISOString()}`);
-    await keepFresh(client, sinks, token, stop.signal, { refreshed: log, failed: log });
+    await keepFresh(client, sinks, stop.signal, { refreshed: log, failed: log });
     log("stopped: the sink files are removed");
     return EXIT.ok;
   } finally {
     for (const remove of listeners) remove();
     for (const path of owned) await Deno.remove(path).catch(() => {});
+    for (const lock of locks) lock.close();
   }
 }
 
-/** Takes the lock beside a sink: refused for a symbolic link, or a lock a live agent holds. */
-async function lockSink(flag: string, path: string): Promise<string> {
+/**
+ * Takes the lock beside a sink: refused for a symbolic link, or while
+ * another running agent holds it. The lock is an advisory file lock, which
+ * the system lets go of when its process ends, however it ends: a crashed
+ * agent leaves no lock behind.
+ */
+async function lockSink(flag: string, path: string): Promise<Deno.FsFile> {
   const lock = `${path}.lock`;
   for (const file of [path, lock]) {
     if ((await Deno.lstat(file).catch(() => undefined))?.isSymlink) {
       throw configError(`${flag} is a symbolic link: the agent writes only files of its own`);
     }
   }
+  let file: Deno.FsFile;
   try {
-    await Deno.writeTextFile(lock, `${Deno.pid}\n`, { createNew: true, mode: 0o600 });
-    return lock;
+    file = await Deno.open(lock, { read: true, write: true, create: true, mode: 0o600 });
   } catch (error) {
-    if (!(error instanceof Deno.errors.AlreadyExists)) {
-      throw error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
-        ? configError("agent writes its sink files: run with --allow-read and --allow-write")
-        : configError(`${flag} cannot be written beside (${(error as Error).name})`);
-    }
+    throw error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
+      ? configError("agent writes its sink files: run with --allow-read and --allow-write")
+      : configError(`${flag} cannot be written beside (${(error as Error).name})`);
   }
-  const holder = Number((await Deno.readTextFile(lock).catch(() => "")).trim());
-  if (running(holder)) {
-    throw configError(
-      `${flag} is held by another running agent (process ${holder}; see its lock file)`,
-    );
-  }
-  await Deno.writeTextFile(lock, `${Deno.pid}\n`, { mode: 0o600 }); // A stale lock: ours now.
-  return lock;
+  // Deno has no try-lock: a lock not granted at once is another agent's.
+  const granted = await Promise.race([
+    file.lock(true).then(() => true),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), LOCK_WAIT_MS)),
+  ]);
+  if (!granted) throw configError(`${flag} is held by another running agent (see its .lock file)`);
+  return file;
 }
 
-/** Whether process `pid` runs (Linux: /proc; elsewhere a lock is taken as held). */
-function running(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0 || pid === Deno.pid) return false;
-  if (Deno.build.os !== "linux") return true;
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** How long a sink's lock may take to be granted before it counts as held. */
+const LOCK_WAIT_MS = 250;
 
 /** `exec`'s command could not be found: exit 127, as a shell does. */
 class CommandNotFound extends Error {}
@@ -766,7 +764,7 @@ export async function main(
         await writeTokenFiles(files, token);
         env.FRESHTOKEN_TOKEN_FILE = files.token;
         env.FRESHTOKEN_HEADER_FILE = files.header;
-        const fresh = keepFresh(client, files, token, stop.signal, {
+        const fresh = keepFresh(client, files, stop.signal, {
           failed: (line) => io.err(`freshtoken: ${line}\n`),
         });
         try {

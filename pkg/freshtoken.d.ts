@@ -54,6 +54,7 @@ export interface CoreStatus {
     expiresAt?: number;
     refreshAt?: number;
     lifetimeSeconds?: number;
+    usableUntil?: number;
     fetches: number;
     lastError?: CoreError;
 }

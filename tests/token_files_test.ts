@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { createTokenClient } from "../deno/mod.ts";
-import { keepFresh } from "../deno/_token_files.ts";
+import { keepFresh, writeTokenFiles } from "../deno/_token_files.ts";
 import { cliCommand, runCli } from "./_cli.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 
@@ -59,7 +59,10 @@ Deno.test("exec keeps token files fresh: a 9 s job against 4 s tokens gets a usa
     const { codes, mode, file } = JSON.parse(run.stdout);
     assert.deepEqual(codes, Array(9).fill(200), `every call with a usable token: ${codes}`);
     assert.equal(mode, 0o600);
-    assert.ok(server.stats.tokensIssued >= 3, `refreshed while the job ran: ${server.stats.tokensIssued}`);
+    assert.ok(
+      server.stats.tokensIssued >= 3,
+      `refreshed while the job ran: ${server.stats.tokensIssued}`,
+    );
     assert.ok(!(await Deno.stat(file).then(() => true, () => false)), "the files are removed");
   } finally {
     await server.close();
@@ -86,7 +89,8 @@ Deno.test("through an outage longer than the token the files are emptied, then f
     });
     const files = { token: `${dir}/token`, header: `${dir}/header` };
     const failures: string[] = [];
-    const fresh = keepFresh(client, files, await client.getToken(), stop.signal, {
+    await writeTokenFiles(files, await client.getToken());
+    const fresh = keepFresh(client, files, stop.signal, {
       failed: (line) => failures.push(line),
     });
     const read = () => Deno.readTextFileSync(files.token);
