@@ -178,7 +178,7 @@ fresh while CMD runs: $FRESHTOKEN_TOKEN_FILE (the token) and $FRESHTOKEN_HEADER_
 line, for curl -H @"$FRESHTOKEN_HEADER_FILE"). CMD gets none of the
 credentials freshtoken used (client secret, private key, KV encryption key, the remote KV's
 access token) unless --pass-env names one. Its exit code is CMD's; SIGINT, SIGTERM, SIGHUP and
-SIGQUIT are passed on to CMD. Needs --allow-run and --allow-write.
+SIGQUIT are passed on to CMD. Needs --allow-run, --allow-read and --allow-write.
 
 "agent" keeps the sink files holding a usable token (rewritten in each token's refresh window,
 emptied if none can be had) until SIGTERM, SIGINT or SIGHUP, then removes them and exits 0; it
@@ -679,6 +679,13 @@ async function lockSink(flag: string, path: string): Promise<Deno.FsFile> {
 /** How long a sink's lock may take to be granted before it counts as held. */
 const LOCK_WAIT_MS = 250;
 
+/** A token file that cannot be made for want of a permission: a `config` error saying which. */
+function filePermission(error: unknown): never {
+  throw error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
+    ? configError("exec keeps token files for its command: run with --allow-read and --allow-write")
+    : error;
+}
+
 /** `exec`'s command could not be found: exit 127, as a shell does. */
 class CommandNotFound extends Error {}
 
@@ -757,11 +764,11 @@ export async function main(
         invocation.passEnv,
       );
       // Token files kept fresh for as long as the command runs, in a folder of this run's own.
-      const dir = await Deno.makeTempDir({ prefix: "freshtoken-" });
+      const dir = await Deno.makeTempDir({ prefix: "freshtoken-" }).catch(filePermission);
       const files = { token: `${dir}/token`, header: `${dir}/header` };
       const stop = new AbortController();
       try {
-        await writeTokenFiles(files, token);
+        await writeTokenFiles(files, token).catch(filePermission);
         env.FRESHTOKEN_TOKEN_FILE = files.token;
         env.FRESHTOKEN_HEADER_FILE = files.header;
         const fresh = keepFresh(client, files, stop.signal, {

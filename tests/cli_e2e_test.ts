@@ -244,6 +244,12 @@ Deno.test("misuse gets exit 2 and the flag or path to fix, never a retryable or 
         ],
         [["token"], ["--allow-net", "--allow-read"], env, /--allow-env/],
         [["token"], ["--allow-env", "--allow-read"], env, /--allow-net/],
+        [
+          ["exec", "--", "true"],
+          ["--allow-net", "--allow-env", "--allow-run"],
+          env,
+          /--allow-write/,
+        ],
         [["token", "--region", "eu_west_1"], FLAGS, env, /choose one of --region and --token-url/],
         [
           ["token"],

@@ -41,7 +41,14 @@ async function thrown(fn: () => unknown): Promise<TokenError | Error | undefined
   return undefined;
 }
 
-const CLI_FLAGS = ["--unstable-kv", "--allow-net=127.0.0.1", "--allow-env", "--allow-run"];
+const CLI_FLAGS = [
+  "--unstable-kv",
+  "--allow-net=127.0.0.1",
+  "--allow-env",
+  "--allow-run",
+  "--allow-read",
+  "--allow-write",
+];
 
 /** The CLI run against a Genesys-like server issuing tokens of `lifetime` seconds. */
 async function cliAgainst(
@@ -149,7 +156,7 @@ export const ROUND3: HardeningCase[] = [
           ["--certificate", pem],
         ]
       ) {
-        for (const flags of [CLI_FLAGS, [...CLI_FLAGS, "--allow-read"]]) {
+        for (const flags of [CLI_FLAGS.filter((f) => f !== "--allow-read"), CLI_FLAGS]) {
           const args = flag === "--certificate"
             ? ["token", "--private-key", "/nonexistent/key.pem", flag, text]
             : ["token", flag, text];

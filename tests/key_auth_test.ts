@@ -500,7 +500,7 @@ Deno.test("CLI: --private-key FILE, FRESHTOKEN_PRIVATE_KEY as JWK or one-line PE
           FRESHTOKEN_CLIENT_ID: JWK_CLIENT.client_id,
           FRESHTOKEN_PRIVATE_KEY: JSON.stringify(rsaJwk),
         },
-        ["--allow-run"],
+        ["--allow-run", "--allow-read", "--allow-write"],
       );
       assert.equal(exec.code, 0, exec.stderr);
       const [key, length] = exec.stdout.trim().split("|");
