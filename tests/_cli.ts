@@ -4,6 +4,16 @@
 
 import assert from "node:assert/strict";
 
+/** Every permission the CLI's commands use, exec's and agent's included. */
+export const ALL_PERMISSIONS = [
+  "--unstable-kv",
+  "--allow-net=127.0.0.1",
+  "--allow-env",
+  "--allow-read",
+  "--allow-write",
+  "--allow-run",
+];
+
 /** deno/cli.ts, by path. */
 export const CLI = new URL("../deno/cli.ts", import.meta.url).pathname;
 

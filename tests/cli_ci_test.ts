@@ -2,18 +2,11 @@
 // Actions, exports through the runner's files, and exec.
 
 import assert from "node:assert/strict";
-import { cliCommand, runCli } from "./_cli.ts";
+import { ALL_PERMISSIONS, cliCommand, runCli } from "./_cli.ts";
 import { type OidcServer, type SecretClient, startOidcServer } from "./_oidc.ts";
 
 const APP: SecretClient = { client_id: "ci-app", client_secret: "ci-canary-secret-5" };
-const FLAGS = [
-  "--unstable-kv",
-  "--allow-net=127.0.0.1",
-  "--allow-env",
-  "--allow-read",
-  "--allow-write",
-  "--allow-run",
-];
+const FLAGS = ALL_PERMISSIONS;
 
 const command = (args: string[], env: Record<string, string>) => cliCommand(FLAGS, args, env);
 /** Runs the CLI; whatever happened, the secret is on neither stream. */

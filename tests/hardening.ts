@@ -14,6 +14,7 @@ import {
 import { backoffKey, leaseKey, tokenKey } from "../deno/kv_store.ts";
 import { KV_ID } from "../deno/_internal.ts";
 import { Token } from "../deno/token.ts";
+import { type Handler, serve, withKv } from "./_loopback.ts";
 import { startFaultServer } from "./servers/fault_server.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 import { ROUND3 } from "./hardening_round3.ts";
@@ -28,27 +29,6 @@ export interface HardeningCase {
   group: string;
   name: string;
   run(): Promise<Result>;
-}
-
-type Handler = (request: Request) => Response | Promise<Response>;
-
-/** A loopback HTTP server for the length of `fn`. */
-async function serve<T>(handler: Handler, fn: (origin: string) => Promise<T>): Promise<T> {
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, handler);
-  try {
-    return await fn(`http://127.0.0.1:${server.addr.port}`);
-  } finally {
-    await server.shutdown();
-  }
-}
-
-async function withKv<T>(fn: (kv: Deno.Kv) => Promise<T>): Promise<T> {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    return await fn(kv);
-  } finally {
-    kv.close();
-  }
 }
 
 async function failure(promise: Promise<unknown>): Promise<TokenError> {

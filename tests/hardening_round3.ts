@@ -6,30 +6,11 @@ import { createTokenClient, TokenError } from "../deno/mod.ts";
 import { KV_ID } from "../deno/_internal.ts";
 import { leaseKey } from "../deno/kv_store.ts";
 import type { TokenClientOptions } from "../deno/types.ts";
-import { cliCommand, runCli } from "./_cli.ts";
+import { ALL_PERMISSIONS, cliCommand, runCli } from "./_cli.ts";
 import { startDenoKv } from "./_processes.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 import type { HardeningCase } from "./hardening.ts";
-
-type Handler = (request: Request) => Response | Promise<Response>;
-
-async function serve<T>(handler: Handler, fn: (origin: string) => Promise<T>): Promise<T> {
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, handler);
-  try {
-    return await fn(`http://127.0.0.1:${server.addr.port}`);
-  } finally {
-    await server.shutdown();
-  }
-}
-
-async function withKv<T>(fn: (kv: Deno.Kv) => Promise<T>): Promise<T> {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    return await fn(kv);
-  } finally {
-    kv.close();
-  }
-}
+import { serve, withKv } from "./_loopback.ts";
 
 /** The error `fn` throws, or `undefined` when it throws none. */
 async function thrown(fn: () => unknown): Promise<TokenError | Error | undefined> {
@@ -41,14 +22,7 @@ async function thrown(fn: () => unknown): Promise<TokenError | Error | undefined
   return undefined;
 }
 
-const CLI_FLAGS = [
-  "--unstable-kv",
-  "--allow-net=127.0.0.1",
-  "--allow-env",
-  "--allow-run",
-  "--allow-read",
-  "--allow-write",
-];
+const CLI_FLAGS = ALL_PERMISSIONS;
 
 /** The CLI run against a Genesys-like server issuing tokens of `lifetime` seconds. */
 async function cliAgainst(

@@ -5,18 +5,11 @@
 import assert from "node:assert/strict";
 import { createTokenClient } from "../deno/mod.ts";
 import { keepFresh, writeTokenFiles } from "../deno/_token_files.ts";
-import { cliCommand, runCli } from "./_cli.ts";
+import { ALL_PERMISSIONS, cliCommand, runCli } from "./_cli.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 
 const SECRET = "files-canary-secret-1";
-const FLAGS = [
-  "--unstable-kv",
-  "--allow-net=127.0.0.1",
-  "--allow-env",
-  "--allow-read",
-  "--allow-write",
-  "--allow-run",
-];
+const FLAGS = ALL_PERMISSIONS;
 
 /** A child that calls the API once a second with the header file's line, and says what it got. */
 const CALLER = `

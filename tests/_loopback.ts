@@ -1,0 +1,28 @@
+// Loopback fixtures the hardening cases share: a server and a KV, each for
+// the length of one function.
+
+/** What answers a request. */
+export type Handler = (request: Request) => Response | Promise<Response>;
+
+/** A loopback HTTP server for the length of `fn`, which gets its origin. */
+export async function serve<T>(
+  handler: Handler,
+  fn: (origin: string) => Promise<T>,
+): Promise<T> {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, handler);
+  try {
+    return await fn(`http://127.0.0.1:${server.addr.port}`);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+/** An in-memory Deno KV for the length of `fn`. */
+export async function withKv<T>(fn: (kv: Deno.Kv) => Promise<T>): Promise<T> {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    return await fn(kv);
+  } finally {
+    kv.close();
+  }
+}
