@@ -7,7 +7,7 @@
 // the whole id is keyed by it too, so that a reader of the KV keys cannot
 // test guesses of the secret offline.
 
-import type { Identity } from "../pkg/freshtoken.js";
+import { type Identity, pemDer } from "../pkg/freshtoken.js";
 import { hex } from "./_cipher.ts";
 import type { TokenClientOptions } from "./types.ts";
 
@@ -80,7 +80,7 @@ const PKCS8_ALGORITHMS: (RsaHashedImportParams | EcKeyImportParams | Algorithm)[
 ];
 
 async function pemPublicJwk(pem: string): Promise<JsonWebKey | undefined> {
-  const der = pemBody(pem, "PRIVATE KEY");
+  const der = pemDer(pem, "PRIVATE KEY") as Uint8Array<ArrayBuffer> | undefined;
   if (der === undefined) return undefined;
   for (const algorithm of PKCS8_ALGORITHMS) {
     try {
@@ -95,19 +95,8 @@ async function pemPublicJwk(pem: string): Promise<JsonWebKey | undefined> {
 }
 
 async function pemThumbprint(pem: string): Promise<string> {
-  const der = pemBody(pem, "CERTIFICATE") ?? utf8.encode(pem);
+  const der = (pemDer(pem, "CERTIFICATE") ?? utf8.encode(pem)) as Uint8Array<ArrayBuffer>;
   return hex(await crypto.subtle.digest("SHA-256", der));
-}
-
-/** The DER bytes of the first PEM block labelled `label`. */
-function pemBody(pem: string, label: string): Uint8Array<ArrayBuffer> | undefined {
-  const match = new RegExp(`-----BEGIN ${label}-----([^-]*)-----END ${label}-----`).exec(pem);
-  if (match === null) return undefined;
-  try {
-    return Uint8Array.from(atob(match[1].replace(/\s+/g, "")), (c) => c.charCodeAt(0));
-  } catch {
-    return undefined;
-  }
 }
 
 async function hmac(key: Uint8Array, data: Uint8Array): Promise<ArrayBuffer> {

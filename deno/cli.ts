@@ -206,7 +206,7 @@ Examples:
 /** The options part of --help, from the table. */
 function flagHelp(): string {
   const groups: [string, (f: Flag) => boolean][] = [
-    ["Options of token, exec and status", (f) => f.commands !== undefined],
+    ["Command options (the commands that take each in brackets)", (f) => f.commands !== undefined],
     [
       "Client options (each falls back to the variable shown)",
       (f) => f.commands === undefined && !["--help", "--version"].includes(f.name),
@@ -415,11 +415,11 @@ function readText(flag: string, path: string): string {
     if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
       throw configError(`${flag} names a file to read: run with --allow-read`);
     }
-    const variable = flag === "--private-key" ? "FRESHTOKEN_PRIVATE_KEY" : "FRESHTOKEN_CERTIFICATE";
+    const variable = FLAG_BY_NAME.get(flag)?.env; // The variable takes the text itself.
     const keyText = /-----BEGIN |^\s*\{/.test(path);
     throw configError(
       `${flag} takes the name of a readable file, and this is not one (${(error as Error).name})${
-        keyText ? `; the key's text itself belongs in ${variable}` : ""
+        keyText && variable ? `; the key's text itself belongs in ${variable}` : ""
       }`,
     );
   }
@@ -570,27 +570,36 @@ async function exec(command: string[], env: Record<string, string>): Promise<num
     if (error instanceof Deno.errors.NotFound) throw new CommandNotFound();
     throw error;
   }
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"];
-  const forward = signals.map((signal) => {
-    const pass = () => {
-      try {
-        child.kill(signal);
-      } catch {
-        // It has ended already.
-      }
-    };
+  const forwarding = onSignals(["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"], (signal) => {
     try {
-      Deno.addSignalListener(signal, pass);
+      child.kill(signal);
     } catch {
-      return () => {}; // Windows has no SIGHUP or SIGQUIT.
+      // It has ended already.
     }
-    return () => Deno.removeSignalListener(signal, pass);
   });
   try {
     return (await child.status).code;
   } finally {
-    for (const remove of forward) remove();
+    forwarding();
   }
+}
+
+/**
+ * Calls `handle` with each of `signals` this process gets, until the
+ * returned function is called. A signal the system lacks (Windows has no
+ * SIGHUP or SIGQUIT) is left out.
+ */
+function onSignals(signals: Deno.Signal[], handle: (signal: Deno.Signal) => void): () => void {
+  const removers = signals.map((signal) => {
+    const listener = () => handle(signal);
+    try {
+      Deno.addSignalListener(signal, listener);
+    } catch {
+      return () => {};
+    }
+    return () => Deno.removeSignalListener(signal, listener);
+  });
+  return () => removers.forEach((remove) => remove());
 }
 
 /**
@@ -618,15 +627,7 @@ async function agent(
   const owned: string[] = [];
   const locks: Deno.FsFile[] = [];
   const stop = new AbortController();
-  const listeners = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => {
-    const end = () => stop.abort();
-    try {
-      Deno.addSignalListener(signal, end);
-    } catch {
-      return () => {}; // Windows has no SIGHUP.
-    }
-    return () => Deno.removeSignalListener(signal, end);
-  });
+  const listening = onSignals(["SIGTERM", "SIGINT", "SIGHUP"], () => stop.abort());
   try {
     for (const [flag, path] of [["--sink", sinks.token], ["--header-sink", sinks.header]]) {
       if (path === undefined) continue;
@@ -640,7 +641,7 @@ async function agent(
     log("stopped: the sink files are removed");
     return EXIT.ok;
   } finally {
-    for (const remove of listeners) remove();
+    listening();
     for (const path of owned) await Deno.remove(path).catch(() => {});
     for (const lock of locks) lock.close();
   }

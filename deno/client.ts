@@ -290,8 +290,7 @@ class FreshTokenClient implements TokenClient {
 
   /** The client in a log line: its client id and token endpoint's origin, nothing secret. */
   [DESCRIBE](): string {
-    const { tokenUrl, clientId } = this.#core.identity;
-    return `${clientId} at ${new URL(tokenUrl).origin}`;
+    return `${this.#core.identity.clientId} at ${this.#core.origin}`;
   }
 
   /** The schedule of the token held, if one is usable. */

@@ -173,6 +173,10 @@ export class Core {
      * request timeout and a margin. A lease reaching further is corrupt.
      */
     readonly maxLeaseMs: number;
+    /**
+     * The token endpoint's origin, as error messages name it.
+     */
+    readonly origin: string;
 }
 
 /**
@@ -238,3 +242,9 @@ export function closestName(name: string, known: string[]): string;
  * Every error code, and whether it is retryable by default: the one list.
  */
 export function errorCodes(): { code: string; retryable: boolean }[];
+
+/**
+ * The DER bytes of the PEM block labelled `label` that `text` holds, by
+ * the decoder the signer and the configuration use; `undefined` if none.
+ */
+export function pemDer(text: string, label: string): Uint8Array | undefined;

@@ -183,6 +183,22 @@ export class Core {
         return this;
     }
     /**
+     * The token endpoint's origin, as error messages name it.
+     * @returns {string}
+     */
+    get origin() {
+        let deferred1_0;
+        let deferred1_1;
+        try {
+            const ret = wasm.core_origin(this.__wbg_ptr);
+            deferred1_0 = ret[0];
+            deferred1_1 = ret[1];
+            return getStringFromWasm0(ret[0], ret[1]);
+        } finally {
+            wasm.__wbindgen_free(deferred1_0, deferred1_1, 1);
+        }
+    }
+    /**
      * Why `decide` answered `Fail`.
      * @param {number} now
      * @param {number} mono
@@ -343,6 +359,34 @@ export function closestName(name, known) {
 export function errorCodes() {
     const ret = wasm.errorCodes();
     return ret;
+}
+
+/**
+ * The DER bytes of the PEM block labelled `label` that `text` holds, by
+ * the decoder the signer and the configuration use; `undefined` if none.
+ * @param {string} text
+ * @param {string} label
+ * @returns {Uint8Array | undefined}
+ */
+export function pemDer(text, label) {
+    let ptr0, len0, ptr1, len1;
+    try {
+        ptr0 = passStringToWasm0(text, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        len0 = WASM_VECTOR_LEN;
+        ptr1 = passStringToWasm0(label, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        len1 = WASM_VECTOR_LEN;
+    } catch (e) {
+        if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+        if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+        throw e;
+    }
+    const ret = wasm.pemDer(ptr0, len0, ptr1, len1);
+    let v3;
+    if (ret[0] !== 0) {
+        v3 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
+        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+    }
+    return v3;
 }
 export function __wbg_Error_208446807d0d1e30(arg0, arg1) {
     const ret = Error(getStringFromWasm0(arg0, arg1));

@@ -197,6 +197,12 @@ impl Core {
         })
     }
 
+    /// The token endpoint's origin, as error messages name it.
+    #[wasm_bindgen(getter)]
+    pub fn origin(&self) -> String {
+        self.inner.borrow().config.source().origin
+    }
+
     /// What names this client's token in KV (the wrapper adds a fingerprint of the credential).
     #[wasm_bindgen(getter, unchecked_return_type = "Identity")]
     pub fn identity(&self) -> JsValue {
@@ -402,6 +408,13 @@ impl Core {
 #[wasm_bindgen(js_name = backoffIsPlausible)]
 pub fn backoff_is_plausible(until: f64, now: f64) -> bool {
     shared::backoff_is_plausible(until, now)
+}
+
+/// The DER bytes of the PEM block labelled `label` that `text` holds, by
+/// the decoder the signer and the configuration use; `undefined` if none.
+#[wasm_bindgen(js_name = pemDer)]
+pub fn pem_der(text: &str, label: &str) -> Option<Vec<u8>> {
+    crate::assertion::pem(text, label)
 }
 
 /// The one of `known` closest to `name` (ignoring case, `_` and `-`): the
