@@ -36,13 +36,24 @@ async function run(
   }).spawn();
   const decoder = new TextDecoder();
   let stdout = "";
+  let stopped = false;
+  /** Once, and only while it runs: it may have ended on its own. */
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // It has ended already.
+    }
+  };
   const reading = (async () => {
     for await (const chunk of child.stdout) {
       stdout += decoder.decode(chunk, { stream: true });
-      if (done(stdout)) child.kill("SIGTERM");
+      if (done(stdout)) stop();
     }
   })();
-  const timer = setTimeout(() => child.kill("SIGTERM"), 20_000);
+  const timer = setTimeout(stop, 20_000);
   const [{ code }, stderr] = await Promise.all([
     child.status,
     new Response(child.stderr).text(),
