@@ -80,10 +80,12 @@ export function hex(buffer: ArrayBuffer): string {
   return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function base64(bytes: Uint8Array): string {
+/** Standard base64 of `bytes`. */
+export function base64(bytes: Uint8Array): string {
   return btoa(String.fromCharCode(...bytes));
 }
 
-function unbase64(text: string): Uint8Array<ArrayBuffer> {
+/** The bytes of standard base64 `text`; throws on anything else. */
+export function unbase64(text: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 }

@@ -33,8 +33,24 @@ export function genesysFromEnv(env: Env): (string | undefined)[] {
 }
 
 /**
+ * The token endpoint the environment names: `FRESHTOKEN_TOKEN_URL`, or
+ * `FRESHTOKEN_ISSUER` (whose metadata names it); both set is a `config` error.
+ */
+export function endpointFromEnv(
+  env: Env,
+): { tokenUrl: string } | { issuer: string } | undefined {
+  const tokenUrl = env("FRESHTOKEN_TOKEN_URL")?.trim() || undefined;
+  const issuer = env("FRESHTOKEN_ISSUER")?.trim() || undefined;
+  if (tokenUrl !== undefined && issuer !== undefined) {
+    throw configError("FRESHTOKEN_TOKEN_URL and FRESHTOKEN_ISSUER are both set: unset one");
+  }
+  if (issuer !== undefined) return { issuer };
+  return tokenUrl === undefined ? undefined : { tokenUrl };
+}
+
+/**
  * Every client the environment configures, in order of precedence:
- * - `FRESHTOKEN_TOKEN_URL`, `FRESHTOKEN_CLIENT_ID`, and `FRESHTOKEN_CLIENT_SECRET`
+ * - `FRESHTOKEN_TOKEN_URL` (or `FRESHTOKEN_ISSUER`), `FRESHTOKEN_CLIENT_ID`, and `FRESHTOKEN_CLIENT_SECRET`
  *   or `FRESHTOKEN_PRIVATE_KEY` (PEM or JWK text; then `private_key_jwt`,
  *   with `FRESHTOKEN_KEY_ID` and `FRESHTOKEN_CERTIFICATE` if set);
  *   optionally `FRESHTOKEN_SCOPE` (space-separated), `FRESHTOKEN_AUDIENCE`,
@@ -54,15 +70,18 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
     return values as string[];
   };
   const key = env("FRESHTOKEN_PRIVATE_KEY")?.trim() || undefined;
+  const endpoint = endpointFromEnv(env);
   const genericNames = [
-    "FRESHTOKEN_TOKEN_URL",
+    "FRESHTOKEN_TOKEN_URL (or FRESHTOKEN_ISSUER)",
     "FRESHTOKEN_CLIENT_ID",
     ...(key === undefined ? ["FRESHTOKEN_CLIENT_SECRET"] : []),
   ];
-  const generic = group(genericNames, genericNames.map((n) => env(n)?.trim() || undefined));
-  if (generic) {
-    const [tokenUrl, clientId] = generic;
-    const options: TokenClientOptions = { tokenUrl, clientId };
+  const generic = group(genericNames, [
+    endpoint && "set",
+    ...genericNames.slice(1).map((n) => env(n)?.trim() || undefined),
+  ]);
+  if (generic && endpoint) {
+    const options: TokenClientOptions = { ...endpoint, clientId: generic[1] };
     const secret = env("FRESHTOKEN_CLIENT_SECRET")?.trim();
     if (secret) options.clientSecret = secret;
     if (key !== undefined) {

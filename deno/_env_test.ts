@@ -115,3 +115,27 @@ Deno.test("optionsFromEnv() takes FRESHTOKEN_PRIVATE_KEY instead of the secret: 
     (e: unknown) => e instanceof TokenError && /FRESHTOKEN_CLIENT_SECRET/.test(e.message),
   );
 });
+
+Deno.test("optionsFromEnv() takes FRESHTOKEN_ISSUER instead of FRESHTOKEN_TOKEN_URL, not both", () => {
+  const base = { FRESHTOKEN_CLIENT_ID: "id", FRESHTOKEN_CLIENT_SECRET: "secret" };
+  assert.deepEqual(from({ ...base, FRESHTOKEN_ISSUER: " https://auth.example.com " }), [
+    { issuer: "https://auth.example.com", clientId: "id", clientSecret: "secret" },
+  ]);
+  assert.throws(
+    () =>
+      from({
+        ...base,
+        FRESHTOKEN_ISSUER: "https://auth.example.com",
+        FRESHTOKEN_TOKEN_URL: "https://auth.example.com/token",
+      }),
+    (e: unknown) =>
+      e instanceof TokenError && e.code === "config" &&
+      e.message.includes("FRESHTOKEN_TOKEN_URL and FRESHTOKEN_ISSUER are both set"),
+  );
+  assert.throws(
+    () => from(base),
+    (e: unknown) =>
+      e instanceof TokenError &&
+      e.message.includes("set FRESHTOKEN_TOKEN_URL (or FRESHTOKEN_ISSUER) too"),
+  );
+});

@@ -71,6 +71,30 @@ async function publicKeyThumbprint(key: unknown): Promise<string | undefined> {
   return hex(await crypto.subtle.digest("SHA-256", utf8.encode(canonical)));
 }
 
+/**
+ * The key that seals this client's copy of its issuer's metadata in KV: an
+ * HMAC key derived from the encryption key, else from the secret, so that
+ * another process sharing the KV cannot plant a token endpoint that would
+ * receive the credential. `undefined` when the client has neither (a
+ * private key or a certificate alone): then no copy is kept.
+ */
+export async function sealKey(
+  options: TokenClientOptions,
+  key?: Uint8Array,
+): Promise<CryptoKey | undefined> {
+  const secret = options.clientSecret;
+  const material = key ?? (secret === undefined ? undefined : utf8.encode(secret));
+  if (material === undefined) return undefined;
+  const derived = await hmac(material, utf8.encode(SEAL_LABEL));
+  return await crypto.subtle.importKey("raw", derived, { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+    "verify",
+  ]);
+}
+
+/** What the seal key is derived for: nothing else uses this label. */
+const SEAL_LABEL = "freshtoken-metadata-seal-1";
+
 /** The private key's algorithms WebCrypto can import a PKCS#8 key as, as the signer tries them. */
 const PKCS8_ALGORITHMS: (RsaHashedImportParams | EcKeyImportParams | Algorithm)[] = [
   { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },

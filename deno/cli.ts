@@ -10,7 +10,7 @@
  * @module
  */
 
-import { genesysFromEnv, keyOptions, optionsFromEnv } from "./_env.ts";
+import { endpointFromEnv, genesysFromEnv, keyOptions, optionsFromEnv } from "./_env.ts";
 import { addMask, inGitHubActions, variableEntry } from "./_github.ts";
 import { HELD, type Held, LOAD_SHARED } from "./_internal.ts";
 import { keepFresh, type TokenFiles, writeTokenFiles } from "./_token_files.ts";
@@ -110,6 +110,12 @@ const FLAGS: readonly Flag[] = [
       "\n Without it: a minute, or half the lifetime of the server's tokens if less",
   },
   { name: "--token-url", value: "URL", env: "FRESHTOKEN_TOKEN_URL", help: "the token endpoint" },
+  {
+    name: "--issuer",
+    value: "URL",
+    env: "FRESHTOKEN_ISSUER",
+    help: "instead of --token-url: the issuer whose metadata (RFC 8414) names the endpoint",
+  },
   { name: "--client-id", value: "ID", env: "FRESHTOKEN_CLIENT_ID", help: "the client id" },
   {
     name: "--client-secret",
@@ -326,9 +332,11 @@ function clientOptions(
   let options: TokenClientOptions;
   const genesys = genesysFromEnv(env); // Both spellings set to different values: an error, always.
   const region = flag("--region");
-  if (region !== undefined && flag("--token-url") !== undefined) {
-    throw configError("choose one of --region and --token-url");
+  const byFlag = ["--token-url", "--issuer"].filter((name) => flag(name) !== undefined);
+  if (region !== undefined && byFlag.length > 0) {
+    throw configError(`choose one of --region and ${byFlag[0]}`);
   }
+  if (byFlag.length > 1) throw configError("choose one of --token-url and --issuer");
   if (region !== undefined) {
     if (flag("--private-key") !== undefined) {
       throw configError("--private-key is not for --region: Genesys Cloud takes a client secret");
@@ -340,9 +348,15 @@ function clientOptions(
       clientSecret: flag("--client-secret") ?? clientSecret ?? "",
     });
   } else {
-    const generic = given("--token-url");
-    if (generic !== undefined) {
-      options = { tokenUrl: generic, clientId: given("--client-id") ?? "" };
+    const tokenUrl = flag("--token-url");
+    const issuer = flag("--issuer");
+    const endpoint = tokenUrl !== undefined
+      ? { tokenUrl }
+      : issuer !== undefined
+      ? { issuer }
+      : endpointFromEnv(env);
+    if (endpoint !== undefined) {
+      options = { ...endpoint, clientId: given("--client-id") ?? "" };
       const keyFile = flag("--private-key");
       const key = keyFile === undefined
         ? env("FRESHTOKEN_PRIVATE_KEY")?.trim() || undefined
@@ -369,7 +383,8 @@ function clientOptions(
       const fromEnv = optionsFromEnv(env);
       if (fromEnv.length === 0) {
         throw configError(
-          "no client configured: set --token-url (or FRESHTOKEN_TOKEN_URL), or --region " +
+          "no client configured: set --token-url (or FRESHTOKEN_TOKEN_URL) or --issuer " +
+            "(or FRESHTOKEN_ISSUER), or --region " +
             "(or GENESYS_CLOUD_REGION), with a client id and secret",
         );
       }

@@ -32,7 +32,7 @@ import { observe } from "./_observe.ts";
 import { snapshot } from "./_snapshot.ts";
 import { type AcquisitionReport, type Sample, type Telemetry, telemetry } from "./_telemetry.ts";
 import { KvStore } from "./kv_store.ts";
-import { kvId } from "./_identity.ts";
+import { kvId, sealKey } from "./_identity.ts";
 import { Token } from "./token.ts";
 import { configError, fromCore, TokenError, type TokenErrorCode } from "./token_error.ts";
 import type {
@@ -107,6 +107,8 @@ class FreshTokenClient implements TokenClient {
   /** Spans and metrics, when OpenTelemetry is on; then also what identifies this client in them. */
   readonly #telemetry?: Telemetry;
   readonly #attributes: Record<string, string>;
+  /** With `issuer`: the copy of its metadata in KV, as last read or written. */
+  #metadataStored?: string;
   /** What the acquisition in flight has found out, for its span. */
   #report?: AcquisitionReport;
   #entry?: Entry;
@@ -138,11 +140,12 @@ class FreshTokenClient implements TokenClient {
     } else if (options.allowedOrigins !== undefined) {
       throw configError("allowedOrigins needs the baseUrl option");
     }
-    const { tokenUrl, clientId } = this.#core.identity;
-    this.#label = `${tokenUrl} as ${JSON.stringify(clientId)}`;
+    const { tokenUrl, issuer, clientId } = this.#core.identity;
+    const where = (tokenUrl ?? issuer)!;
+    this.#label = `${where} as ${JSON.stringify(clientId)}`;
     this.#attributes = {
       "freshtoken.client_id": clientId,
-      "server.address": new URL(tokenUrl).host,
+      "server.address": new URL(where).host,
     };
     this.#store = this.#openStore(options);
     this.#telemetry = telemetry();
@@ -406,6 +409,13 @@ class FreshTokenClient implements TokenClient {
       },
       hold: (record) => held = this.#remember(record),
     };
+    const store = await this.#store;
+    if (store !== undefined && this.#core.needsMetadata(this.#now())) {
+      const copy = await store.readMetadata();
+      if (copy !== undefined && this.#core.adoptMetadata(this.#now(), copy)) {
+        this.#metadataStored = this.#core.metadataCopy;
+      }
+    }
     try {
       const record = await this.#core.fetch(host);
       report.lifetimeSeconds = record.lifetimeSeconds;
@@ -417,6 +427,11 @@ class FreshTokenClient implements TokenClient {
       throw failure;
     } finally {
       tls?.close();
+      const copy = this.#core.metadataCopy;
+      if (store !== undefined && copy !== undefined && copy !== this.#metadataStored) {
+        this.#metadataStored = copy;
+        await store.writeMetadata(copy);
+      }
     }
   }
 
@@ -498,11 +513,15 @@ class FreshTokenClient implements TokenClient {
       key = decoded;
     }
     const core = this.#core;
-    return kvId(core.identity, options, key).then((id) =>
+    const seal = core.identity.issuer === undefined ? undefined : sealKey(options, key);
+    return Promise.all([kvId(core.identity, options, key), seal]).then((
+      [id, seal],
+    ) =>
       new KvStore(kv, {
         prefix: kvPrefix,
         id,
         key,
+        seal,
         now: this.#now,
         emit: (event) => this.#emit(event),
         leaseIsPlausible: (until, now) => core.leaseIsPlausible(until, now),

@@ -264,8 +264,10 @@ Deno.test("a misspelt option is refused with the closest known name, never silen
 Deno.test("every documented option is accepted", async () => {
   const kv = await Deno.openKv(":memory:");
   try {
-    // The key options (tests/key_auth_test.ts has them) exclude a client secret.
+    // The key options (tests/key_auth_test.ts has them) exclude a client
+    // secret; issuer (tests/discovery_test.ts) stands in for tokenUrl.
     type KeyOption =
+      | "issuer"
       | "privateKey"
       | "keyId"
       | "signingAlgorithm"

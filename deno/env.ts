@@ -11,7 +11,7 @@ import type { TokenClientOptions } from "./types.ts";
 
 /**
  * Every client the environment configures, in order of precedence: the
- * `FRESHTOKEN_*` one (`FRESHTOKEN_TOKEN_URL`, `FRESHTOKEN_CLIENT_ID`,
+ * `FRESHTOKEN_*` one (`FRESHTOKEN_TOKEN_URL` or `FRESHTOKEN_ISSUER`, `FRESHTOKEN_CLIENT_ID`,
  * `FRESHTOKEN_CLIENT_SECRET` or `FRESHTOKEN_PRIVATE_KEY`, and optionally
  * `FRESHTOKEN_SCOPE`, `FRESHTOKEN_AUDIENCE`, `FRESHTOKEN_AUTH_METHOD`,
  * `FRESHTOKEN_KEY_ID`, `FRESHTOKEN_CERTIFICATE`), then the Genesys Cloud one

@@ -11,7 +11,7 @@
  */
 
 import type { TokenRecord } from "../pkg/freshtoken.js";
-import { Cipher } from "./_cipher.ts";
+import { base64, Cipher, unbase64 } from "./_cipher.ts";
 import { sleep, unlessAborted } from "./_internal.ts";
 import { observe } from "./_observe.ts";
 import type { TokenEvent } from "./types.ts";
@@ -22,6 +22,8 @@ const FORMAT = 2;
 const KV_TIMEOUT_MS = 2_000;
 /** After a failure KV is skipped for this long, so a dead KV costs no time. */
 const KV_COOLDOWN_MS = 5_000;
+/** The longest a metadata copy is kept (the core keeps none longer). */
+const METADATA_TTL_MS = 86_400_000;
 /** How long to keep retrying SQLite's "database is locked". */
 const LOCKED_RETRY_MS = 3_000;
 
@@ -64,6 +66,11 @@ export function leaseKey(prefix: Deno.KvKey, id: string): Deno.KvKey {
   return [...prefix, "lease", id];
 }
 
+/** `[...prefix, "metadata", id]`: the copy of an issuer's metadata (RFC 8414). */
+export function metadataKey(prefix: Deno.KvKey, id: string): Deno.KvKey {
+  return [...prefix, "metadata", id];
+}
+
 /** `[...prefix, "backoff", id]` */
 export function backoffKey(prefix: Deno.KvKey, id: string): Deno.KvKey {
   return [...prefix, "backoff", id];
@@ -76,6 +83,8 @@ export interface StoreOptions {
   id: string;
   /** Raw AES-256 key; values are plaintext without it. */
   key?: Uint8Array;
+  /** With `issuer`: the HMAC key sealing the metadata copy (deno/_identity.ts); no copy without it. */
+  seal?: CryptoKey;
   now: () => number;
   emit: (event: TokenEvent) => void;
   /** Whether a lease deadline read from KV is one a client like this would write. */
@@ -212,6 +221,46 @@ export class KvStore {
         .check({ key: this.#keys[1], versionstamp: lease.versionstamp })
         .delete(this.#keys[1])
         .commit());
+  }
+
+  /**
+   * The copy of the issuer's metadata (the core's JSON text, which the core
+   * checks again) if one sealed with this client's key for this id is
+   * stored; anything else reads as absent.
+   */
+  async readMetadata(): Promise<string | undefined> {
+    const { seal, prefix, id } = this.#options;
+    if (seal === undefined) return undefined;
+    const entry = await this.#op("read", () => this.#kv.get(metadataKey(prefix, id)));
+    const value = entry?.value as Record<string, unknown> | null | undefined;
+    const { copy, mac } = value ?? {};
+    if (value?.v !== FORMAT || typeof copy !== "string" || typeof mac !== "string") {
+      return undefined;
+    }
+    let signature: Uint8Array<ArrayBuffer>;
+    try {
+      signature = unbase64(mac);
+    } catch {
+      return undefined;
+    }
+    const sealed = await crypto.subtle.verify("HMAC", seal, signature, this.#sealed(copy));
+    return sealed ? copy : undefined;
+  }
+
+  /** Stores `copy` (the core's), sealed, for a day at most: the core keeps none longer. */
+  async writeMetadata(copy: string): Promise<void> {
+    const { seal, prefix, id } = this.#options;
+    if (seal === undefined) return;
+    const mac = base64(new Uint8Array(await crypto.subtle.sign("HMAC", seal, this.#sealed(copy))));
+    await this.#op("write", () =>
+      this.#kv.set(metadataKey(prefix, id), { v: FORMAT, copy, mac }, {
+        expireIn: METADATA_TTL_MS,
+      }));
+  }
+
+  /** What the seal covers: the copy, bound to this client's id. */
+  #sealed(copy: string): Uint8Array<ArrayBuffer> {
+    return new TextEncoder().encode(`${this.#options.id}\n${copy}`);
   }
 
   /** Tells every isolate to hold token requests back until `until`. */

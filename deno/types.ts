@@ -21,8 +21,35 @@ export interface RetryOptions {
 
 /** Options of {@linkcode createTokenClient}. */
 export interface TokenClientOptions {
-  /** Token endpoint; `https:` only, except `http:` to a loopback host. */
-  tokenUrl: string;
+  /**
+   * Token endpoint; `https:` only, except `http:` to a loopback host.
+   * Give this or `issuer`.
+   */
+  tokenUrl?: string;
+  /**
+   * Instead of `tokenUrl`: the authorization server's issuer identifier.
+   * Its metadata names the token endpoint (OpenID Connect discovery at
+   * `/.well-known/openid-configuration`, then RFC 8414's
+   * `/.well-known/oauth-authorization-server`), and its `issuer` must equal
+   * this string exactly. The metadata is read at the first token request,
+   * through the same timed, capped, redirect-refusing request, and kept for
+   * its `Cache-Control` lifetime (5 minutes to 24 hours; 24 hours without
+   * one); with `kv` a copy is kept there, sealed by the client's secret or
+   * `encryptionKey`. When it lists `token_endpoint_auth_methods_supported`,
+   * an `authMethod` it does not list is a `config` error.
+   *
+   * @example Discovery
+   * ```ts
+   * import { createTokenClient } from "./mod.ts";
+   *
+   * const client = createTokenClient({
+   *   issuer: "https://auth.example.com",
+   *   clientId: "my-client",
+   *   clientSecret: Deno.env.get("CLIENT_SECRET") ?? "",
+   * });
+   * ```
+   */
+  issuer?: string;
   /** Client identifier. */
   clientId: string;
   /**
@@ -58,7 +85,7 @@ export interface TokenClientOptions {
   keyId?: string;
   /** `"RS256"`, `"PS256"`, `"ES256"` or `"EdDSA"`. Default: from the key (RS256 for RSA). */
   signingAlgorithm?: "RS256" | "PS256" | "ES256" | "EdDSA" | "HS256";
-  /** The assertion's `aud`. Default: `tokenUrl`; some servers want their issuer identifier. */
+  /** The assertion's `aud`. Default: the token endpoint; some servers want their issuer identifier. */
   assertionAudience?: string;
   /**
    * The `x5t#S256` header (base64url SHA-256 of the certificate's DER), as

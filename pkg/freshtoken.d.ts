@@ -61,7 +61,9 @@ export interface CoreStatus {
 
 /** What names a client's token in KV: every input of its token request, sorted; never a credential. */
 export interface Identity {
-    tokenUrl: string;
+    /** The token endpoint, when configured; else `issuer`. */
+    tokenUrl?: string;
+    issuer?: string;
     clientId: string;
     authMethod: string;
     scope: string[];
@@ -72,12 +74,18 @@ export interface Identity {
 
 
 
+
 /**
  * One client's core: its configuration and its token state.
  */
 export class Core {
     free(): void;
     [Symbol.dispose](): void;
+    /**
+     * Takes a copy of the metadata read from KV when this client would ask
+     * for it and the copy passes the rules of a fresh document; says whether.
+     */
+    adoptMetadata(now: number, stored: unknown): boolean;
     /**
      * Takes a token read from KV when it is sound and one to take (see
      * `TokenState::adopt`); returns it as taken, or `undefined`.
@@ -132,6 +140,10 @@ export class Core {
      */
     leaseIsPlausible(until: number, now: number): boolean;
     /**
+     * Whether a token request at `now` would first ask the issuer for its metadata.
+     */
+    needsMetadata(now: number): boolean;
+    /**
      * Checks `options` (the object given to `createTokenClient`); throws a
      * `CoreError` with code `config` naming the first problem.
      */
@@ -173,6 +185,10 @@ export class Core {
      * request timeout and a margin. A lease reaching further is corrupt.
      */
     readonly maxLeaseMs: number;
+    /**
+     * With `issuer`: the copy of its metadata for KV (JSON text), if read.
+     */
+    readonly metadataCopy: string | undefined;
     /**
      * The token endpoint's origin, as error messages name it.
      */

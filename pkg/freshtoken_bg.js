@@ -14,6 +14,17 @@ export class Core {
         wasm.__wbg_core_free(ptr, 0);
     }
     /**
+     * Takes a copy of the metadata read from KV when this client would ask
+     * for it and the copy passes the rules of a fresh document; says whether.
+     * @param {number} now
+     * @param {unknown} stored
+     * @returns {boolean}
+     */
+    adoptMetadata(now, stored) {
+        const ret = wasm.core_adoptMetadata(this.__wbg_ptr, now, stored);
+        return ret !== 0;
+    }
+    /**
      * Takes a token read from KV when it is sound and one to take (see
      * `TokenState::adopt`); returns it as taken, or `undefined`.
      * @param {number} now
@@ -167,6 +178,28 @@ export class Core {
     get maxLeaseMs() {
         const ret = wasm.core_maxLeaseMs(this.__wbg_ptr);
         return ret;
+    }
+    /**
+     * With `issuer`: the copy of its metadata for KV (JSON text), if read.
+     * @returns {string | undefined}
+     */
+    get metadataCopy() {
+        const ret = wasm.core_metadataCopy(this.__wbg_ptr);
+        let v1;
+        if (ret[0] !== 0) {
+            v1 = getStringFromWasm0(ret[0], ret[1]);
+            wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+        }
+        return v1;
+    }
+    /**
+     * Whether a token request at `now` would first ask the issuer for its metadata.
+     * @param {number} now
+     * @returns {boolean}
+     */
+    needsMetadata(now) {
+        const ret = wasm.core_needsMetadata(this.__wbg_ptr, now);
+        return ret !== 0;
     }
     /**
      * Checks `options` (the object given to `createTokenClient`); throws a
@@ -898,7 +931,7 @@ export function __wbindgen_generic_0000000000000001(arg0, arg1) {
     return ret;
 }
 export function __wbindgen_generic_0000000000000002(arg0, arg1) {
-    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 79, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 82, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
     const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h60702a48838d1764);
     return ret;
 }

@@ -25,6 +25,16 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
+    /// Every `authMethod` freshtoken accepts, by the names of RFC 8414 and RFC 8705.
+    pub const NAMES: [&'static str; 6] = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "client_secret_jwt",
+        "tls_client_auth",
+        "self_signed_tls_client_auth",
+    ];
+
     /// The method's name in RFC 8414 metadata (both TLS methods send the same request).
     pub fn name(self) -> &'static str {
         match self {
@@ -44,8 +54,8 @@ pub struct JwtAuth {
     pub algorithm: Option<Algorithm>,
     /// The header's `kid`.
     pub key_id: Option<String>,
-    /// The `aud` claim: `assertionAudience`, else the token endpoint.
-    pub audience: String,
+    /// The `aud` claim, `assertionAudience`; without it, the token endpoint of the attempt.
+    pub audience: Option<String>,
     /// The header's `x5t#S256`, given.
     pub x5t_s256: Option<String>,
     /// The certificate (DER) whose thumbprint makes `x5t#S256`.
@@ -86,12 +96,30 @@ impl RetryPolicy {
     }
 }
 
+/// Where the token endpoint comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Endpoint {
+    /// `tokenUrl`, as the host's URL parser reads it.
+    Token(String),
+    /// `issuer`, exactly as given: its metadata names the token endpoint
+    /// (`src/discovery.rs`), and must name this issuer character for character.
+    Issuer(String),
+}
+
+impl Endpoint {
+    /// The configured URL: the token endpoint, or the issuer.
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Token(url) | Self::Issuer(url) => url,
+        }
+    }
+}
+
 /// What identifies a client's tokens, to share them through KV: never the secret.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Identity {
-    /// Token endpoint.
-    pub token_url: String,
+    /// Token endpoint, or the issuer that names it.
+    pub endpoint: Endpoint,
     /// Client identifier.
     pub client_id: String,
     /// Space-separated scope.
@@ -109,8 +137,12 @@ pub struct Identity {
 #[derive(Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KvIdentity<'a> {
-    /// Token endpoint.
-    pub token_url: &'a str,
+    /// Token endpoint, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<&'a str>,
+    /// Issuer, when configured instead (never the endpoint it names, which may move).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<&'a str>,
     /// Client identifier.
     pub client_id: &'a str,
     /// How the client authenticates.
@@ -134,6 +166,8 @@ pub struct Config {
     pub client_secret: Option<ClientSecret>,
     /// Authentication method.
     pub auth_method: AuthMethod,
+    /// Its name as configured (`tls_client_auth` and `self_signed_tls_client_auth` differ here).
+    pub auth_method_name: &'static str,
     /// The assertion, for the JWT methods.
     pub jwt: Option<Box<JwtAuth>>,
     /// Further form parameters.
@@ -149,30 +183,28 @@ pub struct Config {
 impl Config {
     /// Where this client's errors come from: the token endpoint's origin
     /// (never its path or query, which may carry more than it should) and
-    /// the client id.
+    /// the client id. With `issuer`, the issuer's origin until its metadata
+    /// names the endpoint (`src/wasm.rs` then names that one).
     pub fn source(&self) -> Source {
-        let url = &self.identity.token_url;
-        let scheme_end = url.find("://").map_or(0, |at| at + 3);
-        let origin_end = url[scheme_end..]
-            .find(['/', '?', '#'])
-            .map_or(url.len(), |at| scheme_end + at);
-        Source {
-            origin: url[..origin_end].to_owned(),
-            client_id: self.identity.client_id.clone(),
-        }
+        Source::new(self.identity.endpoint.url(), &self.identity.client_id)
     }
 
     /// What names this client's token in KV.
     pub fn kv_identity(&self) -> KvIdentity<'_> {
         let Identity {
-            token_url,
+            endpoint,
             client_id,
             scope,
             audience,
             resource,
         } = &self.identity;
+        let (token_url, issuer) = match endpoint {
+            Endpoint::Token(url) => (Some(url.as_str()), None),
+            Endpoint::Issuer(issuer) => (None, Some(issuer.as_str())),
+        };
         KvIdentity {
             token_url,
+            issuer,
             client_id,
             auth_method: self.auth_method.name(),
             scope: sorted(scope.iter().flat_map(|s| s.split(' '))),
@@ -222,26 +254,29 @@ impl Config {
         options: Options,
         parse_url: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, TokenError> {
-        let token_url = required("tokenUrl", options.token_url)?;
-        let token_url = parse_url(&token_url)
-            .ok_or_else(|| TokenError::config("tokenUrl is not a valid absolute URL"))?;
-        check_token_url(&token_url)?;
+        let endpoint = endpoint(options.token_url, options.issuer, &parse_url)?;
         let client_id = required("clientId", options.client_id)?;
-        let auth_method = match options.auth_method.as_ref().map(|t| t.0.as_str()) {
-            None | Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
-            Some("client_secret_post") => AuthMethod::ClientSecretPost,
-            Some("private_key_jwt") => AuthMethod::PrivateKeyJwt,
-            Some("client_secret_jwt") => AuthMethod::ClientSecretJwt,
-            Some("tls_client_auth" | "self_signed_tls_client_auth") => AuthMethod::TlsClientAuth,
-            Some(_) => {
-                return Err(TokenError::config(
-                    "authMethod must be \"client_secret_basic\", \"client_secret_post\", \
+        let (auth_method, auth_method_name) =
+            match options.auth_method.as_ref().map(|t| t.0.as_str()) {
+                None | Some("client_secret_basic") => {
+                    (AuthMethod::ClientSecretBasic, "client_secret_basic")
+                }
+                Some("client_secret_post") => (AuthMethod::ClientSecretPost, "client_secret_post"),
+                Some("private_key_jwt") => (AuthMethod::PrivateKeyJwt, "private_key_jwt"),
+                Some("client_secret_jwt") => (AuthMethod::ClientSecretJwt, "client_secret_jwt"),
+                Some("tls_client_auth") => (AuthMethod::TlsClientAuth, "tls_client_auth"),
+                Some("self_signed_tls_client_auth") => {
+                    (AuthMethod::TlsClientAuth, "self_signed_tls_client_auth")
+                }
+                Some(_) => {
+                    return Err(TokenError::config(
+                        "authMethod must be \"client_secret_basic\", \"client_secret_post\", \
                      \"private_key_jwt\", \"client_secret_jwt\", \"tls_client_auth\" \
                      or \"self_signed_tls_client_auth\"",
-                ))
-            }
-        };
-        let method_name = options.auth_method.as_ref().map_or("", |t| t.0.as_str());
+                    ))
+                }
+            };
+        let method_name = auth_method_name;
         let private_key = auth_method == AuthMethod::PrivateKeyJwt;
         let secretless = private_key || auth_method == AuthMethod::TlsClientAuth;
         let secret = match (secretless, options.client_secret) {
@@ -318,7 +353,6 @@ impl Config {
         }
         let jwt = jwt_auth(
             auth_method,
-            &token_url,
             JwtOptions {
                 signing_algorithm: options.signing_algorithm,
                 key_id: options.key_id,
@@ -330,7 +364,7 @@ impl Config {
         .map(Box::new);
         Ok(Self {
             identity: Identity {
-                token_url,
+                endpoint,
                 client_id,
                 scope,
                 audience,
@@ -338,6 +372,7 @@ impl Config {
             },
             client_secret: secret.map(ClientSecret::new),
             auth_method,
+            auth_method_name,
             jwt,
             extra_params,
             timeout_ms: within("timeoutMs", options.timeout_ms, 1, MAX_TIMEOUT_MS)?
@@ -363,11 +398,7 @@ struct JwtOptions {
 }
 
 /// The assertion settings of a JWT method; for the others, none of these options.
-fn jwt_auth(
-    method: AuthMethod,
-    token_url: &str,
-    options: JwtOptions,
-) -> Result<Option<JwtAuth>, TokenError> {
+fn jwt_auth(method: AuthMethod, options: JwtOptions) -> Result<Option<JwtAuth>, TokenError> {
     let text = |name: &str, value: Option<Text>| match value {
         Some(Text(v)) if v.trim().is_empty() => {
             Err(TokenError::config(format!("{name} must not be empty")))
@@ -438,7 +469,7 @@ fn jwt_auth(
     Ok(Some(JwtAuth {
         algorithm,
         key_id,
-        audience: audience.unwrap_or_else(|| token_url.to_owned()),
+        audience,
         x5t_s256,
         certificate,
     }))
@@ -492,33 +523,79 @@ fn whole(name: &str, value: Option<Number>, min: u32, max: u32) -> Result<Option
     }
 }
 
-/// `https:` anywhere, `http:` only to a loopback host; no credentials or
-/// fragment in the URL (RFC 6749 §3.2). Expects a WHATWG-normalised URL.
+/// The token endpoint: `tokenUrl` or `issuer`, exactly one.
+fn endpoint(
+    token_url: Option<Text>,
+    issuer: Option<Text>,
+    parse_url: &impl Fn(&str) -> Option<String>,
+) -> Result<Endpoint, TokenError> {
+    match (token_url, issuer) {
+        (Some(_), Some(_)) => Err(TokenError::config(
+            "give tokenUrl or issuer, not both (the issuer's metadata names its token endpoint)",
+        )),
+        (None, Some(issuer)) => {
+            let issuer = required("issuer", Some(issuer))?;
+            let parsed = parse_url(&issuer)
+                .ok_or_else(|| TokenError::config("issuer is not a valid absolute URL"))?;
+            check_url("issuer", &parsed)?;
+            // RFC 8414 §2: an issuer has no query.
+            if parsed.contains('?') {
+                return Err(TokenError::config(
+                    "issuer must not have a query (RFC 8414 §2)",
+                ));
+            }
+            Ok(Endpoint::Issuer(issuer))
+        }
+        (None, None) => Err(TokenError::config("tokenUrl (or issuer) is required")),
+        (Some(token_url), None) => {
+            let token_url = required("tokenUrl", Some(token_url))?;
+            let token_url = parse_url(&token_url)
+                .ok_or_else(|| TokenError::config("tokenUrl is not a valid absolute URL"))?;
+            check_token_url(&token_url)?;
+            Ok(Endpoint::Token(token_url))
+        }
+    }
+}
+
+/// The rules of [`check_url`] for `tokenUrl`.
 pub fn check_token_url(url: &str) -> Result<(), TokenError> {
+    check_url("tokenUrl", url)
+}
+
+/// `https:` anywhere, `http:` only to a loopback host; no credentials or
+/// fragment in the URL (RFC 6749 §3.2), nor a query parameter named like a
+/// credential. Expects a WHATWG-normalised URL; errors call it `name`.
+pub fn check_url(name: &str, url: &str) -> Result<(), TokenError> {
     let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
         (Some(rest), _) => (true, rest),
         (None, Some(rest)) => (false, rest),
         _ => {
-            return Err(TokenError::config(
-                "tokenUrl must be an absolute https: URL",
-            ))
+            return Err(TokenError::config(format!(
+                "{name} must be an absolute https: URL"
+            )))
         }
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
-        return Err(TokenError::config("tokenUrl must not contain credentials"));
+        return Err(TokenError::config(format!(
+            "{name} must not contain credentials"
+        )));
     }
     if url.contains('#') {
-        return Err(TokenError::config("tokenUrl must not contain a fragment"));
+        return Err(TokenError::config(format!(
+            "{name} must not contain a fragment"
+        )));
     }
     // The URL, query and all, shows in HTTP telemetry (Deno's fetch span).
     let query = url.split_once('?').map_or("", |(_, q)| q);
-    if let Some((name, _)) =
-        form_urlencoded::parse(query.as_bytes()).find(|(name, _)| names_a_credential(name))
+    if let Some((param, _)) =
+        form_urlencoded::parse(query.as_bytes()).find(|(param, _)| names_a_credential(param))
     {
         return Err(TokenError::config(format!(
-            "tokenUrl must not carry a credential in its query ({name}): the URL shows in \
-             telemetry; use clientSecret or extraParams"
+            "{what} must not carry a credential in its query ({name}): the URL shows in \
+             telemetry; use clientSecret or extraParams",
+            what = name,
+            name = param
         )));
     }
     let host = match authority.strip_prefix('[') {
@@ -528,9 +605,9 @@ pub fn check_token_url(url: &str) -> Result<(), TokenError> {
     match https {
         true if !host.is_empty() => Ok(()),
         false if is_loopback(host) => Ok(()),
-        _ => Err(TokenError::config(
-            "tokenUrl must use https: (http: is allowed only to a loopback host)",
-        )),
+        _ => Err(TokenError::config(format!(
+            "{name} must use https: (http: is allowed only to a loopback host)"
+        ))),
     }
 }
 
@@ -704,7 +781,10 @@ pub(crate) mod tests {
         let mut o = options(json!({}));
         o.token_url = None;
         let e = Config::new(o, |u| Some(u.to_owned())).unwrap_err();
-        assert_eq!(e.description.as_deref(), Some("tokenUrl is required"));
+        assert_eq!(
+            e.description.as_deref(),
+            Some("tokenUrl (or issuer) is required")
+        );
     }
 
     #[test]
@@ -786,12 +866,57 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_issuer_stands_in_for_the_token_url_and_names_the_kv_identity() {
+        use serde_json::json;
+        let mut o = options(json!({ "issuer": "https://auth.example.com" }));
+        o.token_url = None;
+        let c = Config::new(o, |u| Some(u.to_owned())).unwrap();
+        assert_eq!(
+            c.identity.endpoint,
+            Endpoint::Issuer("https://auth.example.com".into())
+        );
+        assert_eq!(c.source().origin, "https://auth.example.com");
+        let id = serde_json::to_value(c.kv_identity()).unwrap();
+        assert_eq!(id["issuer"], "https://auth.example.com");
+        assert!(id.get("tokenUrl").is_none());
+        let fixed = serde_json::to_value(config(json!({})).unwrap().kv_identity()).unwrap();
+        assert!(fixed.get("issuer").is_none());
+        assert_eq!(
+            config(json!({ "issuer": "https://auth.example.com" }))
+                .unwrap_err()
+                .description
+                .unwrap(),
+            "give tokenUrl or issuer, not both (the issuer's metadata names its token endpoint)"
+        );
+        for (issuer, message) in [
+            ("http://auth.example.com", "issuer must use https:"),
+            (
+                "https://auth.example.com/?tenant=1",
+                "issuer must not have a query",
+            ),
+            (
+                "https://auth.example.com/#x",
+                "issuer must not contain a fragment",
+            ),
+            ("", "issuer must not be empty"),
+        ] {
+            let mut o = options(json!({ "issuer": issuer }));
+            o.token_url = None;
+            let e = Config::new(o, |u| Some(u.to_owned())).unwrap_err();
+            assert!(
+                e.description.as_deref().unwrap().starts_with(message),
+                "{issuer}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
     fn jwt_methods_take_their_options_and_others_refuse_them() {
         use serde_json::json;
         let long = "s".repeat(32);
         let c = config(json!({ "authMethod": "client_secret_jwt", "clientSecret": long })).unwrap();
         let jwt = c.jwt.unwrap();
-        assert_eq!(jwt.audience, "https://login.example.com/oauth/token");
+        assert_eq!(jwt.audience, None);
         assert_eq!(jwt.algorithm, None);
         let mut o = options(json!({ "authMethod": "private_key_jwt", "keyId": "k1",
             "signingAlgorithm": "PS256", "assertionAudience": "https://issuer.example" }));
@@ -804,7 +929,7 @@ pub(crate) mod tests {
             Some(Box::new(JwtAuth {
                 algorithm: Some(Algorithm::Ps256),
                 key_id: Some("k1".into()),
-                audience: "https://issuer.example".into(),
+                audience: Some("https://issuer.example".into()),
                 x5t_s256: None,
                 certificate: None,
             }))

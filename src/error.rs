@@ -136,6 +136,20 @@ pub struct Source {
     pub client_id: String,
 }
 
+impl Source {
+    /// The source of `url`'s origin (its scheme, host and port) and `client_id`.
+    pub fn new(url: &str, client_id: &str) -> Self {
+        let scheme_end = url.find("://").map_or(0, |at| at + 3);
+        let origin_end = url[scheme_end..]
+            .find(['/', '?', '#'])
+            .map_or(url.len(), |at| scheme_end + at);
+        Self {
+            origin: url[..origin_end].to_owned(),
+            client_id: client_id.to_owned(),
+        }
+    }
+}
+
 impl Serialize for TokenError {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut out = serializer.serialize_struct("TokenError", 6)?;

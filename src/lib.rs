@@ -16,6 +16,7 @@ pub mod acquire;
 pub mod assertion;
 pub mod clock;
 pub mod config;
+pub mod discovery;
 pub mod error;
 pub mod options;
 #[cfg(test)]

@@ -20,6 +20,8 @@ use std::fmt;
 pub struct Options {
     /// Token endpoint.
     pub token_url: Option<Text>,
+    /// Issuer whose metadata names the token endpoint (instead of `tokenUrl`).
+    pub issuer: Option<Text>,
     /// Client identifier.
     pub client_id: Option<Text>,
     /// Client secret.
@@ -324,7 +326,7 @@ mod tests {
     #[test]
     fn option_names_are_the_struct_fields_as_javascript_spells_them() {
         let names = option_names::<Options>();
-        assert_eq!(names.len(), 26);
+        assert_eq!(names.len(), 27);
         for name in [
             "tokenUrl",
             "clientSecret",

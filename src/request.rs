@@ -11,12 +11,12 @@ use std::fmt;
 /// A ready-to-send HTTP request. `Debug` hides the headers and body, which
 /// carry the client secret.
 pub struct HttpRequest {
-    /// Where to `POST`.
+    /// Where to send it.
     pub url: String,
     /// Header names and values, in order.
     pub headers: Vec<(&'static str, String)>,
-    /// `application/x-www-form-urlencoded` body.
-    pub body: String,
+    /// `application/x-www-form-urlencoded` body of a `POST`; `None` for a `GET`.
+    pub body: Option<String>,
 }
 
 impl fmt::Debug for HttpRequest {
@@ -29,9 +29,10 @@ impl fmt::Debug for HttpRequest {
     }
 }
 
-/// Builds the client-credentials request for `config`; the JWT methods
-/// send `assertion`, signed for this attempt.
-pub fn token_request(config: &Config, assertion: Option<&str>) -> HttpRequest {
+/// Builds the client-credentials request for `config` to `token_url` (the
+/// configured one, or the issuer's); the JWT methods send `assertion`,
+/// signed for this attempt.
+pub fn token_request(config: &Config, token_url: &str, assertion: Option<&str>) -> HttpRequest {
     let identity = &config.identity;
     let secret = config.client_secret.as_ref().map(|s| s.secret());
     let mut form = form_urlencoded::Serializer::new(String::new());
@@ -72,9 +73,9 @@ pub fn token_request(config: &Config, assertion: Option<&str>) -> HttpRequest {
         headers.push(("Authorization", basic_auth(&identity.client_id, secret)));
     }
     HttpRequest {
-        url: identity.token_url.clone(),
+        url: token_url.to_owned(),
         headers,
-        body: form.finish(),
+        body: Some(form.finish()),
     }
 }
 
@@ -97,13 +98,15 @@ mod tests {
     use crate::config::tests::config;
     use serde_json::json;
 
+    const URL: &str = "https://login.example.com/oauth/token";
+
     fn request(extra: serde_json::Value) -> HttpRequest {
         let mut options = json!({ "clientId": "my id", "clientSecret": "p@ss:w+rd/é" });
         options
             .as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        token_request(&config(options).unwrap(), None)
+        token_request(&config(options).unwrap(), URL, None)
     }
 
     #[test]
@@ -129,7 +132,10 @@ mod tests {
     #[test]
     fn client_secret_basic_puts_credentials_in_the_header_only() {
         let request = request(json!({}));
-        assert_eq!(request.body, "grant_type=client_credentials");
+        assert_eq!(
+            request.body.as_deref(),
+            Some("grant_type=client_credentials")
+        );
         let names: Vec<&str> = request.headers.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["Content-Type", "Accept", "Authorization"]);
         assert_eq!(request.headers[2].1, basic_auth("my id", "p@ss:w+rd/é"));
@@ -139,7 +145,7 @@ mod tests {
     fn client_secret_post_puts_credentials_in_the_body() {
         let request = request(json!({ "authMethod": "client_secret_post" }));
         assert_eq!(
-            request.body,
+            request.body.as_deref().unwrap(),
             "grant_type=client_credentials&client_id=my+id&client_secret=p%40ss%3Aw%2Brd%2F%C3%A9"
         );
         assert!(request
@@ -157,7 +163,7 @@ mod tests {
             "extraParams": { "tenant": "t&1" },
         }));
         assert_eq!(
-            request.body,
+            request.body.as_deref().unwrap(),
             "grant_type=client_credentials&scope=read+write\
              &audience=https%3A%2F%2Fapi.example.com\
              &resource=https%3A%2F%2Fa.example&resource=https%3A%2F%2Fb.example&tenant=t%261"
@@ -169,13 +175,16 @@ mod tests {
         let secret = "a client secret of at least 32 bytes";
         let options = json!({ "authMethod": "client_secret_jwt", "clientSecret": secret });
         let request = request(options.clone());
-        assert_eq!(request.body, "grant_type=client_credentials");
+        assert_eq!(
+            request.body.as_deref(),
+            Some("grant_type=client_credentials")
+        );
         let mut options = options;
         options["clientId"] = json!("my id");
         let config = config(options).unwrap();
-        let request = token_request(&config, Some("h.c.s"));
+        let request = token_request(&config, URL, Some("h.c.s"));
         assert_eq!(
-            request.body,
+            request.body.as_deref().unwrap(),
             "grant_type=client_credentials\
              &client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer\
              &client_assertion=h.c.s&client_id=my+id"
@@ -193,9 +202,9 @@ mod tests {
         options.client_secret = None;
         options.client_certificate = Some(crate::options::Host);
         let config = Config::new(options, |u| Some(u.to_owned())).unwrap();
-        let request = token_request(&config, None);
+        let request = token_request(&config, URL, None);
         assert_eq!(
-            request.body,
+            request.body.as_deref().unwrap(),
             "grant_type=client_credentials&client_id=my+id"
         );
         assert!(request

@@ -108,7 +108,31 @@ pub struct TokenResponse {
     pub scope: Option<String>,
 }
 
-/// The answer as the transport saw it.
+/// An answer as it arrived: the status, the headers freshtoken reads and
+/// the body's bytes (at most 1 MiB).
+pub struct Received {
+    /// HTTP status.
+    pub status: u16,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
+    /// The `Cache-Control` header, if any (it says how long metadata is kept).
+    pub cache_control: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    /// The answer of a token request: its body decoded.
+    pub fn token_answer(&self) -> HttpAnswer {
+        HttpAnswer {
+            status: self.status,
+            retry_after: self.retry_after.clone(),
+            body: decode(&self.body),
+        }
+    }
+}
+
+/// A token endpoint's answer as the transport saw it.
 pub struct HttpAnswer {
     /// HTTP status.
     pub status: u16,

@@ -12,8 +12,9 @@ mod sign;
 
 use crate::acquire::{Acquisition, Event, Step};
 use crate::clock::Now;
-use crate::config::Config;
-use crate::error::{ErrorCode, TokenError};
+use crate::config::{Config, Endpoint};
+use crate::discovery::{self, Metadata};
+use crate::error::{ErrorCode, Source, TokenError};
 use crate::options::{check_names, option_names, read, Options, RetryOptions};
 use crate::request::token_request;
 use crate::response::{read_answer, TokenResponse};
@@ -88,7 +89,9 @@ export interface CoreStatus {
 
 /** What names a client's token in KV: every input of its token request, sorted; never a credential. */
 export interface Identity {
-  tokenUrl: string;
+  /** The token endpoint, when configured; else `issuer`. */
+  tokenUrl?: string;
+  issuer?: string;
   clientId: string;
   authMethod: string;
   scope: string[];
@@ -96,6 +99,7 @@ export interface Identity {
   resource: string[];
   extraParams: [string, string][];
 }
+
 "#;
 
 #[wasm_bindgen]
@@ -162,6 +166,33 @@ struct Inner {
     state: TokenState,
     /// Signs the assertions of the JWT methods.
     signer: Option<Rc<Signer>>,
+    /// With `issuer`: its metadata, once read.
+    metadata: Option<Metadata>,
+}
+
+impl Inner {
+    /// Where this client's errors come from: the token endpoint, once known.
+    fn source(&self) -> Source {
+        match &self.metadata {
+            Some(metadata) => Source::new(
+                metadata.token_endpoint(self.config.auth_method),
+                &self.config.identity.client_id,
+            ),
+            None => self.config.source(),
+        }
+    }
+
+    /// The issuer, when the metadata is missing or past its time at `now_ms`.
+    fn issuer_to_ask(&self, now_ms: f64) -> Option<&str> {
+        match &self.config.identity.endpoint {
+            Endpoint::Issuer(issuer)
+                if self.metadata.as_ref().is_none_or(|m| m.until <= now_ms) =>
+            {
+                Some(issuer)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One client's core: its configuration and its token state.
@@ -193,6 +224,7 @@ impl Core {
                 config,
                 state,
                 signer,
+                metadata: None,
             })),
         })
     }
@@ -200,7 +232,41 @@ impl Core {
     /// The token endpoint's origin, as error messages name it.
     #[wasm_bindgen(getter)]
     pub fn origin(&self) -> String {
-        self.inner.borrow().config.source().origin
+        self.inner.borrow().source().origin
+    }
+
+    /// With `issuer`: the copy of its metadata for KV (JSON text), if read.
+    #[wasm_bindgen(getter, js_name = metadataCopy)]
+    pub fn metadata_copy(&self) -> Option<String> {
+        self.inner.borrow().metadata.as_ref().map(Metadata::to_copy)
+    }
+
+    /// Whether a token request at `now` would first ask the issuer for its metadata.
+    #[wasm_bindgen(js_name = needsMetadata)]
+    pub fn needs_metadata(&self, now: f64) -> bool {
+        self.inner.borrow().issuer_to_ask(now).is_some()
+    }
+
+    /// Takes a copy of the metadata read from KV when this client would ask
+    /// for it and the copy passes the rules of a fresh document; says whether.
+    #[wasm_bindgen(js_name = adoptMetadata)]
+    pub fn adopt_metadata(
+        &self,
+        now: f64,
+        #[wasm_bindgen(unchecked_param_type = "unknown")] stored: JsValue,
+    ) -> bool {
+        let mut inner = self.inner.borrow_mut();
+        let Some(issuer) = inner.issuer_to_ask(now) else {
+            return false;
+        };
+        let copy = stored
+            .as_string()
+            .and_then(|copy| discovery::from_copy(&copy, issuer, now, normalise_url));
+        let taken = copy.is_some();
+        if taken {
+            inner.metadata = copy;
+        }
+        taken
     }
 
     /// What names this client's token in KV (the wrapper adds a fingerprint of the credential).
@@ -280,7 +346,7 @@ impl Core {
             acquire(&inner, &host)
                 .await
                 .map(|record| to_js(&record))
-                .map_err(|error| report(&error.from_source(&inner.borrow().config.source())))
+                .map_err(|error| report(&error.from_source(&inner.borrow().source())))
         })
     }
 
@@ -350,7 +416,7 @@ impl Core {
     #[wasm_bindgen(unchecked_return_type = "CoreStatus")]
     pub fn status(&self, now: f64, mono: f64) -> JsValue {
         let mut status = self.state().status(at(now, mono));
-        let source = self.inner.borrow().config.source();
+        let source = self.inner.borrow().source();
         status.last_error = status.last_error.map(|e| e.from_source(&source));
         to_js(&status)
     }
@@ -396,7 +462,7 @@ impl Core {
 
     /// `error` as JavaScript gets it, naming this client's endpoint and id.
     fn report(&self, error: TokenError) -> JsValue {
-        report(&error.from_source(&self.inner.borrow().config.source()))
+        report(&error.from_source(&self.inner.borrow().source()))
     }
 
     fn state(&self) -> std::cell::RefMut<'_, TokenState> {
@@ -455,6 +521,7 @@ async fn acquire(inner: &RefCell<Inner>, host: &Host) -> Result<TokenRecord, Tok
             config,
             state,
             signer,
+            ..
         } = &mut *inner.borrow_mut();
         state.fetching();
         let secret = config.client_secret.as_ref().map(|s| s.secret());
@@ -506,9 +573,10 @@ async fn acquire(inner: &RefCell<Inner>, host: &Host) -> Result<TokenRecord, Tok
     }
 }
 
-/// One token request: a fresh client assertion when the method signs one
-/// (also redacted from whatever the server answers), the request sent
-/// through the host's fetch, and the answer read.
+/// One token request: the endpoint (with `issuer`, from its metadata), a
+/// fresh client assertion when the method signs one (also redacted from
+/// whatever the server answers), the request sent through the host's
+/// fetch, and the answer read. Metadata read counts against the attempt's time.
 async fn attempt(
     inner: &RefCell<Inner>,
     host: &Host,
@@ -516,18 +584,72 @@ async fn attempt(
     acquisition: &mut Acquisition,
     timeout_ms: f64,
 ) -> Result<TokenResponse, TokenError> {
+    let started = host.mono();
+    let token_url = token_endpoint(inner, host, timeout_ms).await?;
+    let timeout_ms = (timeout_ms - (host.mono() - started)).max(1.0);
     let assertion = match signer {
         Some(signer) => {
             let client_id = inner.borrow().config.identity.client_id.clone();
-            let assertion = signer.assertion(&client_id, host.wall()).await?;
+            let assertion = signer
+                .assertion(&client_id, &token_url, host.wall())
+                .await?;
             acquisition.also_redact(&assertion);
             Some(assertion)
         }
         None => None,
     };
-    let request = token_request(&inner.borrow().config, assertion.as_deref());
+    let request = token_request(&inner.borrow().config, &token_url, assertion.as_deref());
     let answer = http::send(host, &request, timeout_ms).await?;
-    read_answer(&answer, host.wall())
+    read_answer(&answer.token_answer(), host.wall())
+}
+
+/// The token endpoint: `tokenUrl`, or the one the issuer's metadata names
+/// (docs/DESIGN.md, "Discovery"). The metadata is kept for its cache
+/// lifetime; past it, it is read again, and the old copy serves on while
+/// the issuer cannot answer. The configured `authMethod` must be one the
+/// issuer lists.
+async fn token_endpoint(
+    inner: &RefCell<Inner>,
+    host: &Host,
+    timeout_ms: f64,
+) -> Result<String, TokenError> {
+    let issuer = inner.borrow().issuer_to_ask(host.wall()).map(str::to_owned);
+    if let Some(issuer) = issuer {
+        match discover(host, &issuer, timeout_ms).await {
+            Ok(metadata) => inner.borrow_mut().metadata = Some(metadata),
+            Err(error) if error.retryable && inner.borrow().metadata.is_some() => {}
+            Err(error) => return Err(error),
+        }
+    }
+    let inner = inner.borrow();
+    let config = &inner.config;
+    match (&config.identity.endpoint, &inner.metadata) {
+        (Endpoint::Token(url), _) => Ok(url.clone()),
+        (Endpoint::Issuer(_), Some(metadata)) => {
+            metadata.check_method(config.auth_method_name)?;
+            Ok(metadata.token_endpoint(config.auth_method).to_owned())
+        }
+        (Endpoint::Issuer(_), None) => Err(TokenError::new(
+            ErrorCode::Network,
+            "the issuer's metadata could not be read",
+        )),
+    }
+}
+
+/// The issuer's metadata from the first location that has it.
+async fn discover(host: &Host, issuer: &str, timeout_ms: f64) -> Result<Metadata, TokenError> {
+    for location in discovery::locations(issuer) {
+        let url = normalise_url(&location)
+            .ok_or_else(|| TokenError::config("issuer is not a valid absolute URL"))?;
+        let answer = http::send(host, &discovery::request(url), timeout_ms).await?;
+        if let Some(metadata) = discovery::read(&answer, issuer, host.wall(), normalise_url)? {
+            return Ok(metadata);
+        }
+    }
+    Err(TokenError::config(
+        "the issuer publishes no metadata (neither /.well-known/openid-configuration \
+         nor /.well-known/oauth-authorization-server)",
+    ))
 }
 
 /// Refuses unknown option names (serde-wasm-bindgen only reads the names it

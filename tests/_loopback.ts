@@ -1,5 +1,7 @@
-// Loopback fixtures the hardening cases share: a server and a KV, each for
-// the length of one function.
+// Loopback fixtures the tests share: a server and a KV, each for the
+// length of one function, and a client's KV id.
+
+import { KV_ID } from "../deno/_internal.ts";
 
 /** What answers a request. */
 export type Handler = (request: Request) => Response | Promise<Response>;
@@ -25,4 +27,9 @@ export async function withKv<T>(fn: (kv: Deno.Kv) => Promise<T>): Promise<T> {
   } finally {
     kv.close();
   }
+}
+
+/** The KV id of `client`'s token (a `TokenClient` with `kv`). */
+export function kvIdOf(client: unknown): Promise<string> {
+  return (client as Record<symbol, () => Promise<string>>)[KV_ID]();
 }

@@ -29,6 +29,8 @@ export interface OidcServer {
   tlsTokenUrl?: string;
   /** Token requests received so far (every POST /token, failed ones too). */
   tokenRequests(): Promise<number>;
+  /** Metadata requests (`/.well-known/…`) received so far. */
+  metadataRequests(): Promise<number>;
   /** RFC 7662 introspection, authenticated as `as`. */
   introspect(token: string, as: OidcClient): Promise<Record<string, unknown>>;
   /** RFC 7009 revocation, authenticated as the token's own client. */
@@ -81,6 +83,10 @@ export async function startOidcServer(
     async tokenRequests() {
       const stats = await (await fetch(`${issuer}/__stats`)).json();
       return stats.tokenRequests;
+    },
+    async metadataRequests() {
+      const stats = await (await fetch(`${issuer}/__stats`)).json();
+      return stats.metadataRequests;
     },
     async introspect(token, as) {
       const response = await post("/token/introspection", as, { token });

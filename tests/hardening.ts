@@ -12,9 +12,8 @@ import {
   type TokenEvent,
 } from "../deno/mod.ts";
 import { backoffKey, leaseKey, tokenKey } from "../deno/kv_store.ts";
-import { KV_ID } from "../deno/_internal.ts";
 import { Token } from "../deno/token.ts";
-import { type Handler, serve, withKv } from "./_loopback.ts";
+import { type Handler, kvIdOf, serve, withKv } from "./_loopback.ts";
 import { startFaultServer } from "./servers/fault_server.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 import { ROUND3 } from "./hardening_round3.ts";
@@ -107,11 +106,6 @@ function echoCase(authMethod: "client_secret_basic" | "client_secret_post"): Har
         };
       }),
   };
-}
-
-/** The KV id of `client`'s token. */
-function kvIdOf(client: unknown): Promise<string> {
-  return (client as Record<symbol, () => Promise<string>>)[KV_ID]();
 }
 
 /** Writes `value` under the client's token key. */

@@ -3,14 +3,13 @@
 // a process. Part of the hardening matrix (tests/hardening.ts).
 
 import { createTokenClient, TokenError } from "../deno/mod.ts";
-import { KV_ID } from "../deno/_internal.ts";
 import { leaseKey } from "../deno/kv_store.ts";
 import type { TokenClientOptions } from "../deno/types.ts";
 import { ALL_PERMISSIONS, cliCommand, runCli } from "./_cli.ts";
 import { startDenoKv } from "./_processes.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 import type { HardeningCase } from "./hardening.ts";
-import { serve, withKv } from "./_loopback.ts";
+import { kvIdOf, serve, withKv } from "./_loopback.ts";
 
 /** The error `fn` throws, or `undefined` when it throws none. */
 async function thrown(fn: () => unknown): Promise<TokenError | Error | undefined> {
@@ -45,8 +44,6 @@ async function cliAgainst(
     await server.close();
   }
 }
-
-const kvIdOf = (client: unknown) => (client as Record<symbol, () => Promise<string>>)[KV_ID]();
 
 /** A throwaway EC key as PKCS#8 PEM and private JWK. */
 async function ecKey(): Promise<{ pem: string; jwk: JsonWebKey }> {

@@ -1,13 +1,13 @@
-//! One token request over the host's `fetch`, with web-sys (RFC 6749
-//! §4.4.2; the transport rules in docs/DESIGN.md): `POST`, redirects never
-//! followed, the whole exchange up to the last body byte within the
+//! One request over the host's `fetch`, with web-sys (RFC 6749 §4.4.2; the
+//! transport rules in docs/DESIGN.md): the token request's `POST` or the
+//! metadata's `GET` (RFC 8414 §3), redirects never followed, the whole exchange up to the last body byte within the
 //! attempt's timeout, and at most 1 MiB of delivered body, counted as it
 //! streams in (after any `Content-Encoding` decoding the host does).
 
 use super::Host;
 use crate::error::{ErrorCode, TokenError};
 use crate::request::HttpRequest;
-use crate::response::{declared_length, decode, HttpAnswer};
+use crate::response::{declared_length, Received};
 use js_sys::{Array, Object, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -154,7 +154,7 @@ pub async fn send(
     host: &Host,
     request: &HttpRequest,
     timeout_ms: f64,
-) -> Result<HttpAnswer, TokenError> {
+) -> Result<Received, TokenError> {
     let deadline = Deadline::new(timeout_ms)?;
     let response = exchange(host, request, &deadline).await?;
     // A browser's answer to `redirect: "manual"` is an opaque response with status 0.
@@ -162,12 +162,14 @@ pub async fn send(
         0 => 302,
         status => status,
     };
-    let retry_after = response.headers().get("retry-after").ok().flatten();
+    let header = |name| response.headers().get(name).ok().flatten();
+    let (retry_after, cache_control) = (header("retry-after"), header("cache-control"));
     let body = read_body(&response, &deadline).await?;
-    Ok(HttpAnswer {
+    Ok(Received {
         status,
         retry_after,
-        body: decode(&body),
+        cache_control,
+        body,
     })
 }
 
@@ -183,9 +185,11 @@ async fn exchange(
             .map_err(|_| Failure::NotAResponse)?;
     }
     let init = RequestInit::new();
-    init.set_method("POST");
     init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(&request.body));
+    if let Some(body) = &request.body {
+        init.set_method("POST");
+        init.set_body(&JsValue::from_str(body));
+    }
     init.set_redirect(RequestRedirect::Manual);
     init.set_signal(Some(&deadline.controller.signal()));
     let request =

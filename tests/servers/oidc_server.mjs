@@ -8,7 +8,8 @@
 // served over HTTPS, asking for a client certificate: mutual TLS (RFC 8705)
 // with self-signed client certificates registered in the client's `jwks`.
 // Prints `{"issuer": ..., "port": ..., "tlsPort": ...}` on one line once it listens.
-// GET /__stats answers the number of token requests received and tokens issued.
+// GET /__stats answers the number of token requests received, tokens issued
+// and metadata (/.well-known/…) requests received.
 
 import { X509Certificate } from "node:crypto";
 import http from "node:http";
@@ -73,7 +74,7 @@ const provider = new Provider(issuer, {
   ttl: { ClientCredentials: (_ctx, _token, client) => lifetimes.get(client.clientId) ?? 600 },
 });
 
-const stats = { tokenRequests: 0, issued: 0 };
+const stats = { tokenRequests: 0, issued: 0, metadataRequests: 0 };
 provider.on("client_credentials.saved", () => stats.issued++);
 
 const handle = provider.callback();
@@ -84,6 +85,7 @@ const onRequest = (req, res) => {
     return;
   }
   if (req.method === "POST" && req.url === "/token") stats.tokenRequests++;
+  if (req.url.startsWith("/.well-known/")) stats.metadataRequests++;
   handle(req, res);
 };
 server.on("request", onRequest);
