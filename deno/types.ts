@@ -95,8 +95,9 @@ export interface TokenClientOptions {
   /** The certificate (PEM) of `privateKey`: its thumbprint becomes `x5tS256`. */
   certificate?: string;
   /**
-   * Mutual TLS (RFC 8705): a client certificate presented to the token
-   * endpoint only, never to the APIs `fetch` calls. It authenticates the
+   * Mutual TLS (RFC 8705): a client certificate presented to the
+   * authorization server only (its token endpoint, and with `issuer` its
+   * metadata), never to the APIs `fetch` calls. It authenticates the
    * client with the mutual-TLS `authMethod`s, and may also go with the
    * others (for certificate-bound tokens). Checked at creation.
    */

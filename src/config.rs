@@ -166,6 +166,8 @@ pub struct Config {
     pub client_secret: Option<ClientSecret>,
     /// Authentication method.
     pub auth_method: AuthMethod,
+    /// Whether a client certificate goes with the token request (RFC 8705).
+    pub mutual_tls: bool,
     /// Its name as configured (`tls_client_auth` and `self_signed_tls_client_auth` differ here).
     pub auth_method_name: &'static str,
     /// The assertion, for the JWT methods.
@@ -372,6 +374,7 @@ impl Config {
             },
             client_secret: secret.map(ClientSecret::new),
             auth_method,
+            mutual_tls: options.client_certificate.is_some(),
             auth_method_name,
             jwt,
             extra_params,
@@ -537,7 +540,15 @@ fn endpoint(
             let issuer = required("issuer", Some(issuer))?;
             let parsed = parse_url(&issuer)
                 .ok_or_else(|| TokenError::config("issuer is not a valid absolute URL"))?;
-            check_url("issuer", &parsed)?;
+            check_url("issuer", &parsed, true)?;
+            // The well-known locations are built from the string as given: it must be
+            // the one a URL parser writes, so that they stay on its host and path.
+            if parsed.trim_end_matches('/') != issuer.trim_end_matches('/') {
+                return Err(TokenError::config(
+                    "issuer must be written as a URL parser writes it (lower-case scheme and \
+                     host, no default port, no . or .. segments)",
+                ));
+            }
             // RFC 8414 §2: an issuer has no query.
             if parsed.contains('?') {
                 return Err(TokenError::config(
@@ -559,13 +570,14 @@ fn endpoint(
 
 /// The rules of [`check_url`] for `tokenUrl`.
 pub fn check_token_url(url: &str) -> Result<(), TokenError> {
-    check_url("tokenUrl", url)
+    check_url("tokenUrl", url, true)
 }
 
 /// `https:` anywhere, `http:` only to a loopback host; no credentials or
 /// fragment in the URL (RFC 6749 §3.2), nor a query parameter named like a
-/// credential. Expects a WHATWG-normalised URL; errors call it `name`.
-pub fn check_url(name: &str, url: &str) -> Result<(), TokenError> {
+/// credential. Expects a WHATWG-normalised URL; errors call it `name`, and
+/// name the parameter only when `configured` (a server's text is never echoed).
+pub fn check_url(name: &str, url: &str, configured: bool) -> Result<(), TokenError> {
     let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
         (Some(rest), _) => (true, rest),
         (None, Some(rest)) => (false, rest),
@@ -591,11 +603,13 @@ pub fn check_url(name: &str, url: &str) -> Result<(), TokenError> {
     if let Some((param, _)) =
         form_urlencoded::parse(query.as_bytes()).find(|(param, _)| names_a_credential(param))
     {
+        let param = match configured {
+            true => format!(" ({param})"),
+            false => String::new(),
+        };
         return Err(TokenError::config(format!(
-            "{what} must not carry a credential in its query ({name}): the URL shows in \
-             telemetry; use clientSecret or extraParams",
-            what = name,
-            name = param
+            "{name} must not carry a credential in its query{param}: the URL shows in \
+             telemetry; use clientSecret or extraParams"
         )));
     }
     let host = match authority.strip_prefix('[') {

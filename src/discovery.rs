@@ -55,10 +55,11 @@ impl Metadata {
         serde_json::to_string(&document).unwrap_or_default()
     }
 
-    /// The endpoint a client authenticating with `method` sends to.
-    pub fn token_endpoint(&self, method: AuthMethod) -> &str {
-        match (method, &self.mtls_token_endpoint) {
-            (AuthMethod::TlsClientAuth, Some(alias)) => alias,
+    /// The endpoint a client sends to: the mutual-TLS alias when it
+    /// presents a certificate (RFC 8705 §5), else `token_endpoint`.
+    pub fn token_endpoint(&self, mutual_tls: bool) -> &str {
+        match (mutual_tls, &self.mtls_token_endpoint) {
+            (true, Some(alias)) => alias,
             _ => &self.token_endpoint,
         }
     }
@@ -111,7 +112,8 @@ pub fn request(url: String) -> HttpRequest {
 }
 
 /// What one location's answer says: the metadata; `Ok(None)` when the
-/// issuer publishes none there (a 4xx other than 408 and 429: ask the next
+/// issuer publishes none there (a 4xx other than 408 and 429, or a body
+/// that is not a JSON document, such as a catch-all HTML page: ask the next
 /// location); or why neither.
 pub fn read(
     answer: &Received,
@@ -144,12 +146,9 @@ pub fn read(
         500..=599 => return failure(ErrorCode::ServerError, "the issuer's metadata failed"),
         _ => return failure(ErrorCode::InvalidResponse, "the issuer's metadata failed"),
     }
-    let document = parse(&answer.body).ok_or_else(|| {
-        TokenError::invalid_response(
-            "the issuer's metadata is not a JSON object of RFC 8414's shape",
-        )
-        .with_status(status)
-    })?;
+    let Some(document) = parse(&answer.body) else {
+        return Ok(None);
+    };
     let until = now_ms + keep_ms(answer.cache_control.as_deref());
     from_document(document, issuer, until, &parse_url).map(Some)
 }
@@ -243,7 +242,7 @@ fn endpoint(
     let what = format!("the issuer's {name}");
     let parsed = parse_url(url)
         .ok_or_else(|| TokenError::config(format!("{what} is not a valid absolute URL")))?;
-    check_url(&what, &parsed)?;
+    check_url(&what, &parsed, false)?;
     Ok(parsed)
 }
 
@@ -332,14 +331,8 @@ mod tests {
         }))
         .unwrap()
         .unwrap();
-        assert_eq!(
-            m.token_endpoint(AuthMethod::ClientSecretPost),
-            "https://auth.example.com/token"
-        );
-        assert_eq!(
-            m.token_endpoint(AuthMethod::TlsClientAuth),
-            "https://mtls.example.com/token"
-        );
+        assert_eq!(m.token_endpoint(false), "https://auth.example.com/token");
+        assert_eq!(m.token_endpoint(true), "https://mtls.example.com/token");
         assert_eq!(
             m.auth_methods.as_deref().unwrap(),
             ["client_secret_post", "private_key_jwt"]
@@ -366,18 +359,18 @@ mod tests {
         for other in [
             json!("https://auth.example.com/"),
             json!("https://AUTH.example.com"),
-            json!("https://evil.example"),
+            json!("https://evil.example/injected\nline"),
             json!(null),
-            json!(42),
         ] {
             let e = read_ok(json!({ "issuer": other, "token_endpoint": "https://a.example/t" }))
                 .unwrap_err();
-            assert!(
-                matches!(e.code, ErrorCode::Config | ErrorCode::InvalidResponse),
-                "{other}"
-            );
+            assert_eq!(e.code, ErrorCode::Config, "{other}");
             assert!(!e.message().contains("evil"), "{}", e.message());
+            assert!(!e.message().contains("injected"), "{}", e.message());
         }
+        // Not a string: not a document of RFC 8414's shape, so the next location is asked.
+        let read = read_ok(json!({ "issuer": 42, "token_endpoint": "https://a.example/t" }));
+        assert!(matches!(read, Ok(None)));
     }
 
     #[test]
@@ -403,13 +396,18 @@ mod tests {
         assert!(e.description.unwrap().contains("mtls_endpoint_aliases"));
         let e = read_ok(json!({ "issuer": ISSUER })).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidResponse);
+        // A query named like a credential is refused without echoing the server's name for it.
+        let e = read_ok(json!({ "issuer": ISSUER,
+            "token_endpoint": "https://a.example/t?client_secret%0Ainjected=1" }))
+        .unwrap_err();
+        assert!(!e.message().contains("injected"), "{}", e.message());
     }
 
     #[test]
-    fn odd_shapes_are_invalid_responses() {
+    fn odd_shapes_send_discovery_on_or_are_invalid_responses() {
         for body in [
             b"[]".as_slice(),
-            b"not json",
+            b"<html>sign in</html>",
             b"{\"issuer\": \"https://auth.example.com\", \"issuer\": \"https://auth.example.com\"}",
             b"{\"issuer\": \"https://auth.example.com\", \"token_endpoint\": [\"x\"]}",
             b"\xff{}",
@@ -420,10 +418,9 @@ mod tests {
                 cache_control: None,
                 body: body.to_vec(),
             };
-            let e = read(&answer, ISSUER, 0.0, parse_url).unwrap_err();
-            assert_eq!(
-                e.code,
-                ErrorCode::InvalidResponse,
+            let read = read(&answer, ISSUER, 0.0, parse_url);
+            assert!(
+                matches!(read, Ok(None)),
                 "{}",
                 String::from_utf8_lossy(body)
             );

@@ -175,7 +175,7 @@ impl Inner {
     fn source(&self) -> Source {
         match &self.metadata {
             Some(metadata) => Source::new(
-                metadata.token_endpoint(self.config.auth_method),
+                metadata.token_endpoint(self.config.mutual_tls),
                 &self.config.identity.client_id,
             ),
             None => self.config.source(),
@@ -613,11 +613,19 @@ async fn token_endpoint(
     host: &Host,
     timeout_ms: f64,
 ) -> Result<String, TokenError> {
-    let issuer = inner.borrow().issuer_to_ask(host.wall()).map(str::to_owned);
+    let now = host.wall();
+    let issuer = inner.borrow().issuer_to_ask(now).map(str::to_owned);
     if let Some(issuer) = issuer {
+        // While the issuer cannot answer, the last copy serves a day more at most.
+        let stale_ok = |inner: &Inner| {
+            inner
+                .metadata
+                .as_ref()
+                .is_some_and(|m| now < m.until + discovery::MAX_KEEP_MS)
+        };
         match discover(host, &issuer, timeout_ms).await {
             Ok(metadata) => inner.borrow_mut().metadata = Some(metadata),
-            Err(error) if error.retryable && inner.borrow().metadata.is_some() => {}
+            Err(error) if error.retryable && stale_ok(&inner.borrow()) => {}
             Err(error) => return Err(error),
         }
     }
@@ -627,7 +635,7 @@ async fn token_endpoint(
         (Endpoint::Token(url), _) => Ok(url.clone()),
         (Endpoint::Issuer(_), Some(metadata)) => {
             metadata.check_method(config.auth_method_name)?;
-            Ok(metadata.token_endpoint(config.auth_method).to_owned())
+            Ok(metadata.token_endpoint(config.mutual_tls).to_owned())
         }
         (Endpoint::Issuer(_), None) => Err(TokenError::new(
             ErrorCode::Network,
@@ -636,12 +644,15 @@ async fn token_endpoint(
     }
 }
 
-/// The issuer's metadata from the first location that has it.
+/// The issuer's metadata from the first location that has it, both
+/// locations within `timeout_ms`.
 async fn discover(host: &Host, issuer: &str, timeout_ms: f64) -> Result<Metadata, TokenError> {
+    let deadline = host.mono() + timeout_ms;
     for location in discovery::locations(issuer) {
         let url = normalise_url(&location)
             .ok_or_else(|| TokenError::config("issuer is not a valid absolute URL"))?;
-        let answer = http::send(host, &discovery::request(url), timeout_ms).await?;
+        let left = (deadline - host.mono()).max(1.0);
+        let answer = http::send(host, &discovery::request(url), left).await?;
         if let Some(metadata) = discovery::read(&answer, issuer, host.wall(), normalise_url)? {
             return Ok(metadata);
         }

@@ -142,9 +142,12 @@ Deno.test("an authMethod the issuer does not list fails the first getToken, unse
 
 Deno.test("the KV id names the configured issuer; errors name the discovered endpoint", async () => {
   await withKv(async (kv) => {
+    // The endpoint on another origin than the issuer: localhost, not 127.0.0.1.
+    const endpoint = (origin: string) =>
+      `${origin.replace("127.0.0.1", "localhost")}/elsewhere/token`;
     const metadata = (origin: string) => ({
       issuer: `${origin}/tenant`,
-      token_endpoint: `${origin}/elsewhere/token`,
+      token_endpoint: endpoint(origin),
     });
     await serve((request) => {
       const path = new URL(request.url).pathname;
@@ -164,12 +167,25 @@ Deno.test("the KV id names the configured issuer; errors name the discovered end
       const before = await kvIdOf(byIssuer);
       const error = await failure(byIssuer.getToken());
       assert.equal(error.code, "invalid_client");
-      assert.match(error.message, new RegExp(`from ${origin} for client id`));
+      const endpointOrigin = new URL(endpoint(origin)).origin;
+      assert.match(error.message, new RegExp(`from ${endpointOrigin} for client id`));
       assert.equal(await kvIdOf(byIssuer), before);
-      const byUrl = createTokenClient({ tokenUrl: `${origin}/elsewhere/token`, ...options });
+      const byUrl = createTokenClient({ tokenUrl: endpoint(origin), ...options });
       assert.notEqual(await kvIdOf(byUrl), before);
     });
   });
+});
+
+Deno.test("an issuer not written as a URL parser writes it is a config error at creation", () => {
+  for (const issuer of ["https://Auth.example.com", "https://auth.example.com/a/../b"]) {
+    assert.throws(
+      () => createTokenClient({ issuer, clientId: "id", clientSecret: "s" }),
+      (e: unknown) =>
+        e instanceof TokenError && e.code === "config" &&
+        e.message.includes("issuer must be written as a URL parser writes it"),
+      issuer,
+    );
+  }
 });
 
 Deno.test("RFC 8414's location is asked when OpenID Connect's has nothing", async () => {
@@ -177,9 +193,10 @@ Deno.test("RFC 8414's location is asked when OpenID Connect's has nothing", asyn
   await serve((request) => {
     const url = new URL(request.url);
     paths.push(`${request.method} ${url.pathname}`);
+    // The issuer is configured with a terminating "/", which the locations drop (RFC 8414 §3.1).
     if (url.pathname === "/.well-known/oauth-authorization-server/t1") {
       return Response.json({
-        issuer: `${url.origin}/t1`,
+        issuer: `${url.origin}/t1/`,
         token_endpoint: `${url.origin}/t1/token`,
       });
     }
@@ -189,7 +206,7 @@ Deno.test("RFC 8414's location is asked when OpenID Connect's has nothing", asyn
     return new Response("not found", { status: 404 });
   }, async (origin) => {
     const client = createTokenClient({
-      issuer: `${origin}/t1/`.slice(0, -1),
+      issuer: `${origin}/t1/`,
       clientId: "id",
       clientSecret: "s",
     });
@@ -242,7 +259,7 @@ Deno.test("a lying or broken issuer never gets the credential sent anywhere", as
       [
         "not JSON",
         () => new Response("<html>login</html>"),
-        /invalid_response.*not a JSON object/,
+        /config.*publishes no metadata/,
       ],
       [
         "an issuer with no metadata",
