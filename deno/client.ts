@@ -9,9 +9,9 @@
 import {
   backoffIsPlausible,
   Core,
+  type CoreEffect,
   type CoreEvent,
   Decision,
-  type Host,
   type TokenRecord,
   Unauthorized,
 } from "../pkg/freshtoken.js";
@@ -27,11 +27,16 @@ import {
   sleep,
   unlessAborted,
 } from "./_internal.ts";
-import { acquireShared } from "./_lease.ts";
 import { observe } from "./_observe.ts";
 import { snapshot } from "./_snapshot.ts";
-import { type AcquisitionReport, type Sample, type Telemetry, telemetry } from "./_telemetry.ts";
-import { KvStore } from "./kv_store.ts";
+import {
+  type AcquisitionReport,
+  type Sample,
+  type Span,
+  type Telemetry,
+  telemetry,
+} from "./_telemetry.ts";
+import { KvStore, type Lease, type Snapshot } from "./kv_store.ts";
 import { kvId, sealKey } from "./_identity.ts";
 import { Token } from "./token.ts";
 import { configError, fromCore, TokenError, type TokenErrorCode } from "./token_error.ts";
@@ -107,8 +112,6 @@ class FreshTokenClient implements TokenClient {
   /** Spans and metrics, when OpenTelemetry is on; then also what identifies this client in them. */
   readonly #telemetry?: Telemetry;
   readonly #attributes: Record<string, string>;
-  /** With `issuer`: the copy of its metadata in KV, as last read or written. */
-  #metadataStored?: string;
   /** What the acquisition in flight has found out, for its span. */
   #report?: AcquisitionReport;
   #entry?: Entry;
@@ -359,94 +362,141 @@ class FreshTokenClient implements TokenClient {
     return this.#inflight;
   }
 
+  /** The acquisition's promise settled; a run that threw before its end is abandoned in the core. */
   #finish(error: TokenError | undefined): void {
     this.#inflight = undefined;
     this.#report = undefined;
-    this.#core.finish(this.#now(), this.#mono(), error);
+    if (error !== undefined) this.#core.abandon(this.#now(), this.#mono());
     this.#sync();
   }
 
-  async #run(force: boolean): Promise<Token> {
-    const store = await this.#store;
-    if (store === undefined) return (await this.#fetchToken(() => {}))[0];
-    return await acquireShared({
-      store,
-      now: this.#now,
-      adopt: (stored) => this.#adopt(stored, force),
-      fetch: (onRetry) => this.#fetchToken(onRetry),
-      serving: () => this.#core.status(this.#now(), this.#mono()).hasToken,
-      leaseMs: this.#core.leaseMs,
-      waitMs: this.#core.maxLeaseMs,
-      backoffUntil: (now, error) => this.#core.sharedBackoffUntil(now, error),
-      emit: (event) => this.#emit(event),
-      error: (code, description, retryAfterSeconds) =>
-        this.#error(code, description, retryAfterSeconds),
-      wait: (name) => this.#telemetry?.wait(name),
-    });
-  }
-
   /**
-   * One token request through the core. The core tells `hold` of the token
-   * as it caches it, so that this client's cache never lags behind.
+   * Runs one acquisition as the core drives it (docs/DESIGN.md, "The effect
+   * loop"): performs each effect the core names, hands the result back, and
+   * reports the events the core produced. It decides nothing.
    */
-  async #fetchToken(onRetry: (delayMs: number) => void): Promise<[Token, TokenRecord]> {
-    const fetch = this.#fetch;
+  async #run(force: boolean): Promise<Token> {
+    const core = this.#core;
+    const store = await this.#store;
     const report = this.#report ?? {};
-    report.source = "network";
-    let held: Token | undefined;
     // Mutual TLS: a connection of its own for this acquisition's requests,
     // closed after it, so that no client holds one between refreshes.
     const tls = this.#certificate && Deno.createHttpClient(this.#certificate);
-    const host: Host = {
-      fetch: (request) => tls ? fetch(request, { client: tls }) : fetch(request),
-      now: this.#now,
-      mono: this.#mono,
-      emit: (event: CoreEvent) => {
-        if (event.type === "retry") onRetry(event.delayMs);
-        if (event.type === "fetch_ok") report.attempts = event.attempts;
-        if (event.type === "fetch_error") report.attempts = event.attempt;
-        this.#emit(event as TokenEvent);
-      },
-      hold: (record) => held = this.#remember(record),
-    };
-    const store = await this.#store;
-    if (store !== undefined && this.#core.needsMetadata(this.#now())) {
-      const copy = await store.readMetadata();
-      if (copy !== undefined && this.#core.adoptMetadata(this.#now(), copy)) {
-        this.#metadataStored = this.#core.metadataCopy;
-      }
-    }
+    const fetch = this.#fetch;
+    const send = (request: Request) => tls ? fetch(request, { client: tls }) : fetch(request);
+    /** The executor's own I/O state: the last read (for the lease's check) and the lease held. */
+    let seen: Snapshot | undefined;
+    let lease: Lease | undefined;
+    let held: Token | undefined;
+    let waiting: Span | undefined;
+    let requested = false;
+    const now = () => [this.#now(), this.#mono()] as const;
+    core.drive(this.#now(), this.#mono(), store !== undefined, force);
     try {
-      const record = await this.#core.fetch(host);
-      report.lifetimeSeconds = record.lifetimeSeconds;
-      this.#telemetry?.tokenRequest(this.#attributes, "ok");
-      return [held!, record];
-    } catch (error) {
-      const failure = fromCore(error);
-      this.#telemetry?.tokenRequest(this.#attributes, failure.code);
-      throw failure;
+      for (;;) {
+        const effect: CoreEffect = core.poll(...now());
+        for (const event of core.events() as CoreEvent[]) {
+          if (event.type === "fetch_start") {
+            requested = true;
+            report.source = "network";
+          }
+          if (event.type === "fetch_ok") report.attempts = event.attempts;
+          if (event.type === "fetch_error") report.attempts = event.attempt;
+          if (event.type === "lease_wait") waiting = this.#telemetry?.wait("freshtoken.lease_wait");
+          this.#emit(event as TokenEvent);
+        }
+        switch (effect.type) {
+          case "read_store":
+            seen = await store!.snapshot();
+            core.handleSnapshot(
+              ...now(),
+              seen === undefined,
+              seen?.token,
+              seen?.leaseUntil,
+              seen?.leaseHolder,
+              seen?.leaseTakenAt,
+              seen?.backoffUntil ?? 0,
+            );
+            break;
+          case "take_lease": {
+            const taken = await store!.takeLease(effect.ttlMs, seen!);
+            if (taken !== undefined && taken !== "held") lease = taken;
+            core.handleLease(...now(), taken === undefined ? undefined : taken !== "held");
+            break;
+          }
+          case "renew_lease":
+            lease = lease && await store!.renewLease(lease, effect.ttlMs);
+            core.handleRenewed(...now(), lease !== undefined);
+            break;
+          case "release_lease":
+            if (lease !== undefined) await store!.releaseLease(lease);
+            lease = undefined;
+            core.handleStored(...now());
+            break;
+          case "write_store":
+            held = this.#remember(effect.record); // callers are served before the write ends
+            await store!.write(effect.record);
+            core.handleStored(...now());
+            break;
+          case "set_backoff":
+            await store!.setBackoff(effect.until);
+            core.handleStored(...now());
+            break;
+          case "read_metadata":
+            core.handleMetadataCopy(...now(), await store!.readMetadata());
+            break;
+          case "write_metadata":
+            await store!.writeMetadata(effect.copy);
+            core.handleStored(...now());
+            break;
+          case "sleep": {
+            const span = effect.why === "backoff"
+              ? this.#telemetry?.wait("freshtoken.backoff_wait")
+              : undefined;
+            await sleep(effect.ms);
+            span?.end();
+            core.handleSlept(...now());
+            break;
+          }
+          case "sign":
+            core.handleSigned(...now(), await core.sign(this.#now()));
+            break;
+          case "send":
+            core.handleAnswer(...now(), await core.send(send, effect.timeoutMs));
+            break;
+          case "done": {
+            report.lifetimeSeconds = effect.record.lifetimeSeconds;
+            if (effect.source === "kv") return this.#fromStore(effect.record, report);
+            this.#telemetry?.tokenRequest(this.#attributes, "ok");
+            return held ?? this.#remember(effect.record);
+          }
+          case "fail": {
+            const failure = fromCore(effect.error);
+            if (requested) this.#telemetry?.tokenRequest(this.#attributes, failure.code);
+            throw failure;
+          }
+        }
+      }
     } finally {
       tls?.close();
-      const copy = this.#core.metadataCopy;
-      if (store !== undefined && copy !== undefined && copy !== this.#metadataStored) {
-        this.#metadataStored = copy;
-        await store.writeMetadata(copy);
-      }
+      waiting?.end();
+      if (lease !== undefined) await store!.releaseLease(lease); // the run threw mid-way
     }
+  }
+
+  /** A token another isolate stored, taken by the core: a cache hit from KV. */
+  #fromStore(record: TokenRecord, report: AcquisitionReport): Token {
+    this.#hits++;
+    this.#kvHits++;
+    report.source = "kv";
+    this.#emit({ type: "cache_hit", at: this.#now(), source: "kv" });
+    return this.#remember(record);
   }
 
   /** Offers a stored token to the core; takes it if the core did. */
   #adopt(stored: unknown, force: boolean): Token | undefined {
     const record = this.#core.adopt(this.#now(), this.#mono(), stored, force);
-    if (record === undefined) return undefined;
-    this.#hits++;
-    this.#kvHits++;
-    if (this.#report !== undefined) {
-      this.#report.source = "kv";
-      this.#report.lifetimeSeconds = record.lifetimeSeconds;
-    }
-    this.#emit({ type: "cache_hit", at: this.#now(), source: "kv" });
-    return this.#remember(record);
+    return record === undefined ? undefined : this.#fromStore(record, {});
   }
 
   /** The token the core now holds, as callers get it. */

@@ -2,20 +2,6 @@
 /* tslint:disable */
 /* eslint-disable */
 
-/** The host functions one acquisition uses; the core lets go of them when it ends. */
-export interface Host {
-    /** Sends the token request (the `fetch` option, or the global fetch). */
-    fetch(request: Request): Promise<Response>;
-    /** Wall clock, epoch ms. */
-    now(): number;
-    /** Monotonic clock, ms. */
-    mono(): number;
-    /** Receives the acquisition's events. */
-    emit(event: CoreEvent): void;
-    /** Told, at once, of each token the core now holds (before `fetch` resolves). */
-    hold(token: TokenRecord): void;
-}
-
 /** A token as the core hands it out, and as KV stores it. */
 export interface TokenRecord {
     accessToken: string;
@@ -41,12 +27,29 @@ export interface CoreError {
     retryAfterSeconds?: number;
 }
 
-/** What an acquisition reports through `Host.emit`. */
+/** What an acquisition reports, from `core.events()`. */
 export type CoreEvent =
 | { type: "fetch_start"; at: number }
 | { type: "fetch_ok"; at: number; lifetimeSeconds: number; attempts: number }
 | { type: "fetch_error"; at: number; code: string; status?: number; retryable: boolean; attempt: number }
+| { type: "lease_wait"; at: number }
 | { type: "retry"; at: number; delayMs: number; attempt: number };
+
+/** What the executor does next (`core.poll`), and the `handle…` call its result goes to. */
+export type CoreEffect =
+| { type: "read_store" } // handleSnapshot
+| { type: "take_lease"; ttlMs: number } // handleLease
+| { type: "renew_lease"; ttlMs: number } // handleRenewed
+| { type: "release_lease" } // handleStored
+| { type: "write_store"; record: TokenRecord } // handleStored
+| { type: "set_backoff"; until: number } // handleStored
+| { type: "read_metadata" } // handleMetadataCopy
+| { type: "write_metadata"; copy: string } // handleStored
+| { type: "sleep"; ms: number; why: "lease" | "backoff" | "retry" } // handleSlept
+| { type: "sign" } // core.sign(), then handleSigned
+| { type: "send"; timeoutMs: number } // core.send(), then handleAnswer
+| { type: "done"; record: TokenRecord; source: "network" | "kv" }
+| { type: "fail"; error: CoreError };
 
 /** What `status()` reports, never the token. */
 export interface CoreStatus {
@@ -76,16 +79,25 @@ export interface Identity {
 
 
 /**
+ * An answer, or why there is none: handed from `send` to `handleAnswer`.
+ */
+export class Answer {
+    private constructor();
+    free(): void;
+    [Symbol.dispose](): void;
+}
+
+/**
  * One client's core: its configuration and its token state.
  */
 export class Core {
     free(): void;
     [Symbol.dispose](): void;
     /**
-     * Takes a copy of the metadata read from KV when this client would ask
-     * for it and the copy passes the rules of a fresh document; says whether.
+     * The executor stopped before the acquisition's end (its own code
+     * threw): the acquisition ends as a failure.
      */
-    adoptMetadata(now: number, stored: unknown): boolean;
+    abandon(now: number, mono: number): void;
     /**
      * Takes a token read from KV when it is sound and one to take (see
      * `TokenState::adopt`); returns it as taken, or `undefined`.
@@ -108,6 +120,11 @@ export class Core {
      */
     decide(now: number, mono: number, min_valid_ms: number, started?: number | null): Decision;
     /**
+     * Starts driving the acquisition begun (`begin`): through the store
+     * when `store`; a stored token is taken only if newer when `force`.
+     */
+    drive(now: number, mono: number, store: boolean, force: boolean): void;
+    /**
      * Whether the token is missing or due for refresh within `ahead_ms`.
      */
     due(now: number, mono: number, ahead_ms: number): boolean;
@@ -118,15 +135,43 @@ export class Core {
      */
     error(code: string, description: string, retry_after_seconds?: number | null): CoreError;
     /**
-     * Requests a token, retrying per the policy, and caches it. Resolves
-     * to the token; rejects with a `CoreError`. Does not end the
-     * acquisition: `finish` does.
+     * What the transitions so far reported (`CoreEvent`s), once.
      */
-    fetch(host: Host): Promise<TokenRecord>;
+    events(): CoreEvent[];
     /**
-     * The acquisition ended: with a token, or with `error` (a `TokenError`).
+     * After `send`.
      */
-    finish(now: number, mono: number, error: CoreError | undefined): void;
+    handleAnswer(now: number, mono: number, answer: Answer): void;
+    /**
+     * After `take_lease`: `true` taken, `false` held by another (read
+     * again), `undefined` when the store failed.
+     */
+    handleLease(now: number, mono: number, taken?: boolean | null): void;
+    /**
+     * After `read_metadata`: the stored copy, if one sealed by this client was there.
+     */
+    handleMetadataCopy(now: number, mono: number, copy?: string | null): void;
+    /**
+     * After `renew_lease`: whether the lease is still this isolate's.
+     */
+    handleRenewed(now: number, mono: number, kept: boolean): void;
+    /**
+     * After `sign`.
+     */
+    handleSigned(now: number, mono: number, signed: Signed): void;
+    /**
+     * After `sleep`.
+     */
+    handleSlept(now: number, mono: number): void;
+    /**
+     * After `read_store`: the stored token (undecoded), the lease and the
+     * back-off as read; `store_failed` when the store did not answer.
+     */
+    handleSnapshot(now: number, mono: number, store_failed: boolean, token: unknown, lease_until: number | null | undefined, lease_holder: string | null | undefined, lease_taken_at: number | null | undefined, backoff_until: number): void;
+    /**
+     * After `write_store`, `set_backoff`, `release_lease` or `write_metadata`.
+     */
+    handleStored(now: number, mono: number): void;
     /**
      * How long token requests stay held back, ms (for `Wait`).
      */
@@ -140,29 +185,32 @@ export class Core {
      */
     leaseIsPlausible(until: number, now: number): boolean;
     /**
-     * Whether a token request at `now` would first ask the issuer for its metadata.
-     */
-    needsMetadata(now: number): boolean;
-    /**
      * Checks `options` (the object given to `createTokenClient`); throws a
      * `CoreError` with code `config` naming the first problem.
      */
     constructor(options: Record<string, unknown>);
     /**
+     * The next effect of the acquisition in flight (a `CoreEffect`).
+     */
+    poll(now: number, mono: number): CoreEffect;
+    /**
      * Why `decide` answered `Fail`.
      */
     refusal(now: number, mono: number, min_valid_ms: number): CoreError;
+    /**
+     * Sends the request the `send` effect names through `fetch` (the
+     * `fetch` option, or the global fetch), within `timeout_ms`; keeps no state.
+     */
+    send(fetch: (request: Request) => Promise<Response>, timeout_ms: number): Promise<Answer>;
     /**
      * Until when (wall clock) `decide` keeps answering `Serve` to callers
      * with no `minValidSeconds`: the wrapper's hot path compares with it.
      */
     serveUntil(now: number, mono: number): number;
     /**
-     * Until when every isolate holds token requests back after `error`
-     * (a retryable `TokenError`): its `retryAfterSeconds`, else the first
-     * hold-back step; at most 10 minutes from `now`.
+     * Signs the assertion the `sign` effect asks for (WebCrypto); keeps no state.
      */
-    sharedBackoffUntil(now: number, error: CoreError): number;
+    sign(now: number): Promise<Signed>;
     /**
      * What `status()` reports.
      */
@@ -185,10 +233,6 @@ export class Core {
      * request timeout and a margin. A lease reaching further is corrupt.
      */
     readonly maxLeaseMs: number;
-    /**
-     * With `issuer`: the copy of its metadata for KV (JSON text), if read.
-     */
-    readonly metadataCopy: string | undefined;
     /**
      * The token endpoint's origin, as error messages name it.
      */
@@ -223,6 +267,15 @@ export enum Decision {
      * Wait `holdMs()` for the hold-back to end, then ask again.
      */
     Wait = 5,
+}
+
+/**
+ * A signed assertion, or why there is none: handed from `sign` to `handleSigned`.
+ */
+export class Signed {
+    private constructor();
+    free(): void;
+    [Symbol.dispose](): void;
 }
 
 /**

@@ -52,6 +52,11 @@ pub enum Event {
         /// Which attempt, from 1.
         attempt: u32,
     },
+    /// The acquisition waits for another isolate's token (its lease), once per acquisition.
+    LeaseWait {
+        /// When, epoch ms.
+        at: f64,
+    },
     /// Another attempt follows after a wait.
     Retry {
         /// When, epoch ms.

@@ -17,6 +17,7 @@ pub mod assertion;
 pub mod clock;
 pub mod config;
 pub mod discovery;
+pub mod driver;
 pub mod error;
 pub mod options;
 #[cfg(test)]

@@ -225,6 +225,11 @@ impl TokenState {
         Ok(())
     }
 
+    /// Whether an acquisition is in flight.
+    pub fn in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
     /// A token request is about to be sent (counted once per acquisition).
     pub fn fetching(&mut self) {
         self.fetches += 1;

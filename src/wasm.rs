@@ -1,26 +1,29 @@
 //! The WebAssembly binding: the only module that knows wasm-bindgen.
 //!
 //! [`Core`] is one client's core for the Deno wrapper (deno/client.ts): its
-//! checked configuration and its [`TokenState`]. Values cross the boundary
-//! through serde-wasm-bindgen; the token request goes out through the host's
-//! `fetch` ([`http`]). The core keeps no JavaScript value between calls: the
-//! host functions an acquisition needs come with it ([`Host`]) and are
-//! dropped when it ends, so nothing here keeps a dropped client alive.
+//! checked configuration, its [`TokenState`] and the [`Driver`] of the
+//! acquisition in flight, which the wrapper's executor runs: `poll` names
+//! the next effect, the executor performs it, a `handle…` call hands the
+//! result back. No call into the core calls back into JavaScript. Values
+//! cross the boundary through serde-wasm-bindgen; the two effects the core
+//! performs itself are stateless async functions: `send` (the host's
+//! `fetch`, [`http`]) and `sign` (WebCrypto, [`sign`]). The core keeps no
+//! JavaScript value between calls, so nothing here keeps a dropped client alive.
 
 mod http;
 mod sign;
 
-use crate::acquire::{Acquisition, Event, Step};
+use crate::acquire::Event;
 use crate::clock::Now;
-use crate::config::{Config, Endpoint};
-use crate::discovery::{self, Metadata};
+use crate::config::Config;
+use crate::discovery::Metadata;
+use crate::driver::{Driver, Effect, LeaseResult, Outcome, Parts, Seen};
 use crate::error::{ErrorCode, Source, TokenError};
 use crate::options::{check_names, option_names, read, Options, RetryOptions};
-use crate::request::token_request;
-use crate::response::{read_answer, TokenResponse};
+use crate::response::Received;
 use crate::shared::{self, TokenRecord, LEASE_MARGIN_MS};
 use crate::state::{self, TokenState};
-use js_sys::{Math, Object, Promise, Reflect};
+use js_sys::{Function, Math, Object, Promise, Reflect};
 use serde::Serialize;
 use sign::Signer;
 use std::cell::RefCell;
@@ -30,20 +33,6 @@ use wasm_bindgen_futures::future_to_promise;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = r#"
-/** The host functions one acquisition uses; the core lets go of them when it ends. */
-export interface Host {
-  /** Sends the token request (the `fetch` option, or the global fetch). */
-  fetch(request: Request): Promise<Response>;
-  /** Wall clock, epoch ms. */
-  now(): number;
-  /** Monotonic clock, ms. */
-  mono(): number;
-  /** Receives the acquisition's events. */
-  emit(event: CoreEvent): void;
-  /** Told, at once, of each token the core now holds (before `fetch` resolves). */
-  hold(token: TokenRecord): void;
-}
-
 /** A token as the core hands it out, and as KV stores it. */
 export interface TokenRecord {
   accessToken: string;
@@ -69,12 +58,29 @@ export interface CoreError {
   retryAfterSeconds?: number;
 }
 
-/** What an acquisition reports through `Host.emit`. */
+/** What an acquisition reports, from `core.events()`. */
 export type CoreEvent =
   | { type: "fetch_start"; at: number }
   | { type: "fetch_ok"; at: number; lifetimeSeconds: number; attempts: number }
   | { type: "fetch_error"; at: number; code: string; status?: number; retryable: boolean; attempt: number }
+  | { type: "lease_wait"; at: number }
   | { type: "retry"; at: number; delayMs: number; attempt: number };
+
+/** What the executor does next (`core.poll`), and the `handle…` call its result goes to. */
+export type CoreEffect =
+  | { type: "read_store" } // handleSnapshot
+  | { type: "take_lease"; ttlMs: number } // handleLease
+  | { type: "renew_lease"; ttlMs: number } // handleRenewed
+  | { type: "release_lease" } // handleStored
+  | { type: "write_store"; record: TokenRecord } // handleStored
+  | { type: "set_backoff"; until: number } // handleStored
+  | { type: "read_metadata" } // handleMetadataCopy
+  | { type: "write_metadata"; copy: string } // handleStored
+  | { type: "sleep"; ms: number; why: "lease" | "backoff" | "retry" } // handleSlept
+  | { type: "sign" } // core.sign(), then handleSigned
+  | { type: "send"; timeoutMs: number } // core.send(), then handleAnswer
+  | { type: "done"; record: TokenRecord; source: "network" | "kv" }
+  | { type: "fail"; error: CoreError };
 
 /** What `status()` reports, never the token. */
 export interface CoreStatus {
@@ -101,37 +107,6 @@ export interface Identity {
 }
 
 "#;
-
-#[wasm_bindgen]
-extern "C" {
-    /// The host functions of one acquisition (the `Host` interface above).
-    #[wasm_bindgen(typescript_type = "Host")]
-    pub type Host;
-    #[wasm_bindgen(method, catch)]
-    fn fetch(this: &Host, request: &web_sys::Request) -> Result<JsValue, JsValue>;
-    #[wasm_bindgen(method, js_name = now)]
-    fn wall(this: &Host) -> f64;
-    #[wasm_bindgen(method)]
-    fn mono(this: &Host) -> f64;
-    #[wasm_bindgen(method, catch)]
-    fn emit(this: &Host, event: JsValue) -> Result<(), JsValue>;
-    #[wasm_bindgen(method, catch)]
-    fn hold(this: &Host, token: JsValue) -> Result<(), JsValue>;
-}
-
-impl Host {
-    fn now(&self) -> Now {
-        Now {
-            wall: self.wall(),
-            mono: self.mono(),
-        }
-    }
-
-    fn report(&self, event: Event) {
-        // The wrapper's sink already shields token delivery from a throwing hook.
-        let _ = self.emit(to_js(&event));
-    }
-}
 
 /// What a caller asking for a token gets (see `TokenState::decide`).
 #[wasm_bindgen]
@@ -168,6 +143,10 @@ struct Inner {
     signer: Option<Rc<Signer>>,
     /// With `issuer`: its metadata, once read.
     metadata: Option<Metadata>,
+    /// The acquisition in flight.
+    driver: Option<Driver>,
+    /// What the transitions reported, until the executor takes it.
+    events: Vec<Event>,
 }
 
 impl Inner {
@@ -182,16 +161,30 @@ impl Inner {
         }
     }
 
-    /// The issuer, when the metadata is missing or past its time at `now_ms`.
-    fn issuer_to_ask(&self, now_ms: f64) -> Option<&str> {
-        match &self.config.identity.endpoint {
-            Endpoint::Issuer(issuer)
-                if self.metadata.as_ref().is_none_or(|m| m.until <= now_ms) =>
-            {
-                Some(issuer)
-            }
-            _ => None,
+    /// Runs `step` on the driver in flight with this client's parts, and
+    /// keeps the events it produced; `None` without one.
+    fn drive<T>(&mut self, step: impl FnOnce(&mut Driver, &mut Parts<'_>) -> T) -> Option<T> {
+        let Inner {
+            config,
+            state,
+            metadata,
+            driver,
+            events,
+            ..
+        } = self;
+        let running = driver.as_mut()?;
+        let mut parts = Parts {
+            config,
+            state,
+            metadata,
+            parse_url: normalise_url,
+        };
+        let result = step(running, &mut parts);
+        events.extend(running.take_events());
+        if running.is_over() {
+            *driver = None;
         }
+        Some(result)
     }
 }
 
@@ -225,6 +218,8 @@ impl Core {
                 state,
                 signer,
                 metadata: None,
+                driver: None,
+                events: Vec::new(),
             })),
         })
     }
@@ -233,40 +228,6 @@ impl Core {
     #[wasm_bindgen(getter)]
     pub fn origin(&self) -> String {
         self.inner.borrow().source().origin
-    }
-
-    /// With `issuer`: the copy of its metadata for KV (JSON text), if read.
-    #[wasm_bindgen(getter, js_name = metadataCopy)]
-    pub fn metadata_copy(&self) -> Option<String> {
-        self.inner.borrow().metadata.as_ref().map(Metadata::to_copy)
-    }
-
-    /// Whether a token request at `now` would first ask the issuer for its metadata.
-    #[wasm_bindgen(js_name = needsMetadata)]
-    pub fn needs_metadata(&self, now: f64) -> bool {
-        self.inner.borrow().issuer_to_ask(now).is_some()
-    }
-
-    /// Takes a copy of the metadata read from KV when this client would ask
-    /// for it and the copy passes the rules of a fresh document; says whether.
-    #[wasm_bindgen(js_name = adoptMetadata)]
-    pub fn adopt_metadata(
-        &self,
-        now: f64,
-        #[wasm_bindgen(unchecked_param_type = "unknown")] stored: JsValue,
-    ) -> bool {
-        let mut inner = self.inner.borrow_mut();
-        let Some(issuer) = inner.issuer_to_ask(now) else {
-            return false;
-        };
-        let copy = stored
-            .as_string()
-            .and_then(|copy| discovery::from_copy(&copy, issuer, now, normalise_url));
-        let taken = copy.is_some();
-        if taken {
-            inner.metadata = copy;
-        }
-        taken
     }
 
     /// What names this client's token in KV (the wrapper adds a fingerprint of the credential).
@@ -336,18 +297,168 @@ impl Core {
         begun.map_err(|e| self.report(e))
     }
 
-    /// Requests a token, retrying per the policy, and caches it. Resolves
-    /// to the token; rejects with a `CoreError`. Does not end the
-    /// acquisition: `finish` does.
-    #[wasm_bindgen(unchecked_return_type = "Promise<TokenRecord>")]
-    pub fn fetch(&self, host: Host) -> Promise {
-        let inner = Rc::clone(&self.inner);
+    /// Starts driving the acquisition begun (`begin`): through the store
+    /// when `store`; a stored token is taken only if newer when `force`.
+    pub fn drive(&self, now: f64, mono: f64, store: bool, force: bool) {
+        let mut inner = self.inner.borrow_mut();
+        inner.driver = Some(Driver::new(&inner.config, at(now, mono), store, force));
+    }
+
+    /// The next effect of the acquisition in flight (a `CoreEffect`).
+    #[wasm_bindgen(unchecked_return_type = "CoreEffect")]
+    pub fn poll(&self, now: f64, mono: f64) -> JsValue {
+        let mut inner = self.inner.borrow_mut();
+        let effect = inner
+            .drive(|driver, parts| driver.poll(parts, at(now, mono), Math::random()))
+            .unwrap_or_else(|| Effect::Fail {
+                error: TokenError::new(ErrorCode::Network, "no acquisition is in flight"),
+            });
+        match effect {
+            Effect::Fail { error } => to_js(&Effect::Fail {
+                error: error.from_source(&inner.source()),
+            }),
+            effect => to_js(&effect),
+        }
+    }
+
+    /// What the transitions so far reported (`CoreEvent`s), once.
+    #[wasm_bindgen(unchecked_return_type = "CoreEvent[]")]
+    pub fn events(&self) -> JsValue {
+        to_js(&std::mem::take(&mut self.inner.borrow_mut().events))
+    }
+
+    /// After `read_store`: the stored token (undecoded), the lease and the
+    /// back-off as read; `store_failed` when the store did not answer.
+    #[wasm_bindgen(js_name = handleSnapshot)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_snapshot(
+        &self,
+        now: f64,
+        mono: f64,
+        store_failed: bool,
+        #[wasm_bindgen(unchecked_param_type = "unknown")] token: JsValue,
+        lease_until: Option<f64>,
+        lease_holder: Option<String>,
+        lease_taken_at: Option<f64>,
+        backoff_until: f64,
+    ) {
+        let seen = (!store_failed).then(|| Seen {
+            token: serde_wasm_bindgen::from_value(token).ok(),
+            lease_until,
+            lease_holder,
+            lease_taken_at,
+            backoff_until,
+        });
+        self.handle(now, mono, Outcome::Snapshot(seen));
+    }
+
+    /// After `take_lease`: `true` taken, `false` held by another (read
+    /// again), `undefined` when the store failed.
+    #[wasm_bindgen(js_name = handleLease)]
+    pub fn handle_lease(&self, now: f64, mono: f64, taken: Option<bool>) {
+        let result = match taken {
+            Some(true) => LeaseResult::Taken,
+            Some(false) => LeaseResult::Held,
+            None => LeaseResult::Failed,
+        };
+        self.handle(now, mono, Outcome::Lease(result));
+    }
+
+    /// After `renew_lease`: whether the lease is still this isolate's.
+    #[wasm_bindgen(js_name = handleRenewed)]
+    pub fn handle_renewed(&self, now: f64, mono: f64, kept: bool) {
+        self.handle(now, mono, Outcome::Renewed(kept));
+    }
+
+    /// After `read_metadata`: the stored copy, if one sealed by this client was there.
+    #[wasm_bindgen(js_name = handleMetadataCopy)]
+    pub fn handle_metadata_copy(&self, now: f64, mono: f64, copy: Option<String>) {
+        self.handle(now, mono, Outcome::MetadataCopy(copy));
+    }
+
+    /// After `sleep`.
+    #[wasm_bindgen(js_name = handleSlept)]
+    pub fn handle_slept(&self, now: f64, mono: f64) {
+        self.handle(now, mono, Outcome::Slept);
+    }
+
+    /// After `write_store`, `set_backoff`, `release_lease` or `write_metadata`.
+    #[wasm_bindgen(js_name = handleStored)]
+    pub fn handle_stored(&self, now: f64, mono: f64) {
+        self.handle(now, mono, Outcome::Stored);
+    }
+
+    /// Signs the assertion the `sign` effect asks for (WebCrypto); keeps no state.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Signed>")]
+    pub fn sign(&self, now: f64) -> Promise {
+        let (signer, client_id, audience) = {
+            let inner = self.inner.borrow();
+            let audience = inner
+                .driver
+                .as_ref()
+                .and_then(|d| d.audience().map(str::to_owned));
+            let client_id = inner.config.identity.client_id.clone();
+            (inner.signer.clone(), client_id, audience)
+        };
         future_to_promise(async move {
-            acquire(&inner, &host)
-                .await
-                .map(|record| to_js(&record))
-                .map_err(|error| report(&error.from_source(&inner.borrow().source())))
+            let signed = match (signer, audience) {
+                (Some(signer), Some(audience)) => {
+                    signer.assertion(&client_id, &audience, now).await
+                }
+                _ => Err(TokenError::new(ErrorCode::Network, "nothing to sign")),
+            };
+            Ok(Signed(signed).into())
         })
+    }
+
+    /// After `sign`.
+    #[wasm_bindgen(js_name = handleSigned)]
+    pub fn handle_signed(&self, now: f64, mono: f64, signed: Signed) {
+        self.handle(now, mono, Outcome::Signed(signed.0));
+    }
+
+    /// Sends the request the `send` effect names through `fetch` (the
+    /// `fetch` option, or the global fetch), within `timeout_ms`; keeps no state.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Answer>")]
+    pub fn send(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(request: Request) => Promise<Response>")]
+        fetch: Function,
+        timeout_ms: f64,
+    ) -> Promise {
+        let request = self
+            .inner
+            .borrow_mut()
+            .driver
+            .as_mut()
+            .and_then(Driver::take_request);
+        future_to_promise(async move {
+            let answer = match request {
+                Some(request) => http::send(&fetch, &request, timeout_ms).await,
+                None => Err(TokenError::new(ErrorCode::Network, "nothing to send")),
+            };
+            Ok(Answer(answer).into())
+        })
+    }
+
+    /// After `send`.
+    #[wasm_bindgen(js_name = handleAnswer)]
+    pub fn handle_answer(&self, now: f64, mono: f64, answer: Answer) {
+        self.handle(now, mono, Outcome::Answer(answer.0));
+    }
+
+    /// The executor stopped before the acquisition's end (its own code
+    /// threw): the acquisition ends as a failure.
+    pub fn abandon(&self, now: f64, mono: f64) {
+        let mut inner = self.inner.borrow_mut();
+        inner.driver = None;
+        if inner.state.in_flight() {
+            let error =
+                TokenError::new(ErrorCode::Network, "token acquisition failed unexpectedly");
+            inner
+                .state
+                .finish(at(now, mono), Some(&error), Math::random());
+        }
     }
 
     /// Takes a token read from KV when it is sound and one to take (see
@@ -367,22 +478,6 @@ impl Core {
             .state()
             .adopt(at(now, mono), record, force, Math::random());
         taken.map_or(JsValue::UNDEFINED, |record| to_js(&record))
-    }
-
-    /// The acquisition ended: with a token, or with `error` (a `TokenError`).
-    pub fn finish(
-        &self,
-        now: f64,
-        mono: f64,
-        #[wasm_bindgen(unchecked_param_type = "CoreError | undefined")] error: JsValue,
-    ) {
-        let error = (!error.is_undefined()).then(|| {
-            serde_wasm_bindgen::from_value::<TokenError>(error).unwrap_or_else(|_| {
-                TokenError::new(ErrorCode::Network, "token request failed unexpectedly")
-            })
-        });
-        self.state()
-            .finish(at(now, mono), error.as_ref(), Math::random());
     }
 
     /// Forgets the cached token.
@@ -427,22 +522,6 @@ impl Core {
         shared::lease_is_plausible(until, now, self.max_lease_ms())
     }
 
-    /// Until when every isolate holds token requests back after `error`
-    /// (a retryable `TokenError`): its `retryAfterSeconds`, else the first
-    /// hold-back step; at most 10 minutes from `now`.
-    #[wasm_bindgen(js_name = sharedBackoffUntil)]
-    pub fn shared_backoff_until(
-        &self,
-        now: f64,
-        #[wasm_bindgen(unchecked_param_type = "CoreError")] error: JsValue,
-    ) -> f64 {
-        let retry_after = serde_wasm_bindgen::from_value::<TokenError>(error)
-            .ok()
-            .and_then(|e| e.retry_after_seconds);
-        let wait = crate::schedule::hold_back_ms(1, retry_after, Math::random(), None);
-        shared::shared_backoff_until(now, wait)
-    }
-
     /// An error the wrapper raises for this client (an aborted wait, a
     /// shared back-off), formatted like every other: `code` is one of the
     /// error codes (else `network`), and the message names the endpoint and id.
@@ -463,6 +542,11 @@ impl Core {
     /// `error` as JavaScript gets it, naming this client's endpoint and id.
     fn report(&self, error: TokenError) -> JsValue {
         report(&error.from_source(&self.inner.borrow().source()))
+    }
+
+    fn handle(&self, now: f64, mono: f64, outcome: Outcome) {
+        let mut inner = self.inner.borrow_mut();
+        inner.drive(|driver, parts| driver.handle(parts, at(now, mono), outcome, Math::random()));
     }
 
     fn state(&self) -> std::cell::RefMut<'_, TokenState> {
@@ -512,156 +596,13 @@ pub fn error_codes() -> JsValue {
     to_js(&codes)
 }
 
-/// One acquisition: attempts through the host's fetch, retries, and the
-/// token cached in the state. Borrows of the state never span an `await`.
-async fn acquire(inner: &RefCell<Inner>, host: &Host) -> Result<TokenRecord, TokenError> {
-    let start = host.now();
-    let (mut acquisition, signer) = {
-        let Inner {
-            config,
-            state,
-            signer,
-            ..
-        } = &mut *inner.borrow_mut();
-        state.fetching();
-        let secret = config.client_secret.as_ref().map(|s| s.secret());
-        let redactor = state.redactor(&config.identity.client_id, secret);
-        (Acquisition::new(config, redactor, start), signer.clone())
-    };
-    host.report(Event::FetchStart { at: start.wall });
-    loop {
-        let timeout_ms = acquisition.begin_attempt(host.now());
-        let outcome = attempt(inner, host, signer.as_deref(), &mut acquisition, timeout_ms).await;
-        let now = host.now();
-        let one_attempt = inner.borrow().state.one_attempt(now);
-        let attempt = acquisition.attempts();
-        match acquisition.finish_attempt(now, outcome, one_attempt, Math::random()) {
-            Step::Done { token, sent_at } => {
-                let lifetime_seconds = token.expires_in;
-                let issued = inner
-                    .borrow_mut()
-                    .state
-                    .issued(now, token, sent_at, Math::random());
-                match &issued {
-                    Ok(record) => {
-                        // The wrapper's cache follows the core's in the same turn.
-                        let _ = host.hold(to_js(record));
-                        host.report(Event::FetchOk {
-                            at: now.wall,
-                            lifetime_seconds,
-                            attempts: attempt,
-                        });
-                    }
-                    Err(error) => host.report(Event::error(now, error, attempt)),
-                }
-                return issued;
-            }
-            Step::Retry { delay_ms, error } => {
-                host.report(Event::error(now, &error, attempt));
-                host.report(Event::Retry {
-                    at: now.wall,
-                    delay_ms,
-                    attempt,
-                });
-                http::sleep(delay_ms).await;
-            }
-            Step::Failed(error) => {
-                host.report(Event::error(now, &error, attempt));
-                return Err(error);
-            }
-        }
-    }
-}
+/// A signed assertion, or why there is none: handed from `sign` to `handleSigned`.
+#[wasm_bindgen]
+pub struct Signed(Result<String, TokenError>);
 
-/// One token request: the endpoint (with `issuer`, from its metadata), a
-/// fresh client assertion when the method signs one (also redacted from
-/// whatever the server answers), the request sent through the host's
-/// fetch, and the answer read. Metadata read counts against the attempt's time.
-async fn attempt(
-    inner: &RefCell<Inner>,
-    host: &Host,
-    signer: Option<&Signer>,
-    acquisition: &mut Acquisition,
-    timeout_ms: f64,
-) -> Result<TokenResponse, TokenError> {
-    let started = host.mono();
-    let token_url = token_endpoint(inner, host, timeout_ms).await?;
-    let timeout_ms = (timeout_ms - (host.mono() - started)).max(1.0);
-    let assertion = match signer {
-        Some(signer) => {
-            let client_id = inner.borrow().config.identity.client_id.clone();
-            let assertion = signer
-                .assertion(&client_id, &token_url, host.wall())
-                .await?;
-            acquisition.also_redact(&assertion);
-            Some(assertion)
-        }
-        None => None,
-    };
-    let request = token_request(&inner.borrow().config, &token_url, assertion.as_deref());
-    let answer = http::send(host, &request, timeout_ms).await?;
-    read_answer(&answer.token_answer(), host.wall())
-}
-
-/// The token endpoint: `tokenUrl`, or the one the issuer's metadata names
-/// (docs/DESIGN.md, "Discovery"). The metadata is kept for its cache
-/// lifetime; past it, it is read again, and the old copy serves on while
-/// the issuer cannot answer. The configured `authMethod` must be one the
-/// issuer lists.
-async fn token_endpoint(
-    inner: &RefCell<Inner>,
-    host: &Host,
-    timeout_ms: f64,
-) -> Result<String, TokenError> {
-    let now = host.wall();
-    let issuer = inner.borrow().issuer_to_ask(now).map(str::to_owned);
-    if let Some(issuer) = issuer {
-        // While the issuer cannot answer, the last copy serves a day more at most.
-        let stale_ok = |inner: &Inner| {
-            inner
-                .metadata
-                .as_ref()
-                .is_some_and(|m| now < m.until + discovery::MAX_KEEP_MS)
-        };
-        match discover(host, &issuer, timeout_ms).await {
-            Ok(metadata) => inner.borrow_mut().metadata = Some(metadata),
-            Err(error) if error.retryable && stale_ok(&inner.borrow()) => {}
-            Err(error) => return Err(error),
-        }
-    }
-    let inner = inner.borrow();
-    let config = &inner.config;
-    match (&config.identity.endpoint, &inner.metadata) {
-        (Endpoint::Token(url), _) => Ok(url.clone()),
-        (Endpoint::Issuer(_), Some(metadata)) => {
-            metadata.check_method(config.auth_method_name)?;
-            Ok(metadata.token_endpoint(config.mutual_tls).to_owned())
-        }
-        (Endpoint::Issuer(_), None) => Err(TokenError::new(
-            ErrorCode::Network,
-            "the issuer's metadata could not be read",
-        )),
-    }
-}
-
-/// The issuer's metadata from the first location that has it, both
-/// locations within `timeout_ms`.
-async fn discover(host: &Host, issuer: &str, timeout_ms: f64) -> Result<Metadata, TokenError> {
-    let deadline = host.mono() + timeout_ms;
-    for location in discovery::locations(issuer) {
-        let url = normalise_url(&location)
-            .ok_or_else(|| TokenError::config("issuer is not a valid absolute URL"))?;
-        let left = (deadline - host.mono()).max(1.0);
-        let answer = http::send(host, &discovery::request(url), left).await?;
-        if let Some(metadata) = discovery::read(&answer, issuer, host.wall(), normalise_url)? {
-            return Ok(metadata);
-        }
-    }
-    Err(TokenError::config(
-        "the issuer publishes no metadata (neither /.well-known/openid-configuration \
-         nor /.well-known/oauth-authorization-server)",
-    ))
-}
+/// An answer, or why there is none: handed from `send` to `handleAnswer`.
+#[wasm_bindgen]
+pub struct Answer(Result<Received, TokenError>);
 
 /// Refuses unknown option names (serde-wasm-bindgen only reads the names it
 /// knows), then reads the options.

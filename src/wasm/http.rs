@@ -4,11 +4,10 @@
 //! attempt's timeout, and at most 1 MiB of delivered body, counted as it
 //! streams in (after any `Content-Encoding` decoding the host does).
 
-use super::Host;
 use crate::error::{ErrorCode, TokenError};
 use crate::request::HttpRequest;
 use crate::response::{declared_length, Received};
-use js_sys::{Array, Object, Promise, Uint8Array};
+use js_sys::{Array, Function, Object, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -42,14 +41,6 @@ fn quietly(promise: Promise) {
     IGNORE.with(|ignore| {
         let _ = promise.catch(ignore);
     });
-}
-
-/// Resolves after `ms` milliseconds.
-pub async fn sleep(ms: f64) {
-    let wait = Promise::new(&mut |resolve, _| {
-        set_timeout(&resolve, ms.min(MAX_TIMER_MS));
-    });
-    let _ = JsFuture::from(wait).await;
 }
 
 /// Why an attempt got no usable answer.
@@ -151,12 +142,12 @@ impl Drop for Deadline {
 /// Sends `request` through the host's fetch, with `timeout_ms` for the
 /// whole exchange, and reads the answer.
 pub async fn send(
-    host: &Host,
+    fetch: &Function,
     request: &HttpRequest,
     timeout_ms: f64,
 ) -> Result<Received, TokenError> {
     let deadline = Deadline::new(timeout_ms)?;
-    let response = exchange(host, request, &deadline).await?;
+    let response = exchange(fetch, request, &deadline).await?;
     // A browser's answer to `redirect: "manual"` is an opaque response with status 0.
     let status = match response.status() {
         0 => 302,
@@ -174,7 +165,7 @@ pub async fn send(
 }
 
 async fn exchange(
-    host: &Host,
+    fetch: &Function,
     request: &HttpRequest,
     deadline: &Deadline,
 ) -> Result<Response, Failure> {
@@ -195,8 +186,8 @@ async fn exchange(
     let request =
         Request::new_with_str_and_init(&request.url, &init).map_err(|_| Failure::Network)?;
     // A fetch may throw, return a non-promise, or resolve to something else.
-    let pending = host
-        .fetch(&request)
+    let pending = fetch
+        .call1(&JsValue::UNDEFINED, &request)
         .map_err(|reason| Failure::of_rejection(&reason))?;
     let answer = deadline.race(&Promise::resolve(&pending)).await?;
     answer

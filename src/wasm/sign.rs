@@ -122,11 +122,11 @@ impl Signer {
     }
 
     /// A signed assertion for one attempt at `now_ms`, from `client_id` to
-    /// `token_url` (its `aud`, unless `assertionAudience` says otherwise).
+    /// `audience` (the driver's choice: `assertionAudience`, else the endpoint).
     pub async fn assertion(
         &self,
         client_id: &str,
-        token_url: &str,
+        audience: &str,
         now_ms: f64,
     ) -> Result<String, TokenError> {
         let ready = self.ready().await?;
@@ -136,7 +136,7 @@ impl Signer {
             key_id: self.key_id.as_deref(),
             x5t_s256: ready.x5t_s256.as_deref(),
             client_id,
-            audience: self.jwt.audience.as_deref().unwrap_or(token_url),
+            audience,
             jti: &jti,
             now_ms,
         }

@@ -1,0 +1,818 @@
+//! One acquisition, from the store to the token, as a sans-IO state machine
+//! (docs/DESIGN.md, "The effect loop"): the executor asks [`Driver::poll`]
+//! for the next [`Effect`], performs it, and hands the result back to
+//! [`Driver::handle`]; [`Driver::take_events`] gives what to report.
+//!
+//! The driver decides everything about the acquisition: when to read the
+//! store, take, renew and release the lease, wait for another isolate and
+//! for how long, take over a dead holder, give up waiting and fetch alone,
+//! read the issuer's metadata, sign, send, retry and back off, write the
+//! token and set the shared back-off. The executor only does the I/O it is
+//! told to do and reads no clock but to hand the time in.
+//!
+//! ```text
+//!  ┌──────────── ReadStore ◄──────── Sleep (poll, back-off) ◄──┐
+//!  │ token to adopt │ back-off │ lease held         no lease │  │
+//!  ▼                ▼          ▼                     ▼        │
+//! Done         Sleep / Fail   Sleep ──(one attempt)──► TakeLease ── held ──┘
+//!                                                      │ taken / KV down / give up
+//!                      ┌───────────────────────────────┘
+//!                      ▼
+//!   [ReadMetadata] → [Send metadata GET]… → [Sign] → Send → Retry: [RenewLease] → Sleep ─┐
+//!                      ▲                                                                   │
+//!                      └───────────────────────────────────────────────────────────────────┘
+//!                                                    Done: [WriteStore] → [ReleaseLease] → Done
+//!                                                    Failed: [SetBackoff] → [ReleaseLease] → Fail
+//! ```
+
+use crate::acquire::{Acquisition, Event, Step};
+use crate::clock::Now;
+use crate::config::{Config, Endpoint};
+use crate::discovery::{self, Metadata};
+use crate::error::{ErrorCode, TokenError};
+use crate::request::{token_request, HttpRequest};
+use crate::response::{read_answer, Received, TokenResponse};
+use crate::schedule::hold_back_ms;
+use crate::shared::{self, TokenRecord, LEASE_MARGIN_MS};
+use crate::state::TokenState;
+use serde::Serialize;
+
+/// Failed attempts at a free lease before a waiter fetches without it: entries
+/// that change under every try while no lease shows are a co-tenant's doing.
+pub const MAX_CONFLICTS: u32 = 3;
+/// A waiter reads the store again after 40 ms and up to 80 ms more (jittered).
+const POLL_MS: (f64, f64) = (40.0, 80.0);
+/// Holders a waiter remembers seeing (each with when it first saw it).
+const MAX_HOLDERS_SEEN: usize = 16;
+
+/// What the executor does next.
+#[derive(Debug, PartialEq, Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum Effect {
+    /// Read the stored token, the lease and the shared back-off, then
+    /// [`Outcome::Snapshot`] (`None` when the store failed).
+    ReadStore,
+    /// Take the lease for `ttl_ms` if nothing changed since the last read;
+    /// then [`Outcome::Lease`].
+    TakeLease {
+        /// How long it lasts.
+        ttl_ms: f64,
+    },
+    /// Renew the lease held for `ttl_ms`; then [`Outcome::Renewed`].
+    RenewLease {
+        /// How long it lasts from now.
+        ttl_ms: f64,
+    },
+    /// Release the lease held; then [`Outcome::Stored`].
+    ReleaseLease,
+    /// Store the token for every isolate; then [`Outcome::Stored`]. The
+    /// client holds it already: callers may be served it now.
+    WriteStore {
+        /// The token.
+        record: TokenRecord,
+    },
+    /// Hold every isolate back until `until` (epoch ms); then [`Outcome::Stored`].
+    SetBackoff {
+        /// The end of the back-off.
+        until: f64,
+    },
+    /// Read the stored copy of the issuer's metadata; then [`Outcome::MetadataCopy`].
+    ReadMetadata,
+    /// Store this copy of the issuer's metadata; then [`Outcome::Stored`].
+    WriteMetadata {
+        /// The copy (JSON text).
+        copy: String,
+    },
+    /// Wait `ms`, then [`Outcome::Slept`].
+    Sleep {
+        /// How long.
+        ms: f64,
+        /// What for.
+        why: Wait,
+    },
+    /// Sign the client assertion (for [`Driver::audience`]); then [`Outcome::Signed`].
+    Sign,
+    /// Send the request [`Driver::take_request`] gives within `timeout_ms`;
+    /// then [`Outcome::Answer`].
+    Send {
+        /// The exchange's time limit.
+        timeout_ms: f64,
+    },
+    /// The acquisition ends with this token.
+    Done {
+        /// The token, as the client now holds it.
+        record: TokenRecord,
+        /// Where it came from.
+        source: TokenSource,
+    },
+    /// The acquisition ends with this error.
+    Fail {
+        /// Why.
+        error: TokenError,
+    },
+}
+
+/// What a [`Effect::Sleep`] waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wait {
+    /// Another isolate's lease: read the store again.
+    Lease,
+    /// The shared back-off another isolate set.
+    Backoff,
+    /// A retry's back-off.
+    Retry,
+}
+
+/// Where a token came from.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    /// A token request.
+    Network,
+    /// Another isolate, through the store.
+    Kv,
+}
+
+/// What the executor hands back after an effect.
+pub enum Outcome {
+    /// After `ReadStore`: what was read, or `None` when the store failed.
+    Snapshot(Option<Seen>),
+    /// After `TakeLease`.
+    Lease(LeaseResult),
+    /// After `RenewLease`: whether the lease is still this isolate's.
+    Renewed(bool),
+    /// After `ReadMetadata`: the stored copy, if a sound one was there.
+    MetadataCopy(Option<String>),
+    /// After `Sign`: the assertion, or why there is none.
+    Signed(Result<String, TokenError>),
+    /// After `Send`: the answer, or why there is none.
+    Answer(Result<Received, TokenError>),
+    /// After `Sleep`.
+    Slept,
+    /// After `WriteStore`, `SetBackoff`, `ReleaseLease` or `WriteMetadata`
+    /// (a store failure changes nothing: the executor reports it).
+    Stored,
+}
+
+/// What a read of the store found (the token undecoded or unchecked: the
+/// core checks it; the lease and back-off already checked for plausibility).
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    /// The stored token, if one decoded as a record.
+    pub token: Option<TokenRecord>,
+    /// When another isolate's live lease ends, epoch ms.
+    pub lease_until: Option<f64>,
+    /// Who holds it, as its value says.
+    pub lease_holder: Option<String>,
+    /// When its holder says it took it, epoch ms.
+    pub lease_taken_at: Option<f64>,
+    /// Until when every isolate holds token requests back; 0 for none.
+    pub backoff_until: f64,
+}
+
+/// How an attempt to take the lease went.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LeaseResult {
+    /// This isolate holds it.
+    Taken,
+    /// Something changed since the read: read again.
+    Held,
+    /// The store failed: fetch without it, for this isolate alone.
+    Failed,
+}
+
+/// A client's core state, as the driver works on it.
+pub struct Parts<'a> {
+    /// The checked configuration.
+    pub config: &'a Config,
+    /// The token and its schedule.
+    pub state: &'a mut TokenState,
+    /// With `issuer`: its metadata, once read.
+    pub metadata: &'a mut Option<Metadata>,
+    /// The host's URL parser (WHATWG in the wasm).
+    pub parse_url: fn(&str) -> Option<String>,
+}
+
+impl Parts<'_> {
+    /// The issuer, when its metadata is missing or past its time at `now_ms`.
+    pub fn issuer_to_ask(&self, now_ms: f64) -> Option<&str> {
+        issuer_to_ask(self.config, self.metadata.as_ref(), now_ms)
+    }
+}
+
+/// The issuer of `config`, when `metadata` is missing or past its time at `now_ms`.
+pub fn issuer_to_ask<'a>(
+    config: &'a Config,
+    metadata: Option<&Metadata>,
+    now_ms: f64,
+) -> Option<&'a str> {
+    match &config.identity.endpoint {
+        Endpoint::Issuer(issuer) if metadata.is_none_or(|m| m.until <= now_ms) => Some(issuer),
+        _ => None,
+    }
+}
+
+/// Where the acquisition stands.
+#[derive(Debug)]
+enum Phase {
+    /// Next: read the store.
+    Read,
+    /// Next: take the lease.
+    TakeLease,
+    /// Next: sleep `ms`, then go to `then`.
+    Sleep {
+        ms: f64,
+        why: Wait,
+        then: Box<Phase>,
+    },
+    /// Next: an attempt begins.
+    Attempt,
+    /// Next: find the token endpoint of this attempt (metadata), then sign or send.
+    Endpoint,
+    /// Next: read the stored metadata copy.
+    ReadMetadata,
+    /// Next: the metadata GET of `location`.
+    Discover { location: usize },
+    /// Next: store the metadata copy just read from the issuer.
+    WriteMetadata { copy: String },
+    /// Next: sign for the token request to `token_url`.
+    Sign { token_url: String },
+    /// Next: send `request`.
+    Send { request: HttpRequest },
+    /// Next: renew the lease before a retry wait of `delay_ms`.
+    Renew { delay_ms: f64 },
+    /// Next: the remaining I/O of the end, then the end.
+    Ending { steps: Vec<Effect>, end: End },
+    /// Waiting for the executor's outcome.
+    Awaiting(Awaiting),
+    /// Ended.
+    Over,
+}
+
+/// What the executor is doing, and what its outcome leads to.
+#[derive(Debug)]
+enum Awaiting {
+    Snapshot,
+    Lease,
+    Renewal { delay_ms: f64 },
+    MetadataCopy,
+    Metadata { location: usize },
+    Signature { token_url: String },
+    Answer,
+    Sleep(Box<Phase>),
+    Store(Box<Phase>),
+}
+
+/// How the acquisition ends.
+#[derive(Debug)]
+enum End {
+    Token(TokenRecord, TokenSource),
+    Error(TokenError),
+}
+
+/// Who this acquisition is, towards the other isolates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Role {
+    /// No store, or the store failed: fetch for this isolate alone, write nothing.
+    Alone,
+    /// A store: read it, take the lease or wait.
+    Waiter,
+    /// This isolate holds the lease: fetch, write, release.
+    Holder,
+    /// No lease came of waiting: fetch and write for the others.
+    Unleased,
+}
+
+/// One acquisition of one client.
+pub struct Driver {
+    phase: Phase,
+    role: Role,
+    /// A stored token is taken only if newer than the one held (`refresh()`).
+    force: bool,
+    /// When it began, monotonic ms; a waiter fetches alone `wait_ms` later.
+    started: f64,
+    lease_ms: f64,
+    wait_ms: f64,
+    /// Holders seen, and when each was first seen (wall ms).
+    holders_seen: Vec<(String, f64)>,
+    /// Whether the last read showed a lease.
+    lease_seen: bool,
+    conflicts: u32,
+    /// Whether the `lease_wait` event went out.
+    waited: bool,
+    /// Whether the stored metadata copy was asked for.
+    metadata_read: bool,
+    /// This attempt serves from a metadata copy past its time (the issuer did not answer).
+    stale_metadata: bool,
+    /// When this attempt must be over, monotonic ms.
+    attempt_deadline: f64,
+    /// The retries of the token request, once one is made.
+    acquisition: Option<Acquisition>,
+    /// The `aud` of the assertion to sign.
+    audience: Option<String>,
+    /// The request of the `Send` just polled.
+    request: Option<HttpRequest>,
+    events: Vec<Event>,
+}
+
+impl Driver {
+    /// An acquisition begun at `now`: through the store when `store`; a
+    /// stored token is taken only if newer when `force`.
+    pub fn new(config: &Config, now: Now, store: bool, force: bool) -> Self {
+        let lease_ms = config.timeout_ms + LEASE_MARGIN_MS;
+        Self {
+            phase: if store { Phase::Read } else { Phase::Attempt },
+            role: if store { Role::Waiter } else { Role::Alone },
+            force,
+            started: now.mono,
+            lease_ms,
+            // The longest lease a holder may keep: its deadline and one more attempt.
+            wait_ms: config.retry.deadline_ms + lease_ms,
+            holders_seen: Vec::new(),
+            lease_seen: false,
+            conflicts: 0,
+            waited: false,
+            metadata_read: false,
+            stale_metadata: false,
+            attempt_deadline: now.mono,
+            acquisition: None,
+            audience: None,
+            request: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// The events of the transitions so far, to report after them.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The request of the `Send` just polled (once).
+    pub fn take_request(&mut self) -> Option<HttpRequest> {
+        self.request.take()
+    }
+
+    /// The `aud` of the assertion the `Sign` just polled asks for.
+    pub fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
+
+    /// Whether the acquisition has ended.
+    pub fn is_over(&self) -> bool {
+        matches!(self.phase, Phase::Over)
+    }
+
+    /// The next effect. Call once after [`Driver::new`] and after each
+    /// [`Driver::handle`]; `Done` and `Fail` end the acquisition (and tell the state).
+    pub fn poll(&mut self, c: &mut Parts<'_>, now: Now, rand: f64) -> Effect {
+        loop {
+            match std::mem::replace(&mut self.phase, Phase::Over) {
+                Phase::Read => return self.wait_for(Awaiting::Snapshot, Effect::ReadStore),
+                Phase::TakeLease => {
+                    let ttl_ms = self.lease_ms;
+                    return self.wait_for(Awaiting::Lease, Effect::TakeLease { ttl_ms });
+                }
+                Phase::Sleep { ms, why, then } => {
+                    return self.wait_for(Awaiting::Sleep(then), Effect::Sleep { ms, why })
+                }
+                Phase::Attempt => self.phase = self.begin_attempt(c, now),
+                Phase::Endpoint => self.phase = self.endpoint(c, now),
+                Phase::ReadMetadata => {
+                    self.metadata_read = true;
+                    return self.wait_for(Awaiting::MetadataCopy, Effect::ReadMetadata);
+                }
+                Phase::Discover { location } => {
+                    let Endpoint::Issuer(issuer) = &c.config.identity.endpoint else {
+                        self.phase = unreachable_phase();
+                        continue;
+                    };
+                    let url = discovery::locations(issuer)
+                        .get(location)
+                        .and_then(|l| (c.parse_url)(l));
+                    let Some(url) = url else {
+                        let error = TokenError::config("issuer is not a valid absolute URL");
+                        self.phase = self.finish_attempt(c, now, Err(error), rand);
+                        continue;
+                    };
+                    self.request = Some(discovery::request(url));
+                    let timeout_ms = self.time_left(now);
+                    return self
+                        .wait_for(Awaiting::Metadata { location }, Effect::Send { timeout_ms });
+                }
+                Phase::WriteMetadata { copy } => {
+                    let then = Box::new(Phase::Endpoint);
+                    return self.wait_for(Awaiting::Store(then), Effect::WriteMetadata { copy });
+                }
+                Phase::Sign { token_url } => {
+                    self.audience = Some(
+                        c.config
+                            .jwt
+                            .as_ref()
+                            .and_then(|jwt| jwt.audience.clone())
+                            .unwrap_or_else(|| token_url.clone()),
+                    );
+                    return self.wait_for(Awaiting::Signature { token_url }, Effect::Sign);
+                }
+                Phase::Send { request } => {
+                    self.request = Some(request);
+                    let timeout_ms = self.time_left(now);
+                    return self.wait_for(Awaiting::Answer, Effect::Send { timeout_ms });
+                }
+                Phase::Renew { delay_ms } => {
+                    let ttl_ms = delay_ms + self.lease_ms;
+                    return self.wait_for(
+                        Awaiting::Renewal { delay_ms },
+                        Effect::RenewLease { ttl_ms },
+                    );
+                }
+                Phase::Ending { mut steps, end } => {
+                    if !steps.is_empty() {
+                        let step = steps.remove(0);
+                        let then = Box::new(Phase::Ending { steps, end });
+                        return self.wait_for(Awaiting::Store(then), step);
+                    }
+                    return match end {
+                        End::Token(record, source) => {
+                            c.state.finish(now, None, rand);
+                            Effect::Done { record, source }
+                        }
+                        End::Error(error) => {
+                            c.state.finish(now, Some(&error), rand);
+                            Effect::Fail { error }
+                        }
+                    };
+                }
+                Phase::Awaiting(_) | Phase::Over => {
+                    // The executor polled without handing back an outcome, or after the end.
+                    let error = TokenError::new(
+                        ErrorCode::Network,
+                        "the acquisition was driven out of order",
+                    );
+                    c.state.finish(now, Some(&error), rand);
+                    return Effect::Fail { error };
+                }
+            }
+        }
+    }
+
+    /// The executor's outcome of the effect polled last.
+    pub fn handle(&mut self, c: &mut Parts<'_>, now: Now, outcome: Outcome, rand: f64) {
+        let Phase::Awaiting(awaiting) = std::mem::replace(&mut self.phase, Phase::Over) else {
+            return; // Nothing was asked: `poll` reports it.
+        };
+        self.phase = match (awaiting, outcome) {
+            (Awaiting::Snapshot, Outcome::Snapshot(None)) => {
+                self.role = Role::Alone; // The store failed: this isolate alone, in memory.
+                Phase::Attempt
+            }
+            (Awaiting::Snapshot, Outcome::Snapshot(Some(seen))) => {
+                self.after_read(c, now, seen, rand)
+            }
+            (Awaiting::Lease, Outcome::Lease(result)) => self.after_lease(now, result, rand),
+            (Awaiting::Renewal { delay_ms }, Outcome::Renewed(kept)) => {
+                // A holder whose lease was taken over waits for the new holder's token.
+                let then = match kept {
+                    true => Phase::Attempt,
+                    false => {
+                        self.role = Role::Waiter;
+                        Phase::Read
+                    }
+                };
+                Phase::Sleep {
+                    ms: delay_ms,
+                    why: Wait::Retry,
+                    then: Box::new(then),
+                }
+            }
+            (Awaiting::MetadataCopy, Outcome::MetadataCopy(copy)) => {
+                let issuer = issuer_to_ask(c.config, c.metadata.as_ref(), now.wall);
+                let parse_url = c.parse_url;
+                let taken = issuer.and_then(|issuer| {
+                    copy.and_then(|copy| discovery::from_copy(&copy, issuer, now.wall, parse_url))
+                });
+                if taken.is_some() {
+                    *c.metadata = taken;
+                }
+                Phase::Endpoint
+            }
+            (Awaiting::Metadata { location }, Outcome::Answer(answer)) => {
+                self.after_metadata(c, now, location, answer, rand)
+            }
+            (Awaiting::Signature { token_url }, Outcome::Signed(Ok(assertion))) => {
+                let acquisition = self.acquisition.as_mut().expect("an attempt signs");
+                acquisition.also_redact(&assertion);
+                let request = token_request(c.config, &token_url, Some(&assertion));
+                Phase::Send { request }
+            }
+            (Awaiting::Signature { .. }, Outcome::Signed(Err(error))) => {
+                self.finish_attempt(c, now, Err(error), rand)
+            }
+            (Awaiting::Answer, Outcome::Answer(answer)) => {
+                let token = answer.and_then(|a| read_answer(&a.token_answer(), now.wall));
+                self.finish_attempt(c, now, token, rand)
+            }
+            (Awaiting::Sleep(then), Outcome::Slept) | (Awaiting::Store(then), Outcome::Stored) => {
+                *then
+            }
+            (_, _) => Phase::Awaiting(Awaiting::Answer), // Out of order: `poll` fails it.
+        };
+    }
+
+    fn wait_for(&mut self, awaiting: Awaiting, effect: Effect) -> Effect {
+        self.phase = Phase::Awaiting(awaiting);
+        effect
+    }
+
+    /// What is left of this attempt's time, at least 1 ms.
+    fn time_left(&self, now: Now) -> f64 {
+        (self.attempt_deadline - now.mono).max(1.0)
+    }
+
+    /// A read found no token to take: wait, take the lease, or fetch.
+    fn after_read(&mut self, c: &mut Parts<'_>, now: Now, seen: Seen, rand: f64) -> Phase {
+        if let Some(record) = seen.token {
+            if let Some(taken) = c.state.adopt(now, record, self.force, rand) {
+                return Phase::Ending {
+                    steps: Vec::new(),
+                    end: End::Token(taken, TokenSource::Kv),
+                };
+            }
+        }
+        if seen.backoff_until > now.wall {
+            let wait_ms = seen.backoff_until - now.wall;
+            if c.state.status(now).has_token || now.mono + wait_ms > self.started + self.wait_ms {
+                let mut error = TokenError::new(
+                    ErrorCode::RateLimited,
+                    "token requests are held back after a 429 or outage seen by another isolate",
+                );
+                error.retry_after_seconds = Some((wait_ms / 1000.0).ceil());
+                return Phase::Ending {
+                    steps: Vec::new(),
+                    end: End::Error(error),
+                };
+            }
+            return Phase::Sleep {
+                ms: wait_ms,
+                why: Wait::Backoff,
+                then: Box::new(Phase::Read),
+            };
+        }
+        self.lease_seen = seen.lease_until.is_some();
+        if self.lease_seen {
+            self.wait_on_lease(now);
+            if now.mono >= self.started + self.wait_ms {
+                self.role = Role::Unleased; // No token came within the longest lease.
+                return Phase::Attempt;
+            }
+            // A lease is waited on one attempt at most, however often it is renewed:
+            // from when its holder says it took it, or this waiter first saw that holder.
+            let first_seen = self.first_seen(seen.lease_holder.unwrap_or_default(), now.wall);
+            let since = first_seen.min(seen.lease_taken_at.unwrap_or(f64::INFINITY));
+            if now.wall - since < self.lease_ms {
+                return self.poll_again(rand);
+            }
+        }
+        Phase::TakeLease
+    }
+
+    fn after_lease(&mut self, now: Now, result: LeaseResult, rand: f64) -> Phase {
+        match result {
+            LeaseResult::Taken => {
+                self.role = Role::Holder;
+                Phase::Attempt
+            }
+            LeaseResult::Failed => {
+                self.role = Role::Alone;
+                Phase::Attempt
+            }
+            LeaseResult::Held => {
+                if !self.lease_seen {
+                    self.conflicts += 1;
+                    if self.conflicts >= MAX_CONFLICTS {
+                        self.role = Role::Unleased;
+                        return Phase::Attempt;
+                    }
+                }
+                self.wait_on_lease(now);
+                self.poll_again(rand)
+            }
+        }
+    }
+
+    fn poll_again(&self, rand: f64) -> Phase {
+        Phase::Sleep {
+            ms: POLL_MS.0 + rand * POLL_MS.1,
+            why: Wait::Lease,
+            then: Box::new(Phase::Read),
+        }
+    }
+
+    fn wait_on_lease(&mut self, now: Now) {
+        if !self.waited {
+            self.waited = true;
+            self.events.push(Event::LeaseWait { at: now.wall });
+        }
+    }
+
+    /// When `holder` was first seen (now, if it was not).
+    fn first_seen(&mut self, holder: String, now_ms: f64) -> f64 {
+        if let Some((_, at)) = self.holders_seen.iter().find(|(h, _)| *h == holder) {
+            return *at;
+        }
+        if self.holders_seen.len() >= MAX_HOLDERS_SEEN {
+            self.holders_seen.remove(0);
+        }
+        self.holders_seen.push((holder, now_ms));
+        now_ms
+    }
+
+    fn begin_attempt(&mut self, c: &mut Parts<'_>, now: Now) -> Phase {
+        let acquisition = match &mut self.acquisition {
+            Some(acquisition) => acquisition,
+            None => {
+                c.state.fetching();
+                let secret = c.config.client_secret.as_ref().map(|s| s.secret());
+                let redactor = c.state.redactor(&c.config.identity.client_id, secret);
+                self.events.push(Event::FetchStart { at: now.wall });
+                self.acquisition
+                    .insert(Acquisition::new(c.config, redactor, now))
+            }
+        };
+        self.attempt_deadline = now.mono + acquisition.begin_attempt(now);
+        self.stale_metadata = false;
+        Phase::Endpoint
+    }
+
+    /// The token endpoint of this attempt: `tokenUrl`, or the one the
+    /// issuer's metadata names (docs/DESIGN.md, "Discovery"); then sign or send.
+    fn endpoint(&mut self, c: &mut Parts<'_>, now: Now) -> Phase {
+        if c.issuer_to_ask(now.wall).is_some() && !self.stale_metadata {
+            return match self.role != Role::Alone && !self.metadata_read {
+                true => Phase::ReadMetadata,
+                false => Phase::Discover { location: 0 },
+            };
+        }
+        let token_url = match (&c.config.identity.endpoint, c.metadata.as_ref()) {
+            (Endpoint::Token(url), _) => url.clone(),
+            (Endpoint::Issuer(_), Some(metadata)) => {
+                if let Err(error) = metadata.check_method(c.config.auth_method_name) {
+                    return self.end_attempt_now(error);
+                }
+                metadata.token_endpoint(c.config.mutual_tls).to_owned()
+            }
+            (Endpoint::Issuer(_), None) => return unreachable_phase(),
+        };
+        match c.config.jwt.is_some() {
+            true => Phase::Sign { token_url },
+            false => Phase::Send {
+                request: token_request(c.config, &token_url, None),
+            },
+        }
+    }
+
+    /// A `config` error before anything is sent: the acquisition fails at once.
+    fn end_attempt_now(&mut self, error: TokenError) -> Phase {
+        self.failed(error, None)
+    }
+
+    fn after_metadata(
+        &mut self,
+        c: &mut Parts<'_>,
+        now: Now,
+        location: usize,
+        answer: Result<Received, TokenError>,
+        rand: f64,
+    ) -> Phase {
+        let issuer = c.issuer_to_ask(now.wall).unwrap_or_default().to_owned();
+        let read = answer.and_then(|a| discovery::read(&a, &issuer, now.wall, c.parse_url));
+        match read {
+            Ok(Some(metadata)) => {
+                let copy = metadata.to_copy();
+                *c.metadata = Some(metadata);
+                match self.role {
+                    Role::Alone => Phase::Endpoint,
+                    _ => Phase::WriteMetadata { copy },
+                }
+            }
+            Ok(None) if location + 1 < discovery::locations(&issuer).len() => Phase::Discover {
+                location: location + 1,
+            },
+            Ok(None) => {
+                let error = TokenError::config(
+                    "the issuer publishes no metadata (neither /.well-known/openid-configuration \
+                     nor /.well-known/oauth-authorization-server)",
+                );
+                self.finish_attempt(c, now, Err(error), rand)
+            }
+            // While the issuer cannot answer, the last copy serves a day more at most.
+            Err(error)
+                if error.retryable
+                    && c.metadata
+                        .as_ref()
+                        .is_some_and(|m| now.wall < m.until + discovery::MAX_KEEP_MS) =>
+            {
+                self.stale_metadata = true;
+                Phase::Endpoint
+            }
+            Err(error) => self.finish_attempt(c, now, Err(error), rand),
+        }
+    }
+
+    /// An attempt's outcome: the token, a retry, or the end.
+    fn finish_attempt(
+        &mut self,
+        c: &mut Parts<'_>,
+        now: Now,
+        outcome: Result<TokenResponse, TokenError>,
+        rand: f64,
+    ) -> Phase {
+        let one_attempt = c.state.one_attempt(now);
+        let Some(acquisition) = self.acquisition.as_mut() else {
+            return unreachable_phase();
+        };
+        let attempt = acquisition.attempts();
+        match acquisition.finish_attempt(now, outcome, one_attempt, rand) {
+            Step::Done { token, sent_at } => {
+                let lifetime_seconds = token.expires_in;
+                match c.state.issued(now, token, sent_at, rand) {
+                    Ok(record) => {
+                        self.events.push(Event::FetchOk {
+                            at: now.wall,
+                            lifetime_seconds,
+                            attempts: attempt,
+                        });
+                        let mut steps = Vec::new();
+                        if matches!(self.role, Role::Holder | Role::Unleased) {
+                            steps.push(Effect::WriteStore {
+                                record: record.clone(),
+                            });
+                        }
+                        if self.role == Role::Holder {
+                            steps.push(Effect::ReleaseLease);
+                        }
+                        Phase::Ending {
+                            steps,
+                            end: End::Token(record, TokenSource::Network),
+                        }
+                    }
+                    Err(error) => self.failed(error, Some((now, attempt, rand))),
+                }
+            }
+            Step::Retry { delay_ms, error } => {
+                self.events.push(Event::error(now, &error, attempt));
+                self.events.push(Event::Retry {
+                    at: now.wall,
+                    delay_ms,
+                    attempt,
+                });
+                match self.role {
+                    Role::Holder => Phase::Renew { delay_ms },
+                    _ => Phase::Sleep {
+                        ms: delay_ms,
+                        why: Wait::Retry,
+                        then: Box::new(Phase::Attempt),
+                    },
+                }
+            }
+            Step::Failed(error) => self.failed(error, Some((now, attempt, rand))),
+        }
+    }
+
+    /// The acquisition fails with `error` (after `attempt`, if one was
+    /// made): a holder sets the shared back-off after a retryable failure,
+    /// and releases the lease.
+    fn failed(&mut self, error: TokenError, attempt: Option<(Now, u32, f64)>) -> Phase {
+        let mut steps = Vec::new();
+        if let Some((now, attempt, rand)) = attempt {
+            self.events.push(Event::error(now, &error, attempt));
+            if self.role == Role::Holder && error.retryable {
+                let wait = hold_back_ms(1, error.retry_after_seconds, rand, None);
+                let until = shared::shared_backoff_until(now.wall, wait);
+                steps.push(Effect::SetBackoff { until });
+            }
+        }
+        if self.role == Role::Holder {
+            steps.push(Effect::ReleaseLease);
+        }
+        Phase::Ending {
+            steps,
+            end: End::Error(error),
+        }
+    }
+}
+
+/// A phase the driver never reaches: the acquisition fails rather than panics.
+fn unreachable_phase() -> Phase {
+    Phase::Ending {
+        steps: Vec::new(),
+        end: End::Error(TokenError::new(
+            ErrorCode::Network,
+            "the acquisition reached an impossible state",
+        )),
+    }
+}
