@@ -87,7 +87,7 @@ export interface StoreOptions {
   seal?: CryptoKey;
   now: () => number;
   emit: (event: TokenEvent) => void;
-  /** Whether a lease deadline read from KV is one a client like this would write. */
+  /** Whether a lease deadline read from KV is live and one a client like this would write (the core's rule). */
   leaseIsPlausible: (until: number, now: number) => boolean;
   /** Whether a shared back-off read from KV is within the cap. */
   backoffIsPlausible: (until: number, now: number) => boolean;
@@ -145,7 +145,7 @@ export class KvStore {
       backoffVersion: backoff.versionstamp,
     };
     const until = readUntil(lease.value);
-    if (until !== undefined && until > now && this.#options.leaseIsPlausible(until, now)) {
+    if (until !== undefined && this.#options.leaseIsPlausible(until, now)) {
       snapshot.leaseUntil = until;
       const { holder, takenAt } = lease.value as { holder?: unknown; takenAt?: unknown };
       snapshot.leaseHolder = typeof holder === "string" ? holder.slice(0, 64) : "";

@@ -181,7 +181,8 @@ export class Core {
      */
     invalidate(): void;
     /**
-     * Whether a lease deadline read from KV could be one this client writes.
+     * Whether a lease deadline read from KV is live and could be one this
+     * client writes, on clocks that may disagree (`shared::lease_is_plausible`).
      */
     leaseIsPlausible(until: number, now: number): boolean;
     /**

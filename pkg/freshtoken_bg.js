@@ -269,7 +269,8 @@ export class Core {
         wasm.core_invalidate(this.__wbg_ptr);
     }
     /**
-     * Whether a lease deadline read from KV could be one this client writes.
+     * Whether a lease deadline read from KV is live and could be one this
+     * client writes, on clocks that may disagree (`shared::lease_is_plausible`).
      * @param {number} until
      * @param {number} now
      * @returns {boolean}

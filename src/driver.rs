@@ -33,7 +33,7 @@ use crate::error::{ErrorCode, TokenError};
 use crate::request::{token_request, HttpRequest};
 use crate::response::{read_answer, Received, TokenResponse};
 use crate::schedule::hold_back_ms;
-use crate::shared::{self, TokenRecord, LEASE_MARGIN_MS};
+use crate::shared::{self, TokenRecord, LEASE_MARGIN_MS, MAX_CLOCK_SPREAD_MS};
 use crate::state::TokenState;
 use serde::Serialize;
 
@@ -43,7 +43,7 @@ pub const MAX_CONFLICTS: u32 = 3;
 /// A waiter reads the store again after 40 ms and up to 80 ms more (jittered).
 const POLL_MS: (f64, f64) = (40.0, 80.0);
 /// Holders a waiter remembers seeing (each with when it first saw it).
-const MAX_HOLDERS_SEEN: usize = 16;
+const MAX_HOLDERS_SEEN: usize = 64;
 
 /// What the executor does next.
 #[derive(Debug, PartialEq, Serialize)]
@@ -570,9 +570,13 @@ impl Driver {
                 return Phase::Attempt;
             }
             // A lease is waited on one attempt at most, however often it is renewed:
-            // from when its holder says it took it, or this waiter first saw that holder.
+            // from when this waiter first saw that holder, or when the holder says it
+            // took it (on a clock that may be up to the spread behind ours), if earlier.
             let first_seen = self.first_seen(seen.lease_holder.unwrap_or_default(), now.wall);
-            let since = first_seen.min(seen.lease_taken_at.unwrap_or(f64::INFINITY));
+            let taken_at = seen
+                .lease_taken_at
+                .map_or(f64::INFINITY, |t| t + MAX_CLOCK_SPREAD_MS);
+            let since = first_seen.min(taken_at);
             if now.wall - since < self.lease_ms {
                 return self.poll_again(rand);
             }
@@ -619,13 +623,15 @@ impl Driver {
         }
     }
 
-    /// When `holder` was first seen (now, if it was not).
+    /// When `holder` was first seen (now, if it was not). Past
+    /// [`MAX_HOLDERS_SEEN`] names (a co-tenant inventing them), a new one
+    /// counts as seen at the first: it is taken over sooner, never later.
     fn first_seen(&mut self, holder: String, now_ms: f64) -> f64 {
         if let Some((_, at)) = self.holders_seen.iter().find(|(h, _)| *h == holder) {
             return *at;
         }
         if self.holders_seen.len() >= MAX_HOLDERS_SEEN {
-            self.holders_seen.remove(0);
+            return self.holders_seen.first().map_or(now_ms, |(_, at)| *at);
         }
         self.holders_seen.push((holder, now_ms));
         now_ms

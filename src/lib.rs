@@ -29,6 +29,8 @@ pub mod retry_after;
 pub mod schedule;
 pub mod secret;
 pub mod shared;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod sim;
 pub mod state;
 pub mod text;
 #[cfg(target_arch = "wasm32")]

@@ -12,30 +12,10 @@ use crate::error::{ErrorCode, TokenError};
 use crate::redact::Redactor;
 use crate::response::TokenResponse;
 use crate::secret::AccessToken;
+use crate::sim::Rng;
 use crate::state::{Decision, TokenState};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-
-/// A small seeded generator (xorshift64*): the same seed, the same run.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn between(&mut self, low: f64, high: f64) -> f64 {
-        low + (high - low) * self.next()
-    }
-}
 
 const WALL0: f64 = 1_700_000_000_000.0;
 const LIFETIME_S: f64 = 12.0;
@@ -156,18 +136,18 @@ fn run(seed: u64) -> Outcome {
                 let f = flight.as_mut().unwrap();
                 let step = f
                     .acquisition
-                    .finish_attempt(now, answer, one_attempt, rng.next());
+                    .finish_attempt(now, answer, one_attempt, rng.uniform());
                 let error = match step {
                     Step::Retry { delay_ms, .. } => {
                         at(&mut queue, t + delay_ms, Happening::Send);
                         continue;
                     }
                     Step::Done { token, sent_at } => {
-                        state.issued(now, token, sent_at, rng.next()).err()
+                        state.issued(now, token, sent_at, rng.uniform()).err()
                     }
                     Step::Failed(error) => Some(error),
                 };
-                state.finish(now, error.as_ref(), rng.next());
+                state.finish(now, error.as_ref(), rng.uniform());
                 for caller in flight.take().unwrap().waiters {
                     at(&mut queue, t, Happening::Ask(caller));
                 }

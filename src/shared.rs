@@ -83,11 +83,21 @@ impl TokenRecord {
     }
 }
 
-/// Whether a lease deadline read from KV could have been written by a
-/// client like this one (`max_lease_ms` ahead at most); a later one is
-/// corrupt and may be taken over.
+/// How far apart two isolates' wall clocks may be (each within 30 s of the
+/// truth): a lease written by a clock ahead of ours reaches that much further.
+pub const MAX_CLOCK_SPREAD_MS: f64 = 60_000.0;
+
+/// Whether a lease deadline read from KV is live and could have been
+/// written by a client like this one: on a clock up to
+/// [`MAX_CLOCK_SPREAD_MS`] off ours either way, not yet past, and
+/// `max_lease_ms` ahead at most. A later one is corrupt and may be taken
+/// over; an earlier one is over (KV's own expiry is eventual). A live lease
+/// is waited on for one attempt at most, so one that reads live too long
+/// costs no more than that.
 pub fn lease_is_plausible(until: f64, now_ms: f64, max_lease_ms: f64) -> bool {
-    until.is_finite() && until <= now_ms + max_lease_ms
+    until.is_finite()
+        && until > now_ms - MAX_CLOCK_SPREAD_MS
+        && until <= now_ms + max_lease_ms + MAX_CLOCK_SPREAD_MS
 }
 
 /// Whether a shared back-off read from KV is within the cap.
@@ -158,9 +168,12 @@ mod tests {
 
     #[test]
     fn leases_and_backoffs_beyond_what_we_write_are_implausible() {
-        assert!(lease_is_plausible(NOW + 11_000.0, NOW, 11_000.0));
-        assert!(!lease_is_plausible(NOW + 11_001.0, NOW, 11_000.0));
+        let spread = MAX_CLOCK_SPREAD_MS;
+        assert!(lease_is_plausible(NOW + 11_000.0 + spread, NOW, 11_000.0));
+        assert!(!lease_is_plausible(NOW + 11_001.0 + spread, NOW, 11_000.0));
         assert!(!lease_is_plausible(f64::INFINITY, NOW, 11_000.0));
+        assert!(lease_is_plausible(NOW - spread + 1.0, NOW, 11_000.0));
+        assert!(!lease_is_plausible(NOW - spread, NOW, 11_000.0));
         assert!(backoff_is_plausible(NOW + 600_000.0, NOW));
         assert!(!backoff_is_plausible(NOW + 600_001.0, NOW));
         assert_eq!(

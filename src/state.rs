@@ -225,6 +225,11 @@ impl TokenState {
         Ok(())
     }
 
+    /// The token held, if any (for the simulator's checks).
+    pub fn held_token(&self) -> Option<&str> {
+        self.held.as_ref().map(|held| held.token.secret())
+    }
+
     /// Whether an acquisition is in flight.
     pub fn in_flight(&self) -> bool {
         self.in_flight.is_some()

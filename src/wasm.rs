@@ -516,7 +516,8 @@ impl Core {
         to_js(&status)
     }
 
-    /// Whether a lease deadline read from KV could be one this client writes.
+    /// Whether a lease deadline read from KV is live and could be one this
+    /// client writes, on clocks that may disagree (`shared::lease_is_plausible`).
     #[wasm_bindgen(js_name = leaseIsPlausible)]
     pub fn lease_is_plausible(&self, until: f64, now: f64) -> bool {
         shared::lease_is_plausible(until, now, self.max_lease_ms())

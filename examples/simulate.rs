@@ -1,0 +1,57 @@
+//! Runs the deterministic simulation of many isolates sharing one store
+//! (`src/sim.rs`): `scripts/simulate.sh SEEDS [FIRST_SEED]`. Seeds run on
+//! every core; the first failing one is printed with its invariant, the
+//! steps before it and the command that replays it.
+
+use std::process::ExitCode;
+use std::thread;
+
+fn main() -> ExitCode {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("SEEDS and FIRST_SEED are whole numbers"))
+        .collect();
+    let (count, first) = match args[..] {
+        [count] => (count, 1),
+        [count, first] => (count, first),
+        _ => {
+            eprintln!("usage: scripts/simulate.sh SEEDS [FIRST_SEED]");
+            return ExitCode::from(2);
+        }
+    };
+    let workers = thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let started = std::time::Instant::now();
+    let mut violations: Vec<(u64, String)> = thread::scope(|scope| {
+        let runs: Vec<_> = (0..workers)
+            .map(|w| {
+                scope.spawn(move || {
+                    (first..first + count)
+                        .filter(|seed| seed % workers == w)
+                        .filter_map(|seed| freshtoken::sim::run(seed).violation.map(|v| (seed, v)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .flat_map(|r| r.join().expect("a worker ran"))
+            .collect()
+    });
+    violations.sort_by_key(|(seed, _)| *seed);
+    if let Some((seed, text)) = violations.first() {
+        println!("first failing seed {seed}: {text}");
+        println!("replay: scripts/simulate.sh 1 {seed}");
+    }
+    eprintln!(
+        "({:.1} s on {workers} threads)",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "simulated {count} scenarios: {} invariant violations",
+        violations.len()
+    );
+    if violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

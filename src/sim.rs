@@ -1,0 +1,1084 @@
+//! A deterministic simulation of many isolates sharing one store (docs/DESIGN.md,
+//! "The simulator"), in the spirit of FoundationDB's and TigerBeetle's
+//! simulation testing. Each isolate runs the shipped core — [`TokenState`]
+//! deciding for callers, a [`Driver`] per acquisition — natively, against a
+//! simulated store with the semantics `deno/kv_store.ts` relies on
+//! (versionstamped atomic checks, expiry, the plausibility filters), a
+//! simulated token server, and skewed clocks, all driven by one seeded
+//! scheduler. What the executor does here is what `#run` in
+//! `deno/client.ts` does: perform the effect, hand back the outcome.
+//!
+//! Each seed draws its scenario (isolates, token lifetime, faults) and the
+//! invariants are checked as it runs; [`run`] returns the first violation
+//! with a trace of the steps before it.
+
+use crate::clock::Now;
+use crate::config::Config;
+use crate::discovery::Metadata;
+use crate::driver::{Driver, Effect, LeaseResult, Outcome, Parts, Seen, TokenSource, Wait};
+use crate::error::{ErrorCode, TokenError};
+use crate::response::Received;
+use crate::shared::{self, TokenRecord, LEASE_MARGIN_MS, MAX_SHARED_BACKOFF_MS};
+use crate::state::{Decision, TokenState};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::fmt::Write;
+
+/// A small seeded generator (xorshift64*): the same seed, the same run.
+pub struct Rng(u64);
+
+impl Rng {
+    /// The generator of `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `[low, high)`.
+    pub fn between(&mut self, low: f64, high: f64) -> f64 {
+        low + (high - low) * self.uniform()
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.uniform() < p
+    }
+
+    /// Log-uniform in `[low, high)`: as many short values as long ones.
+    pub fn log_between(&mut self, low: f64, high: f64) -> f64 {
+        (low.ln() + (high.ln() - low.ln()) * self.uniform()).exp()
+    }
+}
+
+const WALL0: f64 = 1_700_000_000_000.0;
+/// Steps kept for the trace of a violation.
+const TRACE: usize = 40;
+/// `getToken`'s limit of acquisitions per call (deno/client.ts).
+const MAX_ACQUISITIONS_PER_CALL: u32 = 3;
+
+/// What the token server does in an outage.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    ServerError,
+    /// 429 with `Retry-After` in seconds.
+    RateLimited(u32),
+    /// 429 with `Retry-After` as an HTTP date.
+    RateLimitedDate(u32),
+    Unauthorized,
+    Hang,
+    SlowBody,
+}
+
+/// One seed's scenario.
+#[derive(Debug)]
+struct Scenario {
+    isolates: usize,
+    lifetime_s: f64,
+    timeout_ms: f64,
+    skews: Vec<f64>,
+    outage: Option<(f64, f64, Fault)>,
+    store_fault_rate: f64,
+    store_faults_until: f64,
+    crashes: Vec<(f64, usize)>,
+    hostile: Option<(f64, f64, Hostile)>,
+    min_valid: bool,
+    run_ms: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Hostile {
+    /// Writes a token entry that is not a token.
+    Garbage,
+    /// Holds a plausible lease, renewed forever.
+    Lease,
+    /// Writes a shared back-off far in the future.
+    Backoff,
+}
+
+impl Scenario {
+    fn draw(rng: &mut Rng) -> Self {
+        let isolates = 1 + (rng.uniform() * 16.0) as usize;
+        let lifetime_s = rng.log_between(8.0, 86_400.0).round();
+        let timeout_ms = rng.between(200.0, 2_000.0).round();
+        let skewed = rng.chance(0.3);
+        let skews = (0..isolates)
+            .map(|_| {
+                if skewed {
+                    rng.between(-30_000.0, 30_000.0)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let window_ms = lifetime_s * 1000.0;
+        let fault_start = rng.between(0.3, 1.5) * window_ms;
+        let outage = rng.chance(0.5).then(|| {
+            let length = rng.log_between(200.0, 900_000.0);
+            let fault = match (rng.uniform() * 6.0) as u32 {
+                0 => Fault::ServerError,
+                1 => Fault::RateLimited(1 + (rng.uniform() * 30.0) as u32),
+                2 => Fault::RateLimitedDate(1 + (rng.uniform() * 30.0) as u32),
+                3 => Fault::Unauthorized,
+                4 => Fault::Hang,
+                _ => Fault::SlowBody,
+            };
+            (fault_start, fault_start + length, fault)
+        });
+        let store_fault_rate = if rng.chance(0.25) {
+            rng.between(0.01, 0.3)
+        } else {
+            0.0
+        };
+        let store_faults_until = fault_start + rng.between(0.0, 0.5) * window_ms;
+        let crashes = (0..(if rng.chance(0.25) {
+            1 + (rng.uniform() * 3.0) as usize
+        } else {
+            0
+        }))
+            .map(|_| {
+                (
+                    rng.between(0.0, 2.0) * window_ms,
+                    (rng.uniform() * isolates as f64) as usize,
+                )
+            })
+            .collect();
+        let hostile = rng.chance(0.15).then(|| {
+            let kind = match (rng.uniform() * 3.0) as u32 {
+                0 => Hostile::Garbage,
+                1 => Hostile::Lease,
+                _ => Hostile::Backoff,
+            };
+            (
+                fault_start,
+                fault_start + rng.between(0.2, 1.0) * window_ms,
+                kind,
+            )
+        });
+        let faults_end = [
+            outage.map_or(0.0, |o| o.1),
+            store_faults_until,
+            hostile.map_or(0.0, |h| h.1),
+        ]
+        .into_iter()
+        .fold(0.0, f64::max);
+        Self {
+            isolates,
+            lifetime_s,
+            timeout_ms,
+            skews,
+            outage,
+            store_fault_rate,
+            store_faults_until,
+            crashes,
+            hostile,
+            min_valid: rng.chance(0.3),
+            run_ms: (faults_end + 2.5 * window_ms).max(3.0 * window_ms) + RECOVERY_MS,
+        }
+    }
+
+    fn faults_end(&self) -> f64 {
+        [
+            self.outage.map_or(0.0, |o| o.1),
+            if self.store_fault_rate > 0.0 {
+                self.store_faults_until
+            } else {
+                0.0
+            },
+            self.hostile.map_or(0.0, |h| h.1),
+            self.crashes.iter().map(|c| c.0).fold(0.0, f64::max),
+        ]
+        .into_iter()
+        .fold(0.0, f64::max)
+    }
+
+    fn healthy(&self) -> bool {
+        self.outage.is_none()
+            && self.store_fault_rate == 0.0
+            && self.crashes.is_empty()
+            && self.hostile.is_none()
+    }
+}
+
+/// After the faults end, every caller is served within this (a hold-back
+/// period of a minute, and an attempt's time).
+const RECOVERY_MS: f64 = 70_000.0;
+
+/// The simulated store: one client's token, lease and back-off entries.
+#[derive(Default)]
+struct Store {
+    version: u64,
+    token: Option<(StoredToken, u64)>,
+    lease: Option<(StoredLease, u64, f64)>,
+    backoff: Option<(f64, u64, f64)>,
+}
+
+#[derive(Clone)]
+enum StoredToken {
+    Token(TokenRecord, f64),
+    Garbage,
+}
+
+#[derive(Clone)]
+struct StoredLease {
+    holder: String,
+    until: f64,
+    taken_at: f64,
+}
+
+/// What one isolate saw at its last read (the versions the lease's check compares).
+#[derive(Clone, Copy, Default)]
+struct Versions {
+    token: u64,
+    lease: u64,
+    backoff: u64,
+}
+
+impl Store {
+    fn next_version(&mut self) -> u64 {
+        self.version += 1;
+        self.version
+    }
+
+    /// Drops what has expired by true time `t`.
+    fn expire(&mut self, t: f64) {
+        if self
+            .token
+            .as_ref()
+            .is_some_and(|(s, _)| matches!(s, StoredToken::Token(_, e) if *e <= t))
+        {
+            self.token = None;
+        }
+        if self.lease.as_ref().is_some_and(|l| l.2 <= t) {
+            self.lease = None;
+        }
+        if self.backoff.as_ref().is_some_and(|b| b.2 <= t) {
+            self.backoff = None;
+        }
+    }
+
+    fn versions(&self) -> Versions {
+        Versions {
+            token: self.token.as_ref().map_or(0, |t| t.1),
+            lease: self.lease.as_ref().map_or(0, |l| l.1),
+            backoff: self.backoff.as_ref().map_or(0, |b| b.1),
+        }
+    }
+}
+
+struct Isolate {
+    state: TokenState,
+    metadata: Option<Metadata>,
+    driver: Option<Driver>,
+    /// Bumped by a crash: outcomes of effects begun before it are dropped.
+    epoch: u32,
+    seen: Versions,
+    /// The lease this isolate holds (its holder name and version).
+    lease: Option<(String, u64)>,
+    /// Callers waiting for the acquisition in flight.
+    waiting: Vec<usize>,
+    /// Holders this driver's reads showed, with when it first saw each (true ms).
+    holders_seen: HashMap<String, f64>,
+    /// The holder its last read showed, while no take-over was tried since.
+    last_holder: Option<String>,
+    /// The shared back-off its last read showed (0 for none).
+    backoff_seen: f64,
+    skew: f64,
+}
+
+struct Call {
+    isolate: usize,
+    started: f64,
+    may_wait: bool,
+    acquisitions: u32,
+    min_valid_ms: f64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Happening {
+    Ask(usize),
+    Effect { isolate: usize, epoch: u32 },
+    Crash(usize),
+    Hostile,
+}
+
+struct Sim {
+    s: Scenario,
+    config: Config,
+    rng: Rng,
+    t: f64,
+    queue: BinaryHeap<Reverse<(u64, u64, Happening)>>,
+    order: u64,
+    store: Store,
+    isolates: Vec<Isolate>,
+    calls: Vec<Call>,
+    /// Outcomes waiting for their effect's completion, per isolate.
+    pending: HashMap<usize, VecDeque<Outcome>>,
+    /// Token requests in flight: (isolate, answered at).
+    in_flight: Vec<(usize, f64)>,
+    /// Tokens the server issued: token → true expiry.
+    issued: HashMap<String, f64>,
+    requests: u32,
+    duplicates: u32,
+    trace: VecDeque<String>,
+    served: u32,
+    errors: u32,
+    max_retry_after_ms: f64,
+}
+
+/// What a seed found.
+pub struct Report {
+    /// Callers served a token.
+    pub served: u32,
+    /// Callers that got an error (allowed by the invariants).
+    pub errors: u32,
+    /// Token requests the server received.
+    pub requests: u32,
+    /// The first invariant violated, with the trace before it.
+    pub violation: Option<String>,
+}
+
+fn config(s: &Scenario) -> Config {
+    let options = serde_json::json!({
+        "tokenUrl": "https://login.example.com/oauth/token",
+        "clientId": "simulated",
+        "clientSecret": "simulated-secret",
+        "timeoutMs": s.timeout_ms,
+    });
+    let options = crate::options::read(options).expect("the simulated options read");
+    Config::new(options, |url| Some(url.to_owned())).expect("the simulated options are sound")
+}
+
+/// Runs seed `seed` to its end or its first violation.
+pub fn run(seed: u64) -> Report {
+    let mut rng = Rng::new(seed);
+    let s = Scenario::draw(&mut rng);
+    let config = config(&s);
+    let isolates = (0..s.isolates).map(|i| Isolate::new(s.skews[i])).collect();
+    let mut sim = Sim {
+        config,
+        rng,
+        t: 0.0,
+        queue: BinaryHeap::new(),
+        order: 0,
+        store: Store::default(),
+        isolates,
+        calls: Vec::new(),
+        pending: HashMap::new(),
+        in_flight: Vec::new(),
+        issued: HashMap::new(),
+        requests: 0,
+        duplicates: 0,
+        trace: VecDeque::new(),
+        served: 0,
+        errors: 0,
+        max_retry_after_ms: 0.0,
+        s,
+    };
+    let violation = sim.run().err();
+    Report {
+        served: sim.served,
+        errors: sim.errors,
+        requests: sim.requests,
+        violation: violation.map(|v| {
+            let mut text = format!("{v}\n  scenario: {:?}\n  last steps:\n", sim.s);
+            for step in &sim.trace {
+                let _ = writeln!(text, "    {step}");
+            }
+            text
+        }),
+    }
+}
+
+impl Isolate {
+    fn new(skew: f64) -> Self {
+        Self {
+            state: TokenState::new(None),
+            metadata: None,
+            driver: None,
+            epoch: 0,
+            seen: Versions::default(),
+            lease: None,
+            waiting: Vec::new(),
+            holders_seen: HashMap::new(),
+            last_holder: None,
+            backoff_seen: 0.0,
+            skew,
+        }
+    }
+}
+
+type Checked = Result<(), String>;
+
+impl Sim {
+    fn at(&mut self, t: f64, what: Happening) {
+        self.order += 1;
+        self.queue
+            .push(Reverse(((t * 1000.0) as u64, self.order, what)));
+    }
+
+    fn now(&self, isolate: usize) -> Now {
+        Now {
+            wall: WALL0 + self.t + self.isolates[isolate].skew,
+            mono: 1_000_000.0 * (isolate as f64 + 1.0) + self.t,
+        }
+    }
+
+    fn log(&mut self, text: String) {
+        if self.trace.len() == TRACE {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(format!("{:>12.1} ms  {text}", self.t));
+    }
+
+    fn run(&mut self) -> Checked {
+        // Callers: each isolate gets a caller every 1/40 of a token lifetime
+        // on average (at least every 5 s), with bursts, and tight loops.
+        let window = self.s.lifetime_s * 1000.0;
+        for i in 0..self.s.isolates {
+            let mut t = self.rng.between(0.0, 100.0);
+            while t < self.s.run_ms {
+                let min_valid_ms = match self.s.min_valid && self.rng.chance(0.2) {
+                    true => (self.rng.uniform() * 0.4 * window).min(60_000.0).floor(),
+                    false => 0.0,
+                };
+                self.calls.push(Call {
+                    isolate: i,
+                    started: t,
+                    may_wait: true,
+                    acquisitions: 0,
+                    min_valid_ms,
+                });
+                let call = self.calls.len() - 1;
+                self.at(t, Happening::Ask(call));
+                let gap = (window / 40.0).min(5_000.0);
+                t += match self.rng.chance(0.1) {
+                    true => self.rng.between(0.0, 5.0), // a tight loop
+                    false => self.rng.between(0.1, 2.0) * gap,
+                };
+            }
+        }
+        for &(t, isolate) in &self.s.crashes.clone() {
+            self.at(t, Happening::Crash(isolate));
+        }
+        if let Some((start, _, _)) = self.s.hostile {
+            self.at(start, Happening::Hostile);
+        }
+        while let Some(Reverse((micros, _, what))) = self.queue.pop() {
+            self.t = micros as f64 / 1000.0;
+            self.store.expire(self.t);
+            match what {
+                Happening::Ask(call) => self.ask(call)?,
+                Happening::Effect { isolate, epoch } => {
+                    if epoch != self.isolates[isolate].epoch {
+                        continue; // Begun before a crash: the isolate is gone.
+                    }
+                    let outcome = self.pending.get_mut(&isolate).and_then(VecDeque::pop_front);
+                    if let Some(outcome) = outcome {
+                        self.handle(isolate, outcome)?;
+                    }
+                }
+                Happening::Crash(isolate) => self.crash(isolate),
+                Happening::Hostile => self.hostile(),
+            }
+        }
+        self.check_end()
+    }
+
+    fn crash(&mut self, isolate: usize) {
+        self.log(format!("isolate {isolate} crashes"));
+        let waiting = std::mem::take(&mut self.isolates[isolate].waiting);
+        let skew = self.isolates[isolate].skew;
+        let epoch = self.isolates[isolate].epoch + 1;
+        self.isolates[isolate] = Isolate {
+            epoch,
+            ..Isolate::new(skew)
+        };
+        self.in_flight.retain(|(i, _)| *i != isolate);
+        self.pending.remove(&isolate);
+        // Its callers are gone with it.
+        for call in waiting {
+            self.calls[call].acquisitions = u32::MAX;
+        }
+    }
+
+    fn hostile(&mut self) {
+        let Some((_, end, kind)) = self.s.hostile else {
+            return;
+        };
+        if self.t > end {
+            return;
+        }
+        let wall = WALL0 + self.t;
+        match kind {
+            Hostile::Garbage => {
+                let v = self.store.next_version();
+                self.store.token = Some((StoredToken::Garbage, v));
+            }
+            Hostile::Lease => {
+                let v = self.store.next_version();
+                let lease = StoredLease {
+                    holder: "co-tenant".into(),
+                    until: wall + 2_000.0,
+                    taken_at: wall,
+                };
+                self.store.lease = Some((lease, v, self.t + 2_000.0));
+            }
+            Hostile::Backoff => {
+                let v = self.store.next_version();
+                let until = wall + MAX_SHARED_BACKOFF_MS * 10.0;
+                self.store.backoff = Some((until, v, self.t + 3_600_000.0));
+            }
+        }
+        self.log(format!("co-tenant writes {kind:?}"));
+        let next = self.t + 500.0;
+        self.at(next, Happening::Hostile);
+    }
+
+    /// A caller asks (again), as `getToken` does.
+    fn ask(&mut self, call: usize) -> Checked {
+        if self.calls[call].acquisitions == u32::MAX {
+            return Ok(());
+        }
+        let isolate = self.calls[call].isolate;
+        let now = self.now(isolate);
+        let Call {
+            started,
+            may_wait,
+            min_valid_ms,
+            ..
+        } = self.calls[call];
+        let limit = match may_wait {
+            true => now.mono - (self.t - started) + self.config.retry.deadline_ms,
+            false => f64::NEG_INFINITY,
+        };
+        let decision = self.isolates[isolate]
+            .state
+            .decide(now, min_valid_ms, limit);
+        match decision {
+            Decision::Serve | Decision::ServeAndRefresh => {
+                self.served(call)?;
+                if decision == Decision::ServeAndRefresh {
+                    self.start(isolate, true, None);
+                }
+            }
+            Decision::Fail => {
+                let error = self.isolates[isolate].state.refusal(now, min_valid_ms);
+                self.failed(call, &error)?;
+            }
+            Decision::Wait => {
+                self.calls[call].may_wait = false;
+                let hold = self.isolates[isolate].state.hold_ms(now);
+                self.at(self.t + hold, Happening::Ask(call));
+            }
+            Decision::Fetch | Decision::Join => {
+                if self.calls[call].acquisitions >= MAX_ACQUISITIONS_PER_CALL {
+                    let error = TokenError::invalid_response("no token valid for minValidSeconds");
+                    return self.failed(call, &error);
+                }
+                self.calls[call].acquisitions += 1;
+                match decision == Decision::Join || self.isolates[isolate].driver.is_some() {
+                    true => self.isolates[isolate].waiting.push(call),
+                    false => self.start(isolate, false, Some(call)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An acquisition begins on `isolate` (`#acquire`).
+    fn start(&mut self, isolate: usize, background: bool, call: Option<usize>) {
+        if self.isolates[isolate].driver.is_some() {
+            if let Some(call) = call {
+                self.isolates[isolate].waiting.push(call);
+            }
+            return;
+        }
+        let now = self.now(isolate);
+        if let Err(error) = self.isolates[isolate].state.begin(now, background) {
+            if let Some(call) = call {
+                let _ = self.failed(call, &error);
+            }
+            return;
+        }
+        if let Some(call) = call {
+            self.isolates[isolate].waiting.push(call);
+        }
+        let driver = Driver::new(&self.config, now, true, false);
+        let iso = &mut self.isolates[isolate];
+        iso.driver = Some(driver);
+        iso.holders_seen.clear();
+        iso.backoff_seen = 0.0;
+        iso.last_holder = None;
+        let _ = self.step(isolate, None);
+    }
+
+    /// Hands `outcome` to the isolate's driver, then performs what it asks next.
+    fn handle(&mut self, isolate: usize, outcome: Outcome) -> Checked {
+        self.step(isolate, Some(outcome))
+    }
+
+    fn step(&mut self, isolate: usize, outcome: Option<Outcome>) -> Checked {
+        let now = self.now(isolate);
+        let rand = self.rng.uniform();
+        let config = &self.config;
+        let iso = &mut self.isolates[isolate];
+        let Some(driver) = iso.driver.as_mut() else {
+            return Ok(());
+        };
+        let mut parts = Parts {
+            config,
+            state: &mut iso.state,
+            metadata: &mut iso.metadata,
+            parse_url: |url| Some(url.to_owned()),
+        };
+        if let Some(outcome) = outcome {
+            driver.handle(&mut parts, now, outcome, rand);
+        }
+        let rand = self.rng.uniform();
+        let effect = driver.poll(&mut parts, now, rand);
+        let request = driver.take_request();
+        self.perform(isolate, effect, request.is_some())
+    }
+
+    /// Schedules `outcome` for `isolate` after `ms`.
+    fn complete(&mut self, isolate: usize, ms: f64, outcome: Outcome) {
+        let epoch = self.isolates[isolate].epoch;
+        self.pending.entry(isolate).or_default().push_back(outcome);
+        self.at(self.t + ms, Happening::Effect { isolate, epoch });
+    }
+
+    fn store_fails(&mut self) -> bool {
+        self.t < self.s.store_faults_until && self.rng.chance(self.s.store_fault_rate)
+    }
+
+    fn perform(&mut self, isolate: usize, effect: Effect, request: bool) -> Checked {
+        let latency = self.rng.between(1.0, 15.0);
+        let wall = self.now(isolate).wall;
+        self.log(format!("isolate {isolate}: {}", describe(&effect)));
+        match effect {
+            Effect::ReadStore => {
+                let seen = match self.store_fails() {
+                    true => {
+                        self.isolates[isolate].backoff_seen = 0.0; // nothing read
+                        None
+                    }
+                    false => Some(self.read(isolate, wall)),
+                };
+                self.complete(isolate, latency, Outcome::Snapshot(seen));
+            }
+            Effect::TakeLease { ttl_ms } => {
+                // A take-over tried: the wait on that holder is over (a lost race reads again).
+                self.isolates[isolate].last_holder = None;
+                let result = if self.store_fails() {
+                    LeaseResult::Failed
+                } else if self.store.versions() == self.isolates[isolate].seen {
+                    let v = self.store.next_version();
+                    let holder = format!("isolate-{isolate}-{v}");
+                    let lease = StoredLease {
+                        holder: holder.clone(),
+                        until: wall + ttl_ms,
+                        taken_at: wall,
+                    };
+                    self.store.lease = Some((lease, v, self.t + ttl_ms));
+                    self.isolates[isolate].lease = Some((holder, v));
+                    LeaseResult::Taken
+                } else {
+                    LeaseResult::Held
+                };
+                self.complete(isolate, latency, Outcome::Lease(result));
+            }
+            Effect::RenewLease { ttl_ms } => {
+                let mine = self.isolates[isolate].lease.clone();
+                let fails = self.store_fails();
+                let kept = match (&mine, &self.store.lease) {
+                    (Some((holder, v)), Some((lease, version, _))) if !fails && v == version => {
+                        let (holder, taken_at) = (holder.clone(), lease.taken_at);
+                        let v = self.store.next_version();
+                        let lease = StoredLease {
+                            holder: holder.clone(),
+                            until: wall + ttl_ms,
+                            taken_at,
+                        };
+                        self.store.lease = Some((lease, v, self.t + ttl_ms));
+                        self.isolates[isolate].lease = Some((holder, v));
+                        true
+                    }
+                    _ => false,
+                };
+                if !kept {
+                    self.isolates[isolate].lease = None;
+                }
+                self.complete(isolate, latency, Outcome::Renewed(kept));
+            }
+            Effect::ReleaseLease => {
+                let fails = self.store_fails();
+                if let (Some((_, v)), Some((_, version, _))) =
+                    (&self.isolates[isolate].lease, &self.store.lease)
+                {
+                    if v == version && !fails {
+                        self.store.lease = None;
+                    }
+                }
+                self.isolates[isolate].lease = None;
+                self.complete(isolate, latency, Outcome::Stored);
+            }
+            Effect::WriteStore { record } => {
+                if !self.store_fails() {
+                    let expire = self.t + (record.usable_until - wall).max(1.0);
+                    let v = self.store.next_version();
+                    let true_expiry = self
+                        .issued
+                        .get(&record.access_token)
+                        .copied()
+                        .unwrap_or(0.0);
+                    self.store.token = Some((StoredToken::Token(record, true_expiry), v));
+                    let _ = expire; // Expiry is the reader's check; the entry lives until the true one.
+                }
+                self.complete(isolate, latency, Outcome::Stored);
+            }
+            Effect::SetBackoff { until } => {
+                if !self.store_fails() {
+                    let v = self.store.next_version();
+                    let expire = self.t + (until - wall).max(0.0);
+                    self.store.backoff = Some((until, v, expire));
+                }
+                self.complete(isolate, latency, Outcome::Stored);
+            }
+            Effect::ReadMetadata | Effect::WriteMetadata { .. } | Effect::Sign => {
+                return Err(format!(
+                    "isolate {isolate}: an effect a tokenUrl client never asks for"
+                ));
+            }
+            Effect::Sleep { ms, why } => {
+                if why == Wait::Lease {
+                    self.check_lease_wait(isolate)?;
+                }
+                self.complete(isolate, ms, Outcome::Slept);
+            }
+            Effect::Send { timeout_ms } => {
+                if !request {
+                    return Err(format!("isolate {isolate}: a send without a request"));
+                }
+                self.send(isolate, timeout_ms)?;
+            }
+            Effect::Done { record, source } => self.done(isolate, record, source)?,
+            Effect::Fail { error } => self.fail(isolate, error)?,
+        }
+        Ok(())
+    }
+
+    /// What a read shows `isolate`: the entries, filtered as `kv_store.ts` filters them.
+    fn read(&mut self, isolate: usize, wall: f64) -> Seen {
+        let versions = self.store.versions();
+        let max_lease = self.config.retry.deadline_ms + self.config.timeout_ms + LEASE_MARGIN_MS;
+        let mut seen = Seen::default();
+        if let Some((StoredToken::Token(record, _), _)) = &self.store.token {
+            seen.token = Some(record.clone());
+        }
+        if let Some((lease, _, _)) = &self.store.lease {
+            if shared::lease_is_plausible(lease.until, wall, max_lease) {
+                seen.lease_until = Some(lease.until);
+                seen.lease_holder = Some(lease.holder.clone());
+                seen.lease_taken_at = Some(lease.taken_at);
+            }
+        }
+        if let Some((until, _, _)) = &self.store.backoff {
+            if shared::backoff_is_plausible(*until, wall) {
+                seen.backoff_until = *until;
+            }
+        }
+        let iso = &mut self.isolates[isolate];
+        iso.seen = versions;
+        iso.backoff_seen = seen.backoff_until;
+        iso.last_holder = seen.lease_holder.clone();
+        // A waiter counts its wait on a holder from reads that showed no back-off in force.
+        if let (Some(holder), true) = (&seen.lease_holder, seen.backoff_until <= wall) {
+            iso.holders_seen.entry(holder.clone()).or_insert(self.t);
+        }
+        seen
+    }
+
+    /// A token request reaches the server.
+    fn send(&mut self, isolate: usize, timeout_ms: f64) -> Checked {
+        if self.isolates[isolate].backoff_seen > self.now(isolate).wall {
+            return Err(format!(
+                "invariant 4 (shared back-off honoured): isolate {isolate} sent a token request \
+                 right after reading a shared back-off in force"
+            ));
+        }
+        self.requests += 1;
+        let t = self.t;
+        self.in_flight.retain(|(_, answered)| *answered > t);
+        if self.in_flight.iter().any(|(i, _)| *i != isolate) {
+            self.duplicates += 1;
+            if self.s.healthy() {
+                return Err(format!(
+                    "invariant 3 (one request per window): isolate {isolate} sent a token request \
+                     while another isolate's was in flight, with a healthy server and store"
+                ));
+            }
+        }
+        let outage = self
+            .s
+            .outage
+            .filter(|(start, end, _)| (*start..*end).contains(&self.t));
+        let latency = self.rng.between(5.0, 0.4 * timeout_ms);
+        let (ms, answer) = match outage.map(|o| o.2) {
+            None => {
+                let token = format!("tok-{}", self.requests);
+                let expiry = self.t + self.s.lifetime_s * 1000.0;
+                self.issued.insert(token.clone(), expiry + latency);
+                let body = serde_json::json!({
+                    "access_token": token, "token_type": "Bearer", "expires_in": self.s.lifetime_s,
+                });
+                (latency, Ok(received(200, None, body.to_string())))
+            }
+            Some(Fault::ServerError) => (latency, Ok(received(503, None, "{}".into()))),
+            Some(Fault::RateLimited(seconds)) => {
+                self.max_retry_after_ms = self.max_retry_after_ms.max(f64::from(seconds) * 1000.0);
+                (
+                    latency,
+                    Ok(received(429, Some(seconds.to_string()), "{}".into())),
+                )
+            }
+            Some(Fault::RateLimitedDate(seconds)) => {
+                self.max_retry_after_ms = self
+                    .max_retry_after_ms
+                    .max(f64::from(seconds) * 1000.0 + 1000.0);
+                let date = httpdate::fmt_http_date(
+                    std::time::UNIX_EPOCH
+                        + std::time::Duration::from_millis(
+                            (WALL0 + self.t) as u64 + u64::from(seconds) * 1000,
+                        ),
+                );
+                (latency, Ok(received(429, Some(date), "{}".into())))
+            }
+            Some(Fault::Unauthorized) => {
+                let body = serde_json::json!({ "error": "invalid_client" }).to_string();
+                (latency, Ok(received(401, None, body)))
+            }
+            Some(Fault::Hang) | Some(Fault::SlowBody) => (
+                timeout_ms,
+                Err(TokenError::new(
+                    ErrorCode::Timeout,
+                    "the token endpoint did not answer within timeoutMs",
+                )),
+            ),
+        };
+        self.in_flight.push((isolate, self.t + ms));
+        self.complete(isolate, ms, Outcome::Answer(answer));
+        Ok(())
+    }
+
+    fn done(&mut self, isolate: usize, record: TokenRecord, source: TokenSource) -> Checked {
+        self.isolates[isolate].driver = None;
+        self.log(format!("isolate {isolate}: token from {source:?}"));
+        if !self.issued.contains_key(&record.access_token) {
+            return Err(format!(
+                "invariant 1: isolate {isolate} took a token the server never issued"
+            ));
+        }
+        self.resume(isolate)
+    }
+
+    fn fail(&mut self, isolate: usize, error: TokenError) -> Checked {
+        self.isolates[isolate].driver = None;
+        self.log(format!(
+            "isolate {isolate}: acquisition fails: {}",
+            error.message()
+        ));
+        let waiting = std::mem::take(&mut self.isolates[isolate].waiting);
+        for call in waiting {
+            self.failed(call, &error)?;
+        }
+        Ok(())
+    }
+
+    /// The acquisition ended with a token: its callers ask again (`getToken`'s loop).
+    fn resume(&mut self, isolate: usize) -> Checked {
+        let waiting = std::mem::take(&mut self.isolates[isolate].waiting);
+        for call in waiting {
+            self.ask(call)?;
+        }
+        Ok(())
+    }
+
+    /// A caller is served: invariant 1.
+    fn served(&mut self, call: usize) -> Checked {
+        let isolate = self.calls[call].isolate;
+        let now = self.now(isolate);
+        let state = &self.isolates[isolate].state;
+        let status = state.status(now);
+        let token = state.held_token().unwrap_or_default().to_owned();
+        self.served += 1;
+        let usable_until = status.usable_until.unwrap_or(f64::NEG_INFINITY);
+        if !status.has_token || now.wall >= usable_until {
+            return Err(format!(
+                "invariant 1: isolate {isolate} served a token past its usable time by its own clock"
+            ));
+        }
+        let Some(&true_expiry) = self.issued.get(&token) else {
+            return Err(format!(
+                "invariant 1: isolate {isolate} served a token the server never issued"
+            ));
+        };
+        let allowance = (0.05 * self.s.lifetime_s * 1000.0).min(30_000.0);
+        let skews = self.isolates.iter().map(|i| i.skew);
+        let spread =
+            skews.clone().fold(f64::NEG_INFINITY, f64::max) - skews.fold(f64::INFINITY, f64::min);
+        if spread < allowance && self.t >= true_expiry {
+            return Err(format!(
+                "invariant 1: isolate {isolate} served a token {:.0} ms past its true expiry",
+                self.t - true_expiry
+            ));
+        }
+        Ok(())
+    }
+
+    /// A caller gets an error: invariants 2 and 6.
+    fn failed(&mut self, call: usize, error: &TokenError) -> Checked {
+        self.errors += 1;
+        let Call {
+            isolate,
+            started,
+            min_valid_ms,
+            ..
+        } = self.calls[call];
+        self.calls[call].acquisitions = u32::MAX;
+        self.log(format!(
+            "call {call} on isolate {isolate} fails: {}",
+            error.message()
+        ));
+        let recovered = self.s.faults_end() + RECOVERY_MS + self.max_retry_after_ms;
+        if min_valid_ms == 0.0 && started > recovered {
+            return Err(format!(
+                "invariant 6 (recovery): call {call} on isolate {isolate}, begun {:.0} ms after the \
+                 faults ended, got {}",
+                started - self.s.faults_end(),
+                error.message()
+            ));
+        }
+        if min_valid_ms == 0.0 && self.s.healthy() {
+            return Err(format!(
+                "invariant 2: call {call} on isolate {isolate} got an error with a healthy server \
+                 and store: {}",
+                error.message()
+            ));
+        }
+        let now = self.now(isolate);
+        if min_valid_ms == 0.0 && self.isolates[isolate].state.status(now).has_token {
+            return Err(format!(
+                "invariant 2: call {call} on isolate {isolate} got an error while a usable token \
+                 was in its memory: {}",
+                error.message()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Invariant 5: a waiter takes a lease over one attempt after it first saw its holder.
+    fn check_lease_wait(&self, isolate: usize) -> Checked {
+        let iso = &self.isolates[isolate];
+        let Some(holder) = &iso.last_holder else {
+            return Ok(());
+        };
+        let first = iso.holders_seen.get(holder).copied().unwrap_or(self.t);
+        let lease_ms = self.config.timeout_ms + LEASE_MARGIN_MS;
+        // A read's answer reaches the driver a store latency (≤ 15 ms) after the sim saw it.
+        if self.t - first > lease_ms + 20.0 {
+            return Err(format!(
+                "invariant 5 (lease wait): isolate {isolate} still waits on lease {holder} {:.0} ms \
+                 after it first saw it (one attempt is {lease_ms} ms)",
+                self.t - first
+            ));
+        }
+        Ok(())
+    }
+
+    /// At the end: a healthy run made about one request per refresh.
+    fn check_end(&self) -> Checked {
+        if !self.s.healthy() {
+            return Ok(());
+        }
+        // Refreshes come at least 40 % of a lifetime apart (the window is at most half of it, jittered).
+        let bound = (self.s.run_ms / (0.4 * self.s.lifetime_s * 1000.0)).ceil() as u32 + 1;
+        if self.requests > bound {
+            return Err(format!(
+                "invariant 3 (one request per window): {} token requests in {:.0} s of {} s tokens \
+                 (at most {bound})",
+                self.requests,
+                self.s.run_ms / 1000.0,
+                self.s.lifetime_s
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl PartialEq for Versions {
+    fn eq(&self, other: &Self) -> bool {
+        (self.token, self.lease, self.backoff) == (other.token, other.lease, other.backoff)
+    }
+}
+
+fn received(status: u16, retry_after: Option<String>, body: String) -> Received {
+    Received {
+        status,
+        retry_after,
+        cache_control: None,
+        body: body.into_bytes(),
+    }
+}
+
+fn describe(effect: &Effect) -> String {
+    match effect {
+        Effect::Done { source, .. } => format!("done ({source:?})"),
+        Effect::Fail { error } => format!("fail: {}", error.message()),
+        Effect::WriteStore { .. } => "write_store".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Runs `count` seeds from `first`; returns the number run and the first failing seed's report.
+pub fn run_many(first: u64, count: u64) -> (u64, Vec<(u64, String)>) {
+    let mut violations = Vec::new();
+    for seed in first..first + count {
+        if let Some(violation) = run(seed).violation {
+            violations.push((seed, violation));
+        }
+    }
+    (count, violations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_thousand_seeds_keep_every_invariant() {
+        let (count, violations) = run_many(1, 2_000);
+        if let Some((seed, text)) = violations.first() {
+            panic!(
+                "simulated {count} scenarios: {} invariant violations\nseed {seed}: {text}\n\
+                 replay: scripts/simulate.sh 1 {seed}",
+                violations.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_same_seed_runs_the_same() {
+        let (a, b) = (run(42), run(42));
+        assert_eq!(
+            (a.served, a.errors, a.requests),
+            (b.served, b.errors, b.requests)
+        );
+    }
+}
