@@ -173,7 +173,11 @@ Deno.test("the lease is not taken past a back-off set since the entries were rea
 Deno.test("an expired lease is taken over even before KV deletes it", async () => {
   await withStore(async (store, kv) => {
     const key = leaseKey(["freshtoken"], await clientId(identity));
+    // Just past by this clock: its holder's may be up to a minute ahead (waited on one attempt at most).
     await kv.set(key, { holder: "dead", until: Date.now() - 1 });
+    assert.notEqual((await read(store)).leaseUntil, undefined);
+    // Past by more than clocks can disagree: over.
+    await kv.set(key, { holder: "dead", until: Date.now() - 60_001 });
     const seen = await read(store);
     assert.equal(seen.leaseUntil, undefined);
     assert.equal(typeof await store.takeLease(5_000, seen), "object");
@@ -184,10 +188,11 @@ Deno.test("a lease or back-off further ahead than this client would ever write r
   await withStore(async (store, kv) => {
     const id = await clientId(identity);
     const now = Date.now();
-    // 30 s deadline + 10 s request + 1 s margin: 41 s is the longest lease.
-    await kv.set(leaseKey(["freshtoken"], id), { holder: "x", until: now + 40_000 });
+    // 30 s deadline + 10 s request + 1 s margin: 41 s is the longest lease, written
+    // by a clock up to a minute ahead of this one.
+    await kv.set(leaseKey(["freshtoken"], id), { holder: "x", until: now + 100_000 });
     assert.ok((await read(store)).leaseUntil !== undefined);
-    await kv.set(leaseKey(["freshtoken"], id), { holder: "x", until: now + 42_000 });
+    await kv.set(leaseKey(["freshtoken"], id), { holder: "x", until: now + 102_000 });
     assert.equal((await read(store)).leaseUntil, undefined);
     await kv.set(backoffKey(["freshtoken"], id), { until: now + 9 * 60_000 });
     assert.equal((await read(store)).backoffUntil, now + 9 * 60_000);
