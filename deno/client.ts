@@ -36,7 +36,7 @@ import {
   type Telemetry,
   telemetry,
 } from "./_telemetry.ts";
-import { KvStore, type Lease, type Snapshot } from "./kv_store.ts";
+import { KvStore, type Lease, type Snapshot, type TokenStore } from "./kv_store.ts";
 import { kvId, sealKey } from "./_identity.ts";
 import { Token } from "./token.ts";
 import { configError, fromCore, TokenError, type TokenErrorCode } from "./token_error.ts";
@@ -108,7 +108,7 @@ class FreshTokenClient implements TokenClient {
   readonly #origins?: ReadonlySet<string>;
   /** For logs: where tokens come from (never the secret). */
   readonly #label: string;
-  readonly #store?: Promise<KvStore>;
+  readonly #store?: Promise<TokenStore>;
   /** Spans and metrics, when OpenTelemetry is on; then also what identifies this client in them. */
   readonly #telemetry?: Telemetry;
   readonly #attributes: Record<string, string>;
@@ -545,7 +545,7 @@ class FreshTokenClient implements TokenClient {
   }
 
   /** Checks the KV options and opens the store (its id is an async digest). */
-  #openStore(options: TokenClientOptions): Promise<KvStore> | undefined {
+  #openStore(options: TokenClientOptions): Promise<TokenStore> | undefined {
     const { kv, kvPrefix = ["freshtoken"], encryptionKey } = options;
     if (kv === undefined) {
       if (encryptionKey !== undefined) throw configError("encryptionKey needs the kv option");

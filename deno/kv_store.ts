@@ -93,8 +93,39 @@ export interface StoreOptions {
   backoffIsPlausible: (until: number, now: number) => boolean;
 }
 
+/**
+ * The store effects of the core's driver (docs/DESIGN.md, "The effect
+ * loop"): what sharing a token between isolates needs from a store, and
+ * all the executor assumes of one. Every method answers "nothing there"
+ * (`undefined`, or no effect) when the store fails: a store never fails a
+ * caller. {@linkcode KvStore} implements it on Deno KV; `src/sim.rs`
+ * simulates the same semantics.
+ */
+export interface TokenStore {
+  /** The client's id in the store. */
+  readonly id: string;
+  /** The token, the lease and the shared back-off, read together; `undefined` when the store failed. */
+  snapshot(): Promise<Snapshot | undefined>;
+  /** Stores a token until it stops being usable. */
+  write(record: TokenRecord): Promise<void>;
+  /** Deletes the stored token; with `accessToken`, only if it is still that token. */
+  remove(accessToken?: string): Promise<void>;
+  /** Takes the lease if nothing changed since `seen`: the lease, `"held"` (read again), or `undefined` (failed). */
+  takeLease(ttlMs: number, seen: Snapshot): Promise<Lease | "held" | undefined>;
+  /** Extends a lease held; `undefined` if it was lost. */
+  renewLease(lease: Lease, ttlMs: number): Promise<Lease | undefined>;
+  /** Releases a lease if it is still held. */
+  releaseLease(lease: Lease): Promise<void>;
+  /** Holds every isolate back until `until`. */
+  setBackoff(until: number): Promise<void>;
+  /** The stored copy of the issuer's metadata, if a sound one is there. */
+  readMetadata(): Promise<string | undefined>;
+  /** Stores a copy of the issuer's metadata. */
+  writeMetadata(copy: string): Promise<void>;
+}
+
 /** One client's view of KV. */
-export class KvStore {
+export class KvStore implements TokenStore {
   readonly #kv: Deno.Kv;
   readonly #keys: [Deno.KvKey, Deno.KvKey, Deno.KvKey];
   readonly #options: StoreOptions;
