@@ -47,6 +47,61 @@ impl AuthMethod {
     }
 }
 
+/// How the client authenticates, with what it authenticates with: the one
+/// type every use matches (the request's form and header, the signer, the
+/// redactor).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientAuth {
+    /// `client_secret_basic`: HTTP Basic (RFC 6749 §2.3.1).
+    Basic(ClientSecret),
+    /// `client_secret_post`: `client_id` and `client_secret` in the form.
+    Post(ClientSecret),
+    /// `private_key_jwt` and `client_secret_jwt` (RFC 7523 §2.2): a signed
+    /// assertion, keyed with the secret (HS256) or with the private key the
+    /// signer holds (`secret` is then `None`).
+    Jwt {
+        /// How the assertion is made.
+        jwt: Box<JwtAuth>,
+        /// The HS256 key of `client_secret_jwt`.
+        secret: Option<ClientSecret>,
+    },
+    /// `tls_client_auth` and `self_signed_tls_client_auth` (RFC 8705 §2):
+    /// the client certificate alone, `client_id` in the form.
+    Tls,
+}
+
+impl ClientAuth {
+    /// The method, by kind.
+    pub fn method(&self) -> AuthMethod {
+        match self {
+            Self::Basic(_) => AuthMethod::ClientSecretBasic,
+            Self::Post(_) => AuthMethod::ClientSecretPost,
+            Self::Jwt { secret: None, .. } => AuthMethod::PrivateKeyJwt,
+            Self::Jwt {
+                secret: Some(_), ..
+            } => AuthMethod::ClientSecretJwt,
+            Self::Tls => AuthMethod::TlsClientAuth,
+        }
+    }
+
+    /// The client secret, for the methods that have one (and the redactor).
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Self::Basic(secret) | Self::Post(secret) => Some(secret.secret()),
+            Self::Jwt { secret, .. } => secret.as_ref().map(ClientSecret::secret),
+            Self::Tls => None,
+        }
+    }
+
+    /// How the assertion is made, for the JWT methods.
+    pub fn jwt(&self) -> Option<&JwtAuth> {
+        match self {
+            Self::Jwt { jwt, .. } => Some(jwt),
+            _ => None,
+        }
+    }
+}
+
 /// How the assertion of `private_key_jwt` and `client_secret_jwt` is made.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JwtAuth {
@@ -162,16 +217,12 @@ pub struct KvIdentity<'a> {
 pub struct Config {
     /// Token endpoint, client id, scope, audience and resource.
     pub identity: Identity,
-    /// Client secret (redacted in `Debug`); none with `private_key_jwt`.
-    pub client_secret: Option<ClientSecret>,
-    /// Authentication method.
-    pub auth_method: AuthMethod,
+    /// How the client authenticates, with its secret (redacted in `Debug`) or assertion settings.
+    pub auth: ClientAuth,
     /// Whether a client certificate goes with the token request (RFC 8705).
     pub mutual_tls: bool,
     /// Its name as configured (`tls_client_auth` and `self_signed_tls_client_auth` differ here).
     pub auth_method_name: &'static str,
-    /// The assertion, for the JWT methods.
-    pub jwt: Option<Box<JwtAuth>>,
     /// Further form parameters.
     pub extra_params: Vec<(String, String)>,
     /// Per-request timeout in milliseconds.
@@ -208,7 +259,7 @@ impl Config {
             token_url,
             issuer,
             client_id,
-            auth_method: self.auth_method.name(),
+            auth_method: self.auth.method().name(),
             scope: sorted(scope.iter().flat_map(|s| s.split(' '))),
             audience: audience.as_deref(),
             resource: sorted(resource.iter().map(String::as_str)),
@@ -364,6 +415,14 @@ impl Config {
             },
         )?
         .map(Box::new);
+        let secret = secret.map(ClientSecret::new);
+        let auth = match (auth_method, jwt, secret) {
+            (AuthMethod::ClientSecretPost, _, Some(secret)) => ClientAuth::Post(secret),
+            (AuthMethod::TlsClientAuth, _, _) => ClientAuth::Tls,
+            (_, Some(jwt), secret) => ClientAuth::Jwt { jwt, secret },
+            (_, _, Some(secret)) => ClientAuth::Basic(secret),
+            (_, None, None) => return Err(TokenError::config("clientSecret is required")),
+        };
         Ok(Self {
             identity: Identity {
                 endpoint,
@@ -372,11 +431,9 @@ impl Config {
                 audience,
                 resource,
             },
-            client_secret: secret.map(ClientSecret::new),
-            auth_method,
+            auth,
             mutual_tls: options.client_certificate.is_some(),
             auth_method_name,
-            jwt,
             extra_params,
             timeout_ms: within("timeoutMs", options.timeout_ms, 1, MAX_TIMEOUT_MS)?
                 .unwrap_or(10_000.0),
@@ -685,7 +742,7 @@ pub(crate) mod tests {
     #[test]
     fn defaults_follow_rfc_6749_and_our_documentation() {
         let c = config(serde_json::json!({})).unwrap();
-        assert_eq!(c.auth_method, AuthMethod::ClientSecretBasic);
+        assert_eq!(c.auth.method(), AuthMethod::ClientSecretBasic);
         assert_eq!(c.timeout_ms, 10_000.0);
         assert_eq!(c.retry, RetryPolicy::default());
         assert_eq!(
@@ -874,8 +931,7 @@ pub(crate) mod tests {
             o.client_secret = None;
             o.client_certificate = Some(crate::options::Host);
             let c = Config::new(o, |u| Some(u.to_owned())).unwrap();
-            assert_eq!(c.auth_method, AuthMethod::TlsClientAuth);
-            assert_eq!(c.client_secret, None);
+            assert_eq!(c.auth, ClientAuth::Tls);
         }
     }
 
@@ -929,7 +985,7 @@ pub(crate) mod tests {
         use serde_json::json;
         let long = "s".repeat(32);
         let c = config(json!({ "authMethod": "client_secret_jwt", "clientSecret": long })).unwrap();
-        let jwt = c.jwt.unwrap();
+        let jwt = c.auth.jwt().unwrap().clone();
         assert_eq!(jwt.audience, None);
         assert_eq!(jwt.algorithm, None);
         let mut o = options(json!({ "authMethod": "private_key_jwt", "keyId": "k1",
@@ -937,9 +993,9 @@ pub(crate) mod tests {
         o.client_secret = None;
         o.private_key = Some(crate::options::Host);
         let c = Config::new(o, |u| Some(u.to_owned())).unwrap();
-        assert_eq!(c.client_secret, None);
+        assert_eq!(c.auth.secret(), None);
         assert_eq!(
-            c.jwt,
+            c.auth.jwt().cloned().map(Box::new),
             Some(Box::new(JwtAuth {
                 algorithm: Some(Algorithm::Ps256),
                 key_id: Some("k1".into()),

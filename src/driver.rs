@@ -411,8 +411,8 @@ impl Driver {
                 Phase::Sign { token_url } => {
                     self.audience = Some(
                         c.config
-                            .jwt
-                            .as_ref()
+                            .auth
+                            .jwt()
                             .and_then(|jwt| jwt.audience.clone())
                             .unwrap_or_else(|| token_url.clone()),
                     );
@@ -642,7 +642,7 @@ impl Driver {
             Some(acquisition) => acquisition,
             None => {
                 c.state.fetching();
-                let secret = c.config.client_secret.as_ref().map(|s| s.secret());
+                let secret = c.config.auth.secret();
                 let redactor = c.state.redactor(&c.config.identity.client_id, secret);
                 self.events.push(Event::FetchStart { at: now.wall });
                 self.acquisition
@@ -673,7 +673,7 @@ impl Driver {
             }
             (Endpoint::Issuer(_), None) => return unreachable_phase(),
         };
-        match c.config.jwt.is_some() {
+        match c.config.auth.jwt().is_some() {
             true => Phase::Sign { token_url },
             false => Phase::Send {
                 request: token_request(c.config, &token_url, None),

@@ -3,7 +3,7 @@
 //! [RFC 6749 §4.4.2]: https://www.rfc-editor.org/rfc/rfc6749#section-4.4.2
 
 use crate::assertion::ASSERTION_TYPE;
-use crate::config::{AuthMethod, Config};
+use crate::config::{ClientAuth, Config};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use std::fmt;
@@ -34,23 +34,26 @@ impl fmt::Debug for HttpRequest {
 /// signed for this attempt.
 pub fn token_request(config: &Config, token_url: &str, assertion: Option<&str>) -> HttpRequest {
     let identity = &config.identity;
-    let secret = config.client_secret.as_ref().map(|s| s.secret());
     let mut form = form_urlencoded::Serializer::new(String::new());
     form.append_pair("grant_type", "client_credentials");
-    match (config.auth_method, secret, assertion) {
-        (AuthMethod::ClientSecretPost, Some(secret), _) => {
-            form.append_pair("client_id", &identity.client_id);
-            form.append_pair("client_secret", secret);
+    let mut authorization = None;
+    match (&config.auth, assertion) {
+        (ClientAuth::Basic(secret), _) => {
+            authorization = Some(basic_auth(&identity.client_id, secret.secret()));
         }
-        (AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretJwt, _, Some(assertion)) => {
+        (ClientAuth::Post(secret), _) => {
+            form.append_pair("client_id", &identity.client_id);
+            form.append_pair("client_secret", secret.secret());
+        }
+        (ClientAuth::Jwt { .. }, Some(assertion)) => {
             form.append_pair("client_assertion_type", ASSERTION_TYPE);
             form.append_pair("client_assertion", assertion);
             form.append_pair("client_id", &identity.client_id);
         }
-        (AuthMethod::TlsClientAuth, _, _) => {
+        (ClientAuth::Jwt { .. }, None) => {}
+        (ClientAuth::Tls, _) => {
             form.append_pair("client_id", &identity.client_id);
         }
-        _ => {}
     }
     if let Some(scope) = &identity.scope {
         form.append_pair("scope", scope);
@@ -69,8 +72,8 @@ pub fn token_request(config: &Config, token_url: &str, assertion: Option<&str>) 
         ),
         ("Accept", "application/json".to_owned()),
     ];
-    if let (AuthMethod::ClientSecretBasic, Some(secret)) = (config.auth_method, secret) {
-        headers.push(("Authorization", basic_auth(&identity.client_id, secret)));
+    if let Some(authorization) = authorization {
+        headers.push(("Authorization", authorization));
     }
     HttpRequest {
         url: token_url.to_owned(),

@@ -4,7 +4,7 @@
 //! `jti`, so that a retry is never taken for a replay.
 
 use crate::assertion::{self, candidates, pem, pem_key_fault, Algorithm, Assertion, KeyKind};
-use crate::config::{AuthMethod, Config, JwtAuth};
+use crate::config::{ClientAuth, Config, JwtAuth};
 use crate::error::TokenError;
 use crate::options::Host;
 use js_sys::{Array, ArrayBuffer, Object, Uint8Array};
@@ -79,23 +79,17 @@ impl Signer {
     /// is the `privateKey` option as given; its shape is checked here, at
     /// creation. Whether WebCrypto takes it shows at the first token request.
     pub fn new(config: &Config, private_key: &JsValue) -> Result<Option<Self>, TokenError> {
-        let Some(jwt) = config.jwt.as_deref().cloned() else {
+        let ClientAuth::Jwt { jwt, secret } = &config.auth else {
             return Ok(None);
         };
+        let jwt = JwtAuth::clone(jwt);
         let mut key_id = jwt.key_id.clone();
-        let (source, algorithms) = match config.auth_method {
-            AuthMethod::ClientSecretJwt => {
-                let secret = config
-                    .client_secret
-                    .as_ref()
-                    .map(|s| s.secret())
-                    .unwrap_or_default();
-                (
-                    Source::Secret(secret.as_bytes().to_vec()),
-                    vec![Algorithm::Hs256],
-                )
-            }
-            _ => {
+        let (source, algorithms) = match secret {
+            Some(secret) => (
+                Source::Secret(secret.secret().as_bytes().to_vec()),
+                vec![Algorithm::Hs256],
+            ),
+            None => {
                 let (source, kind, preferred) = read_key(private_key, &mut key_id)?;
                 // A CryptoKey signs with the one algorithm it was made for.
                 if let (Source::Key(_), Some(own), Some(asked)) =
