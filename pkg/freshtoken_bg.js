@@ -56,7 +56,10 @@ export class Core {
      */
     adopt(now, mono, stored, force) {
         const ret = wasm.core_adopt(this.__wbg_ptr, now, mono, stored, force);
-        return ret;
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
     }
     /**
      * A request sent again after a 401 was accepted.
@@ -145,7 +148,10 @@ export class Core {
      */
     events() {
         const ret = wasm.core_events(this.__wbg_ptr);
-        return ret;
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
     }
     /**
      * After `send`.
@@ -260,7 +266,10 @@ export class Core {
      */
     get identity() {
         const ret = wasm.core_identity(this.__wbg_ptr);
-        return ret;
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
     }
     /**
      * Forgets the cached token.
@@ -335,7 +344,10 @@ export class Core {
      */
     poll(now, mono) {
         const ret = wasm.core_poll(this.__wbg_ptr, now, mono);
-        return ret;
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
     }
     /**
      * Why `decide` answered `Fail`.
@@ -387,7 +399,10 @@ export class Core {
      */
     status(now, mono) {
         const ret = wasm.core_status(this.__wbg_ptr, now, mono);
-        return ret;
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
     }
     /**
      * `client.fetch` got a 401 with `token`: what to do next.
@@ -528,7 +543,10 @@ export function closestName(name, known) {
  */
 export function errorCodes() {
     const ret = wasm.errorCodes();
-    return ret;
+    if (ret[2]) {
+        throw takeFromExternrefTable0(ret[1]);
+    }
+    return takeFromExternrefTable0(ret[0]);
 }
 
 /**
@@ -860,6 +878,10 @@ export function __wbg_new_5f28518387ad0e34() { return handleError(function () {
     const ret = new AbortController();
     return ret;
 }, arguments); }
+export function __wbg_new_787b9fb330d55d78(arg0, arg1) {
+    const ret = new Error(getStringFromWasm0(arg0, arg1));
+    return ret;
+}
 export function __wbg_new_96baed0986e0d99f() { return handleError(function (arg0, arg1) {
     const ret = new URL(getStringFromWasm0(arg0, arg1));
     return ret;

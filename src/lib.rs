@@ -14,6 +14,8 @@
 
 pub mod acquire;
 pub mod assertion;
+#[cfg(test)]
+mod boundary;
 pub mod clock;
 pub mod config;
 pub mod discovery;

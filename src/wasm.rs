@@ -232,7 +232,7 @@ impl Core {
 
     /// What names this client's token in KV (the wrapper adds a fingerprint of the credential).
     #[wasm_bindgen(getter, unchecked_return_type = "Identity")]
-    pub fn identity(&self) -> JsValue {
+    pub fn identity(&self) -> Result<JsValue, JsValue> {
         to_js(&self.inner.borrow().config.kv_identity())
     }
 
@@ -306,7 +306,7 @@ impl Core {
 
     /// The next effect of the acquisition in flight (a `CoreEffect`).
     #[wasm_bindgen(unchecked_return_type = "CoreEffect")]
-    pub fn poll(&self, now: f64, mono: f64) -> JsValue {
+    pub fn poll(&self, now: f64, mono: f64) -> Result<JsValue, JsValue> {
         let mut inner = self.inner.borrow_mut();
         let effect = inner
             .drive(|driver, parts| driver.poll(parts, at(now, mono), Math::random()))
@@ -323,7 +323,7 @@ impl Core {
 
     /// What the transitions so far reported (`CoreEvent`s), once.
     #[wasm_bindgen(unchecked_return_type = "CoreEvent[]")]
-    pub fn events(&self) -> JsValue {
+    pub fn events(&self) -> Result<JsValue, JsValue> {
         to_js(&std::mem::take(&mut self.inner.borrow_mut().events))
     }
 
@@ -470,14 +470,15 @@ impl Core {
         mono: f64,
         #[wasm_bindgen(unchecked_param_type = "unknown")] stored: JsValue,
         force: bool,
-    ) -> JsValue {
+    ) -> Result<JsValue, JsValue> {
+        // A stored value is untrusted input: one that is not a record is no token.
         let Ok(record) = serde_wasm_bindgen::from_value::<TokenRecord>(stored) else {
-            return JsValue::UNDEFINED;
+            return Ok(JsValue::UNDEFINED);
         };
         let taken = self
             .state()
             .adopt(at(now, mono), record, force, Math::random());
-        taken.map_or(JsValue::UNDEFINED, |record| to_js(&record))
+        taken.map_or(Ok(JsValue::UNDEFINED), |record| to_js(&record))
     }
 
     /// Forgets the cached token.
@@ -509,7 +510,7 @@ impl Core {
 
     /// What `status()` reports.
     #[wasm_bindgen(unchecked_return_type = "CoreStatus")]
-    pub fn status(&self, now: f64, mono: f64) -> JsValue {
+    pub fn status(&self, now: f64, mono: f64) -> Result<JsValue, JsValue> {
         let mut status = self.state().status(at(now, mono));
         let source = self.inner.borrow().source();
         status.last_error = status.last_error.map(|e| e.from_source(&source));
@@ -581,7 +582,7 @@ pub fn closest_name(name: &str, known: Vec<String>) -> String {
     js_name = errorCodes,
     unchecked_return_type = "{ code: string; retryable: boolean }[]"
 )]
-pub fn error_codes() -> JsValue {
+pub fn error_codes() -> Result<JsValue, JsValue> {
     #[derive(Serialize)]
     struct Code {
         code: ErrorCode,
@@ -643,14 +644,18 @@ fn at(wall: f64, mono: f64) -> Now {
     Now { wall, mono }
 }
 
+/// `error` as JavaScript gets it (a `CoreError`; an `Error` if it does not convert).
 fn report(error: &TokenError) -> JsValue {
-    to_js(error)
+    to_js(error).unwrap_or_else(|failure| failure)
 }
 
 /// Plain objects, not `Map`s, and absent fields left out.
 const SERIALIZER: serde_wasm_bindgen::Serializer =
     serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
 
-fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
-    value.serialize(&SERIALIZER).unwrap_or(JsValue::UNDEFINED)
+/// `value` for JavaScript; a value that does not convert is a thrown error, never `undefined`.
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+    value.serialize(&SERIALIZER).map_err(|_| {
+        js_sys::Error::new("freshtoken could not convert a value for JavaScript").into()
+    })
 }
