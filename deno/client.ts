@@ -442,9 +442,11 @@ class FreshTokenClient implements TokenClient {
             await store!.setBackoff(effect.until);
             core.handleStored(...now());
             break;
-          case "read_metadata":
-            core.handleMetadataCopy(...now(), await store!.readMetadata());
+          case "read_metadata": {
+            const copy = await store!.readMetadata();
+            core.handleMetadataCopy(...now(), copy);
             break;
+          }
           case "write_metadata":
             await store!.writeMetadata(effect.copy);
             core.handleStored(...now());
@@ -458,12 +460,17 @@ class FreshTokenClient implements TokenClient {
             core.handleSlept(...now());
             break;
           }
-          case "sign":
-            core.handleSigned(...now(), await core.sign(this.#now()));
+          case "sign": {
+            const signed = await core.sign(this.#now());
+            core.handleSigned(...now(), signed);
             break;
-          case "send":
-            core.handleAnswer(...now(), await core.send(send, effect.timeoutMs));
+          }
+          case "send": {
+            // The time handed back is the answer's: read after it arrived.
+            const answer = await core.send(send, effect.timeoutMs);
+            core.handleAnswer(...now(), answer);
             break;
+          }
           case "done": {
             report.lifetimeSeconds = effect.record.lifetimeSeconds;
             if (effect.source === "kv") return this.#fromStore(effect.record, report);
