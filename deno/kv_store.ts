@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { TokenRecord } from "../pkg/freshtoken.js";
+import { lockedRetryMs, storeDownUntil, type TokenRecord } from "../pkg/freshtoken.js";
 import { base64, Cipher, unbase64 } from "./_cipher.ts";
 import { sleep, unlessAborted } from "./_internal.ts";
 import { observe } from "./_observe.ts";
@@ -20,12 +20,8 @@ import type { TokenEvent } from "./types.ts";
 const FORMAT = 2;
 /** A KV operation slower than this counts as a failure. */
 const KV_TIMEOUT_MS = 2_000;
-/** After a failure KV is skipped for this long, so a dead KV costs no time. */
-const KV_COOLDOWN_MS = 5_000;
 /** The longest a metadata copy is kept (the core keeps none longer). */
 const METADATA_TTL_MS = 86_400_000;
-/** How long to keep retrying SQLite's "database is locked". */
-const LOCKED_RETRY_MS = 3_000;
 
 /** A lease held by this isolate. */
 export interface Lease {
@@ -314,11 +310,14 @@ export class KvStore implements TokenStore {
         return await withTimeout(run(), KV_TIMEOUT_MS);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
-        if (/database is locked/i.test(message) && Date.now() - started < LOCKED_RETRY_MS) {
-          await sleep(Math.random() * Math.min(100, 5 * 2 ** attempt));
+        const wait = /database is locked/i.test(message)
+          ? lockedRetryMs(attempt, started, Date.now())
+          : undefined;
+        if (wait !== undefined) {
+          await sleep(wait);
           continue;
         }
-        this.#downUntil = Date.now() + KV_COOLDOWN_MS;
+        this.#downUntil = storeDownUntil(Date.now());
         this.#options.emit({ type: "kv_error", at: this.#options.now(), operation, message });
         return undefined;
       }

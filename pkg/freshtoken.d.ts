@@ -314,7 +314,18 @@ export function closestName(name: string, known: string[]): string;
 export function errorCodes(): { code: string; retryable: boolean }[];
 
 /**
+ * The wait before trying again a store operation refused as locked
+ * (`shared::locked_retry_ms`), or `undefined` to give up.
+ */
+export function lockedRetryMs(attempt: number, started: number, now: number): number | undefined;
+
+/**
  * The DER bytes of the PEM block labelled `label` that `text` holds, by
  * the decoder the signer and the configuration use; `undefined` if none.
  */
 export function pemDer(text: string, label: string): Uint8Array | undefined;
+
+/**
+ * Until when the store is skipped after a failure at `now`.
+ */
+export function storeDownUntil(now: number): number;

@@ -550,6 +550,19 @@ export function errorCodes() {
 }
 
 /**
+ * The wait before trying again a store operation refused as locked
+ * (`shared::locked_retry_ms`), or `undefined` to give up.
+ * @param {number} attempt
+ * @param {number} started
+ * @param {number} now
+ * @returns {number | undefined}
+ */
+export function lockedRetryMs(attempt, started, now) {
+    const ret = wasm.lockedRetryMs(attempt, started, now);
+    return ret[0] === 0 ? undefined : ret[1];
+}
+
+/**
  * The DER bytes of the PEM block labelled `label` that `text` holds, by
  * the decoder the signer and the configuration use; `undefined` if none.
  * @param {string} text
@@ -575,6 +588,16 @@ export function pemDer(text, label) {
         wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
     }
     return v3;
+}
+
+/**
+ * Until when the store is skipped after a failure at `now`.
+ * @param {number} now
+ * @returns {number}
+ */
+export function storeDownUntil(now) {
+    const ret = wasm.storeDownUntil(now);
+    return ret;
 }
 export function __wbg_Error_208446807d0d1e30(arg0, arg1) {
     const ret = Error(getStringFromWasm0(arg0, arg1));

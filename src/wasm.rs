@@ -556,6 +556,19 @@ impl Core {
     }
 }
 
+/// The wait before trying again a store operation refused as locked
+/// (`shared::locked_retry_ms`), or `undefined` to give up.
+#[wasm_bindgen(js_name = lockedRetryMs)]
+pub fn locked_retry_ms(attempt: u32, started: f64, now: f64) -> Option<f64> {
+    shared::locked_retry_ms(attempt, started, now, Math::random())
+}
+
+/// Until when the store is skipped after a failure at `now`.
+#[wasm_bindgen(js_name = storeDownUntil)]
+pub fn store_down_until(now: f64) -> f64 {
+    now + shared::STORE_COOLDOWN_MS
+}
+
 /// Whether a shared back-off read from KV is within the 10-minute cap.
 #[wasm_bindgen(js_name = backoffIsPlausible)]
 pub fn backoff_is_plausible(until: f64, now: f64) -> bool {
