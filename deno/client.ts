@@ -204,6 +204,12 @@ class FreshTokenClient implements TokenClient {
         return this.#entry!.token;
       }
       if (decision === Decision.Fail) throw fromCore(this.#core.refusal(now, mono, minValidMs));
+      if (decision === Decision.Read) {
+        // Held back here; another isolate may have stored a token since.
+        const read = this.#acquire(false, false, true);
+        await (signal === undefined ? read : unlessAborted(read, signal, () => this.#aborted()));
+        continue;
+      }
       if (acquisitions === MAX_ACQUISITIONS_PER_CALL) {
         throw this.#error(
           "invalid_response",
@@ -335,17 +341,22 @@ class FreshTokenClient implements TokenClient {
     return this.#fetch(request);
   }
 
-  /** Starts an acquisition, or joins the one in flight: one at a time per client. */
-  #acquire(force: boolean, background: boolean): Promise<Token> {
+  /**
+   * Starts an acquisition, or joins the one in flight: one at a time per
+   * client. With `read`, only a read of the store (`Decision.Read`).
+   */
+  #acquire(force: boolean, background: boolean, read = false): Promise<Token> {
     if (this.#inflight !== undefined) return this.#inflight;
     try {
-      this.#core.begin(this.#now(), this.#mono(), background);
+      if (read) this.#core.beginReading();
+      else this.#core.begin(this.#now(), this.#mono(), background);
     } catch (error) {
       return Promise.reject(fromCore(error));
     }
     // A background refresh starts in a task of its own, so that the caller
     // who happened to trigger it is not charged for starting the request.
-    const work = () => background ? sleep(0).then(() => this.#run(force)) : this.#run(force);
+    const work = () =>
+      background ? sleep(0).then(() => this.#run(force, read)) : this.#run(force, read);
     const report: AcquisitionReport = {};
     this.#report = report;
     const attributes = { ...this.#attributes, "freshtoken.background": background };
@@ -375,7 +386,7 @@ class FreshTokenClient implements TokenClient {
    * loop"): performs each effect the core names, hands the result back, and
    * reports the events the core produced. It decides nothing.
    */
-  async #run(force: boolean): Promise<Token> {
+  async #run(force: boolean, read: boolean): Promise<Token> {
     const core = this.#core;
     const store = await this.#store;
     const report = this.#report ?? {};
@@ -391,7 +402,7 @@ class FreshTokenClient implements TokenClient {
     let waiting: Span | undefined;
     let requested = false;
     const now = () => [this.#now(), this.#mono()] as const;
-    core.drive(this.#now(), this.#mono(), store !== undefined, force);
+    core.drive(this.#now(), this.#mono(), store !== undefined, force, read);
     try {
       for (;;) {
         const effect: CoreEffect = core.poll(...now());

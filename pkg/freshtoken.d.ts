@@ -108,6 +108,10 @@ export class Core {
      */
     authorized(): void;
     /**
+     * A read of the store begins (`Decision::Read`): never refused.
+     */
+    beginReading(): void;
+    /**
      * An acquisition starts; throws a `CoreError` while token requests
      * are held back after failures.
      */
@@ -120,10 +124,11 @@ export class Core {
      */
     decide(now: number, mono: number, min_valid_ms: number, started?: number | null): Decision;
     /**
-     * Starts driving the acquisition begun (`begin`): through the store
-     * when `store`; a stored token is taken only if newer when `force`.
+     * Starts driving the acquisition begun (`begin`, `beginReading`):
+     * through the store when `store`; a stored token is taken only if
+     * newer when `force`; only a read of the store when `read`.
      */
-    drive(now: number, mono: number, store: boolean, force: boolean): void;
+    drive(now: number, mono: number, store: boolean, force: boolean, read: boolean): void;
     /**
      * Whether the token is missing or due for refresh within `ahead_ms`.
      */
@@ -268,6 +273,11 @@ export enum Decision {
      * Wait `holdMs()` for the hold-back to end, then ask again.
      */
     Wait = 5,
+    /**
+     * Held back, with a store: read it (`beginReading`, `drive` with
+     * `read`), taking a stored token, else failing with `refusal()`.
+     */
+    Read = 6,
 }
 
 /**

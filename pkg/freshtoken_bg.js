@@ -68,6 +68,12 @@ export class Core {
         wasm.core_authorized(this.__wbg_ptr);
     }
     /**
+     * A read of the store begins (`Decision::Read`): never refused.
+     */
+    beginReading() {
+        wasm.core_beginReading(this.__wbg_ptr);
+    }
+    /**
      * An acquisition starts; throws a `CoreError` while token requests
      * are held back after failures.
      * @param {number} now
@@ -96,15 +102,17 @@ export class Core {
         return ret;
     }
     /**
-     * Starts driving the acquisition begun (`begin`): through the store
-     * when `store`; a stored token is taken only if newer when `force`.
+     * Starts driving the acquisition begun (`begin`, `beginReading`):
+     * through the store when `store`; a stored token is taken only if
+     * newer when `force`; only a read of the store when `read`.
      * @param {number} now
      * @param {number} mono
      * @param {boolean} store
      * @param {boolean} force
+     * @param {boolean} read
      */
-    drive(now, mono, store, force) {
-        wasm.core_drive(this.__wbg_ptr, now, mono, store, force);
+    drive(now, mono, store, force, read) {
+        wasm.core_drive(this.__wbg_ptr, now, mono, store, force, read);
     }
     /**
      * Whether the token is missing or due for refresh within `ahead_ms`.
@@ -424,7 +432,7 @@ if (Symbol.dispose) Core.prototype[Symbol.dispose] = Core.prototype.free;
 
 /**
  * What a caller asking for a token gets (see `TokenState::decide`).
- * @enum {0 | 1 | 2 | 3 | 4 | 5}
+ * @enum {0 | 1 | 2 | 3 | 4 | 5 | 6}
  */
 export const Decision = Object.freeze({
     /**
@@ -451,6 +459,11 @@ export const Decision = Object.freeze({
      * Wait `holdMs()` for the hold-back to end, then ask again.
      */
     Wait: 5, "5": "Wait",
+    /**
+     * Held back, with a store: read it (`beginReading`, `drive` with
+     * `read`), taking a stored token, else failing with `refusal()`.
+     */
+    Read: 6, "6": "Read",
 });
 
 /**

@@ -221,6 +221,8 @@ pub struct Config {
     pub auth: ClientAuth,
     /// Whether a client certificate goes with the token request (RFC 8705).
     pub mutual_tls: bool,
+    /// Whether the token is shared through a store (the `kv` option).
+    pub shared: bool,
     /// Its name as configured (`tls_client_auth` and `self_signed_tls_client_auth` differ here).
     pub auth_method_name: &'static str,
     /// Further form parameters.
@@ -433,6 +435,7 @@ impl Config {
             },
             auth,
             mutual_tls: options.client_certificate.is_some(),
+            shared: options.kv.is_some(),
             auth_method_name,
             extra_params,
             timeout_ms: within("timeoutMs", options.timeout_ms, 1, MAX_TIMEOUT_MS)?

@@ -248,6 +248,8 @@ enum Phase {
     Renew { delay_ms: f64 },
     /// Next: the remaining I/O of the end, then the end.
     Ending { steps: Vec<Effect>, end: End },
+    /// Next: a last read of the store before failing with `error`.
+    LastLook { error: TokenError },
     /// Waiting for the executor's outcome.
     Awaiting(Awaiting),
     /// Ended.
@@ -258,6 +260,7 @@ enum Phase {
 #[derive(Debug)]
 enum Awaiting {
     Snapshot,
+    LastLook(TokenError),
     Lease,
     Renewal { delay_ms: f64 },
     MetadataCopy,
@@ -273,6 +276,8 @@ enum Awaiting {
 enum End {
     Token(TokenRecord, TokenSource),
     Error(TokenError),
+    /// Fail with this error unless a last read of the store finds a token.
+    ErrorUnlessStored(TokenError),
 }
 
 /// Who this acquisition is, towards the other isolates.
@@ -294,6 +299,10 @@ pub struct Driver {
     role: Role,
     /// A stored token is taken only if newer than the one held (`refresh()`).
     force: bool,
+    /// Only a read of the store (`Decision::Read`): no token request.
+    read_only: bool,
+    /// Whether there is a store to read.
+    store: bool,
     /// When it began, monotonic ms; a waiter fetches alone `wait_ms` later.
     started: f64,
     lease_ms: f64,
@@ -329,6 +338,8 @@ impl Driver {
             phase: if store { Phase::Read } else { Phase::Attempt },
             role: if store { Role::Waiter } else { Role::Alone },
             force,
+            read_only: false,
+            store,
             started: now.mono,
             lease_ms,
             // The longest lease a holder may keep: its deadline and one more attempt.
@@ -344,6 +355,16 @@ impl Driver {
             audience: None,
             request: None,
             events: Vec::new(),
+        }
+    }
+
+    /// A read of the store alone, for a caller held back after failures
+    /// (`Decision::Read`): a stored token is taken, else the acquisition
+    /// fails with the hold-back's refusal, counting no failure.
+    pub fn reading(config: &Config, now: Now) -> Self {
+        Self {
+            read_only: true,
+            ..Self::new(config, now, true, false)
         }
     }
 
@@ -423,6 +444,9 @@ impl Driver {
                     let timeout_ms = self.time_left(now);
                     return self.wait_for(Awaiting::Answer, Effect::Send { timeout_ms });
                 }
+                Phase::LastLook { error } => {
+                    return self.wait_for(Awaiting::LastLook(error), Effect::ReadStore);
+                }
                 Phase::Renew { delay_ms } => {
                     let ttl_ms = delay_ms + self.lease_ms;
                     return self.wait_for(
@@ -441,8 +465,13 @@ impl Driver {
                             c.state.finish(now, None, rand);
                             Effect::Done { record, source }
                         }
+                        End::ErrorUnlessStored(error) => {
+                            self.phase = Phase::LastLook { error };
+                            continue;
+                        }
                         End::Error(error) => {
-                            c.state.finish(now, Some(&error), rand);
+                            let failure = (!self.read_only).then_some(&error);
+                            c.state.finish(now, failure, rand);
                             Effect::Fail { error }
                         }
                     };
@@ -466,6 +495,20 @@ impl Driver {
             return; // Nothing was asked: `poll` reports it.
         };
         self.phase = match (awaiting, outcome) {
+            (Awaiting::LastLook(error), Outcome::Snapshot(seen)) => {
+                let stored = seen.and_then(|seen| seen.token);
+                match stored.and_then(|record| c.state.adopt(now, record, false, rand)) {
+                    Some(taken) => Phase::Ending {
+                        steps: Vec::new(),
+                        end: End::Token(taken, TokenSource::Kv),
+                    },
+                    None => Phase::Ending {
+                        steps: Vec::new(),
+                        end: End::Error(error),
+                    },
+                }
+            }
+            (Awaiting::Snapshot, Outcome::Snapshot(None)) if self.read_only => self.refused(c, now),
             (Awaiting::Snapshot, Outcome::Snapshot(None)) => {
                 self.role = Role::Alone; // The store failed: this isolate alone, in memory.
                 Phase::Attempt
@@ -543,6 +586,9 @@ impl Driver {
                 };
             }
         }
+        if self.read_only {
+            return self.refused(c, now);
+        }
         if seen.backoff_until > now.wall {
             let wait_ms = seen.backoff_until - now.wall;
             if c.state.status(now).has_token || now.mono + wait_ms > self.started + self.wait_ms {
@@ -582,6 +628,15 @@ impl Driver {
             }
         }
         Phase::TakeLease
+    }
+
+    /// A read found nothing to take: the hold-back's refusal.
+    fn refused(&self, c: &mut Parts<'_>, now: Now) -> Phase {
+        let error = c.state.refusal(now, 0.0);
+        Phase::Ending {
+            steps: Vec::new(),
+            end: End::Error(error),
+        }
     }
 
     fn after_lease(&mut self, now: Now, result: LeaseResult, rand: f64) -> Phase {
@@ -805,10 +860,13 @@ impl Driver {
         if self.role == Role::Holder {
             steps.push(Effect::ReleaseLease);
         }
-        Phase::Ending {
-            steps,
-            end: End::Error(error),
-        }
+        // Another isolate may have stored a token while this one failed: a
+        // caller never gets an error while one is there to take.
+        let end = match self.store && attempt.is_some() {
+            true => End::ErrorUnlessStored(error),
+            false => End::Error(error),
+        };
+        Phase::Ending { steps, end }
     }
 }
 

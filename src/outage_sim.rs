@@ -105,6 +105,7 @@ fn run(seed: u64) -> Outcome {
                         callers[caller].1 = true;
                         at(&mut queue, t + state.hold_ms(now), Happening::Ask(caller));
                     }
+                    Decision::Read => panic!("a client without a store never reads one"),
                     Decision::Fail => {
                         outcome.calls += 1;
                         let error = state.refusal(now, 0.0);

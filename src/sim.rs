@@ -221,7 +221,8 @@ struct Store {
 
 #[derive(Clone)]
 enum StoredToken {
-    Token(TokenRecord, f64),
+    /// A token, with its true expiry and when it was written (true ms).
+    Token(TokenRecord, f64, f64),
     Garbage,
 }
 
@@ -251,7 +252,7 @@ impl Store {
         if self
             .token
             .as_ref()
-            .is_some_and(|(s, _)| matches!(s, StoredToken::Token(_, e) if *e <= t))
+            .is_some_and(|(s, _)| matches!(s, StoredToken::Token(_, e, _) if *e <= t))
         {
             self.token = None;
         }
@@ -298,6 +299,14 @@ struct Call {
     may_wait: bool,
     acquisitions: u32,
     min_valid_ms: f64,
+}
+
+/// What kind of acquisition a caller starts (`#acquire`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Fetch,
+    Background,
+    Read,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -399,7 +408,7 @@ pub fn run(seed: u64) -> Report {
 impl Isolate {
     fn new(skew: f64) -> Self {
         Self {
-            state: TokenState::new(None),
+            state: TokenState::new(None).sharing(true),
             metadata: None,
             driver: None,
             epoch: 0,
@@ -565,8 +574,12 @@ impl Sim {
             Decision::Serve | Decision::ServeAndRefresh => {
                 self.served(call)?;
                 if decision == Decision::ServeAndRefresh {
-                    self.start(isolate, true, None);
+                    self.start(isolate, Start::Background, None)?;
                 }
+            }
+            Decision::Read => {
+                self.calls[call].acquisitions += 1;
+                self.start(isolate, Start::Read, Some(call))?;
             }
             Decision::Fail => {
                 let error = self.isolates[isolate].state.refusal(now, min_valid_ms);
@@ -585,7 +598,7 @@ impl Sim {
                 self.calls[call].acquisitions += 1;
                 match decision == Decision::Join || self.isolates[isolate].driver.is_some() {
                     true => self.isolates[isolate].waiting.push(call),
-                    false => self.start(isolate, false, Some(call)),
+                    false => self.start(isolate, Start::Fetch, Some(call))?,
                 }
             }
         }
@@ -593,30 +606,41 @@ impl Sim {
     }
 
     /// An acquisition begins on `isolate` (`#acquire`).
-    fn start(&mut self, isolate: usize, background: bool, call: Option<usize>) {
+    fn start(&mut self, isolate: usize, kind: Start, call: Option<usize>) -> Checked {
         if self.isolates[isolate].driver.is_some() {
             if let Some(call) = call {
                 self.isolates[isolate].waiting.push(call);
             }
-            return;
+            return Ok(());
         }
         let now = self.now(isolate);
-        if let Err(error) = self.isolates[isolate].state.begin(now, background) {
-            if let Some(call) = call {
-                let _ = self.failed(call, &error);
+        let state = &mut self.isolates[isolate].state;
+        let begun = match kind {
+            Start::Read => {
+                state.begin_reading();
+                Ok(())
             }
-            return;
+            _ => state.begin(now, kind == Start::Background),
+        };
+        if let Err(error) = begun {
+            return match call {
+                Some(call) => self.failed(call, &error),
+                None => Ok(()),
+            };
         }
         if let Some(call) = call {
             self.isolates[isolate].waiting.push(call);
         }
-        let driver = Driver::new(&self.config, now, true, false);
+        let driver = match kind {
+            Start::Read => Driver::reading(&self.config, now),
+            _ => Driver::new(&self.config, now, true, false),
+        };
         let iso = &mut self.isolates[isolate];
         iso.driver = Some(driver);
         iso.holders_seen.clear();
         iso.backoff_seen = 0.0;
         iso.last_holder = None;
-        let _ = self.step(isolate, None);
+        self.step(isolate, None)
     }
 
     /// Hands `outcome` to the isolate's driver, then performs what it asks next.
@@ -738,7 +762,8 @@ impl Sim {
                         .get(&record.access_token)
                         .copied()
                         .unwrap_or(0.0);
-                    self.store.token = Some((StoredToken::Token(record, true_expiry), v));
+                    let token = StoredToken::Token(record, true_expiry, self.t);
+                    self.store.token = Some((token, v));
                     let _ = expire; // Expiry is the reader's check; the entry lives until the true one.
                 }
                 self.complete(isolate, latency, Outcome::Stored);
@@ -779,7 +804,7 @@ impl Sim {
         let versions = self.store.versions();
         let max_lease = self.config.retry.deadline_ms + self.config.timeout_ms + LEASE_MARGIN_MS;
         let mut seen = Seen::default();
-        if let Some((StoredToken::Token(record, _), _)) = &self.store.token {
+        if let Some((StoredToken::Token(record, _, _), _)) = &self.store.token {
             seen.token = Some(record.clone());
         }
         if let Some((lease, _, _)) = &self.store.lease {
@@ -930,10 +955,7 @@ impl Sim {
             ));
         };
         let allowance = (0.05 * self.s.lifetime_s * 1000.0).min(30_000.0);
-        let skews = self.isolates.iter().map(|i| i.skew);
-        let spread =
-            skews.clone().fold(f64::NEG_INFINITY, f64::max) - skews.fold(f64::INFINITY, f64::min);
-        if spread < allowance && self.t >= true_expiry {
+        if self.clock_spread() < allowance && self.t >= true_expiry {
             return Err(format!(
                 "invariant 1: isolate {isolate} served a token {:.0} ms past its true expiry",
                 self.t - true_expiry
@@ -972,6 +994,20 @@ impl Sim {
                 error.message()
             ));
         }
+        // A token readable in the store throughout the call, usable by any isolate's clock.
+        let allowance = (0.05 * self.s.lifetime_s * 1000.0).min(30_000.0);
+        let margin = allowance + self.clock_spread() + 1_000.0;
+        let store_sound = self.s.store_fault_rate == 0.0 || started > self.s.store_faults_until;
+        if let Some((StoredToken::Token(_, expiry, written), _)) = &self.store.token {
+            if min_valid_ms == 0.0 && store_sound && *written <= started && expiry - self.t > margin
+            {
+                return Err(format!(
+                    "invariant 2: call {call} on isolate {isolate} got an error while a usable \
+                     token was in the store throughout its wait: {}",
+                    error.message()
+                ));
+            }
+        }
         let now = self.now(isolate);
         if min_valid_ms == 0.0 && self.isolates[isolate].state.status(now).has_token {
             return Err(format!(
@@ -981,6 +1017,12 @@ impl Sim {
             ));
         }
         Ok(())
+    }
+
+    /// How far apart the isolates' clocks are.
+    fn clock_spread(&self) -> f64 {
+        let skews = self.isolates.iter().map(|i| i.skew);
+        skews.clone().fold(f64::NEG_INFINITY, f64::max) - skews.fold(f64::INFINITY, f64::min)
     }
 
     /// Invariant 5: a waiter takes a lease over one attempt after it first saw its holder.

@@ -33,6 +33,10 @@ pub enum Decision {
     /// Fail at once with [`TokenState::refusal`]: held back after failures,
     /// or asked for more validity than the server ever grants.
     Fail,
+    /// Held back after failures, with a store another isolate may have
+    /// filled since: read it (no token request), taking a stored token,
+    /// else failing with [`TokenState::refusal`].
+    Read,
 }
 
 /// What to do after `client.fetch` got a 401.
@@ -93,6 +97,8 @@ struct Flight {
 #[derive(Default)]
 pub struct TokenState {
     refresh_ahead_seconds: Option<f64>,
+    /// Whether a store is shared with other isolates (`Decision::Read`).
+    shared: bool,
     held: Option<Held>,
     in_flight: Option<Flight>,
     failures: u32,
@@ -106,6 +112,12 @@ pub struct TokenState {
 }
 
 impl TokenState {
+    /// The same state, sharing a store with other isolates.
+    pub fn sharing(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+
     /// A state with no token. `refresh_ahead_seconds` overrides the refresh window.
     pub fn new(refresh_ahead_seconds: Option<f64>) -> Self {
         Self {
@@ -154,6 +166,7 @@ impl TokenState {
         match self.held_back(now) {
             false => Decision::Fetch,
             true if self.hold_until <= wait_limit => Decision::Wait,
+            true if self.shared => Decision::Read,
             true => Decision::Fail,
         }
     }
@@ -218,11 +231,21 @@ impl TokenState {
         if self.held_back(now) {
             return Err(self.held_back_error(now));
         }
+        self.start(background);
+        Ok(())
+    }
+
+    /// A store read begins (`Decision::Read`): it sends no token request,
+    /// so it is not refused while they are held back.
+    pub fn begin_reading(&mut self) {
+        self.start(false);
+    }
+
+    fn start(&mut self, background: bool) {
         self.in_flight = Some(Flight {
             background,
             waited: !background,
         });
-        Ok(())
     }
 
     /// The token held, if any (for the simulator's checks).
@@ -574,6 +597,13 @@ mod tests {
             state.begin(T0.plus(100.0), false).is_err(),
             "refresh() is held back too"
         );
+        // With a store another isolate may have filled, a held-back caller reads it instead.
+        state.shared = true;
+        assert_eq!(state.decide(T0.plus(100.0), 0.0, NO_WAIT), Read);
+        state.begin_reading();
+        assert_eq!(state.decide(T0.plus(100.0), 0.0, NO_WAIT), Join);
+        state.finish(T0.plus(110.0), None, 0.5); // the read found nothing: no failure counted
+        state.shared = false;
         assert_eq!(state.decide(T0.plus(500.0), 0.0, NO_WAIT), Fetch);
         state.begin(T0.plus(500.0), false).unwrap();
         state

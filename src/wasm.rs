@@ -123,6 +123,9 @@ pub enum Decision {
     Fail,
     /// Wait `holdMs()` for the hold-back to end, then ask again.
     Wait,
+    /// Held back, with a store: read it (`beginReading`, `drive` with
+    /// `read`), taking a stored token, else failing with `refusal()`.
+    Read,
 }
 
 /// What `client.fetch` does after a 401 (see `TokenState::unauthorized`).
@@ -211,7 +214,7 @@ impl Core {
         let signer = Signer::new(&config, &private_key)
             .map_err(|e| report(&e))?
             .map(Rc::new);
-        let state = TokenState::new(config.refresh_ahead_seconds);
+        let state = TokenState::new(config.refresh_ahead_seconds).sharing(config.shared);
         Ok(Core {
             inner: Rc::new(RefCell::new(Inner {
                 config,
@@ -267,6 +270,7 @@ impl Core {
             state::Decision::Join => Decision::Join,
             state::Decision::Fail => Decision::Fail,
             state::Decision::Wait => Decision::Wait,
+            state::Decision::Read => Decision::Read,
         }
     }
 
@@ -297,11 +301,22 @@ impl Core {
         begun.map_err(|e| self.report(e))
     }
 
-    /// Starts driving the acquisition begun (`begin`): through the store
-    /// when `store`; a stored token is taken only if newer when `force`.
-    pub fn drive(&self, now: f64, mono: f64, store: bool, force: bool) {
+    /// A read of the store begins (`Decision::Read`): never refused.
+    #[wasm_bindgen(js_name = beginReading)]
+    pub fn begin_reading(&self) {
+        self.state().begin_reading();
+    }
+
+    /// Starts driving the acquisition begun (`begin`, `beginReading`):
+    /// through the store when `store`; a stored token is taken only if
+    /// newer when `force`; only a read of the store when `read`.
+    pub fn drive(&self, now: f64, mono: f64, store: bool, force: bool, read: bool) {
         let mut inner = self.inner.borrow_mut();
-        inner.driver = Some(Driver::new(&inner.config, at(now, mono), store, force));
+        let now = at(now, mono);
+        inner.driver = Some(match read {
+            true => Driver::reading(&inner.config, now),
+            false => Driver::new(&inner.config, now, store, force),
+        });
     }
 
     /// The next effect of the acquisition in flight (a `CoreEffect`).

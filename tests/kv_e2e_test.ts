@@ -3,7 +3,9 @@
 // by several processes, and a self-hosted `denokv` server over KV Connect.
 
 import assert from "node:assert/strict";
-import { createTokenClient, refreshIfDue, type TokenEvent } from "../deno/mod.ts";
+import { createTokenClient, refreshIfDue, type TokenError, type TokenEvent } from "../deno/mod.ts";
+import { backoffKey } from "../deno/kv_store.ts";
+import { kvIdOf, serve } from "./_loopback.ts";
 import { type OidcServer, type SecretClient, startOidcServer } from "./_oidc.ts";
 import { freePort, startDenoKv, startWorker, type WorkerResult } from "./_processes.ts";
 
@@ -452,4 +454,47 @@ Deno.test("deno/cron.ts registers its job, which refreshes the token into KV", a
     assert.equal(await server.tokenRequests(), before, "the handler fetched instead of reading KV");
   });
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a client held back after an outage takes the token another isolate stored since, not its old error", async () => {
+  let down = true;
+  let requests = 0;
+  await serve((request) => {
+    requests++;
+    void request.body?.cancel();
+    if (down) {
+      return Response.json({ error: "temporarily_unavailable" }, {
+        status: 503,
+        headers: { "Retry-After": "30" },
+      });
+    }
+    return Response.json({
+      access_token: `tok-${requests}`,
+      token_type: "Bearer",
+      expires_in: 600,
+    });
+  }, async (origin) => {
+    await withKv(async (kv) => {
+      const shared = {
+        tokenUrl: `${origin}/token`,
+        clientId: "id",
+        clientSecret: "held-back-secret",
+        kv,
+      };
+      // Isolate A meets the outage: held back 30 s (Retry-After), and may wait 200 ms at most.
+      const a = createTokenClient({ ...shared, retry: { maxAttempts: 1, deadlineMs: 200 } });
+      const first = await a.getToken().then(() => undefined, (error) => error as TokenError);
+      assert.equal(first?.code, "server_error");
+      // The outage ends; isolate B, which never met it, stores a token (past the shared back-off).
+      down = false;
+      await kv.delete(backoffKey(["freshtoken"], await kvIdOf(a)));
+      const b = createTokenClient(shared);
+      const stored = await b.getToken();
+      assert.equal(requests, 2);
+      // A is still held back, but reads the store instead of repeating its error.
+      const served = await a.getToken();
+      assert.equal(served.accessToken, stored.accessToken);
+      assert.equal(requests, 2, "no token request from the held-back isolate");
+    });
+  });
 });
