@@ -206,6 +206,10 @@ impl Scenario {
     }
 }
 
+/// The closest a failed acquisition's next request may come: the shortest
+/// hold-back (half a second, near a token's end).
+const MIN_SPACING_MS: f64 = 499.0;
+
 /// After the faults end, every caller is served within this (a hold-back
 /// period of a minute, and an attempt's time).
 const RECOVERY_MS: f64 = 70_000.0;
@@ -290,6 +294,13 @@ struct Isolate {
     last_holder: Option<String>,
     /// The shared back-off its last read showed (0 for none).
     backoff_seen: f64,
+    /// Whether the acquisition in flight sent a token request.
+    sent: bool,
+    /// When the acquisition in flight last read the store (true ms).
+    read_at: f64,
+    /// When its last acquisition that sent a request failed (true ms), and
+    /// the least hold-back that follows (shorter only as its token ends).
+    failed_at: Option<(f64, f64)>,
     skew: f64,
 }
 
@@ -312,7 +323,12 @@ enum Start {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Happening {
     Ask(usize),
-    Effect { isolate: usize, epoch: u32 },
+    /// A caller gives up waiting (its `AbortSignal`): the acquisition goes on.
+    Abort(usize),
+    Effect {
+        isolate: usize,
+        epoch: u32,
+    },
     Crash(usize),
     Hostile,
 }
@@ -418,6 +434,9 @@ impl Isolate {
             holders_seen: HashMap::new(),
             last_holder: None,
             backoff_seen: 0.0,
+            sent: false,
+            read_at: f64::NEG_INFINITY,
+            failed_at: None,
             skew,
         }
     }
@@ -466,6 +485,10 @@ impl Sim {
                 });
                 let call = self.calls.len() - 1;
                 self.at(t, Happening::Ask(call));
+                if self.rng.chance(0.05) {
+                    let after = self.rng.between(0.0, 2_000.0);
+                    self.at(t + after, Happening::Abort(call));
+                }
                 let gap = (window / 40.0).min(5_000.0);
                 t += match self.rng.chance(0.1) {
                     true => self.rng.between(0.0, 5.0), // a tight loop
@@ -484,6 +507,11 @@ impl Sim {
             self.store.expire(self.t);
             match what {
                 Happening::Ask(call) => self.ask(call)?,
+                Happening::Abort(call) => {
+                    let isolate = self.calls[call].isolate;
+                    self.isolates[isolate].waiting.retain(|c| *c != call);
+                    self.calls[call].acquisitions = u32::MAX;
+                }
                 Happening::Effect { isolate, epoch } => {
                     if epoch != self.isolates[isolate].epoch {
                         continue; // Begun before a crash: the isolate is gone.
@@ -640,6 +668,8 @@ impl Sim {
         iso.holders_seen.clear();
         iso.backoff_seen = 0.0;
         iso.last_holder = None;
+        iso.sent = false;
+        iso.read_at = f64::NEG_INFINITY;
         self.step(isolate, None)
     }
 
@@ -683,12 +713,21 @@ impl Sim {
     }
 
     fn perform(&mut self, isolate: usize, effect: Effect, request: bool) -> Checked {
-        let latency = self.rng.between(1.0, 15.0);
+        // In the store's bad time some operations are slow (the executor's 2 s timeout fails them).
+        let slow =
+            self.t < self.s.store_faults_until && self.rng.chance(self.s.store_fault_rate / 2.0);
+        let latency = if slow {
+            2_000.0
+        } else {
+            self.rng.between(1.0, 15.0)
+        };
         let wall = self.now(isolate).wall;
         self.log(format!("isolate {isolate}: {}", describe(&effect)));
         match effect {
             Effect::ReadStore => {
-                let seen = match self.store_fails() {
+                self.isolates[isolate].read_at = self.t;
+                // A slow read times out in the executor: nothing read.
+                let seen = match slow || self.store_fails() {
                     true => {
                         self.isolates[isolate].backoff_seen = 0.0; // nothing read
                         None
@@ -716,6 +755,11 @@ impl Sim {
                 } else {
                     LeaseResult::Held
                 };
+                // A slow commit may land after the executor's timeout: a lease nobody knows it holds.
+                let result = if slow { LeaseResult::Failed } else { result };
+                if slow {
+                    self.isolates[isolate].lease = None;
+                }
                 self.complete(isolate, latency, Outcome::Lease(result));
             }
             Effect::RenewLease { ttl_ms } => {
@@ -736,6 +780,10 @@ impl Sim {
                     }
                     _ => false,
                 };
+                if !kept {
+                    self.isolates[isolate].lease = None;
+                }
+                let kept = kept && !slow;
                 if !kept {
                     self.isolates[isolate].lease = None;
                 }
@@ -838,6 +886,17 @@ impl Sim {
                  right after reading a shared back-off in force"
             ));
         }
+        let iso = &mut self.isolates[isolate];
+        if let (false, Some((at, least))) = (iso.sent, iso.failed_at) {
+            if self.t - at < least {
+                return Err(format!(
+                    "invariant 4 (hold-back): isolate {isolate} sent a token request {:.0} ms \
+                     after its last acquisition failed (at least {least:.0} ms)",
+                    self.t - at
+                ));
+            }
+        }
+        iso.sent = true;
         self.requests += 1;
         let t = self.t;
         self.in_flight.retain(|(_, answered)| *answered > t);
@@ -914,7 +973,18 @@ impl Sim {
     }
 
     fn fail(&mut self, isolate: usize, error: TokenError) -> Checked {
-        self.isolates[isolate].driver = None;
+        let now = self.now(isolate);
+        let iso = &mut self.isolates[isolate];
+        iso.driver = None;
+        if iso.sent {
+            // The hold-back ends no later than the token served stops being usable.
+            let status = iso.state.status(now);
+            let left = match status.has_token {
+                true => status.usable_until.unwrap_or(now.wall) - now.wall,
+                false => f64::INFINITY,
+            };
+            iso.failed_at = Some((self.t, MIN_SPACING_MS.min(left - 1.0)));
+        }
         self.log(format!(
             "isolate {isolate}: acquisition fails: {}",
             error.message()
@@ -998,12 +1068,17 @@ impl Sim {
         let allowance = (0.05 * self.s.lifetime_s * 1000.0).min(30_000.0);
         let margin = allowance + self.clock_spread() + 1_000.0;
         let store_sound = self.s.store_fault_rate == 0.0 || started > self.s.store_faults_until;
+        // Written before the call began and before its acquisition's last read of the store
+        // (a token stored while that read was under way is not one it could see).
+        let read_at = self.isolates[isolate].read_at;
         if let Some((StoredToken::Token(_, expiry, written), _)) = &self.store.token {
-            if min_valid_ms == 0.0 && store_sound && *written <= started && expiry - self.t > margin
-            {
+            let before = *written <= started && *written <= read_at;
+            if min_valid_ms == 0.0 && store_sound && before && expiry - self.t > margin {
                 return Err(format!(
                     "invariant 2: call {call} on isolate {isolate} got an error while a usable \
-                     token was in the store throughout its wait: {}",
+                     token was in the store throughout its wait (written at {written:.0} ms, \
+                     {:.0} ms before its true expiry; the call began at {started:.0} ms): {}",
+                    expiry - self.t,
                     error.message()
                 ));
             }
