@@ -406,7 +406,8 @@ class FreshTokenClient implements TokenClient {
     try {
       for (;;) {
         const effect: CoreEffect = core.poll(...now());
-        for (const event of core.events() as CoreEvent[]) {
+        const events = core.eventCount === 0 ? [] : core.events() as CoreEvent[];
+        for (const event of events) {
           if (event.type === "fetch_start") {
             requested = true;
             report.source = "network";

@@ -226,6 +226,10 @@ export class Core {
      */
     unauthorized(now: number, mono: number, token: string): Unauthorized;
     /**
+     * How many events wait to be taken (`events()` is called only then).
+     */
+    readonly eventCount: number;
+    /**
      * What names this client's token in KV (the wrapper adds a fingerprint of the credential).
      */
     readonly identity: Identity;

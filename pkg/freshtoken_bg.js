@@ -151,6 +151,14 @@ export class Core {
         return ret;
     }
     /**
+     * How many events wait to be taken (`events()` is called only then).
+     * @returns {number}
+     */
+    get eventCount() {
+        const ret = wasm.core_eventCount(this.__wbg_ptr);
+        return ret >>> 0;
+    }
+    /**
      * What the transitions so far reported (`CoreEvent`s), once.
      * @returns {CoreEvent[]}
      */

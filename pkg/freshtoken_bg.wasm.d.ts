@@ -16,6 +16,7 @@ export const core_decide: (a: number, b: number, c: number, d: number, e: number
 export const core_drive: (a: number, b: number, c: number, d: number, e: number, f: number) => void;
 export const core_due: (a: number, b: number, c: number, d: number) => number;
 export const core_error: (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => any;
+export const core_eventCount: (a: number) => number;
 export const core_events: (a: number) => [number, number, number];
 export const core_handleAnswer: (a: number, b: number, c: number, d: number) => void;
 export const core_handleLease: (a: number, b: number, c: number, d: number) => void;

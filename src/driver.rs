@@ -407,38 +407,15 @@ impl Driver {
                     self.metadata_read = true;
                     return self.wait_for(Awaiting::MetadataCopy, Effect::ReadMetadata);
                 }
-                Phase::Discover { location } => {
-                    let Endpoint::Issuer(issuer) = &c.config.identity.endpoint else {
-                        self.phase = unreachable_phase();
-                        continue;
-                    };
-                    let url = discovery::locations(issuer)
-                        .get(location)
-                        .and_then(|l| (c.parse_url)(l));
-                    let Some(url) = url else {
-                        let error = TokenError::config("issuer is not a valid absolute URL");
-                        self.phase = self.finish_attempt(c, now, Err(error), rand);
-                        continue;
-                    };
-                    self.request = Some(discovery::request(url));
-                    let timeout_ms = self.time_left(now);
-                    return self
-                        .wait_for(Awaiting::Metadata { location }, Effect::Send { timeout_ms });
-                }
+                Phase::Discover { location } => match self.discover(c, now, location, rand) {
+                    Ok(effect) => return effect,
+                    Err(next) => self.phase = *next,
+                },
                 Phase::WriteMetadata { copy } => {
                     let then = Box::new(Phase::Endpoint);
                     return self.wait_for(Awaiting::Store(then), Effect::WriteMetadata { copy });
                 }
-                Phase::Sign { token_url } => {
-                    self.audience = Some(
-                        c.config
-                            .auth
-                            .jwt()
-                            .and_then(|jwt| jwt.audience.clone())
-                            .unwrap_or_else(|| token_url.clone()),
-                    );
-                    return self.wait_for(Awaiting::Signature { token_url }, Effect::Sign);
-                }
+                Phase::Sign { token_url } => return self.sign(c, token_url),
                 Phase::Send { request } => {
                     self.request = Some(request);
                     let timeout_ms = self.time_left(now);
@@ -476,37 +453,32 @@ impl Driver {
                         }
                     };
                 }
-                Phase::Awaiting(_) | Phase::Over => {
-                    // The executor polled without handing back an outcome, or after the end.
-                    let error = TokenError::new(
-                        ErrorCode::Network,
-                        "the acquisition was driven out of order",
-                    );
-                    c.state.finish(now, Some(&error), rand);
-                    return Effect::Fail { error };
-                }
+                Phase::Awaiting(_) | Phase::Over => return out_of_order(c, now, rand),
             }
         }
     }
 
     /// The executor's outcome of the effect polled last.
     pub fn handle(&mut self, c: &mut Parts<'_>, now: Now, outcome: Outcome, rand: f64) {
+        // The cold start's path (a read that finds a token) apart, so that the
+        // wasm compiles little code for it (docs/DESIGN.md, "The effect loop").
+        match (&self.phase, outcome) {
+            (Phase::Awaiting(Awaiting::Snapshot), Outcome::Snapshot(Some(seen))) => {
+                self.phase = Phase::Over;
+                self.phase = self.after_read(c, now, seen, rand);
+            }
+            (_, outcome) => self.handle_other(c, now, outcome, rand),
+        }
+    }
+
+    #[inline(never)]
+    fn handle_other(&mut self, c: &mut Parts<'_>, now: Now, outcome: Outcome, rand: f64) {
         let Phase::Awaiting(awaiting) = std::mem::replace(&mut self.phase, Phase::Over) else {
             return; // Nothing was asked: `poll` reports it.
         };
         self.phase = match (awaiting, outcome) {
             (Awaiting::LastLook(error), Outcome::Snapshot(seen)) => {
-                let stored = seen.and_then(|seen| seen.token);
-                match stored.and_then(|record| c.state.adopt(now, record, false, rand)) {
-                    Some(taken) => Phase::Ending {
-                        steps: Vec::new(),
-                        end: End::Token(taken, TokenSource::Kv),
-                    },
-                    None => Phase::Ending {
-                        steps: Vec::new(),
-                        end: End::Error(error),
-                    },
-                }
+                last_look(c, now, seen, error, rand)
             }
             (Awaiting::Snapshot, Outcome::Snapshot(None)) if self.read_only => self.refused(c, now),
             (Awaiting::Snapshot, Outcome::Snapshot(None)) => {
@@ -518,52 +490,97 @@ impl Driver {
             }
             (Awaiting::Lease, Outcome::Lease(result)) => self.after_lease(now, result, rand),
             (Awaiting::Renewal { delay_ms }, Outcome::Renewed(kept)) => {
-                // A holder whose lease was taken over waits for the new holder's token.
-                let then = match kept {
-                    true => Phase::Attempt,
-                    false => {
-                        self.role = Role::Waiter;
-                        Phase::Read
-                    }
-                };
-                Phase::Sleep {
-                    ms: delay_ms,
-                    why: Wait::Retry,
-                    then: Box::new(then),
-                }
+                self.after_renewal(delay_ms, kept)
             }
-            (Awaiting::MetadataCopy, Outcome::MetadataCopy(copy)) => {
-                let issuer = issuer_to_ask(c.config, c.metadata.as_ref(), now.wall);
-                let parse_url = c.parse_url;
-                let taken = issuer.and_then(|issuer| {
-                    copy.and_then(|copy| discovery::from_copy(&copy, issuer, now.wall, parse_url))
-                });
-                if taken.is_some() {
-                    *c.metadata = taken;
-                }
-                Phase::Endpoint
-            }
+            (Awaiting::MetadataCopy, Outcome::MetadataCopy(copy)) => metadata_copy(c, now, copy),
             (Awaiting::Metadata { location }, Outcome::Answer(answer)) => {
                 self.after_metadata(c, now, location, answer, rand)
             }
             (Awaiting::Signature { token_url }, Outcome::Signed(Ok(assertion))) => {
-                let acquisition = self.acquisition.as_mut().expect("an attempt signs");
-                acquisition.also_redact(&assertion);
-                let request = token_request(c.config, &token_url, Some(&assertion));
-                Phase::Send { request }
+                self.signed(c, &token_url, &assertion)
             }
             (Awaiting::Signature { .. }, Outcome::Signed(Err(error))) => {
                 self.finish_attempt(c, now, Err(error), rand)
             }
-            (Awaiting::Answer, Outcome::Answer(answer)) => {
-                let token = answer.and_then(|a| read_answer(&a.token_answer(), now.wall));
-                self.finish_attempt(c, now, token, rand)
-            }
+            (Awaiting::Answer, Outcome::Answer(answer)) => self.answered(c, now, answer, rand),
             (Awaiting::Sleep(then), Outcome::Slept) | (Awaiting::Store(then), Outcome::Stored) => {
                 *then
             }
             (_, _) => Phase::Awaiting(Awaiting::Answer), // Out of order: `poll` fails it.
         };
+    }
+
+    /// The metadata GET of `location`, or the phase that follows when there is none.
+    #[inline(never)]
+    fn discover(
+        &mut self,
+        c: &mut Parts<'_>,
+        now: Now,
+        location: usize,
+        rand: f64,
+    ) -> Result<Effect, Box<Phase>> {
+        let Endpoint::Issuer(issuer) = &c.config.identity.endpoint else {
+            return Err(Box::new(unreachable_phase()));
+        };
+        let url = discovery::locations(issuer)
+            .get(location)
+            .and_then(|l| (c.parse_url)(l));
+        let Some(url) = url else {
+            let error = TokenError::config("issuer is not a valid absolute URL");
+            return Err(Box::new(self.finish_attempt(c, now, Err(error), rand)));
+        };
+        self.request = Some(discovery::request(url));
+        let timeout_ms = self.time_left(now);
+        Ok(self.wait_for(Awaiting::Metadata { location }, Effect::Send { timeout_ms }))
+    }
+
+    /// The assertion of the token request to `token_url`, to sign.
+    #[inline(never)]
+    fn sign(&mut self, c: &Parts<'_>, token_url: String) -> Effect {
+        let audience = c.config.auth.jwt().and_then(|jwt| jwt.audience.clone());
+        self.audience = Some(audience.unwrap_or_else(|| token_url.clone()));
+        self.wait_for(Awaiting::Signature { token_url }, Effect::Sign)
+    }
+
+    /// A holder renewed its lease (`kept`) or lost it before a retry wait.
+    #[inline(never)]
+    fn after_renewal(&mut self, delay_ms: f64, kept: bool) -> Phase {
+        // A holder whose lease was taken over waits for the new holder's token.
+        let then = match kept {
+            true => Phase::Attempt,
+            false => {
+                self.role = Role::Waiter;
+                Phase::Read
+            }
+        };
+        Phase::Sleep {
+            ms: delay_ms,
+            why: Wait::Retry,
+            then: Box::new(then),
+        }
+    }
+
+    /// The assertion is signed: the token request carries it.
+    #[inline(never)]
+    fn signed(&mut self, c: &Parts<'_>, token_url: &str, assertion: &str) -> Phase {
+        if let Some(acquisition) = self.acquisition.as_mut() {
+            acquisition.also_redact(assertion);
+        }
+        let request = token_request(c.config, token_url, Some(assertion));
+        Phase::Send { request }
+    }
+
+    /// The token endpoint answered (or did not).
+    #[inline(never)]
+    fn answered(
+        &mut self,
+        c: &mut Parts<'_>,
+        now: Now,
+        answer: Result<Received, TokenError>,
+        rand: f64,
+    ) -> Phase {
+        let token = answer.and_then(|a| read_answer(&a.token_answer(), now.wall));
+        self.finish_attempt(c, now, token, rand)
     }
 
     fn wait_for(&mut self, awaiting: Awaiting, effect: Effect) -> Effect {
@@ -577,8 +594,8 @@ impl Driver {
     }
 
     /// A read found no token to take: wait, take the lease, or fetch.
-    fn after_read(&mut self, c: &mut Parts<'_>, now: Now, seen: Seen, rand: f64) -> Phase {
-        if let Some(record) = seen.token {
+    fn after_read(&mut self, c: &mut Parts<'_>, now: Now, mut seen: Seen, rand: f64) -> Phase {
+        if let Some(record) = seen.token.take() {
             if let Some(taken) = c.state.adopt(now, record, self.force, rand) {
                 return Phase::Ending {
                     steps: Vec::new(),
@@ -589,6 +606,12 @@ impl Driver {
         if self.read_only {
             return self.refused(c, now);
         }
+        self.nothing_to_take(c, now, seen, rand)
+    }
+
+    /// A read found no token to take: wait out a back-off, wait on a lease, or take it.
+    #[inline(never)]
+    fn nothing_to_take(&mut self, c: &mut Parts<'_>, now: Now, seen: Seen, rand: f64) -> Phase {
         if seen.backoff_until > now.wall {
             let wait_ms = seen.backoff_until - now.wall;
             if c.state.status(now).has_token || now.mono + wait_ms > self.started + self.wait_ms {
@@ -631,6 +654,7 @@ impl Driver {
     }
 
     /// A read found nothing to take: the hold-back's refusal.
+    #[inline(never)]
     fn refused(&self, c: &mut Parts<'_>, now: Now) -> Phase {
         let error = c.state.refusal(now, 0.0);
         Phase::Ending {
@@ -639,6 +663,7 @@ impl Driver {
         }
     }
 
+    #[inline(never)]
     fn after_lease(&mut self, now: Now, result: LeaseResult, rand: f64) -> Phase {
         match result {
             LeaseResult::Taken => {
@@ -681,6 +706,7 @@ impl Driver {
     /// When `holder` was first seen (now, if it was not). Past
     /// [`MAX_HOLDERS_SEEN`] names (a co-tenant inventing them), a new one
     /// counts as seen at the first: it is taken over sooner, never later.
+    #[inline(never)]
     fn first_seen(&mut self, holder: String, now_ms: f64) -> f64 {
         if let Some((_, at)) = self.holders_seen.iter().find(|(h, _)| *h == holder) {
             return *at;
@@ -692,6 +718,7 @@ impl Driver {
         now_ms
     }
 
+    #[inline(never)]
     fn begin_attempt(&mut self, c: &mut Parts<'_>, now: Now) -> Phase {
         let acquisition = match &mut self.acquisition {
             Some(acquisition) => acquisition,
@@ -711,6 +738,7 @@ impl Driver {
 
     /// The token endpoint of this attempt: `tokenUrl`, or the one the
     /// issuer's metadata names (docs/DESIGN.md, "Discovery"); then sign or send.
+    #[inline(never)]
     fn endpoint(&mut self, c: &mut Parts<'_>, now: Now) -> Phase {
         if c.issuer_to_ask(now.wall).is_some() && !self.stale_metadata {
             return match self.role != Role::Alone && !self.metadata_read {
@@ -741,6 +769,7 @@ impl Driver {
         self.failed(error, None)
     }
 
+    #[inline(never)]
     fn after_metadata(
         &mut self,
         c: &mut Parts<'_>,
@@ -785,6 +814,7 @@ impl Driver {
     }
 
     /// An attempt's outcome: the token, a retry, or the end.
+    #[inline(never)]
     fn finish_attempt(
         &mut self,
         c: &mut Parts<'_>,
@@ -847,6 +877,7 @@ impl Driver {
     /// The acquisition fails with `error` (after `attempt`, if one was
     /// made): a holder sets the shared back-off after a retryable failure,
     /// and releases the lease.
+    #[inline(never)]
     fn failed(&mut self, error: TokenError, attempt: Option<(Now, u32, f64)>) -> Phase {
         let mut steps = Vec::new();
         if let Some((now, attempt, rand)) = attempt {
@@ -868,6 +899,52 @@ impl Driver {
         };
         Phase::Ending { steps, end }
     }
+}
+
+/// The last read before failing with `error`: a stored token, else the error.
+#[inline(never)]
+fn last_look(
+    c: &mut Parts<'_>,
+    now: Now,
+    seen: Option<Seen>,
+    error: TokenError,
+    rand: f64,
+) -> Phase {
+    let stored = seen.and_then(|seen| seen.token);
+    let end = match stored.and_then(|record| c.state.adopt(now, record, false, rand)) {
+        Some(taken) => End::Token(taken, TokenSource::Kv),
+        None => End::Error(error),
+    };
+    Phase::Ending {
+        steps: Vec::new(),
+        end,
+    }
+}
+
+/// The stored copy of the issuer's metadata, taken if sound.
+#[inline(never)]
+fn metadata_copy(c: &mut Parts<'_>, now: Now, copy: Option<String>) -> Phase {
+    let issuer = issuer_to_ask(c.config, c.metadata.as_ref(), now.wall);
+    let parse_url = c.parse_url;
+    let taken = issuer.and_then(|issuer| {
+        copy.and_then(|copy| discovery::from_copy(&copy, issuer, now.wall, parse_url))
+    });
+    if taken.is_some() {
+        *c.metadata = taken;
+    }
+    Phase::Endpoint
+}
+
+/// The executor polled without handing back an outcome, or after the end.
+#[cold]
+#[inline(never)]
+fn out_of_order(c: &mut Parts<'_>, now: Now, rand: f64) -> Effect {
+    let error = TokenError::new(
+        ErrorCode::Network,
+        "the acquisition was driven out of order",
+    );
+    c.state.finish(now, Some(&error), rand);
+    Effect::Fail { error }
 }
 
 /// A phase the driver never reaches: the acquisition fails rather than panics.

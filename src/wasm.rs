@@ -183,9 +183,9 @@ impl Inner {
             parse_url: normalise_url,
         };
         let result = step(running, &mut parts);
-        events.extend(running.take_events());
+        collect_events(events, running);
         if running.is_over() {
-            *driver = None;
+            end(driver);
         }
         Some(result)
     }
@@ -334,6 +334,12 @@ impl Core {
             }),
             effect => to_js(&effect),
         }
+    }
+
+    /// How many events wait to be taken (`events()` is called only then).
+    #[wasm_bindgen(getter, js_name = eventCount)]
+    pub fn event_count(&self) -> usize {
+        self.inner.borrow().events.len()
     }
 
     /// What the transitions so far reported (`CoreEvent`s), once.
@@ -624,6 +630,20 @@ pub fn error_codes() -> Result<JsValue, JsValue> {
         })
         .collect();
     to_js(&codes)
+}
+
+/// Moves the events a transition produced to where `events()` takes them.
+/// Apart from the transitions (as `end` is), so that the cold start's
+/// short path compiles only what it runs.
+#[inline(never)]
+fn collect_events(events: &mut Vec<Event>, driver: &mut Driver) {
+    events.extend(driver.take_events());
+}
+
+/// Drops the driver of an acquisition that ended.
+#[inline(never)]
+fn end(driver: &mut Option<Driver>) {
+    *driver = None;
 }
 
 /// A signed assertion, or why there is none: handed from `sign` to `handleSigned`.
