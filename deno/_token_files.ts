@@ -6,6 +6,7 @@
 // emptied when no usable token can be had: a reader never finds an expired
 // token.
 
+import { filesNext } from "../pkg/freshtoken.js";
 import { HELD, type Held, sleep } from "./_internal.ts";
 import type { Token } from "./token.ts";
 import { TokenError } from "./token_error.ts";
@@ -19,10 +20,6 @@ export interface TokenFiles {
 
 /** What the refresher reports; never the token. */
 export type Log = (line: string) => void;
-
-/** After a failed refresh, the next try comes this long later at least, doubling to a minute. */
-const FIRST_RETRY_MS = 1_000;
-const MAX_RETRY_MS = 60_000;
 
 /** Writes `token` (or nothing) to every file, each atomically and readable by its owner alone. */
 export async function writeTokenFiles(files: TokenFiles, token: Token | undefined): Promise<void> {
@@ -66,12 +63,14 @@ export async function keepFresh(
   let failures = 0;
   let emptied = false;
   while (!signal.aborted) {
-    const now = Date.now();
-    const retryAt = now + Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** Math.max(0, failures - 1));
-    const refreshAt = failures === 0 ? inFiles?.refreshAt ?? now : retryAt;
     // Wake for the refresh, or for the moment the token in the files stops being usable.
-    const usableUntil = emptied ? Infinity : inFiles?.usableUntil ?? now;
-    await sleep(Math.max(0, Math.min(refreshAt, usableUntil) - now), signal);
+    const [sleepMs, refreshAt] = filesNext(
+      Date.now(),
+      failures,
+      inFiles?.refreshAt,
+      emptied ? undefined : inFiles?.usableUntil,
+    );
+    await sleep(sleepMs, signal);
     if (signal.aborted) break;
     if (!emptied && inFiles !== undefined && Date.now() >= inFiles.usableUntil) {
       await writeTokenFiles(files, undefined);

@@ -328,6 +328,12 @@ export function closestName(name: string, known: string[]): string;
 export function errorCodes(): { code: string; retryable: boolean }[];
 
 /**
+ * What a keeper of token files does next (`schedule::files_next`):
+ * `[ms to sleep, when the refresh is due]`.
+ */
+export function filesNext(now: number, failures: number, refresh_at?: number | null, usable_until?: number | null): Float64Array;
+
+/**
  * The wait before trying again a store operation refused as locked
  * (`shared::locked_retry_ms`), or `undefined` to give up.
  */

@@ -571,6 +571,22 @@ export function errorCodes() {
 }
 
 /**
+ * What a keeper of token files does next (`schedule::files_next`):
+ * `[ms to sleep, when the refresh is due]`.
+ * @param {number} now
+ * @param {number} failures
+ * @param {number | null} [refresh_at]
+ * @param {number | null} [usable_until]
+ * @returns {Float64Array}
+ */
+export function filesNext(now, failures, refresh_at, usable_until) {
+    const ret = wasm.filesNext(now, failures, !isLikeNone(refresh_at), isLikeNone(refresh_at) ? 0 : refresh_at, !isLikeNone(usable_until), isLikeNone(usable_until) ? 0 : usable_until);
+    var v1 = getArrayF64FromWasm0(ret[0], ret[1]).slice();
+    wasm.__wbindgen_free(ret[0], ret[1] * 8, 8);
+    return v1;
+}
+
+/**
  * The wait before trying again a store operation refused as locked
  * (`shared::locked_retry_ms`), or `undefined` to give up.
  * @param {number} attempt
@@ -1253,6 +1269,11 @@ function debugString(val) {
     }
 }
 
+function getArrayF64FromWasm0(ptr, len) {
+    ptr = ptr >>> 0;
+    return getFloat64ArrayMemory0().subarray(ptr / 8, ptr / 8 + len);
+}
+
 function getArrayU8FromWasm0(ptr, len) {
     ptr = ptr >>> 0;
     return getUint8ArrayMemory0().subarray(ptr / 1, ptr / 1 + len);
@@ -1264,6 +1285,14 @@ function getDataViewMemory0() {
         cachedDataViewMemory0 = new DataView(wasm.memory.buffer);
     }
     return cachedDataViewMemory0;
+}
+
+let cachedFloat64ArrayMemory0 = null;
+function getFloat64ArrayMemory0() {
+    if (cachedFloat64ArrayMemory0 === null || cachedFloat64ArrayMemory0.byteLength === 0) {
+        cachedFloat64ArrayMemory0 = new Float64Array(wasm.memory.buffer);
+    }
+    return cachedFloat64ArrayMemory0;
 }
 
 function getStringFromWasm0(ptr, len) {

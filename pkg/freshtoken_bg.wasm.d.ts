@@ -42,6 +42,7 @@ export const core_sign: (a: number, b: number) => any;
 export const core_status: (a: number, b: number, c: number) => [number, number, number];
 export const core_unauthorized: (a: number, b: number, c: number, d: number, e: number) => number;
 export const errorCodes: () => [number, number, number];
+export const filesNext: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number];
 export const lockedRetryMs: (a: number, b: number, c: number) => [number, number];
 export const pemDer: (a: number, b: number, c: number, d: number) => [number, number];
 export const storeDownUntil: (a: number) => number;

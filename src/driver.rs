@@ -193,7 +193,7 @@ pub struct Parts<'a> {
     /// The token and its schedule.
     pub state: &'a mut TokenState,
     /// With `issuer`: its metadata, once read.
-    pub metadata: &'a mut Option<Metadata>,
+    pub metadata: &'a mut Option<Box<Metadata>>,
     /// The host's URL parser (WHATWG in the wasm).
     pub parse_url: fn(&str) -> Option<String>,
 }
@@ -201,7 +201,7 @@ pub struct Parts<'a> {
 impl Parts<'_> {
     /// The issuer, when its metadata is missing or past its time at `now_ms`.
     pub fn issuer_to_ask(&self, now_ms: f64) -> Option<&str> {
-        issuer_to_ask(self.config, self.metadata.as_ref(), now_ms)
+        issuer_to_ask(self.config, self.metadata.as_deref(), now_ms)
     }
 }
 
@@ -746,7 +746,7 @@ impl Driver {
                 false => Phase::Discover { location: 0 },
             };
         }
-        let token_url = match (&c.config.identity.endpoint, c.metadata.as_ref()) {
+        let token_url = match (&c.config.identity.endpoint, c.metadata.as_deref()) {
             (Endpoint::Token(url), _) => url.clone(),
             (Endpoint::Issuer(_), Some(metadata)) => {
                 if let Err(error) = metadata.check_method(c.config.auth_method_name) {
@@ -783,7 +783,7 @@ impl Driver {
         match read {
             Ok(Some(metadata)) => {
                 let copy = metadata.to_copy();
-                *c.metadata = Some(metadata);
+                *c.metadata = Some(Box::new(metadata));
                 match self.role {
                     Role::Alone => Phase::Endpoint,
                     _ => Phase::WriteMetadata { copy },
@@ -924,13 +924,13 @@ fn last_look(
 /// The stored copy of the issuer's metadata, taken if sound.
 #[inline(never)]
 fn metadata_copy(c: &mut Parts<'_>, now: Now, copy: Option<String>) -> Phase {
-    let issuer = issuer_to_ask(c.config, c.metadata.as_ref(), now.wall);
+    let issuer = issuer_to_ask(c.config, c.metadata.as_deref(), now.wall);
     let parse_url = c.parse_url;
     let taken = issuer.and_then(|issuer| {
         copy.and_then(|copy| discovery::from_copy(&copy, issuer, now.wall, parse_url))
     });
     if taken.is_some() {
-        *c.metadata = taken;
+        *c.metadata = taken.map(Box::new);
     }
     Phase::Endpoint
 }

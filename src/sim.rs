@@ -279,7 +279,7 @@ impl Store {
 
 struct Isolate {
     state: TokenState,
-    metadata: Option<Metadata>,
+    metadata: Option<Box<Metadata>>,
     driver: Option<Driver>,
     /// Bumped by a crash: outcomes of effects begun before it are dropped.
     epoch: u32,

@@ -145,9 +145,9 @@ struct Inner {
     /// Signs the assertions of the JWT methods.
     signer: Option<Rc<Signer>>,
     /// With `issuer`: its metadata, once read.
-    metadata: Option<Metadata>,
-    /// The acquisition in flight.
-    driver: Option<Driver>,
+    metadata: Option<Box<Metadata>>,
+    /// The acquisition in flight (boxed: a client holds none most of its life).
+    driver: Option<Box<Driver>>,
     /// What the transitions reported, until the executor takes it.
     events: Vec<Event>,
 }
@@ -313,10 +313,10 @@ impl Core {
     pub fn drive(&self, now: f64, mono: f64, store: bool, force: bool, read: bool) {
         let mut inner = self.inner.borrow_mut();
         let now = at(now, mono);
-        inner.driver = Some(match read {
+        inner.driver = Some(Box::new(match read {
             true => Driver::reading(&inner.config, now),
             false => Driver::new(&inner.config, now, store, force),
-        });
+        }));
     }
 
     /// The next effect of the acquisition in flight (a `CoreEffect`).
@@ -452,7 +452,7 @@ impl Core {
             .borrow_mut()
             .driver
             .as_mut()
-            .and_then(Driver::take_request);
+            .and_then(|driver| driver.take_request());
         future_to_promise(async move {
             let answer = match request {
                 Some(request) => http::send(&fetch, &request, timeout_ms).await,
@@ -584,6 +584,19 @@ pub fn locked_retry_ms(attempt: u32, started: f64, now: f64) -> Option<f64> {
     shared::locked_retry_ms(attempt, started, now, Math::random())
 }
 
+/// What a keeper of token files does next (`schedule::files_next`):
+/// `[ms to sleep, when the refresh is due]`.
+#[wasm_bindgen(js_name = filesNext)]
+pub fn files_next(
+    now: f64,
+    failures: u32,
+    refresh_at: Option<f64>,
+    usable_until: Option<f64>,
+) -> Vec<f64> {
+    let (sleep_ms, refresh) = crate::schedule::files_next(now, failures, refresh_at, usable_until);
+    vec![sleep_ms, refresh]
+}
+
 /// Until when the store is skipped after a failure at `now`.
 #[wasm_bindgen(js_name = storeDownUntil)]
 pub fn store_down_until(now: f64) -> f64 {
@@ -642,7 +655,7 @@ fn collect_events(events: &mut Vec<Event>, driver: &mut Driver) {
 
 /// Drops the driver of an acquisition that ended.
 #[inline(never)]
-fn end(driver: &mut Option<Driver>) {
+fn end(driver: &mut Option<Box<Driver>>) {
     *driver = None;
 }
 
