@@ -67,7 +67,10 @@ pub enum ClientAuth {
     },
     /// `tls_client_auth` and `self_signed_tls_client_auth` (RFC 8705 §2):
     /// the client certificate alone, `client_id` in the form.
-    Tls,
+    Tls {
+        /// `self_signed_tls_client_auth` (the same request; another name in metadata).
+        self_signed: bool,
+    },
 }
 
 impl ClientAuth {
@@ -80,7 +83,7 @@ impl ClientAuth {
             Self::Jwt {
                 secret: Some(_), ..
             } => AuthMethod::ClientSecretJwt,
-            Self::Tls => AuthMethod::TlsClientAuth,
+            Self::Tls { .. } => AuthMethod::TlsClientAuth,
         }
     }
 
@@ -89,7 +92,16 @@ impl ClientAuth {
         match self {
             Self::Basic(secret) | Self::Post(secret) => Some(secret.secret()),
             Self::Jwt { secret, .. } => secret.as_ref().map(ClientSecret::secret),
-            Self::Tls => None,
+            Self::Tls { .. } => None,
+        }
+    }
+
+    /// The method's name as configured (`tls_client_auth` and
+    /// `self_signed_tls_client_auth` differ here, unlike [`AuthMethod::name`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Tls { self_signed: true } => "self_signed_tls_client_auth",
+            other => other.method().name(),
         }
     }
 
@@ -223,8 +235,6 @@ pub struct Config {
     pub mutual_tls: bool,
     /// Whether the token is shared through a store (the `kv` option).
     pub shared: bool,
-    /// Its name as configured (`tls_client_auth` and `self_signed_tls_client_auth` differ here).
-    pub auth_method_name: &'static str,
     /// Further form parameters.
     pub extra_params: Vec<(String, String)>,
     /// Per-request timeout in milliseconds.
@@ -420,7 +430,9 @@ impl Config {
         let secret = secret.map(ClientSecret::new);
         let auth = match (auth_method, jwt, secret) {
             (AuthMethod::ClientSecretPost, _, Some(secret)) => ClientAuth::Post(secret),
-            (AuthMethod::TlsClientAuth, _, _) => ClientAuth::Tls,
+            (AuthMethod::TlsClientAuth, _, _) => ClientAuth::Tls {
+                self_signed: auth_method_name == "self_signed_tls_client_auth",
+            },
             (_, Some(jwt), secret) => ClientAuth::Jwt { jwt, secret },
             (_, _, Some(secret)) => ClientAuth::Basic(secret),
             (_, None, None) => return Err(TokenError::config("clientSecret is required")),
@@ -436,7 +448,6 @@ impl Config {
             auth,
             mutual_tls: options.client_certificate.is_some(),
             shared: options.kv.is_some(),
-            auth_method_name,
             extra_params,
             timeout_ms: within("timeoutMs", options.timeout_ms, 1, MAX_TIMEOUT_MS)?
                 .unwrap_or(10_000.0),
@@ -934,7 +945,8 @@ pub(crate) mod tests {
             o.client_secret = None;
             o.client_certificate = Some(crate::options::Host);
             let c = Config::new(o, |u| Some(u.to_owned())).unwrap();
-            assert_eq!(c.auth, ClientAuth::Tls);
+            assert!(matches!(c.auth, ClientAuth::Tls { .. }));
+            assert_eq!(c.auth.name(), method);
         }
     }
 

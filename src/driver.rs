@@ -749,7 +749,7 @@ impl Driver {
         let token_url = match (&c.config.identity.endpoint, c.metadata.as_deref()) {
             (Endpoint::Token(url), _) => url.clone(),
             (Endpoint::Issuer(_), Some(metadata)) => {
-                if let Err(error) = metadata.check_method(c.config.auth_method_name) {
+                if let Err(error) = metadata.check_method(c.config.auth.name()) {
                     return self.end_attempt_now(error);
                 }
                 metadata.token_endpoint(c.config.mutual_tls).to_owned()

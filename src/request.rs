@@ -51,7 +51,7 @@ pub fn token_request(config: &Config, token_url: &str, assertion: Option<&str>) 
             form.append_pair("client_id", &identity.client_id);
         }
         (ClientAuth::Jwt { .. }, None) => {}
-        (ClientAuth::Tls, _) => {
+        (ClientAuth::Tls { .. }, _) => {
             form.append_pair("client_id", &identity.client_id);
         }
     }
