@@ -1067,10 +1067,12 @@ impl Sim {
         // A token readable in the store throughout the call, usable by any isolate's clock.
         let allowance = (0.05 * self.s.lifetime_s * 1000.0).min(30_000.0);
         let margin = allowance + self.clock_spread() + 1_000.0;
-        let store_sound = self.s.store_fault_rate == 0.0 || started > self.s.store_faults_until;
+        // The store was sound for the call and for its acquisition's last read.
+        let read_at = self.isolates[isolate].read_at;
+        let faults_over = started.min(read_at) > self.s.store_faults_until;
+        let store_sound = self.s.store_fault_rate == 0.0 || faults_over;
         // Written before the call began and before its acquisition's last read of the store
         // (a token stored while that read was under way is not one it could see).
-        let read_at = self.isolates[isolate].read_at;
         if let Some((StoredToken::Token(_, expiry, written), _)) = &self.store.token {
             let before = *written <= started && *written <= read_at;
             if min_valid_ms == 0.0 && store_sound && before && expiry - self.t > margin {
