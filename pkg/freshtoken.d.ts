@@ -234,16 +234,6 @@ export class Core {
      */
     readonly identity: Identity;
     /**
-     * How long a KV lease lasts: one request timeout and a margin.
-     */
-    readonly leaseMs: number;
-    /**
-     * The longest a KV lease of this client lasts: an acquisition's
-     * deadline (its holder renews it before each retry wait) plus one
-     * request timeout and a margin. A lease reaching further is corrupt.
-     */
-    readonly maxLeaseMs: number;
-    /**
      * The token endpoint's origin, as error messages name it.
      */
     readonly origin: string;

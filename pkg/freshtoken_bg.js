@@ -305,24 +305,6 @@ export class Core {
         return ret !== 0;
     }
     /**
-     * How long a KV lease lasts: one request timeout and a margin.
-     * @returns {number}
-     */
-    get leaseMs() {
-        const ret = wasm.core_leaseMs(this.__wbg_ptr);
-        return ret;
-    }
-    /**
-     * The longest a KV lease of this client lasts: an acquisition's
-     * deadline (its holder renews it before each retry wait) plus one
-     * request timeout and a margin. A lease reaching further is corrupt.
-     * @returns {number}
-     */
-    get maxLeaseMs() {
-        const ret = wasm.core_maxLeaseMs(this.__wbg_ptr);
-        return ret;
-    }
-    /**
      * Checks `options` (the object given to `createTokenClient`); throws a
      * `CoreError` with code `config` naming the first problem.
      * @param {Record<string, unknown>} options

@@ -6,6 +6,7 @@ use crate::error::{Source, TokenError};
 use crate::options::{Number, Options, Text, Texts};
 use crate::response::MAX_LIFETIME_SECONDS;
 use crate::secret::ClientSecret;
+use crate::shared::LEASE_MARGIN_MS;
 use serde::Serialize;
 
 /// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
@@ -252,6 +253,18 @@ impl Config {
     /// names the endpoint (`src/wasm.rs` then names that one).
     pub fn source(&self) -> Source {
         Source::new(self.identity.endpoint.url(), &self.identity.client_id)
+    }
+
+    /// How long a KV lease of this client lasts: one request timeout and a margin.
+    pub fn lease_ms(&self) -> f64 {
+        self.timeout_ms + LEASE_MARGIN_MS
+    }
+
+    /// The longest a KV lease of this client lasts: an acquisition's
+    /// deadline (its holder renews it before each retry wait) and one lease.
+    /// A lease reaching further is corrupt.
+    pub fn max_lease_ms(&self) -> f64 {
+        self.retry.deadline_ms + self.lease_ms()
     }
 
     /// What names this client's token in KV.

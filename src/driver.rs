@@ -33,7 +33,7 @@ use crate::error::{ErrorCode, TokenError};
 use crate::request::{token_request, HttpRequest};
 use crate::response::{read_answer, Received, TokenResponse};
 use crate::schedule::hold_back_ms;
-use crate::shared::{self, TokenRecord, LEASE_MARGIN_MS, MAX_CLOCK_SPREAD_MS};
+use crate::shared::{self, TokenRecord, MAX_CLOCK_SPREAD_MS};
 use crate::state::TokenState;
 use serde::Serialize;
 
@@ -333,7 +333,7 @@ impl Driver {
     /// An acquisition begun at `now`: through the store when `store`; a
     /// stored token is taken only if newer when `force`.
     pub fn new(config: &Config, now: Now, store: bool, force: bool) -> Self {
-        let lease_ms = config.timeout_ms + LEASE_MARGIN_MS;
+        let lease_ms = config.lease_ms();
         Self {
             phase: if store { Phase::Read } else { Phase::Attempt },
             role: if store { Role::Waiter } else { Role::Alone },
@@ -343,7 +343,7 @@ impl Driver {
             started: now.mono,
             lease_ms,
             // The longest lease a holder may keep: its deadline and one more attempt.
-            wait_ms: config.retry.deadline_ms + lease_ms,
+            wait_ms: config.max_lease_ms(),
             holders_seen: Vec::new(),
             lease_seen: false,
             conflicts: 0,
@@ -750,7 +750,7 @@ impl Driver {
             (Endpoint::Token(url), _) => url.clone(),
             (Endpoint::Issuer(_), Some(metadata)) => {
                 if let Err(error) = metadata.check_method(c.config.auth.name()) {
-                    return self.end_attempt_now(error);
+                    return self.failed(error, None); // before anything is sent
                 }
                 metadata.token_endpoint(c.config.mutual_tls).to_owned()
             }
@@ -762,11 +762,6 @@ impl Driver {
                 request: token_request(c.config, &token_url, None),
             },
         }
-    }
-
-    /// A `config` error before anything is sent: the acquisition fails at once.
-    fn end_attempt_now(&mut self, error: TokenError) -> Phase {
-        self.failed(error, None)
     }
 
     #[inline(never)]

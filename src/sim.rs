@@ -18,7 +18,7 @@ use crate::discovery::Metadata;
 use crate::driver::{Driver, Effect, LeaseResult, Outcome, Parts, Seen, TokenSource, Wait};
 use crate::error::{ErrorCode, TokenError};
 use crate::response::Received;
-use crate::shared::{self, TokenRecord, LEASE_MARGIN_MS, MAX_SHARED_BACKOFF_MS};
+use crate::shared::{self, TokenRecord, MAX_SHARED_BACKOFF_MS};
 use crate::state::{Decision, TokenState};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -238,7 +238,7 @@ struct StoredLease {
 }
 
 /// What one isolate saw at its last read (the versions the lease's check compares).
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, PartialEq)]
 struct Versions {
     token: u64,
     lease: u64,
@@ -803,7 +803,6 @@ impl Sim {
             }
             Effect::WriteStore { record } => {
                 if !self.store_fails() {
-                    let expire = self.t + (record.usable_until - wall).max(1.0);
                     let v = self.store.next_version();
                     let true_expiry = self
                         .issued
@@ -812,7 +811,7 @@ impl Sim {
                         .unwrap_or(0.0);
                     let token = StoredToken::Token(record, true_expiry, self.t);
                     self.store.token = Some((token, v));
-                    let _ = expire; // Expiry is the reader's check; the entry lives until the true one.
+                    // Expiry is the reader's check; the entry lives until the true one.
                 }
                 self.complete(isolate, latency, Outcome::Stored);
             }
@@ -850,7 +849,7 @@ impl Sim {
     /// What a read shows `isolate`: the entries, filtered as `kv_store.ts` filters them.
     fn read(&mut self, isolate: usize, wall: f64) -> Seen {
         let versions = self.store.versions();
-        let max_lease = self.config.retry.deadline_ms + self.config.timeout_ms + LEASE_MARGIN_MS;
+        let max_lease = self.config.max_lease_ms();
         let mut seen = Seen::default();
         if let Some((StoredToken::Token(record, _, _), _)) = &self.store.token {
             seen.token = Some(record.clone());
@@ -1109,7 +1108,7 @@ impl Sim {
             return Ok(());
         };
         let first = iso.holders_seen.get(holder).copied().unwrap_or(self.t);
-        let lease_ms = self.config.timeout_ms + LEASE_MARGIN_MS;
+        let lease_ms = self.config.lease_ms();
         // A read's answer reaches the driver a store latency (≤ 15 ms) after the sim saw it.
         if self.t - first > lease_ms + 20.0 {
             return Err(format!(
@@ -1138,12 +1137,6 @@ impl Sim {
             ));
         }
         Ok(())
-    }
-}
-
-impl PartialEq for Versions {
-    fn eq(&self, other: &Self) -> bool {
-        (self.token, self.lease, self.backoff) == (other.token, other.lease, other.backoff)
     }
 }
 

@@ -21,7 +21,7 @@ use crate::driver::{Driver, Effect, LeaseResult, Outcome, Parts, Seen};
 use crate::error::{ErrorCode, Source, TokenError};
 use crate::options::{check_names, option_names, read, Options, RetryOptions};
 use crate::response::Received;
-use crate::shared::{self, TokenRecord, LEASE_MARGIN_MS};
+use crate::shared::{self, TokenRecord};
 use crate::state::{self, TokenState};
 use js_sys::{Function, Math, Object, Promise, Reflect};
 use serde::Serialize;
@@ -237,21 +237,6 @@ impl Core {
     #[wasm_bindgen(getter, unchecked_return_type = "Identity")]
     pub fn identity(&self) -> Result<JsValue, JsValue> {
         to_js(&self.inner.borrow().config.kv_identity())
-    }
-
-    /// The longest a KV lease of this client lasts: an acquisition's
-    /// deadline (its holder renews it before each retry wait) plus one
-    /// request timeout and a margin. A lease reaching further is corrupt.
-    #[wasm_bindgen(getter, js_name = maxLeaseMs)]
-    pub fn max_lease_ms(&self) -> f64 {
-        let config = &self.inner.borrow().config;
-        config.retry.deadline_ms + self.lease_ms()
-    }
-
-    /// How long a KV lease lasts: one request timeout and a margin.
-    #[wasm_bindgen(getter, js_name = leaseMs)]
-    pub fn lease_ms(&self) -> f64 {
-        self.inner.borrow().config.timeout_ms + LEASE_MARGIN_MS
     }
 
     /// The decision for a caller at `now`/`mono` who needs the token to
@@ -542,7 +527,7 @@ impl Core {
     /// client writes, on clocks that may disagree (`shared::lease_is_plausible`).
     #[wasm_bindgen(js_name = leaseIsPlausible)]
     pub fn lease_is_plausible(&self, until: f64, now: f64) -> bool {
-        shared::lease_is_plausible(until, now, self.max_lease_ms())
+        shared::lease_is_plausible(until, now, self.inner.borrow().config.max_lease_ms())
     }
 
     /// An error the wrapper raises for this client (an aborted wait, a
