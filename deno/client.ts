@@ -277,16 +277,22 @@ class FreshTokenClient implements TokenClient {
     return status;
   }
 
-  /** Takes the KV token into memory if the core finds it newer and sound. */
-  async [LOAD_SHARED](): Promise<void> {
-    const stored = (await (await this.#store)?.snapshot())?.token;
+  /**
+   * Takes the KV token into memory if the core finds it newer and sound;
+   * `eventual` reads the nearest replica, which may lag.
+   */
+  async [LOAD_SHARED](eventual = false): Promise<void> {
+    const stored = (await (await this.#store)?.snapshot(eventual))?.token;
     if (stored !== undefined) this.#adopt(stored, false);
   }
 
   /** Refreshes when the newest token (in memory or KV) is due within `aheadMs`. */
   async [REFRESH_IF_DUE](aheadMs: number): Promise<RefreshResult> {
-    await this[LOAD_SHARED]();
-    if (!this.#core.due(this.#now(), this.#mono(), aheadMs)) return "fresh";
+    const due = () => this.#core.due(this.#now(), this.#mono(), aheadMs);
+    // A replica's token that is not due settles it; else the primary's.
+    if (due()) await this[LOAD_SHARED](true);
+    if (due()) await this[LOAD_SHARED]();
+    if (!due()) return "fresh";
     try {
       await this.#acquire(true, false);
       return "refreshed";
@@ -419,7 +425,7 @@ class FreshTokenClient implements TokenClient {
         }
         switch (effect.type) {
           case "read_store":
-            seen = await store!.snapshot();
+            seen = await store!.snapshot(effect.eventual);
             core.handleSnapshot(
               ...now(),
               seen === undefined,

@@ -100,8 +100,13 @@ export interface StoreOptions {
 export interface TokenStore {
   /** The client's id in the store. */
   readonly id: string;
-  /** The token, the lease and the shared back-off, read together; `undefined` when the store failed. */
-  snapshot(): Promise<Snapshot | undefined>;
+  /**
+   * The token, the lease and the shared back-off, read together;
+   * `undefined` when the store failed. `eventual`: a nearby replica may
+   * answer, perhaps behind (only its token is used; the lease's check
+   * needs a strong read).
+   */
+  snapshot(eventual?: boolean): Promise<Snapshot | undefined>;
   /** Stores a token until it stops being usable. */
   write(record: TokenRecord): Promise<void>;
   /** Deletes the stored token; with `accessToken`, only if it is still that token. */
@@ -151,11 +156,13 @@ export class KvStore implements TokenStore {
   /**
    * The token, the lease and the back-off; `undefined` when KV failed or
    * answered with something that is not a list of three entries. Stale,
-   * implausible or undecodable values read as absent.
+   * implausible or undecodable values read as absent. `eventual` reads the
+   * nearest replica (`consistency: "eventual"`).
    */
-  async snapshot(): Promise<Snapshot | undefined> {
+  async snapshot(eventual = false): Promise<Snapshot | undefined> {
     const entries = await this.#op("read", async () => {
-      const read = await this.#kv.getMany(this.#keys);
+      const consistency = eventual ? "eventual" : "strong";
+      const read = await this.#kv.getMany(this.#keys, { consistency });
       if (!Array.isArray(read) || read.length !== 3 || !read.every(isEntry)) {
         throw new Error("getMany did not answer with one entry per key");
       }

@@ -41,6 +41,10 @@ fn main() -> ExitCode {
         println!("first failing seed {seed}: {text}");
         println!("replay: scripts/simulate.sh 1 {seed}");
     }
+    if violations.len() > 1 {
+        let seeds: Vec<String> = violations[1..].iter().map(|(s, _)| s.to_string()).collect();
+        println!("other failing seeds: {}", seeds.join(" "));
+    }
     eprintln!(
         "({:.1} s on {workers} threads)",
         started.elapsed().as_secs_f64()

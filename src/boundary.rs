@@ -101,7 +101,7 @@ fn error() -> TokenError {
 /// One of each effect; the `match` fails to compile when a variant is added.
 fn effects() -> Vec<Effect> {
     let all = vec![
-        Effect::ReadStore,
+        Effect::ReadStore { eventual: true },
         Effect::TakeLease { ttl_ms: 1.0 },
         Effect::RenewLease { ttl_ms: 1.0 },
         Effect::ReleaseLease,
@@ -123,7 +123,7 @@ fn effects() -> Vec<Effect> {
     ];
     for effect in &all {
         match effect {
-            Effect::ReadStore
+            Effect::ReadStore { .. }
             | Effect::TakeLease { .. }
             | Effect::RenewLease { .. }
             | Effect::ReleaseLease

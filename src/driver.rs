@@ -55,7 +55,12 @@ const MAX_HOLDERS_SEEN: usize = 64;
 pub enum Effect {
     /// Read the stored token, the lease and the shared back-off, then
     /// [`Outcome::Snapshot`] (`None` when the store failed).
-    ReadStore,
+    ReadStore {
+        /// Whether a nearby replica may answer (KV's `consistency:
+        /// "eventual"`): only a token is taken from such a read; the lease
+        /// needs a strong one.
+        eventual: bool,
+    },
     /// Take the lease for `ttl_ms` if nothing changed since the last read;
     /// then [`Outcome::Lease`].
     TakeLease {
@@ -220,7 +225,10 @@ pub fn issuer_to_ask<'a>(
 /// Where the acquisition stands.
 #[derive(Debug)]
 enum Phase {
-    /// Next: read the store.
+    /// Next: the acquisition's first read of the store, an eventual one
+    /// unless the token was just invalidated.
+    FirstRead,
+    /// Next: read the store (strongly).
     Read,
     /// Next: take the lease.
     TakeLease,
@@ -259,7 +267,7 @@ enum Phase {
 /// What the executor is doing, and what its outcome leads to.
 #[derive(Debug)]
 enum Awaiting {
-    Snapshot,
+    Snapshot { eventual: bool },
     LastLook(TokenError),
     Lease,
     Renewal { delay_ms: f64 },
@@ -335,7 +343,11 @@ impl Driver {
     pub fn new(config: &Config, now: Now, store: bool, force: bool) -> Self {
         let lease_ms = config.lease_ms();
         Self {
-            phase: if store { Phase::Read } else { Phase::Attempt },
+            phase: if store {
+                Phase::FirstRead
+            } else {
+                Phase::Attempt
+            },
             role: if store { Role::Waiter } else { Role::Alone },
             force,
             read_only: false,
@@ -393,7 +405,20 @@ impl Driver {
     pub fn poll(&mut self, c: &mut Parts<'_>, now: Now, rand: f64) -> Effect {
         loop {
             match std::mem::replace(&mut self.phase, Phase::Over) {
-                Phase::Read => return self.wait_for(Awaiting::Snapshot, Effect::ReadStore),
+                Phase::FirstRead => {
+                    let eventual = c.state.reads_eventually();
+                    return self.wait_for(
+                        Awaiting::Snapshot { eventual },
+                        Effect::ReadStore { eventual },
+                    );
+                }
+                Phase::Read => {
+                    let eventual = false;
+                    return self.wait_for(
+                        Awaiting::Snapshot { eventual },
+                        Effect::ReadStore { eventual },
+                    );
+                }
                 Phase::TakeLease => {
                     let ttl_ms = self.lease_ms;
                     return self.wait_for(Awaiting::Lease, Effect::TakeLease { ttl_ms });
@@ -422,7 +447,8 @@ impl Driver {
                     return self.wait_for(Awaiting::Answer, Effect::Send { timeout_ms });
                 }
                 Phase::LastLook { error } => {
-                    return self.wait_for(Awaiting::LastLook(error), Effect::ReadStore);
+                    let effect = Effect::ReadStore { eventual: false };
+                    return self.wait_for(Awaiting::LastLook(error), effect);
                 }
                 Phase::Renew { delay_ms } => {
                     let ttl_ms = delay_ms + self.lease_ms;
@@ -463,9 +489,10 @@ impl Driver {
         // The cold start's path (a read that finds a token) apart, so that the
         // wasm compiles little code for it (docs/DESIGN.md, "The effect loop").
         match (&self.phase, outcome) {
-            (Phase::Awaiting(Awaiting::Snapshot), Outcome::Snapshot(Some(seen))) => {
+            (Phase::Awaiting(Awaiting::Snapshot { eventual }), Outcome::Snapshot(Some(seen))) => {
+                let eventual = *eventual;
                 self.phase = Phase::Over;
-                self.phase = self.after_read(c, now, seen, rand);
+                self.phase = self.after_read(c, now, seen, eventual, rand);
             }
             (_, outcome) => self.handle_other(c, now, outcome, rand),
         }
@@ -480,13 +507,15 @@ impl Driver {
             (Awaiting::LastLook(error), Outcome::Snapshot(seen)) => {
                 last_look(c, now, seen, error, rand)
             }
-            (Awaiting::Snapshot, Outcome::Snapshot(None)) if self.read_only => self.refused(c, now),
-            (Awaiting::Snapshot, Outcome::Snapshot(None)) => {
+            (Awaiting::Snapshot { .. }, Outcome::Snapshot(None)) if self.read_only => {
+                self.refused(c, now)
+            }
+            (Awaiting::Snapshot { .. }, Outcome::Snapshot(None)) => {
                 self.role = Role::Alone; // The store failed: this isolate alone, in memory.
                 Phase::Attempt
             }
-            (Awaiting::Snapshot, Outcome::Snapshot(Some(seen))) => {
-                self.after_read(c, now, seen, rand)
+            (Awaiting::Snapshot { eventual }, Outcome::Snapshot(Some(seen))) => {
+                self.after_read(c, now, seen, eventual, rand)
             }
             (Awaiting::Lease, Outcome::Lease(result)) => self.after_lease(now, result, rand),
             (Awaiting::Renewal { delay_ms }, Outcome::Renewed(kept)) => {
@@ -593,8 +622,16 @@ impl Driver {
         (self.attempt_deadline - now.mono).max(1.0)
     }
 
-    /// A read found no token to take: wait, take the lease, or fetch.
-    fn after_read(&mut self, c: &mut Parts<'_>, now: Now, mut seen: Seen, rand: f64) -> Phase {
+    /// A read's token taken; else, after an eventual read a strong one, after
+    /// a strong one: wait, take the lease, or fetch.
+    fn after_read(
+        &mut self,
+        c: &mut Parts<'_>,
+        now: Now,
+        mut seen: Seen,
+        eventual: bool,
+        rand: f64,
+    ) -> Phase {
         if let Some(record) = seen.token.take() {
             if let Some(taken) = c.state.adopt(now, record, self.force, rand) {
                 return Phase::Ending {
@@ -602,6 +639,9 @@ impl Driver {
                     end: End::Token(taken, TokenSource::Kv),
                 };
             }
+        }
+        if eventual {
+            return Phase::Read; // A replica may lag: the lease's check needs the primary.
         }
         if self.read_only {
             return self.refused(c, now);

@@ -219,14 +219,18 @@ const RECOVERY_MS: f64 = 70_000.0;
 struct Store {
     version: u64,
     token: Option<(StoredToken, u64)>,
+    /// Token entries replaced, each with when (true ms), oldest first: what a
+    /// lagging replica still shows.
+    replaced: VecDeque<(f64, Option<StoredToken>)>,
     lease: Option<(StoredLease, u64, f64)>,
     backoff: Option<(f64, u64, f64)>,
 }
 
 #[derive(Clone)]
 enum StoredToken {
-    /// A token, with its true expiry and when it was written (true ms).
-    Token(TokenRecord, f64, f64),
+    /// A token, with its true expiry, when it was written (true ms) and how far
+    /// its writer's clock was ahead of the truth.
+    Token(TokenRecord, f64, f64, f64),
     Garbage,
 }
 
@@ -251,14 +255,35 @@ impl Store {
         self.version
     }
 
+    /// Replaces the token entry at true time `t`.
+    fn set_token(&mut self, t: f64, token: Option<StoredToken>) {
+        let v = self.next_version();
+        let old = std::mem::replace(&mut self.token, token.map(|s| (s, v)));
+        self.replaced.push_back((t, old.map(|(s, _)| s)));
+        if self.replaced.len() > 16 {
+            self.replaced.pop_front();
+        }
+    }
+
+    /// The token entry a replica `lag` ms behind shows at true time `t`
+    /// (expired entries dropped, as the primary drops them).
+    fn token_behind(&self, t: f64, lag: f64) -> Option<&StoredToken> {
+        let then = t - lag;
+        let entry = match self.replaced.iter().find(|(at, _)| *at > then) {
+            Some((_, old)) => old.as_ref(),
+            None => self.token.as_ref().map(|(s, _)| s),
+        };
+        entry.filter(|s| !matches!(s, StoredToken::Token(_, e, _, _) if *e <= t))
+    }
+
     /// Drops what has expired by true time `t`.
     fn expire(&mut self, t: f64) {
         if self
             .token
             .as_ref()
-            .is_some_and(|(s, _)| matches!(s, StoredToken::Token(_, e, _) if *e <= t))
+            .is_some_and(|(s, _)| matches!(s, StoredToken::Token(_, e, _, _) if *e <= t))
         {
-            self.token = None;
+            self.set_token(t, None);
         }
         if self.lease.as_ref().is_some_and(|l| l.2 <= t) {
             self.lease = None;
@@ -302,6 +327,9 @@ struct Isolate {
     /// the least hold-back that follows (shorter only as its token ends).
     failed_at: Option<(f64, f64)>,
     skew: f64,
+    /// Whether its last read showed a token due by its clock but not by its
+    /// writer's (clocks further apart than a refresh window).
+    skewed: bool,
 }
 
 struct Call {
@@ -351,6 +379,8 @@ struct Sim {
     issued: HashMap<String, f64>,
     requests: u32,
     duplicates: u32,
+    /// Requests by an isolate whose clock made the stored token due early.
+    skewed_requests: u32,
     trace: VecDeque<String>,
     served: u32,
     errors: u32,
@@ -400,6 +430,7 @@ pub fn run(seed: u64) -> Report {
         issued: HashMap::new(),
         requests: 0,
         duplicates: 0,
+        skewed_requests: 0,
         trace: VecDeque::new(),
         served: 0,
         errors: 0,
@@ -437,6 +468,7 @@ impl Isolate {
             sent: false,
             read_at: f64::NEG_INFINITY,
             failed_at: None,
+            skewed: false,
             skew,
         }
     }
@@ -555,8 +587,7 @@ impl Sim {
         let wall = WALL0 + self.t;
         match kind {
             Hostile::Garbage => {
-                let v = self.store.next_version();
-                self.store.token = Some((StoredToken::Garbage, v));
+                self.store.set_token(self.t, Some(StoredToken::Garbage));
             }
             Hostile::Lease => {
                 let v = self.store.next_version();
@@ -724,7 +755,22 @@ impl Sim {
         let wall = self.now(isolate).wall;
         self.log(format!("isolate {isolate}: {}", describe(&effect)));
         match effect {
-            Effect::ReadStore => {
+            Effect::ReadStore { eventual: true } => {
+                // A nearby replica, up to 1.5 s behind: only its token counts.
+                let lag = self.rng.between(0.0, 1_500.0);
+                let seen = match slow || self.store_fails() {
+                    true => None,
+                    false => Some(Seen {
+                        token: match self.store.token_behind(self.t, lag) {
+                            Some(StoredToken::Token(record, ..)) => Some(record.clone()),
+                            _ => None,
+                        },
+                        ..Seen::default()
+                    }),
+                };
+                self.complete(isolate, latency, Outcome::Snapshot(seen));
+            }
+            Effect::ReadStore { eventual: false } => {
                 self.isolates[isolate].read_at = self.t;
                 // A slow read times out in the executor: nothing read.
                 let seen = match slow || self.store_fails() {
@@ -803,14 +849,14 @@ impl Sim {
             }
             Effect::WriteStore { record } => {
                 if !self.store_fails() {
-                    let v = self.store.next_version();
                     let true_expiry = self
                         .issued
                         .get(&record.access_token)
                         .copied()
                         .unwrap_or(0.0);
-                    let token = StoredToken::Token(record, true_expiry, self.t);
-                    self.store.token = Some((token, v));
+                    let skew = wall - self.t;
+                    let token = StoredToken::Token(record, true_expiry, self.t, skew);
+                    self.store.set_token(self.t, Some(token));
                     // Expiry is the reader's check; the entry lives until the true one.
                 }
                 self.complete(isolate, latency, Outcome::Stored);
@@ -851,8 +897,12 @@ impl Sim {
         let versions = self.store.versions();
         let max_lease = self.config.max_lease_ms();
         let mut seen = Seen::default();
-        if let Some((StoredToken::Token(record, _, _), _)) = &self.store.token {
+        let mut skewed = false;
+        if let Some((StoredToken::Token(record, _, _, writer_skew), _)) = &self.store.token {
             seen.token = Some(record.clone());
+            // Due by this isolate's clock but not by its writer's: the clocks disagree by
+            // more than the window, and this isolate must fetch a token of its own.
+            skewed = record.refresh_at <= wall && record.refresh_at > self.t + writer_skew;
         }
         if let Some((lease, _, _)) = &self.store.lease {
             if shared::lease_is_plausible(lease.until, wall, max_lease) {
@@ -868,6 +918,7 @@ impl Sim {
         }
         let iso = &mut self.isolates[isolate];
         iso.seen = versions;
+        iso.skewed = skewed;
         iso.backoff_seen = seen.backoff_until;
         iso.last_holder = seen.lease_holder.clone();
         // A waiter counts its wait on a holder from reads that showed no back-off in force.
@@ -896,12 +947,15 @@ impl Sim {
             }
         }
         iso.sent = true;
+        let skewed = iso.skewed;
         self.requests += 1;
+        // Isolates whose clocks disagree by more than a window cannot share one token.
+        self.skewed_requests += u32::from(skewed);
         let t = self.t;
         self.in_flight.retain(|(_, answered)| *answered > t);
         if self.in_flight.iter().any(|(i, _)| *i != isolate) {
             self.duplicates += 1;
-            if self.s.healthy() {
+            if self.s.healthy() && !skewed {
                 return Err(format!(
                     "invariant 3 (one request per window): isolate {isolate} sent a token request \
                      while another isolate's was in flight, with a healthy server and store"
@@ -1072,7 +1126,7 @@ impl Sim {
         let store_sound = self.s.store_fault_rate == 0.0 || faults_over;
         // Written before the call began and before its acquisition's last read of the store
         // (a token stored while that read was under way is not one it could see).
-        if let Some((StoredToken::Token(_, expiry, written), _)) = &self.store.token {
+        if let Some((StoredToken::Token(_, expiry, written, _), _)) = &self.store.token {
             let before = *written <= started && *written <= read_at;
             if min_valid_ms == 0.0 && store_sound && before && expiry - self.t > margin {
                 return Err(format!(
@@ -1127,7 +1181,7 @@ impl Sim {
         }
         // Refreshes come at least 40 % of a lifetime apart (the window is at most half of it, jittered).
         let bound = (self.s.run_ms / (0.4 * self.s.lifetime_s * 1000.0)).ceil() as u32 + 1;
-        if self.requests > bound {
+        if self.requests - self.skewed_requests > bound {
             return Err(format!(
                 "invariant 3 (one request per window): {} token requests in {:.0} s of {} s tokens \
                  (at most {bound})",

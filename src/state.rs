@@ -109,6 +109,9 @@ pub struct TokenState {
     /// No refresh for a 401 before this, monotonic ms.
     unauthorized_until: f64,
     fetches: u32,
+    /// A fingerprint of the last token invalidated or refused with a 401
+    /// (0 for none): never taken again, from any read.
+    rejected: u64,
 }
 
 impl TokenState {
@@ -317,7 +320,7 @@ impl TokenState {
         force: bool,
         jitter: f64,
     ) -> Option<TokenRecord> {
-        if record.fault(now.wall).is_some() {
+        if record.fault(now.wall).is_some() || fingerprint(&record.access_token) == self.rejected {
             return None;
         }
         let t = self.time(now);
@@ -391,9 +394,24 @@ impl TokenState {
         }
     }
 
-    /// Forgets the cached token.
+    /// Forgets the cached token, for good.
     pub fn invalidate(&mut self) {
-        self.held = None;
+        self.reject();
+    }
+
+    /// Drops the token held and remembers it as one never to take again:
+    /// a store's replica may lag behind its deletion (docs/DESIGN.md,
+    /// "Shared state").
+    fn reject(&mut self) {
+        if let Some(held) = self.held.take() {
+            self.rejected = fingerprint(held.token.secret());
+        }
+    }
+
+    /// Whether the next read of the store may be an eventual one (a nearby
+    /// replica): not right after the token was invalidated or refused.
+    pub fn reads_eventually(&self) -> bool {
+        self.rejected == 0 || self.held.is_some()
     }
 
     /// `client.fetch` got a 401 with `token`. Forgets it so that a new one
@@ -409,7 +427,7 @@ impl TokenState {
         }
         self.unauthorized += 1;
         self.unauthorized_until = now.mono + hold_back_ms(self.unauthorized, None, rand, None);
-        self.held = None;
+        self.reject();
         Unauthorized::Refresh
     }
 
@@ -452,6 +470,15 @@ impl TokenState {
             last_error: self.last_error.clone(),
         }
     }
+}
+
+/// A 64-bit FNV-1a digest of `token`, never 0: enough to know a token
+/// again without keeping it.
+fn fingerprint(token: &str) -> u64 {
+    let digest = token.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    digest.max(1)
 }
 
 #[cfg(test)]
@@ -723,6 +750,26 @@ mod tests {
         let taken = state.adopt(T0, due, false, 0.0).unwrap();
         assert!(taken.refresh_at <= T0.wall, "this client's own window");
         assert_eq!(state.decide(T0, 0.0, NO_WAIT), ServeAndRefresh);
+    }
+
+    #[test]
+    fn a_token_invalidated_or_refused_is_never_taken_again_and_the_next_read_is_strong() {
+        let (mut state, s) = holding(3600.0);
+        assert!(state.reads_eventually());
+        state.invalidate();
+        assert!(!state.reads_eventually(), "the read after an invalidation is strong");
+        // A lagging replica still shows the invalidated token: refused.
+        let same = record("tok-1", s.expires_at, 3600.0);
+        assert!(state.adopt(T0, same.clone(), false, 0.0).is_none());
+        let next = record("tok-2", s.expires_at + 1_000.0, 3600.0);
+        assert!(state.adopt(T0, next, false, 0.0).is_some());
+        assert!(state.reads_eventually());
+        assert!(state.adopt(T0, same, false, 0.0).is_none(), "still refused");
+        // A token refused with a 401 likewise.
+        assert_eq!(state.unauthorized(T0, "tok-2", 0.0), Unauthorized::Refresh);
+        assert!(!state.reads_eventually());
+        let again = record("tok-2", s.expires_at + 2_000.0, 3600.0);
+        assert!(state.adopt(T0, again, false, 0.0).is_none());
     }
 
     #[test]

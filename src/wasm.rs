@@ -68,7 +68,7 @@ export type CoreEvent =
 
 /** What the executor does next (`core.poll`), and the `handle…` call its result goes to. */
 export type CoreEffect =
-  | { type: "read_store" } // handleSnapshot
+  | { type: "read_store"; eventual: boolean } // handleSnapshot
   | { type: "take_lease"; ttlMs: number } // handleLease
   | { type: "renew_lease"; ttlMs: number } // handleRenewed
   | { type: "release_lease" } // handleStored
