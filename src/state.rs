@@ -757,7 +757,10 @@ mod tests {
         let (mut state, s) = holding(3600.0);
         assert!(state.reads_eventually());
         state.invalidate();
-        assert!(!state.reads_eventually(), "the read after an invalidation is strong");
+        assert!(
+            !state.reads_eventually(),
+            "the read after an invalidation is strong"
+        );
         // A lagging replica still shows the invalidated token: refused.
         let same = record("tok-1", s.expires_at, 3600.0);
         assert!(state.adopt(T0, same.clone(), false, 0.0).is_none());
