@@ -106,12 +106,11 @@ class FreshTokenClient implements TokenClient {
   readonly #baseUrl?: string;
   /** With `baseUrl`: the origins `fetch` may send the token to. */
   readonly #origins?: ReadonlySet<string>;
-  /** For logs: where tokens come from (never the secret). */
-  readonly #label: string;
   readonly #store?: Promise<TokenStore>;
-  /** Spans and metrics, when OpenTelemetry is on; then also what identifies this client in them. */
+  /** Spans and metrics, when OpenTelemetry is on. */
   readonly #telemetry?: Telemetry;
-  readonly #attributes: Record<string, string>;
+  /** What identifies this client in them, made on first use. */
+  #attributesMade?: Record<string, string>;
   /** What the acquisition in flight has found out, for its span. */
   #report?: AcquisitionReport;
   #entry?: Entry;
@@ -143,13 +142,6 @@ class FreshTokenClient implements TokenClient {
     } else if (options.allowedOrigins !== undefined) {
       throw configError("allowedOrigins needs the baseUrl option");
     }
-    const { tokenUrl, issuer, clientId } = this.#core.identity;
-    const where = (tokenUrl ?? issuer)!;
-    this.#label = `${where} as ${JSON.stringify(clientId)}`;
-    this.#attributes = {
-      "freshtoken.client_id": clientId,
-      "server.address": new URL(where).host,
-    };
     this.#store = this.#openStore(options);
     this.#telemetry = telemetry();
     this.#telemetry?.register(this);
@@ -324,7 +316,7 @@ class FreshTokenClient implements TokenClient {
   /** What telemetry reports of this client when it collects metrics. */
   [SAMPLE](): Sample {
     const sample: Sample = {
-      attributes: this.#attributes,
+      attributes: this.#attributes(),
       memoryHits: this.#hits - this.#kvHits,
       kvHits: this.#kvHits,
     };
@@ -334,12 +326,30 @@ class FreshTokenClient implements TokenClient {
 
   /** What `JSON.stringify` shows: where tokens come from, nothing secret. */
   toJSON(): Record<string, unknown> {
-    return { tokenClient: this.#label, ...this.status() };
+    return { tokenClient: this.#label(), ...this.status() };
   }
 
   [Symbol.for("Deno.customInspect")](): string {
     const { hasToken, fetches, hits } = this.status();
-    return `TokenClient { ${this.#label}, hasToken: ${hasToken}, fetches: ${fetches}, hits: ${hits} }`;
+    return `TokenClient { ${this.#label()}, hasToken: ${hasToken}, fetches: ${fetches}, hits: ${hits} }`;
+  }
+
+  /** For logs: where tokens come from (never the secret). */
+  #label(): string {
+    const { tokenUrl, issuer, clientId } = this.#core.identity;
+    return `${tokenUrl ?? issuer} as ${JSON.stringify(clientId)}`;
+  }
+
+  /** What identifies this client in telemetry (only OpenTelemetry asks, so made then). */
+  #attributes(): Record<string, string> {
+    if (this.#attributesMade === undefined) {
+      const { tokenUrl, issuer, clientId } = this.#core.identity;
+      this.#attributesMade = {
+        "freshtoken.client_id": clientId,
+        "server.address": new URL((tokenUrl ?? issuer)!).host,
+      };
+    }
+    return this.#attributesMade;
   }
 
   #send(request: Request, token: Token): Promise<Response> {
@@ -365,8 +375,12 @@ class FreshTokenClient implements TokenClient {
       background ? sleep(0).then(() => this.#run(force, read)) : this.#run(force, read);
     const report: AcquisitionReport = {};
     this.#report = report;
-    const attributes = { ...this.#attributes, "freshtoken.background": background };
-    const run = this.#telemetry?.acquisition(attributes, report, work) ?? work();
+    const telemetry = this.#telemetry;
+    const run = telemetry === undefined ? work() : telemetry.acquisition(
+      { ...this.#attributes(), "freshtoken.background": background },
+      report,
+      work,
+    );
     this.#inflight = run.then((token) => {
       this.#finish(undefined);
       return token;
@@ -492,12 +506,12 @@ class FreshTokenClient implements TokenClient {
           case "done": {
             report.lifetimeSeconds = effect.record.lifetimeSeconds;
             if (effect.source === "kv") return this.#fromStore(effect.record, report);
-            this.#telemetry?.tokenRequest(this.#attributes, "ok");
+            this.#telemetry?.tokenRequest(this.#attributes(), "ok");
             return held ?? this.#remember(effect.record);
           }
           case "fail": {
             const failure = fromCore(effect.error);
-            if (requested) this.#telemetry?.tokenRequest(this.#attributes, failure.code);
+            if (requested) this.#telemetry?.tokenRequest(this.#attributes(), failure.code);
             throw failure;
           }
         }
@@ -546,7 +560,7 @@ class FreshTokenClient implements TokenClient {
     this.#emit({ type: "background_refresh", at: this.#now() });
     this.#acquire(false, true).catch((error: TokenError) => {
       // The core holds further refreshes back; callers keep the current token.
-      this.#telemetry?.backgroundFailure(this.#attributes, error.code);
+      this.#telemetry?.backgroundFailure(this.#attributes(), error.code);
     });
   }
 

@@ -404,7 +404,7 @@ impl Config {
         };
         let resource = texts("resource", options.resource)?.unwrap_or_default();
         let mut extra_params = Vec::new();
-        for (name, Text(value)) in options.extra_params.unwrap_or_default() {
+        for (name, Text(value)) in options.extra_params.into_iter().flatten() {
             if name.is_empty() || RESERVED_PARAMS.contains(&name.as_str()) {
                 return Err(TokenError::config(format!(
                     "extraParams may not set \"{name}\"; use the option of that name"
@@ -429,17 +429,22 @@ impl Config {
                 "retry.maxDelayMs must not be smaller than retry.baseDelayMs",
             ));
         }
-        let jwt = jwt_auth(
-            auth_method,
-            JwtOptions {
-                signing_algorithm: options.signing_algorithm,
-                key_id: options.key_id,
-                assertion_audience: options.assertion_audience,
-                x5t_s256: options.x5t_s256,
-                certificate: options.certificate,
-            },
-        )?
-        .map(Box::new);
+        let jwt_options = JwtOptions {
+            signing_algorithm: options.signing_algorithm,
+            key_id: options.key_id,
+            assertion_audience: options.assertion_audience,
+            x5t_s256: options.x5t_s256,
+            certificate: options.certificate,
+        };
+        let jwt = match auth_method {
+            AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretJwt => {
+                Some(Box::new(jwt_auth(auth_method, jwt_options)?))
+            }
+            _ => {
+                jwt_options.none_given()?;
+                None
+            }
+        };
         let secret = secret.map(ClientSecret::new);
         let auth = match (auth_method, jwt, secret) {
             (AuthMethod::ClientSecretPost, _, Some(secret)) => ClientAuth::Post(secret),
@@ -484,8 +489,28 @@ struct JwtOptions {
     certificate: Option<Text>,
 }
 
-/// The assertion settings of a JWT method; for the others, none of these options.
-fn jwt_auth(method: AuthMethod, options: JwtOptions) -> Result<Option<JwtAuth>, TokenError> {
+impl JwtOptions {
+    /// For a method that makes no assertion: none of these options may be given.
+    fn none_given(&self) -> Result<(), TokenError> {
+        let given = [
+            ("signingAlgorithm", &self.signing_algorithm),
+            ("keyId", &self.key_id),
+            ("assertionAudience", &self.assertion_audience),
+            ("x5tS256", &self.x5t_s256),
+            ("certificate", &self.certificate),
+        ];
+        match given.iter().find(|(_, value)| value.is_some()) {
+            Some((name, _)) => Err(TokenError::config(format!(
+                "{name} is for authMethod \"private_key_jwt\" or \"client_secret_jwt\""
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The assertion settings of a JWT method (`private_key_jwt`, `client_secret_jwt`).
+#[inline(never)]
+fn jwt_auth(method: AuthMethod, options: JwtOptions) -> Result<JwtAuth, TokenError> {
     let text = |name: &str, value: Option<Text>| match value {
         Some(Text(v)) if v.trim().is_empty() => {
             Err(TokenError::config(format!("{name} must not be empty")))
@@ -497,31 +522,11 @@ fn jwt_auth(method: AuthMethod, options: JwtOptions) -> Result<Option<JwtAuth>, 
     let audience = text("assertionAudience", options.assertion_audience)?;
     let x5t_s256 = text("x5tS256", options.x5t_s256)?;
     let certificate = text("certificate", options.certificate)?;
-    let given = [
-        ("signingAlgorithm", algorithm.is_some()),
-        ("keyId", key_id.is_some()),
-        ("assertionAudience", audience.is_some()),
-        ("x5tS256", x5t_s256.is_some()),
-        ("certificate", certificate.is_some()),
-    ];
     let thumbprint = x5t_s256.is_some() || certificate.is_some();
-    match method {
-        AuthMethod::ClientSecretBasic
-        | AuthMethod::ClientSecretPost
-        | AuthMethod::TlsClientAuth => {
-            return match given.iter().find(|(_, is)| *is) {
-                Some((name, _)) => Err(TokenError::config(format!(
-                    "{name} is for authMethod \"private_key_jwt\" or \"client_secret_jwt\""
-                ))),
-                None => Ok(None),
-            }
-        }
-        AuthMethod::ClientSecretJwt if thumbprint => {
-            return Err(TokenError::config(
-                "x5tS256 and certificate are for authMethod \"private_key_jwt\"",
-            ))
-        }
-        _ => {}
+    if method == AuthMethod::ClientSecretJwt && thumbprint {
+        return Err(TokenError::config(
+            "x5tS256 and certificate are for authMethod \"private_key_jwt\"",
+        ));
     }
     let algorithm = match (method, algorithm.as_deref()) {
         (_, None) => None,
@@ -553,13 +558,13 @@ fn jwt_auth(method: AuthMethod, options: JwtOptions) -> Result<Option<JwtAuth>, 
         })?),
         None => None,
     };
-    Ok(Some(JwtAuth {
+    Ok(JwtAuth {
         algorithm,
         key_id,
         audience,
         x5t_s256,
         certificate,
-    }))
+    })
 }
 
 fn required(name: &str, value: Option<Text>) -> Result<String, TokenError> {

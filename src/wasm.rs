@@ -208,12 +208,11 @@ impl Core {
         let config = read_options(&options)
             .and_then(|options| Config::new(options, normalise_url))
             .map_err(|e| report(&e))?;
-        // A CryptoKey or a JWK object: a value serde cannot carry.
-        let private_key =
-            Reflect::get(&options, &JsValue::from_str("privateKey")).unwrap_or_default();
-        let signer = Signer::new(&config, &private_key)
-            .map_err(|e| report(&e))?
-            .map(Rc::new);
+        // Only a JWT method signs: the others never run (so never compile) the signer's code.
+        let signer = match config.auth.jwt() {
+            Some(_) => signer(&config, &options)?,
+            None => None,
+        };
         let state = TokenState::new(config.refresh_ahead_seconds).sharing(config.shared);
         Ok(Core {
             inner: Rc::new(RefCell::new(Inner {
@@ -654,6 +653,15 @@ pub struct Answer(Result<Received, TokenError>);
 
 /// Refuses unknown option names (serde-wasm-bindgen only reads the names it
 /// knows), then reads the options.
+/// The signer of a JWT method's client assertions, its `privateKey` (a
+/// CryptoKey or a JWK object: values serde cannot carry) read from `options`.
+#[inline(never)]
+fn signer(config: &Config, options: &JsValue) -> Result<Option<Rc<Signer>>, JsValue> {
+    let private_key = Reflect::get(options, &JsValue::from_str("privateKey")).unwrap_or_default();
+    let signer = Signer::new(config, &private_key).map_err(|e| report(&e))?;
+    Ok(signer.map(Rc::new))
+}
+
 fn read_options(value: &JsValue) -> Result<Options, TokenError> {
     if value.is_object() {
         let names = |object: &JsValue| -> Vec<String> {
