@@ -25,14 +25,15 @@ for f in pkg/freshtoken.js pkg/freshtoken_bg.js pkg/freshtoken.d.ts pkg/freshtok
   fi
 done
 
-# A guard against accidental bloat, not a goal: the test command runs this
-# script, so a wasm over the guard fails it. It sits about 10 % above the
-# module as designed (serde-wasm-bindgen at the boundary, serde_json as the
-# one decoder of the token endpoint's JSON, the HTTP exchange over web-sys,
-# JWT client assertions signed through WebCrypto, issuer metadata read and
-# kept in KV, the acquisition's driver: about 300 KB); what the size costs,
-# the compile time of the code that runs, is measured by `deno task bench`.
-RAW_GUARD=330000
+# A guard against accidental growth, not a goal: the test command runs this
+# script, so a wasm over the guard fails it. It sits about 15 % above the
+# module shipped (302 KB: serde-wasm-bindgen at the boundary, serde_json as
+# the one decoder of the token endpoint's JSON, the HTTP exchange over
+# web-sys, JWT client assertions signed through WebCrypto, issuer metadata
+# read and kept in KV, the acquisition's driver). What the size costs is not
+# the bytes but the code that runs on a cold start (V8 compiles each function
+# on its first call): `deno task bench` measures that.
+RAW_GUARD=348000
 raw=$(wc -c < pkg/freshtoken_bg.wasm)
 gz=$(gzip -9 -n -c pkg/freshtoken_bg.wasm | wc -c)
 echo "wasm size: ${raw} bytes raw, ${gz} bytes gzip -9 (guard: ${RAW_GUARD} raw)"
