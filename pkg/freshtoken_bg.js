@@ -707,6 +707,9 @@ export function __wbg_aborted_31456edf1be00084(arg0) {
     const ret = arg0.aborted;
     return ret;
 }
+export function __wbg_addEventListener_847fd86b8c33ec43() { return handleError(function (arg0, arg1, arg2, arg3) {
+    arg0.addEventListener(getStringFromWasm0(arg1, arg2), arg3);
+}, arguments); }
 export function __wbg_algorithm_d2d2ca207f71212b() { return handleError(function (arg0) {
     const ret = arg0.algorithm;
     return ret;
@@ -742,9 +745,6 @@ export function __wbg_cancel_b195250778e9d8e7(arg0) {
 export function __wbg_catch_fd4c7ea14fde9d83(arg0, arg1) {
     const ret = arg0.catch(arg1);
     return ret;
-}
-export function __wbg_clearTimeout_9f6ae00fe7c3d58f(arg0) {
-    clearTimeout(arg0);
 }
 export function __wbg_digest_04f4df4faf4b542a() { return handleError(function (arg0, arg1, arg2, arg3, arg4) {
     const ret = arg0.digest(getStringFromWasm0(arg1, arg2), getArrayU8FromWasm0(arg3, arg4));
@@ -1021,12 +1021,11 @@ export function __wbg_read_e3bea75dace70752(arg0) {
     const ret = arg0.read();
     return ret;
 }
+export function __wbg_removeEventListener_4e20bd5fac3de092() { return handleError(function (arg0, arg1, arg2, arg3) {
+    arg0.removeEventListener(getStringFromWasm0(arg1, arg2), arg3);
+}, arguments); }
 export function __wbg_resolve_dbf78ab4942478b0(arg0) {
     const ret = Promise.resolve(arg0);
-    return ret;
-}
-export function __wbg_setTimeout_0dfbfa8fec035a40(arg0, arg1) {
-    const ret = setTimeout(arg0, arg1);
     return ret;
 }
 export function __wbg_set_bcb0ec2400cfa22e() { return handleError(function (arg0, arg1, arg2, arg3, arg4) {
@@ -1095,6 +1094,10 @@ export function __wbg_then_656f253a5dd7d8ea(arg0, arg1, arg2) {
 }
 export function __wbg_then_e3f7f2d365708be8(arg0, arg1) {
     const ret = arg0.then(arg1);
+    return ret;
+}
+export function __wbg_timeout_0a46e6891a901550(arg0) {
+    const ret = AbortSignal.timeout(arg0);
     return ret;
 }
 export function __wbg_type_6ffdc45accaa59b6(arg0, arg1) {

@@ -12,23 +12,12 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    AbortController, Headers, ReadableStreamDefaultReader, ReadableStreamReadResult, Request,
-    RequestInit, RequestRedirect, Response,
+    AbortController, AbortSignal, Headers, ReadableStreamDefaultReader, ReadableStreamReadResult,
+    Request, RequestInit, RequestRedirect, Response,
 };
 
 /// Token response bodies larger than this are refused.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
-
-/// Timers longer than this fire at once in JavaScript hosts.
-const MAX_TIMER_MS: f64 = 2_147_483_647.0;
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(callback: &JsValue, ms: f64) -> JsValue;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(id: &JsValue);
-}
 
 thread_local! {
     /// One handler for every promise whose failure is of no interest.
@@ -91,12 +80,17 @@ impl From<Failure> for TokenError {
     }
 }
 
-/// The attempt's time limit: a timer that aborts the request, and that
-/// every wait of the exchange races against, so that a `fetch` or a body
-/// that ignores the abort signal cannot hang the caller either.
+/// The attempt's time limit: an `AbortSignal.timeout` (a process's first
+/// `setTimeout` costs Deno milliseconds of start-up, this a fraction of one)
+/// that aborts the request, and that every wait of the exchange races
+/// against, so that a `fetch` or a body that ignores the abort signal cannot
+/// hang the caller either.
 struct Deadline {
     controller: AbortController,
-    timer: JsValue,
+    timeout: AbortSignal,
+    /// Listens for the timeout while the exchange runs: Deno keeps a process
+    /// alive for an `AbortSignal.timeout` only while it has listeners.
+    fire: Function,
     expired: Promise,
     /// What `expired` resolves to: nothing else can be this object.
     marker: Object,
@@ -106,14 +100,19 @@ impl Deadline {
     fn new(ms: f64) -> Result<Self, Failure> {
         let controller = AbortController::new().map_err(|_| Failure::Network)?;
         let marker = Object::new();
-        let mut timer = JsValue::UNDEFINED;
+        let timeout = AbortSignal::timeout_with_f64(ms);
+        let mut fire = None;
         let expired = Promise::new(&mut |resolve, _| {
-            let fire = resolve.bind1(&JsValue::UNDEFINED, &marker);
-            timer = set_timeout(&fire, ms.min(MAX_TIMER_MS));
+            fire = Some(resolve.bind1(&JsValue::UNDEFINED, &marker));
         });
+        let fire: Function = fire.ok_or(Failure::Network)?.unchecked_into();
+        timeout
+            .add_event_listener_with_callback("abort", &fire)
+            .map_err(|_| Failure::Network)?;
         Ok(Self {
             controller,
-            timer,
+            timeout,
+            fire,
             expired,
             marker,
         })
@@ -135,7 +134,9 @@ impl Deadline {
 
 impl Drop for Deadline {
     fn drop(&mut self) {
-        clear_timeout(&self.timer);
+        let _ = self
+            .timeout
+            .remove_event_listener_with_callback("abort", &self.fire);
     }
 }
 
