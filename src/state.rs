@@ -112,6 +112,9 @@ pub struct TokenState {
     /// A fingerprint of the last token invalidated or refused with a 401
     /// (0 for none): never taken again, from any read.
     rejected: u64,
+    /// The next read of the store is a strong one: the token was just
+    /// invalidated or refused, and a replica may still show it.
+    read_strongly: bool,
 }
 
 impl TokenState {
@@ -367,6 +370,7 @@ impl TokenState {
             usable_until: held.schedule.usable_until,
         };
         self.held = Some(held);
+        self.read_strongly = false;
         self.failures = 0;
         self.hold_until = 0.0;
         self.last_error = None;
@@ -406,12 +410,13 @@ impl TokenState {
         if let Some(held) = self.held.take() {
             self.rejected = fingerprint(held.token.secret());
         }
+        self.read_strongly = true;
     }
 
     /// Whether the next read of the store may be an eventual one (a nearby
     /// replica): not right after the token was invalidated or refused.
     pub fn reads_eventually(&self) -> bool {
-        self.rejected == 0 || self.held.is_some()
+        !self.read_strongly
     }
 
     /// `client.fetch` got a 401 with `token`. Forgets it so that a new one
@@ -768,6 +773,10 @@ mod tests {
         assert!(state.adopt(T0, next, false, 0.0).is_some());
         assert!(state.reads_eventually());
         assert!(state.adopt(T0, same, false, 0.0).is_none(), "still refused");
+        // Invalidated while holding nothing: the next read is strong all the same.
+        let mut empty = TokenState::new(None);
+        empty.invalidate();
+        assert!(!empty.reads_eventually());
         // A token refused with a 401 likewise.
         assert_eq!(state.unauthorized(T0, "tok-2", 0.0), Unauthorized::Refresh);
         assert!(!state.reads_eventually());

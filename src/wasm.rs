@@ -651,8 +651,6 @@ pub struct Signed(Result<String, TokenError>);
 #[wasm_bindgen]
 pub struct Answer(Result<Received, TokenError>);
 
-/// Refuses unknown option names (serde-wasm-bindgen only reads the names it
-/// knows), then reads the options.
 /// The signer of a JWT method's client assertions, its `privateKey` (a
 /// CryptoKey or a JWK object: values serde cannot carry) read from `options`.
 #[inline(never)]
@@ -661,6 +659,9 @@ fn signer(config: &Config, options: &JsValue) -> Result<Option<Rc<Signer>>, JsVa
     let signer = Signer::new(config, &private_key).map_err(|e| report(&e))?;
     Ok(signer.map(Rc::new))
 }
+
+/// Refuses unknown option names (serde-wasm-bindgen only reads the names it
+/// knows), then reads the options.
 
 fn read_options(value: &JsValue) -> Result<Options, TokenError> {
     if value.is_object() {

@@ -158,21 +158,46 @@ Deno.test("a token invalidated, or refused with a 401, is never taken again from
       assert.ok(!split.reads.includes("eventual"));
       assert.equal(server.issued(), 2);
 
-      // A 401 with tok-2: the client gets a new token, and a replica still
-      // showing tok-2 cannot give it back.
+      // A 401 with tok-2 through a client that holds it: the client gets tok-3.
       await replicate(split, id);
+      const d = client(origin, split.kv);
+      assert.equal((await d.getToken()).accessToken, "tok-2");
       let calls = 0;
       await serve((request) => {
         calls++;
         const ok = request.headers.get("authorization") === "Bearer tok-3";
         return new Response(ok ? "ok" : "no", { status: ok ? 200 : 401 });
       }, async (api) => {
-        const response = await c.fetch(`${api}/resource`);
+        const response = await d.fetch(`${api}/resource`);
         assert.equal(response.status, 200);
         assert.equal(await response.text(), "ok");
       });
       assert.equal(calls, 2);
       assert.equal(server.issued(), 3);
-      assert.equal((await c.getToken()).accessToken, "tok-3");
+      // tok-2 comes back in both copies, later-expiring than tok-3 (so only
+      // the 401 keeps it out): a forced refresh must not take it.
+      const held = (await split.primary.get<Record<string, unknown>>(tokenKey(["freshtoken"], id)))
+        .value!;
+      const refused = {
+        ...held,
+        accessToken: "tok-2",
+        expiresAt: (held.expiresAt as number) + 60_000,
+        refreshAt: (held.refreshAt as number) + 60_000,
+        usableUntil: (held.usableUntil as number) + 60_000,
+      };
+      for (const kv of [split.primary, split.replica]) {
+        await kv.set(tokenKey(["freshtoken"], id), refused);
+      }
+      const refreshed = await d.refresh();
+      assert.notEqual(refreshed.accessToken, "tok-2", "the token refused with a 401 stays refused");
+      assert.equal(refreshed.accessToken, "tok-4");
+
+      // A client that holds nothing and invalidates reads strongly next: a
+      // replica may still show the token just deleted.
+      const fresh = client(origin, split.kv);
+      await fresh.invalidate();
+      split.reads.length = 0;
+      await fresh.getToken();
+      assert.equal(split.reads[0], "strong");
     }));
 });

@@ -16,6 +16,9 @@ use web_sys::{
     Request, RequestInit, RequestRedirect, Response,
 };
 
+/// The longest attempt timer (the `timeoutMs` option stops at 300,000).
+const MAX_TIMEOUT_MS: f64 = 2_147_483_647.0;
+
 /// Token response bodies larger than this are refused.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
@@ -100,7 +103,8 @@ impl Deadline {
     fn new(ms: f64) -> Result<Self, Failure> {
         let controller = AbortController::new().map_err(|_| Failure::Network)?;
         let marker = Object::new();
-        let timeout = AbortSignal::timeout_with_f64(ms);
+        // Within what `AbortSignal.timeout` takes (it throws on NaN or past 2^53).
+        let timeout = AbortSignal::timeout_with_f64(ms.max(1.0).min(MAX_TIMEOUT_MS));
         let mut fire = None;
         let expired = Promise::new(&mut |resolve, _| {
             fire = Some(resolve.bind1(&JsValue::UNDEFINED, &marker));
