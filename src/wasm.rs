@@ -662,7 +662,6 @@ fn signer(config: &Config, options: &JsValue) -> Result<Option<Rc<Signer>>, JsVa
 
 /// Refuses unknown option names (serde-wasm-bindgen only reads the names it
 /// knows), then reads the options.
-
 fn read_options(value: &JsValue) -> Result<Options, TokenError> {
     if value.is_object() {
         let names = |object: &JsValue| -> Vec<String> {

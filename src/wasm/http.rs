@@ -103,8 +103,9 @@ impl Deadline {
     fn new(ms: f64) -> Result<Self, Failure> {
         let controller = AbortController::new().map_err(|_| Failure::Network)?;
         let marker = Object::new();
-        // Within what `AbortSignal.timeout` takes (it throws on NaN or past 2^53).
-        let timeout = AbortSignal::timeout_with_f64(ms.max(1.0).min(MAX_TIMEOUT_MS));
+        // Within what `AbortSignal.timeout` takes (it throws past 2^53); the driver's
+        // time left is at least 1 ms, never NaN.
+        let timeout = AbortSignal::timeout_with_f64(ms.clamp(1.0, MAX_TIMEOUT_MS));
         let mut fire = None;
         let expired = Promise::new(&mut |resolve, _| {
             fire = Some(resolve.bind1(&JsValue::UNDEFINED, &marker));
