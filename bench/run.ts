@@ -187,6 +187,8 @@ interface Memory {
   external: number;
   rss: number;
   wasm: number;
+  /** The same, right after the token requests (their attempt timers still pending). */
+  afterRequests?: Memory;
 }
 async function memory(clients: number, tokenUrl: string, tokens: boolean): Promise<Memory> {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -490,10 +492,11 @@ console.log("memory…");
       own(bare)
     } without a token)`,
   );
+  const justAfter = own(held.map((m) => m.afterRequests!));
   row(
-    "memory per extra client, own state (JS heap + external + wasm memory), bytes: no token / holding a token",
+    "memory per extra client, own state (JS heap + external + wasm memory), bytes: no token / holding a token (right after its token request, while the request's timer is pending)",
     "≤ 2048 holding a token",
-    `${own(bare)} / ${own(held)}`,
+    `${own(bare)} / ${own(held)} (${justAfter})`,
     "—",
     "—",
     "—",
@@ -590,7 +593,9 @@ How each figure is taken:
   2048-bit RSA, P-256 and Ed25519, imported before timing). A signature is made once per token
   request, that is once per refresh window.
 - **Memory** is measured in separate processes holding 1 and 1000 clients, after GC: the growth
-  of V8's heap, external memory and the wasm core's linear memory per extra client. Resident
+  of V8's heap, external memory and the wasm core's linear memory per extra client, once the token
+  requests' attempt timers (an \`AbortSignal.timeout\` of \`timeoutMs\`, 10 s) have fired; the
+  figure in brackets is taken right after the requests, while those timers are pending. Resident
   memory also holds the runtime's own growth (fetch connections, V8 heap reservations).
 - **Latency** runs in a process of its own (bench/_latency.ts) with an open-loop load: a call
   starts every millisecond whether earlier ones answered or not. Tokens live 8 s, so 20 s cross
