@@ -74,13 +74,22 @@ async function replicate(
   return entry.value;
 }
 
+/**
+ * A client on the primary alone that fetched tok-1 and stored it, and the
+ * replica showing it too: the client, its KV id and the stored entry.
+ */
+async function stored(split: Split, origin: string) {
+  const writer = client(origin, split.primary);
+  assert.equal((await writer.getToken()).accessToken, "tok-1");
+  const id = await kvIdOf(writer);
+  return { writer, id, entry: await replicate(split, id) };
+}
+
 Deno.test("a cold client serves a replica's usable token after one eventual read", async () => {
   const server = tokenServer();
   await serve(server.handler, (origin) =>
     withSplit(async (split) => {
-      const writer = client(origin, split.primary);
-      assert.equal((await writer.getToken()).accessToken, "tok-1");
-      await replicate(split, await kvIdOf(writer));
+      const { writer } = await stored(split, origin);
       await writer.refresh(); // the primary moves on; the replica still shows tok-1
       assert.equal(server.issued(), 2);
 
@@ -96,15 +105,12 @@ Deno.test("an unusable or missing replica token falls through to a strong read",
   const server = tokenServer();
   await serve(server.handler, (origin) =>
     withSplit(async (split) => {
-      const writer = client(origin, split.primary);
-      await writer.getToken();
-      const id = await kvIdOf(writer);
-      const stored = await replicate(split, id);
+      const { writer, id, entry } = await stored(split, origin);
       await writer.refresh(); // tok-2 in the primary
       // The replica's copy has expired by now.
       const past = Date.now() - 1_000;
       await split.replica.set(tokenKey(["freshtoken"], id), {
-        ...stored,
+        ...entry,
         expiresAt: past,
         refreshAt: past - 60_000,
         usableUntil: past - 30_000,
@@ -140,10 +146,7 @@ Deno.test("a token invalidated, or refused with a 401, is never taken again from
   const server = tokenServer();
   await serve(server.handler, (origin) =>
     withSplit(async (split) => {
-      const writer = client(origin, split.primary);
-      await writer.getToken();
-      const id = await kvIdOf(writer);
-      const first = await replicate(split, id);
+      const { id, entry: first } = await stored(split, origin);
 
       const c = client(origin, split.kv);
       assert.equal((await c.getToken()).accessToken, "tok-1");
