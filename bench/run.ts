@@ -95,8 +95,10 @@ async function hotPath(env: Record<string, string> = {}): Promise<Record<string,
 
 // 3. Cold start: the scripts take turns, round after round, so that the
 // machine's drift touches them all alike; the first round fills Deno's caches.
-// A name may add `+otel`: the same script with OpenTelemetry on; or `@base`:
-// the same script run against the checkout in BENCH_BASELINE (before a change).
+// A name may add `+otel`: the same script with OpenTelemetry on; `@base`:
+// the same script run against the checkout in BENCH_BASELINE (before a change);
+// or `@js`: the same script importing deno/ as one JavaScript module bundled
+// ahead of time (what is left when no TypeScript is loaded at start-up).
 // Each run's wall and CPU time (user + sys, every thread) come from `perf stat`
 // where it is installed; without it, wall time alone.
 const BASELINE = Deno.env.get("BENCH_BASELINE");
@@ -152,6 +154,7 @@ async function coldStarts(
         path = `${BASELINE}/bench/cold/${script}`;
         await Deno.copyFile(`${ROOT}bench/cold/${script}`, path);
       }
+      if (variant === "js") path = await bundled(script);
       const run = await coldRun(path, variant === "otel" ? { ...env, ...OTEL_ENV } : env);
       if (round > 0) (runs[name] ??= []).push(run);
     }
@@ -162,6 +165,33 @@ async function coldStarts(
       return [name, { wall: median(rs.map((r) => r.wall)), cpu }];
     }),
   );
+}
+
+/**
+ * A copy of cold script `script` that imports deno/ bundled into one
+ * JavaScript module (`deno bundle`; pkg/ stays as it is), made once.
+ */
+let bundleDir: Promise<string> | undefined;
+async function bundled(script: string): Promise<string> {
+  const dir = await (bundleDir ??= makeBundle());
+  const path = `${dir}/bench/cold/${script}`;
+  const source = await Deno.readTextFile(`${ROOT}bench/cold/${script}`);
+  await Deno.writeTextFile(path, source.replace("../../deno/mod.ts", "../../deno/mod.js"));
+  return path;
+}
+
+async function makeBundle(): Promise<string> {
+  const dir = await Deno.makeTempDir();
+  await Deno.mkdir(`${dir}/bench/cold`, { recursive: true });
+  await Deno.symlink(`${ROOT}pkg`, `${dir}/pkg`);
+  const args = ["bundle", "--quiet", "--platform", "deno", "--external", "../pkg/*"];
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [...args, "-o", `${dir}/deno/mod.js`, `${ROOT}deno/mod.ts`],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`deno bundle: ${new TextDecoder().decode(out.stderr)}`);
+  return dir;
 }
 
 /** Median time for V8 to compile the wasm in 9 fresh processes. */
@@ -322,6 +352,8 @@ console.log("cold start…");
   const dir = await Deno.makeTempDir();
   const env = { TOKEN_URL: s.tokenUrl, BASE_URL: s.baseUrl, KV: `${dir}/cold.sqlite` };
   const ours = ["freshtoken.ts", "freshtoken_fetch.ts"];
+  // freshtoken.ts cut after each step, to say what each step adds.
+  const stages = ["stage_pkg.ts", "stage_modules.ts", "stage_client.ts"];
   const scripts = [
     "empty.ts",
     "kv_only.ts",
@@ -330,11 +362,14 @@ console.log("cold start…");
     "genesys_sdk.ts",
     "empty.ts+otel",
     "freshtoken.ts+otel",
+    ...stages,
+    "freshtoken.ts@js",
     ...(BASELINE === undefined ? [] : ours.map((script) => `${script}@base`)),
   ];
   const ms = await coldStarts(scripts, env);
   await s.close();
   await Deno.remove(dir, { recursive: true });
+  if (bundleDir !== undefined) await Deno.remove(await bundleDir, { recursive: true });
   const [empty, kvOnly, fresh, fetched, o4w, sdk, emptyOtel, freshOtel] = scripts.map((n) => ms[n]);
   const wall = (c: Cold) => c.wall.toFixed(1);
   const cpu = (c: Cold) => c.cpu === undefined ? "—" : c.cpu.toFixed(1);
@@ -376,6 +411,25 @@ console.log("cold start…");
     } ms above opening KV and reading a key (goal ≤ 10 ms, beyond it ≤ 5)${
       fresh.cpu === undefined ? "" : `; CPU time ${(fresh.cpu - kvOnly.cpu!).toFixed(1)} ms above`
     }`,
+  );
+  const steps = [kvOnly, ...stages.map((name) => ms[name]), fresh];
+  const added = (i: number) => above(steps[i + 1], steps[i]);
+  row(
+    `where the cold start serving a KV token goes, each step above the one before, ${unit}`,
+    "—",
+    `pkg/ (wasm compiled, instantiated) ${added(0)}; deno/ modules ${added(1)}; ` +
+      `createTokenClient ${added(2)}; getToken ${added(3)}`,
+    "—",
+    "—",
+    `${both(kvOnly)} (open KV, read a key)`,
+  );
+  row(
+    `cold start serving a token from KV with deno/ bundled ahead into one JavaScript module, ${unit}`,
+    "—",
+    `${both(ms["freshtoken.ts@js"])} (${above(ms["freshtoken.ts@js"], kvOnly)} above the floor)`,
+    "—",
+    "—",
+    `${both(kvOnly)} (open KV, read a key)`,
   );
   if (BASELINE !== undefined) {
     const [base, baseFetched] = ours.map((script) => ms[`${script}@base`]);
@@ -581,7 +635,11 @@ How each figure is taken:
   stored, makes the token request; the peers have nowhere to keep one and must ask the server.
   Opening KV is part of freshtoken's figure; the floor column shows what opening KV and reading
   one key costs on its own. With \`BENCH_BASELINE\` (a checkout of an earlier commit) the same
-  freshtoken scripts also run against that checkout, in the same rounds. The hot path and the cold start are also
+  freshtoken scripts also run against that checkout, in the same rounds. Three more scripts stop
+  freshtoken's KV-hit script after loading pkg/, after loading deno/, and after
+  \`createTokenClient\`: each step's cost is its time above the step before. The same script also
+  runs with deno/ bundled ahead of time into one JavaScript module (\`deno bundle\`), which shows
+  what loading the wrapper as TypeScript adds to a local \`deno run\`. The hot path and the cold start are also
   taken with OpenTelemetry on (\`OTEL_DENO=true\`, exporting to a loopback receiver), against an
   empty script with it on too.
 - **Wasm size** is pkg/freshtoken_bg.wasm as committed; \`scripts/build_wasm.sh\` (run by the
