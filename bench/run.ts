@@ -167,11 +167,13 @@ async function coldStarts(
   );
 }
 
+/** Where the bundle of deno/ is made, on first use. */
+let bundleDir: Promise<string> | undefined;
+
 /**
  * A copy of cold script `script` that imports deno/ bundled into one
- * JavaScript module (`deno bundle`; pkg/ stays as it is), made once.
+ * JavaScript module (`deno bundle`; pkg/ stays as it is).
  */
-let bundleDir: Promise<string> | undefined;
 async function bundled(script: string): Promise<string> {
   const dir = await (bundleDir ??= makeBundle());
   const path = `${dir}/bench/cold/${script}`;
