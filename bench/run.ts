@@ -674,3 +674,7 @@ ${rows.map((r) => `| ${r.join(" | ")} |`).join("\n")}
 await Deno.writeTextFile(`${ROOT}docs/BENCHMARKS.md`, doc);
 await receiver.shutdown();
 console.log("docs/BENCHMARKS.md written");
+// Genesys Cloud's SDK watches its configuration file from import on, with
+// `fs.watchFile(…, { persistent: false })`, and Deno keeps that watcher
+// referenced: without this exit the runner would never end.
+Deno.exit(0);
