@@ -22,4 +22,4 @@ if (peer === "freshtoken") {
   await genesysSdk(env("BASE_URL")).get();
 }
 console.log("ok");
-Deno.exit(0); // the Genesys SDK keeps timers alive
+Deno.exit(0); // the Genesys SDK's configuration file watcher would keep the process alive

@@ -178,7 +178,9 @@ async function bundled(script: string): Promise<string> {
   const dir = await (bundleDir ??= makeBundle());
   const path = `${dir}/bench/cold/${script}`;
   const source = await Deno.readTextFile(`${ROOT}bench/cold/${script}`);
-  await Deno.writeTextFile(path, source.replace("../../deno/mod.ts", "../../deno/mod.js"));
+  const js = source.replace("../../deno/mod.ts", "../../deno/mod.js");
+  if (js === source) throw new Error(`${script} does not import deno/mod.ts`);
+  await Deno.writeTextFile(path, js);
   return path;
 }
 
@@ -192,7 +194,10 @@ async function makeBundle(): Promise<string> {
     stdout: "null",
     stderr: "piped",
   }).output();
-  if (!out.success) throw new Error(`deno bundle: ${new TextDecoder().decode(out.stderr)}`);
+  if (!out.success) {
+    await Deno.remove(dir, { recursive: true });
+    throw new Error(`deno bundle: ${new TextDecoder().decode(out.stderr)}`);
+  }
   return dir;
 }
 
@@ -419,8 +424,9 @@ console.log("cold start…");
   row(
     `where the cold start serving a KV token goes, each step above the one before, ${unit}`,
     "—",
-    `pkg/ (wasm compiled, instantiated) ${added(0)}; deno/ modules ${added(1)}; ` +
-      `createTokenClient ${added(2)}; getToken ${added(3)}`,
+    `pkg/ (wasm module compiled, instantiated) ${added(0)}; deno/ modules ${added(1)}; ` +
+      `createTokenClient (its KV id included) ${added(2)}; ` +
+      `getToken (less the plain KV read the steps before make) ${added(3)}`,
     "—",
     "—",
     `${both(kvOnly)} (open KV, read a key)`,
@@ -639,7 +645,8 @@ How each figure is taken:
   one key costs on its own. With \`BENCH_BASELINE\` (a checkout of an earlier commit) the same
   freshtoken scripts also run against that checkout, in the same rounds. Three more scripts stop
   freshtoken's KV-hit script after loading pkg/, after loading deno/, and after
-  \`createTokenClient\`: each step's cost is its time above the step before. The same script also
+  \`createTokenClient\` (each reads one key, as the floor does, and the process ends once the
+  client's KV id is computed): each step's cost is its time above the step before. The same script also
   runs with deno/ bundled ahead of time into one JavaScript module (\`deno bundle\`), which shows
   what loading the wrapper as TypeScript adds to a local \`deno run\`. The hot path and the cold start are also
   taken with OpenTelemetry on (\`OTEL_DENO=true\`, exporting to a loopback receiver), against an

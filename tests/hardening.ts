@@ -279,14 +279,14 @@ function cronCase(lifetime: number, period: number, ahead: boolean): HardeningCa
         clients: { "kv-app": "kv-canary-secret-h" },
         lifetimeSeconds: lifetime,
       });
-      // The clients' connections go through an HTTP client of the case's own,
-      // closed before the server: Deno 2.5's graceful shutdown can wait about
-      // 3 minutes on a connection that never sent a request (later Deno
-      // releases close it), and closing the client drops it.
-      const http = Deno.createHttpClient({});
-      const fetch: typeof globalThis.fetch = (input, init) =>
-        globalThis.fetch(input, { ...init, client: http });
       return withKv(async (kv) => {
+        // The clients' connections go through an HTTP client of the case's own,
+        // closed before the server: Deno 2.5's graceful shutdown can wait about
+        // 3 minutes on a connection that never sent a request (later Deno
+        // releases close it), and closing the client drops it.
+        const http = Deno.createHttpClient({});
+        const fetch: typeof globalThis.fetch = (input, init) =>
+          globalThis.fetch(input, { ...init, client: http });
         try {
           const clock = { now: Date.now() };
           const now = () => clock.now;
