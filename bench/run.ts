@@ -108,6 +108,8 @@ const PERF = await new Deno.Command("perf", { args: ["--version"], stdout: "null
 interface Cold {
   wall: number;
   cpu?: number;
+  /** A script's medians keep its runs, round by round, for paired differences. */
+  runs?: Cold[];
 }
 
 async function coldRun(script: string, env: Record<string, string>): Promise<Cold> {
@@ -162,7 +164,7 @@ async function coldStarts(
   return Object.fromEntries(
     Object.entries(runs).map(([name, rs]) => {
       const cpu = rs.every((r) => r.cpu !== undefined) ? median(rs.map((r) => r.cpu!)) : undefined;
-      return [name, { wall: median(rs.map((r) => r.wall)), cpu }];
+      return [name, { wall: median(rs.map((r) => r.wall)), cpu, runs: rs }];
     }),
   );
 }
@@ -419,8 +421,20 @@ console.log("cold start…");
       fresh.cpu === undefined ? "" : `; CPU time ${(fresh.cpu - kvOnly.cpu!).toFixed(1)} ms above`
     }`,
   );
+  // A step's cost: the median of its round-by-round differences from the
+  // step before (the two ran seconds apart, so the machine's drift cancels).
   const steps = [kvOnly, ...stages.map((name) => ms[name]), fresh];
-  const added = (i: number) => above(steps[i + 1], steps[i]);
+  const added = (i: number) => {
+    const [after, before] = [steps[i + 1].runs!, steps[i].runs!];
+    const diff = (pick: (c: Cold) => number | undefined) => {
+      const d = after.map((c, round) => pick(c)! - pick(before[round])!);
+      return d.some(Number.isNaN) ? undefined : median(d);
+    };
+    const [wallDiff, cpuDiff] = [diff((c) => c.wall), diff((c) => c.cpu)];
+    return cpuDiff === undefined
+      ? wallDiff!.toFixed(1)
+      : `${wallDiff!.toFixed(1)} / ${cpuDiff.toFixed(1)}`;
+  };
   row(
     `where the cold start serving a KV token goes, each step above the one before, ${unit}`,
     "—",
@@ -646,7 +660,8 @@ How each figure is taken:
   freshtoken scripts also run against that checkout, in the same rounds. Three more scripts stop
   freshtoken's KV-hit script after loading pkg/, after loading deno/, and after
   \`createTokenClient\` (each reads one key, as the floor does, and the process ends once the
-  client's KV id is computed): each step's cost is its time above the step before. The same script also
+  client's KV id is computed): each step's cost is the median of its differences from the step
+  before, round by round. The same script also
   runs with deno/ bundled ahead of time into one JavaScript module (\`deno bundle\`), which shows
   what loading the wrapper as TypeScript adds to a local \`deno run\`. The hot path and the cold start are also
   taken with OpenTelemetry on (\`OTEL_DENO=true\`, exporting to a loopback receiver), against an
