@@ -162,11 +162,20 @@ async function coldStarts(
     }
   }
   return Object.fromEntries(
-    Object.entries(runs).map(([name, rs]) => {
-      const cpu = rs.every((r) => r.cpu !== undefined) ? median(rs.map((r) => r.cpu!)) : undefined;
-      return [name, { wall: median(rs.map((r) => r.wall)), cpu, runs: rs }];
-    }),
+    Object.entries(runs).map(([name, rs]) => [name, { ...medianOf(rs), runs: rs }]),
   );
+}
+
+/** The median wall time and, when every run has one, the median CPU time. */
+function medianOf(runs: Cold[]): Cold {
+  const cpu = runs.every((r) => r.cpu !== undefined) ? median(runs.map((r) => r.cpu!)) : undefined;
+  return { wall: median(runs.map((r) => r.wall)), cpu };
+}
+
+/** `a`'s times less `b`'s. */
+function minus(a: Cold, b: Cold): Cold {
+  const cpu = a.cpu === undefined || b.cpu === undefined ? undefined : a.cpu - b.cpu;
+  return { wall: a.wall - b.wall, cpu };
 }
 
 /** Where the bundle of deno/ is made, on first use. */
@@ -401,10 +410,7 @@ console.log("cold start…");
     both(sdk),
     floors,
   );
-  const above = (c: Cold, floor: Cold) =>
-    c.cpu === undefined || floor.cpu === undefined
-      ? (c.wall - floor.wall).toFixed(1)
-      : `${(c.wall - floor.wall).toFixed(1)} / ${(c.cpu - floor.cpu).toFixed(1)}`;
+  const above = (c: Cold, floor: Cold) => both(minus(c, floor));
   row(
     `cold start serving a token from KV above opening KV and reading a key, ${unit}`,
     "≤ 10 (beyond: ≤ 5)",
@@ -426,14 +432,7 @@ console.log("cold start…");
   const steps = [kvOnly, ...stages.map((name) => ms[name]), fresh];
   const added = (i: number) => {
     const [after, before] = [steps[i + 1].runs!, steps[i].runs!];
-    const diff = (pick: (c: Cold) => number | undefined) => {
-      const d = after.map((c, round) => pick(c)! - pick(before[round])!);
-      return d.some(Number.isNaN) ? undefined : median(d);
-    };
-    const [wallDiff, cpuDiff] = [diff((c) => c.wall), diff((c) => c.cpu)];
-    return cpuDiff === undefined
-      ? wallDiff!.toFixed(1)
-      : `${wallDiff!.toFixed(1)} / ${cpuDiff.toFixed(1)}`;
+    return both(medianOf(after.map((run, round) => minus(run, before[round]))));
   };
   row(
     `where the cold start serving a KV token goes, each step above the one before, ${unit}`,
