@@ -405,15 +405,9 @@ impl Driver {
     pub fn poll(&mut self, c: &mut Parts<'_>, now: Now, rand: f64) -> Effect {
         loop {
             match std::mem::replace(&mut self.phase, Phase::Over) {
-                Phase::FirstRead => {
-                    let eventual = c.state.reads_eventually();
-                    return self.wait_for(
-                        Awaiting::Snapshot { eventual },
-                        Effect::ReadStore { eventual },
-                    );
-                }
-                Phase::Read => {
-                    let eventual = false;
+                phase @ (Phase::FirstRead | Phase::Read) => {
+                    // Only an acquisition's first read may go to a replica.
+                    let eventual = matches!(phase, Phase::FirstRead) && c.state.reads_eventually();
                     return self.wait_for(
                         Awaiting::Snapshot { eventual },
                         Effect::ReadStore { eventual },
