@@ -25,7 +25,10 @@ export function aheadSeconds(schedule: string): number {
 }
 
 /** One run of a job over `clients`. */
-export async function refreshRun(clients: TokenClient[], ahead: number): Promise<void> {
+export async function refreshRun(
+  clients: readonly TokenClient[],
+  ahead: number,
+): Promise<void> {
   const results = await Promise.all(
     clients.map((client) => refreshIfDue(client, { aheadSeconds: ahead })),
   );

@@ -11,6 +11,19 @@ export const LOAD_SHARED: unique symbol = Symbol("freshtoken.loadShared");
 export const KV_ID: unique symbol = Symbol("freshtoken.kvId");
 
 /**
+ * `client[KV_PLACE]()` is where the client's token lives: its `Deno.Kv`, key
+ * prefix and KV id; `undefined` without KV.
+ */
+export const KV_PLACE: unique symbol = Symbol("freshtoken.kvPlace");
+
+/** What `client[KV_PLACE]()` answers. */
+export interface KvPlace {
+  kv: Deno.Kv;
+  prefix: Deno.KvKey;
+  id: string;
+}
+
+/**
  * `client[HELD]()` is the schedule of the token held, if any: how long the
  * server's tokens live (the CLI's default `--min-valid`), when it is
  * refreshed and until when it is served (the token files `exec` and `agent` keep).

@@ -21,6 +21,8 @@ import {
   HELD,
   type Held,
   KV_ID,
+  KV_PLACE,
+  type KvPlace,
   LOAD_SHARED,
   REFRESH_IF_DUE,
   SAMPLE,
@@ -60,6 +62,9 @@ const monotonic = () => performance.now();
  * and one fetched instead, never a loop.
  */
 const MAX_ACQUISITIONS_PER_CALL = 3;
+
+/** The KV key prefix unless the `kvPrefix` option names another. */
+const DEFAULT_KV_PREFIX: Deno.KvKey = ["freshtoken"];
 
 /** The largest `minValidSeconds`: a year, the longest lifetime a token may have. */
 const MAX_MIN_VALID_SECONDS = 31_536_000;
@@ -107,6 +112,8 @@ class FreshTokenClient implements TokenClient {
   /** With `baseUrl`: the origins `fetch` may send the token to. */
   readonly #origins?: ReadonlySet<string>;
   readonly #store?: Promise<TokenStore>;
+  /** With KV: the store and key prefix the token is kept under. */
+  readonly #kvAt?: Omit<KvPlace, "id">;
   /** Spans and metrics, when OpenTelemetry is on. */
   readonly #telemetry?: Telemetry;
   /** What identifies this client in them, made on first use. */
@@ -143,6 +150,9 @@ class FreshTokenClient implements TokenClient {
       throw configError("allowedOrigins needs the baseUrl option");
     }
     this.#store = this.#openStore(options);
+    if (this.#store !== undefined) {
+      this.#kvAt = { kv: options.kv!, prefix: options.kvPrefix ?? DEFAULT_KV_PREFIX };
+    }
     this.#telemetry = telemetry();
     this.#telemetry?.register(this);
   }
@@ -296,6 +306,12 @@ class FreshTokenClient implements TokenClient {
   /** The KV id of this client's token, or `undefined` without KV. */
   async [KV_ID](): Promise<string | undefined> {
     return (await this.#store)?.id;
+  }
+
+  /** Where this client's token lives, or `undefined` without KV. */
+  async [KV_PLACE](): Promise<KvPlace | undefined> {
+    const store = await this.#store;
+    return store === undefined ? undefined : { ...this.#kvAt!, id: store.id };
   }
 
   /** The client in a log line: its client id and token endpoint's origin, nothing secret. */
@@ -585,7 +601,7 @@ class FreshTokenClient implements TokenClient {
 
   /** Checks the KV options and opens the store (its id is an async digest). */
   #openStore(options: TokenClientOptions): Promise<TokenStore> | undefined {
-    const { kv, kvPrefix = ["freshtoken"], encryptionKey } = options;
+    const { kv, kvPrefix = DEFAULT_KV_PREFIX, encryptionKey } = options;
     if (kv === undefined) {
       if (encryptionKey !== undefined) throw configError("encryptionKey needs the kv option");
       return undefined;

@@ -15,21 +15,20 @@
  *   deployment's own KV);
  * - `FRESHTOKEN_CRON_SCHEDULE`: default every 5 minutes.
  *
- * Handlers share the job's tokens when they create their client with the
- * same options and KV (and key prefix and encryption key): read them with
- * `clientOptionsFromEnv()`, which reads exactly these variables. With nothing
- * configured, importing this module fails at once, naming the variables; for
- * a client made in code, call `registerRefreshCron(client)` instead. Each run
- * logs one line per client, with its client id and token endpoint's origin.
+ * The module exports the job's {@linkcode clients} and the {@linkcode kv}
+ * they use: a handler that imports them shares the job's configuration,
+ * store and token by construction, whatever `FRESHTOKEN_KV` says. Anything
+ * `createTokenClient` would refuse fails the import at once with its
+ * `config` error, and so does a configuration that names no client, naming
+ * the variables; for a client made in code, call
+ * `registerRefreshCron(client)` instead. Each run logs one line per client,
+ * with its client id and token endpoint's origin.
  *
  * @example Deno Deploy entry point
  * ```ts ignore
- * import "jsr:@freshtoken/freshtoken/cron";
- * import { clientOptionsFromEnv, createTokenClient } from "jsr:@freshtoken/freshtoken";
+ * import { clients } from "jsr:@freshtoken/freshtoken/cron"; // registers the job
  *
- * const kv = await Deno.openKv();
- * const [options] = clientOptionsFromEnv(); // what the job reads
- * const client = createTokenClient({ ...options, kv });
+ * const [client] = clients; // the job's own client: its options, its KV, its token
  * Deno.serve(() => client.fetch("/api/v2/organizations/me"));
  * ```
  *
@@ -65,24 +64,34 @@ if (configured.length === 0) {
   );
 }
 
-let clients: Promise<TokenClient[]> | undefined;
+/**
+ * The store the job keeps the tokens in: `Deno.openKv(FRESHTOKEN_KV)`, or
+ * the deployment's own KV when that is not set. A handler of your own shares
+ * the job's tokens on this store (or simply uses {@linkcode clients}).
+ */
+export const kv: Deno.Kv = await Deno.openKv(Deno.env.get("FRESHTOKEN_KV") || undefined);
 
-async function openClients(): Promise<TokenClient[]> {
-  const kv = await Deno.openKv(Deno.env.get("FRESHTOKEN_KV") || undefined);
-  return configured.map((options) => createTokenClient({ ...options, kv }));
+/**
+ * The job's clients on {@linkcode kv}, one for each client the environment
+ * configures, in the order `clientOptionsFromEnv()` returns them. A handler
+ * that uses them shares the job's configuration, store and token by
+ * construction. They are made at import: a configuration `createTokenClient`
+ * refuses fails the import with its `config` error, not every run.
+ */
+export const clients: readonly TokenClient[] = clientsOn(kv);
+
+function clientsOn(store: Deno.Kv): TokenClient[] {
+  try {
+    return configured.map((options) => createTokenClient({ ...options, kv: store }));
+  } catch (error) {
+    store.close();
+    throw error;
+  }
 }
 
 /** One run of the job: refresh every configured client that is due. */
 export async function refreshAll(): Promise<void> {
-  clients ??= openClients();
-  let ready: TokenClient[];
-  try {
-    ready = await clients;
-  } catch (error) {
-    clients = undefined;
-    throw error;
-  }
-  await refreshRun(ready, CRON_AHEAD_SECONDS);
+  await refreshRun(clients, CRON_AHEAD_SECONDS);
 }
 
 Deno.cron(CRON_NAME, CRON_SCHEDULE, { backoffSchedule: CRON_BACKOFF_SCHEDULE }, refreshAll);

@@ -1,7 +1,8 @@
 /**
  * Client options from environment variables: exactly what the CLI and
  * `freshtoken/cron` read, so that a handler configured from the environment
- * shares the cron job's token.
+ * has the cron job's configuration (and, with `freshtoken/cron`'s `kv`, its
+ * store and token).
  *
  * @module
  */
@@ -23,7 +24,12 @@ import type { TokenClientOptions } from "./types.ts";
  * Genesys spellings set to different values, throws a `TokenError` with code
  * `"config"` naming the variables, never their values.
  *
- * @example A handler that reads what the cron job reads
+ * The options name no store: `FRESHTOKEN_KV` is read where a store is
+ * opened, by the CLI and by `freshtoken/cron`. A handler that shares the
+ * cron module's tokens takes that module's `clients`, or its `kv` for a
+ * client of its own, rather than opening a store that may be another.
+ *
+ * @example Options read from given variables
  * ```ts
  * import { clientOptionsFromEnv, createTokenClient } from "./mod.ts";
  *

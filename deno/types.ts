@@ -232,7 +232,11 @@ export type TokenEvent =
 
 /** Options of {@linkcode registerRefreshCron}. */
 export interface RefreshCronOptions {
-  /** The job's name, as Deno Deploy lists it. Default: `freshtoken refresh` and the client's KV id. */
+  /**
+   * The job's name, as Deno Deploy lists it. Default: `freshtoken refresh`
+   * and the start of the client's KV id (`in memory` without KV), numbered
+   * from 2 on for a further job of the same name, in the order registered.
+   */
   name?: string;
   /** A five-field cron schedule. Default `"*\/5 * * * *"`: every 5 minutes. */
   schedule?: string;

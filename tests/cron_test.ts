@@ -72,7 +72,7 @@ Deno.test("deno/cron.ts with nothing configured fails at start-up, naming the va
   assert.match(stderr, /registerRefreshCron/);
 });
 
-Deno.test("registerRefreshCron: one job per KV identity, however often it is called; each keeps its token fresh", async () => {
+Deno.test("registerRefreshCron: one job per store, prefix and KV identity, however often it is called; each keeps its token fresh", async () => {
   const server = startGenesysLike({ clients: { app: SECRET } });
   const dir = await Deno.makeTempDir();
   try {

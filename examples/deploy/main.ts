@@ -1,8 +1,9 @@
 /**
  * A Deno Deploy handler that calls Genesys Cloud with tokens that never
  * expire on it. The token lives in the deployment's KV, encrypted, shared by
- * every isolate, and kept fresh by the cron job that the import below
- * registers, so requests do not wait on the token endpoint.
+ * every isolate, and kept fresh by the cron job that registerRefreshCron
+ * registers for this very client (one configuration, one KV), so requests do
+ * not wait on the token endpoint.
  *
  * Environment (set them in the Deno Deploy project, never in code):
  * - GENESYS_CLOUD_REGION, GENESYS_CLOUD_CLIENT_ID, GENESYS_CLOUD_CLIENT_SECRET
@@ -18,10 +19,10 @@
  * @module
  */
 
-import "@freshtoken/freshtoken/cron";
 import {
   createTokenClient,
   genesysCloud,
+  registerRefreshCron,
   type TokenClientOptions,
   TokenError,
 } from "@freshtoken/freshtoken";
@@ -47,6 +48,8 @@ const client = createTokenClient({
   kv: await Deno.openKv(env("FRESHTOKEN_KV") || undefined),
   encryptionKey: env("FRESHTOKEN_ENCRYPTION_KEY") || undefined,
 });
+// The refresh job, at top level where Deno Deploy finds it: every 5 minutes.
+await registerRefreshCron(client);
 
 export default {
   async fetch(request: Request): Promise<Response> {

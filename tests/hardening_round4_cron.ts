@@ -1,0 +1,331 @@
+// Hardening, round 4: the cron job. Every case runs Deno's own `Deno.cron`
+// in a process of its own (DENO_CRON_TEST_SCHEDULE_OFFSET=1, Deno's hook
+// that fires a job at once), against a real loopback token server and real
+// SQLite KV files. Part of the hardening matrix (tests/hardening.ts).
+
+import { createTokenClient, TokenError } from "../deno/mod.ts";
+import type { TokenClientOptions } from "../deno/types.ts";
+import { startGenesysLike } from "./servers/genesys_like.ts";
+import type { HardeningCase } from "./hardening.ts";
+
+const MOD = new URL("../deno/mod.ts", import.meta.url).href;
+const CRON = new URL("../deno/cron.ts", import.meta.url).href;
+const README = new URL("../README.md", import.meta.url);
+const SECRET = "round4-cron-canary-secret";
+const REFRESHED = /freshtoken cron: app at http:\/\/127\.0\.0\.1:\d+: refreshed/g;
+
+interface Run {
+  stdout: string;
+  stderr: string;
+  code: number;
+  /** Whether it was stopped at the time limit rather than ending or being done. */
+  timedOut: boolean;
+}
+
+/**
+ * Runs `script` under `deno run` with only `env` set, until it ends,
+ * `done(stdout)` holds (then it is stopped) or `limitMs` passes.
+ */
+async function runDeno(
+  script: string,
+  env: Record<string, string>,
+  done: (stdout: string) => boolean = () => false,
+  limitMs = 20_000,
+): Promise<Run> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--unstable-cron",
+      "--unstable-kv",
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      script,
+    ],
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stdout = "";
+  let stopped = false;
+  let timedOut = false;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // It has ended already.
+    }
+  };
+  const reading = (async () => {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      stdout += chunk;
+      if (done(stdout)) stop();
+    }
+  })();
+  const timer = setTimeout(() => {
+    timedOut = !stopped;
+    stop();
+  }, limitMs);
+  const [{ code }, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stderr).text(),
+    reading,
+  ]);
+  clearTimeout(timer);
+  return { stdout, stderr, code, timedOut };
+}
+
+/** What a client made with `options` (and a KV) is refused with, or `undefined`. */
+async function refusal(options: TokenClientOptions): Promise<TokenError | undefined> {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    createTokenClient({ ...options, kv });
+    return undefined;
+  } catch (error) {
+    if (error instanceof TokenError) return error;
+    throw error;
+  } finally {
+    kv.close();
+  }
+}
+
+/**
+ * `deno/cron.ts` imported with a configuration `createTokenClient` refuses:
+ * it must end at once with that `config` error, not register a job that fails
+ * at every run.
+ */
+function refusedAtImport(
+  what: string,
+  env: Record<string, string>,
+  options: TokenClientOptions,
+): HardeningCase {
+  return {
+    group: "round 4 cron",
+    name: `deno/cron.ts with ${what} fails on import with createTokenClient's config error`,
+    async run() {
+      const expected = await refusal(options);
+      if (expected === undefined) {
+        return { ok: false, outcome: "createTokenClient accepts this configuration" };
+      }
+      const dir = await Deno.makeTempDir();
+      try {
+        const started = performance.now();
+        const run = await runDeno(
+          CRON,
+          { FRESHTOKEN_KV: `${dir}/kv.sqlite`, ...env },
+          () => false,
+          8_000,
+        );
+        const seconds = ((performance.now() - started) / 1000).toFixed(1);
+        const named = run.stderr.includes(expected.message);
+        const leaked = run.stderr.includes(SECRET) || run.stdout.includes(SECRET);
+        const ok = !run.timedOut && run.code !== 0 && named && !leaked;
+        return {
+          ok,
+          outcome: run.timedOut
+            ? `still running after ${seconds} s (the job registered; its runs fail)`
+            : `exit ${run.code} after ${seconds} s; ${
+              named ? `stderr names "${expected.message}"` : "stderr lacks the config error"
+            }${leaked ? "; the secret was printed" : ""}`,
+        };
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  };
+}
+
+/** The README's handler for `freshtoken/cron` (under "The cron job"), runnable from this checkout. */
+async function readmeCronHandler(): Promise<string | undefined> {
+  const text = await Deno.readTextFile(README);
+  const section = text.split(/^## /m).find((s) => s.startsWith("The cron job")) ?? "";
+  const block = [...section.matchAll(/^```ts\n([\s\S]*?)^```$/gm)]
+    .map((m) => m[1])
+    .find((code) => code.includes('"jsr:@freshtoken/freshtoken/cron"'));
+  return block
+    ?.replaceAll('"jsr:@freshtoken/freshtoken/cron"', JSON.stringify(CRON))
+    .replaceAll('"jsr:@freshtoken/freshtoken"', JSON.stringify(MOD));
+}
+
+export const ROUND4_CRON: HardeningCase[] = [
+  {
+    group: "round 4 cron",
+    name:
+      "registerRefreshCron for one identity on two KV stores, under two key prefixes and without KV: a job each, every store refreshed",
+    async run() {
+      const server = startGenesysLike({ clients: { app: SECRET } });
+      const dir = await Deno.makeTempDir();
+      try {
+        const [first, second] = [`${dir}/first.sqlite`, `${dir}/second.sqlite`];
+        const script = `${dir}/main.ts`;
+        await Deno.writeTextFile(
+          script,
+          `import { createTokenClient, registerRefreshCron } from ${JSON.stringify(MOD)};
+const cron = Deno.cron;
+Object.defineProperty(Deno, "cron", {
+  value: (name: string, ...rest: unknown[]) => {
+    console.log("job: " + name);
+    return (cron as (...args: unknown[]) => Promise<void>)(name, ...rest);
+  },
+});
+const options = {
+  tokenUrl: ${JSON.stringify(server.tokenUrl)},
+  clientId: "app",
+  clientSecret: Deno.env.get("SECRET")!,
+};
+const first = await Deno.openKv(${JSON.stringify(first)});
+const second = await Deno.openKv(${JSON.stringify(second)});
+for (
+  const client of [
+    createTokenClient({ ...options, kv: first }),
+    createTokenClient({ ...options, kv: first }), // the same job as the one before
+    createTokenClient({ ...options, kv: second }),
+    createTokenClient({ ...options, kv: first, kvPrefix: ["other"] }),
+    createTokenClient(options),
+  ]
+) await registerRefreshCron(client);
+console.log("registered");
+`,
+        );
+        const run = await runDeno(
+          script,
+          { DENO_CRON_TEST_SCHEDULE_OFFSET: "1", SECRET },
+          (out) => (out.match(REFRESHED) ?? []).length >= 4,
+          15_000,
+        );
+        const jobs = run.stdout.match(/^job: .*$/gm) ?? [];
+        const names = new Set(jobs);
+        const runs = (run.stdout.match(REFRESHED) ?? []).length;
+        const requests = server.stats.tokenRequests;
+        // A handler on each store and prefix reads the job's token: no request of its own.
+        const stores: [string, Deno.KvKey | undefined][] = [
+          [first, undefined],
+          [second, undefined],
+          [first, ["other"]],
+        ];
+        let handlersFetching = 0;
+        for (const [path, kvPrefix] of stores) {
+          const kv = await Deno.openKv(path);
+          try {
+            const handler = createTokenClient({
+              tokenUrl: server.tokenUrl,
+              clientId: "app",
+              clientSecret: SECRET,
+              kv,
+              ...(kvPrefix ? { kvPrefix } : {}),
+            });
+            await handler.getToken();
+            if (handler.status().fetches > 0) handlersFetching++;
+          } finally {
+            kv.close();
+          }
+        }
+        const registered = run.stdout.includes("registered");
+        return {
+          ok: registered && jobs.length === 4 && names.size === 4 && runs === 4 &&
+            requests === 4 && handlersFetching === 0,
+          outcome:
+            `${
+              registered ? "" : "the registrations failed; "
+            }${jobs.length} jobs registered (${names.size} names), ${runs} runs refreshed, ` +
+            `${requests} token requests; handlers on the 3 stores that fetched for themselves: ${handlersFetching}`,
+        };
+      } finally {
+        await server.close();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  },
+  refusedAtImport(
+    "an http: token URL to a remote host",
+    {
+      FRESHTOKEN_TOKEN_URL: "http://auth.example.com/oauth/token",
+      FRESHTOKEN_CLIENT_ID: "app",
+      FRESHTOKEN_CLIENT_SECRET: SECRET,
+    },
+    { tokenUrl: "http://auth.example.com/oauth/token", clientId: "app", clientSecret: SECRET },
+  ),
+  refusedAtImport(
+    "a secret ending in a whitespace character the variable reading keeps (U+0085)",
+    {
+      FRESHTOKEN_TOKEN_URL: "https://auth.example.com/oauth/token",
+      FRESHTOKEN_CLIENT_ID: "app",
+      FRESHTOKEN_CLIENT_SECRET: `${SECRET}\u0085`,
+    },
+    {
+      tokenUrl: "https://auth.example.com/oauth/token",
+      clientId: "app",
+      clientSecret: `${SECRET}\u0085`,
+    },
+  ),
+  refusedAtImport(
+    "an encryption key that is not 32 bytes of base64",
+    {
+      FRESHTOKEN_TOKEN_URL: "https://auth.example.com/oauth/token",
+      FRESHTOKEN_CLIENT_ID: "app",
+      FRESHTOKEN_CLIENT_SECRET: SECRET,
+      FRESHTOKEN_ENCRYPTION_KEY: "not-a-key",
+    },
+    {
+      tokenUrl: "https://auth.example.com/oauth/token",
+      clientId: "app",
+      clientSecret: SECRET,
+      encryptionKey: "not-a-key",
+    },
+  ),
+  {
+    group: "round 4 cron",
+    name:
+      "the README's handler for freshtoken/cron, with FRESHTOKEN_KV set, in two processes: one token between it and the job",
+    async run() {
+      const handler = await readmeCronHandler();
+      if (handler === undefined) {
+        return { ok: false, outcome: "no handler importing freshtoken/cron under The cron job" };
+      }
+      const server = startGenesysLike({ clients: { app: SECRET } });
+      const dir = await Deno.makeTempDir();
+      try {
+        const script = `${dir}/main.ts`;
+        // The handler as the README shows it, then one call of its own.
+        await Deno.writeTextFile(
+          script,
+          `${handler}\nconsole.log("handler: " + (await client.getToken()).expiresAt);\n`,
+        );
+        const env = {
+          DENO_CRON_TEST_SCHEDULE_OFFSET: "1",
+          // Where Deno.openKv() without a path keeps its file: inside the case's folder.
+          DENO_DIR: `${dir}/deno`,
+          FRESHTOKEN_KV: `${dir}/kv.sqlite`,
+          FRESHTOKEN_TOKEN_URL: server.tokenUrl,
+          FRESHTOKEN_CLIENT_ID: "app",
+          FRESHTOKEN_CLIENT_SECRET: SECRET,
+        };
+        const done = (out: string) =>
+          out.includes("handler: ") && /freshtoken cron: app at .*: (refreshed|fresh)/.test(out);
+        const runs = [];
+        for (let i = 0; i < 2; i++) runs.push(await runDeno(script, env, done, 15_000));
+        const served = runs.map((r) => r.stdout.match(/^handler: (\d+)$/m)?.[1]);
+        const jobs = runs.map((r) => r.stdout.match(/freshtoken cron: app at .*: (\w+)/)?.[1]);
+        const requests = server.stats.tokenRequests;
+        const oneToken = served[0] !== undefined && served[0] === served[1];
+        return {
+          ok: served.every((s) => s !== undefined) && jobs.every((j) => j !== undefined) &&
+            oneToken && requests === 1,
+          outcome: `${requests} token requests for two handler processes and their jobs (` +
+            `job runs: ${jobs.map((j) => j ?? "none").join(", ")}; ` +
+            `${
+              oneToken ? "both handlers served one token" : "the handlers served different tokens"
+            })`,
+        };
+      } finally {
+        await server.close();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  },
+];
