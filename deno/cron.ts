@@ -38,6 +38,7 @@
 import { aheadSeconds, BACKOFF_SCHEDULE, DEFAULT_SCHEDULE, refreshRun } from "./_cron_job.ts";
 import { optionsFromEnv } from "./_env.ts";
 import { createTokenClient } from "./client.ts";
+import { configError } from "./token_error.ts";
 import type { TokenClient, TokenClientOptions } from "./types.ts";
 
 /** The job's name, as Deno Deploy lists it. */
@@ -69,7 +70,7 @@ if (configured.length === 0) {
  * the deployment's own KV when that is not set. A handler of your own shares
  * the job's tokens on this store (or simply uses {@linkcode clients}).
  */
-export const kv: Deno.Kv = await Deno.openKv(Deno.env.get("FRESHTOKEN_KV") || undefined);
+export const kv: Deno.Kv = await openStore(Deno.env.get("FRESHTOKEN_KV") || undefined);
 
 /**
  * The job's clients on {@linkcode kv}, one for each client the environment
@@ -79,6 +80,19 @@ export const kv: Deno.Kv = await Deno.openKv(Deno.env.get("FRESHTOKEN_KV") || un
  * refuses fails the import with its `config` error, not every run.
  */
 export const clients: readonly TokenClient[] = clientsOn(kv);
+
+/** The store at `path` (the deployment's own without one), or a `config` error naming it. */
+async function openStore(path: string | undefined): Promise<Deno.Kv> {
+  try {
+    return await Deno.openKv(path);
+  } catch (error) {
+    // Deno's message is left out: it quotes the path or URL, which may carry a credential.
+    throw configError(
+      `${path === undefined ? "the deployment's KV" : "the FRESHTOKEN_KV store"} could not be ` +
+        `opened (${(error as Error).name}): check the path or URL, and that its folder exists`,
+    );
+  }
+}
 
 function clientsOn(store: Deno.Kv): TokenClient[] {
   try {

@@ -72,6 +72,18 @@ Deno.test("deno/cron.ts with nothing configured fails at start-up, naming the va
   assert.match(stderr, /registerRefreshCron/);
 });
 
+Deno.test("deno/cron.ts with FRESHTOKEN_KV in a folder that does not exist fails at start-up naming the variable", async () => {
+  const { stderr, code } = await run([CRON], {
+    FRESHTOKEN_KV: "/nonexistent-freshtoken-folder/kv.sqlite",
+    FRESHTOKEN_TOKEN_URL: "https://auth.example.com/oauth/token",
+    FRESHTOKEN_CLIENT_ID: "app",
+    FRESHTOKEN_CLIENT_SECRET: SECRET,
+  });
+  assert.notEqual(code, 0);
+  assert.match(stderr, /config: the FRESHTOKEN_KV store could not be opened/);
+  assert.ok(!stderr.includes(SECRET));
+});
+
 Deno.test("registerRefreshCron: one job per store, prefix and KV identity, however often it is called; each keeps its token fresh", async () => {
   const server = startGenesysLike({ clients: { app: SECRET } });
   const dir = await Deno.makeTempDir();
