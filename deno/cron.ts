@@ -94,6 +94,7 @@ async function openStore(path: string | undefined): Promise<Deno.Kv> {
   }
 }
 
+/** The configured clients on `store`; a `config` error from `createTokenClient` closes it first. */
 function clientsOn(store: Deno.Kv): TokenClient[] {
   try {
     return configured.map((options) => createTokenClient({ ...options, kv: store }));
