@@ -44,6 +44,9 @@ const GROUPS: Record<string, string> = {
   "one tenant, one token": "Round 3: shared KV, one tenant, one token",
   options: "Round 3: options that look harmless",
   process: "Round 3: process hygiene",
+  "round 4 secrets cli":
+    "Round 4: secrets in the wrong place (the Genesys region, exec's environment)",
+  "round 4 messages cli": "Round 4: the CLI's messages a new user meets",
 };
 const hardening: Record<string, string[]> = {};
 for (const c of CASES) {
