@@ -64,7 +64,8 @@ const FLAGS: readonly Flag[] = [
   {
     name: "--json",
     commands: ["token", "status"],
-    help: "print JSON: accessToken, tokenType, expiresAt, expiresAtIso, expiresIn",
+    help: "print JSON: accessToken, tokenType, expiresAt, expiresAtIso, expiresIn" +
+      "\n (status: hasToken, expiresAt, expiresAtIso, expiresIn, refreshAt)",
   },
   {
     name: "--github-env",
@@ -171,7 +172,7 @@ Usage:
   freshtoken token [--header | --json] [options]       print a token
   freshtoken token --github-env NAME [options]         export it to later GitHub Actions steps
   freshtoken exec [--env NAME] [options] -- CMD [ARG…]  run CMD with a token in its environment
-  freshtoken status [--json] [options]                 what is cached; exits 1 without a token
+  freshtoken status [--json] [options]                 which client, what is cached; exits 1 without a token
   freshtoken agent --sink PATH [--header-sink PATH] [options]
                                                        keep token files fresh until SIGTERM
   freshtoken --help | --version
@@ -183,7 +184,8 @@ log (::add-mask:: on stderr), in each form printed. Outside it nothing extra is 
 fresh while CMD runs: $FRESHTOKEN_TOKEN_FILE (the token) and $FRESHTOKEN_HEADER_FILE (a header
 line, for curl -H @"$FRESHTOKEN_HEADER_FILE"). CMD gets none of the
 credentials freshtoken used (client secret, private key, KV encryption key, the remote KV's
-access token) unless --pass-env names one. Its exit code is CMD's; SIGINT, SIGTERM, SIGHUP and
+access token), nor any variable holding one inside its value (a URL, a Basic pair; those are
+named on stderr), unless --pass-env names it. Its exit code is CMD's; SIGINT, SIGTERM, SIGHUP and
 SIGQUIT are passed on to CMD. Needs --allow-run, --allow-read and --allow-write.
 
 "agent" keeps the sink files holding a usable token (rewritten in each token's refresh window,

@@ -336,4 +336,59 @@ export const ROUND4_CLI: HardeningCase[] = [
       }
     },
   },
+  {
+    group: "round 4 messages cli",
+    name: "the README's install and import lines work from a clone (not on JSR yet)",
+    run: async () => {
+      const root = new URL("..", import.meta.url).pathname;
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-read", "--allow-write", "--allow-run", "scripts/check_readme.ts"],
+        cwd: root,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const said = new TextDecoder().decode(output.stdout).trim();
+      const clone = said.match(/clone form: (\d+) of (\d+)/);
+      const ok = output.success && clone !== null && clone[1] === clone[2] && clone[2] !== "0";
+      return { ok, outcome: `exit ${output.code}: ${said}` };
+    },
+  },
+  {
+    group: "round 4 messages cli",
+    name: "a script that gets a token and never closes its client exits by itself",
+    run: async () => {
+      const secret = "r4-canary-secret-no-close";
+      const server = startGenesysLike({ clients: { cli: secret }, lifetimeSeconds: 2 });
+      const mod = new URL("../deno/mod.ts", import.meta.url).href;
+      // 2 s tokens: 1.2 s on, the second call is served at once and starts a background
+      // refresh, which the script leaves running as it ends.
+      const script = `import { createTokenClient } from "${mod}";
+        const client = createTokenClient({ tokenUrl: Deno.args[0], clientId: "cli",
+          clientSecret: Deno.args[1] });
+        await client.getToken();
+        await new Promise((resolve) => setTimeout(resolve, 1200));
+        await client.getToken();`;
+      try {
+        const started = performance.now();
+        const child = new Deno.Command(Deno.execPath(), {
+          args: ["eval", "--ext=ts", script, server.tokenUrl, secret],
+          env: { NO_COLOR: "1" },
+          stdout: "null",
+          stderr: "piped",
+        }).spawn();
+        const timeout = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        const status = await child.output();
+        clearTimeout(timeout);
+        const ms = Math.round(performance.now() - started);
+        const ok = status.code === 0 && ms < 10_000 && server.stats.tokenRequests === 2;
+        return {
+          ok,
+          outcome: `exit ${status.code} after ${ms} ms, ${server.stats.tokenRequests} token ` +
+            `requests (the second a background refresh the script left running), no close()`,
+        };
+      } finally {
+        await server.close();
+      }
+    },
+  },
 ];
