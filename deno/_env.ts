@@ -1,7 +1,7 @@
 // Client options from environment variables: what the CLI, deno/cron.ts
 // and clientOptionsFromEnv (deno/env.ts) read, one reading for all.
 
-import { genesysCloud } from "./genesys.ts";
+import { genesysCloud, regionDomain } from "./genesys.ts";
 import { configError } from "./token_error.ts";
 import type { TokenClientOptions } from "./types.ts";
 
@@ -117,7 +117,14 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
   );
   if (genesys) {
     const [region, clientId, clientSecret] = genesys;
-    found.push(genesysCloud({ region, clientId, clientSecret }));
+    // An unknown region names the variable that holds it, never its value.
+    const variable = GENESYS_VARIABLES[0].find((name) => env(name)?.trim()) ?? "region";
+    const domain = regionDomain(
+      region,
+      variable,
+      "FRESHTOKEN_TOKEN_URL=https://login.<domain>/oauth/token",
+    );
+    found.push(genesysCloud({ domain, clientId, clientSecret }));
   }
   const encryptionKey = env("FRESHTOKEN_ENCRYPTION_KEY")?.trim();
   return encryptionKey ? found.map((o) => ({ ...o, encryptionKey })) : found;

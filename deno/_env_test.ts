@@ -165,3 +165,16 @@ Deno.test("optionsFromEnv() takes each value by precedence: FRESHTOKEN_* ahead o
   });
   assert.equal(genesysClient.clientId, "gid");
 });
+
+Deno.test("an unknown region names the variable that holds it, never its value", () => {
+  const creds = { GENESYS_CLOUD_CLIENT_ID: "gid", GENESYS_CLOUD_CLIENT_SECRET: "gsecret" };
+  for (const variable of ["GENESYS_CLOUD_REGION", "GENESYSCLOUD_REGION"]) {
+    assert.throws(
+      () => from({ ...creds, [variable]: "env-canary-secret-r" }),
+      (e: unknown) =>
+        e instanceof TokenError && e.code === "config" &&
+        e.message.startsWith(`config: ${variable} is not a Genesys Cloud region`) &&
+        !e.message.includes("canary") && !e.message.includes("domain:"),
+    );
+  }
+});

@@ -394,8 +394,12 @@ function clientOptions(
     if (clientSecret === undefined) {
       throw configError(`no client secret: set ${oneOf(secretNames)}`);
     }
-    const name = first("region", regionNames)!;
-    const domain = regionDomain(name, "--token-url https://login.<domain>/oauth/token");
+    const region = first("region", regionNames)!;
+    const domain = regionDomain(
+      region,
+      sources.get("region"),
+      "--token-url https://login.<domain>/oauth/token",
+    );
     options = genesysCloud({ domain, clientId, clientSecret });
   } else {
     const [option] = Object.keys(endpoint);

@@ -93,23 +93,24 @@ export function genesysCloud(options: GenesysCloudOptions): TokenClientOptions {
 /**
  * The domain of a known region, given by name or by domain. An unknown one
  * is a `config` error that never shows the value (people swap variables: it
- * may be a secret), naming a region only for a near miss. `otherwise` says
- * what to give for a region not listed (`domain:` here; the CLI has its own).
+ * may be a secret), naming a region only for a near miss. `name` is where
+ * the value came from (the option, or the CLI's flag or variable);
+ * `otherwise` says what to give for a region not listed.
  */
-export function regionDomain(region: unknown, otherwise = "domain:"): string {
-  if (typeof region !== "string") throw configError("region must be a string");
-  const name = region.trim().toLowerCase();
-  const regionName = name.replaceAll("-", "_");
+export function regionDomain(region: unknown, name = "region", otherwise = "domain:"): string {
+  if (typeof region !== "string") throw configError(`${name} must be a string`);
+  const given = region.trim().toLowerCase();
+  const regionName = given.replaceAll("-", "_");
   const domain = Object.hasOwn(GENESYS_CLOUD_REGIONS, regionName)
     ? GENESYS_CLOUD_REGIONS[regionName]
-    : DOMAINS.has(name)
-    ? name
+    : DOMAINS.has(given)
+    ? given
     : undefined;
   if (domain === undefined) {
     const known = [...Object.keys(GENESYS_CLOUD_REGIONS), ...DOMAINS];
-    const near = nearName(name, known, NEAR_MISS_EDITS);
+    const near = nearName(given, known, NEAR_MISS_EDITS);
     throw configError(
-      `region is not a Genesys Cloud region or domain (its value is not shown)${
+      `${name} is not a Genesys Cloud region or domain (its value is not shown)${
         near === undefined ? "" : `; did you mean "${near}"?`
       }; use a region name such as "eu_west_1" or a domain such as "mypurecloud.ie", ` +
         `or ${otherwise} for a region not listed`,
