@@ -803,6 +803,11 @@ export async function main(
     const kvPath = setting(invocation, io.env, "--kv");
     try {
       options = clientOptions(invocation, io.env, sources);
+      if (options.encryptionKey !== undefined && !kvPath) {
+        throw configError(
+          "FRESHTOKEN_ENCRYPTION_KEY encrypts the tokens kept in a store: set --kv (or FRESHTOKEN_KV)",
+        );
+      }
       if (kvPath) kv = await openKv(kvPath);
       client = createTokenClient({ ...options, kv });
     } catch (error) {

@@ -239,6 +239,12 @@ export const ROUND4_CLI: HardeningCase[] = [
           { FRESHTOKEN_CLIENT_SECRET: "s" },
           "FRESHTOKEN_CLIENT_ID",
         ],
+        [[], {
+          FRESHTOKEN_TOKEN_URL: "https://auth.example.com/t",
+          FRESHTOKEN_CLIENT_SECRET: "s",
+          FRESHTOKEN_ENCRYPTION_KEY: "a2V5",
+          ...id,
+        }, "FRESHTOKEN_ENCRYPTION_KEY encrypts the tokens kept in a store: set --kv"],
         [["--region", "nowhere"], {
           GENESYS_CLOUD_CLIENT_ID: "a",
           GENESYS_CLOUD_CLIENT_SECRET: "b",
@@ -249,7 +255,7 @@ export const ROUND4_CLI: HardeningCase[] = [
       for (const [args, env, want] of cases) {
         const run = await runCli(ALL_PERMISSIONS, ["status", ...args], env);
         const right = run.code === 2 && run.stderr.includes(want) &&
-          !/tokenUrl|clientSecret|clientId|domain:/.test(run.stderr);
+          !/tokenUrl|clientSecret|clientId|encryptionKey|domain:|the kv option/.test(run.stderr);
         ok &&= right;
         outcomes.push(`exit ${run.code}: ${said(run.stderr).replace(/^freshtoken: config: /, "")}`);
       }
