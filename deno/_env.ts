@@ -1,7 +1,7 @@
 // Client options from environment variables: what the CLI, deno/cron.ts
 // and clientOptionsFromEnv (deno/env.ts) read, one reading for all.
 
-import { genesysCloud } from "./genesys.ts";
+import { genesysCloud, regionDomain } from "./genesys.ts";
 import { configError } from "./token_error.ts";
 import type { TokenClientOptions } from "./types.ts";
 
@@ -58,6 +58,8 @@ export function endpointFromEnv(
  * - `GENESYS_CLOUD_REGION`, `GENESYS_CLOUD_CLIENT_ID`, `GENESYS_CLOUD_CLIENT_SECRET`
  *   (or the Terraform provider's `GENESYSCLOUD_REGION`, `GENESYSCLOUD_OAUTHCLIENT_ID`,
  *   `GENESYSCLOUD_OAUTHCLIENT_SECRET`).
+ * Without `FRESHTOKEN_TOKEN_URL` or `FRESHTOKEN_ISSUER`, `FRESHTOKEN_CLIENT_ID`
+ * and `FRESHTOKEN_CLIENT_SECRET` serve the Genesys client, ahead of its own.
  * `FRESHTOKEN_ENCRYPTION_KEY` applies to all. A partly set group is a
  * `"config"` error naming what is missing.
  */
@@ -71,12 +73,18 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
   };
   const key = env("FRESHTOKEN_PRIVATE_KEY")?.trim() || undefined;
   const endpoint = endpointFromEnv(env);
+  const [region, genesysId, genesysSecret] = genesysFromEnv(env);
+  // Without an endpoint of their own, FRESHTOKEN_CLIENT_ID and _SECRET are the
+  // Genesys client's, ahead of its own variables: precedence holds per value.
+  const ours = endpoint === undefined && region !== undefined
+    ? ["FRESHTOKEN_CLIENT_ID", "FRESHTOKEN_CLIENT_SECRET"].map((n) => env(n)?.trim() || undefined)
+    : [];
   const genericNames = [
     "FRESHTOKEN_TOKEN_URL (or FRESHTOKEN_ISSUER)",
     "FRESHTOKEN_CLIENT_ID",
     ...(key === undefined ? ["FRESHTOKEN_CLIENT_SECRET"] : []),
   ];
-  const generic = group(genericNames, [
+  const generic = ours.length > 0 ? undefined : group(genericNames, [
     endpoint && "set",
     ...genericNames.slice(1).map((n) => env(n)?.trim() || undefined),
   ]);
@@ -105,11 +113,18 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
   }
   const genesys = group(
     GENESYS_VARIABLES.map(([ours, terraform]) => `${ours} (or ${terraform})`),
-    genesysFromEnv(env),
+    [region, ours[0] ?? genesysId, ours[1] ?? genesysSecret],
   );
   if (genesys) {
     const [region, clientId, clientSecret] = genesys;
-    found.push(genesysCloud({ region, clientId, clientSecret }));
+    // An unknown region names the variable that holds it, never its value.
+    const variable = GENESYS_VARIABLES[0].find((name) => env(name)?.trim()) ?? "region";
+    const domain = regionDomain(
+      region,
+      variable,
+      "FRESHTOKEN_TOKEN_URL=https://login.<domain>/oauth/token",
+    );
+    found.push(genesysCloud({ domain, clientId, clientSecret }));
   }
   const encryptionKey = env("FRESHTOKEN_ENCRYPTION_KEY")?.trim();
   return encryptionKey ? found.map((o) => ({ ...o, encryptionKey })) : found;

@@ -139,3 +139,42 @@ Deno.test("optionsFromEnv() takes FRESHTOKEN_ISSUER instead of FRESHTOKEN_TOKEN_
       e.message.includes("set FRESHTOKEN_TOKEN_URL (or FRESHTOKEN_ISSUER) too"),
   );
 });
+
+Deno.test("optionsFromEnv() takes each value by precedence: FRESHTOKEN_* ahead of the Genesys variables", () => {
+  const fresh = { FRESHTOKEN_CLIENT_ID: "id", FRESHTOKEN_CLIENT_SECRET: "env-canary-secret-f" };
+  const genesys = { GENESYS_CLOUD_CLIENT_ID: "gid", GENESYS_CLOUD_CLIENT_SECRET: "gsecret" };
+  const regions: Record<string, string>[] = [
+    { GENESYS_CLOUD_REGION: "eu_west_1" },
+    { GENESYSCLOUD_REGION: "eu-west-1" },
+  ];
+  for (const region of regions) {
+    for (const vars of [{ ...fresh, ...region }, { ...fresh, ...genesys, ...region }]) {
+      const [options, more] = from(vars);
+      assert.equal(options.tokenUrl, "https://login.mypurecloud.ie/oauth/token");
+      assert.equal(options.clientId, "id");
+      assert.equal(options.clientSecret, fresh.FRESHTOKEN_CLIENT_SECRET);
+      assert.equal(more, undefined);
+    }
+  }
+  // With an endpoint of its own, FRESHTOKEN_* is its own client: the Genesys secret stays Genesys'.
+  const [, genesysClient] = from({
+    ...fresh,
+    ...genesys,
+    GENESYS_CLOUD_REGION: "eu_west_1",
+    FRESHTOKEN_TOKEN_URL: "https://auth.example.com/token",
+  });
+  assert.equal(genesysClient.clientId, "gid");
+});
+
+Deno.test("an unknown region names the variable that holds it, never its value", () => {
+  const creds = { GENESYS_CLOUD_CLIENT_ID: "gid", GENESYS_CLOUD_CLIENT_SECRET: "gsecret" };
+  for (const variable of ["GENESYS_CLOUD_REGION", "GENESYSCLOUD_REGION"]) {
+    assert.throws(
+      () => from({ ...creds, [variable]: "env-canary-secret-r" }),
+      (e: unknown) =>
+        e instanceof TokenError && e.code === "config" &&
+        e.message.startsWith(`config: ${variable} is not a Genesys Cloud region`) &&
+        !e.message.includes("canary") && !e.message.includes("domain:"),
+    );
+  }
+});

@@ -10,14 +10,14 @@
  * @module
  */
 
-import { endpointFromEnv, genesysFromEnv, keyOptions, optionsFromEnv } from "./_env.ts";
+import { endpointFromEnv, GENESYS_VARIABLES, genesysFromEnv, keyOptions } from "./_env.ts";
 import { addMask, inGitHubActions, variableEntry } from "./_github.ts";
-import { HELD, type Held, LOAD_SHARED } from "./_internal.ts";
+import { DESCRIBE, HELD, type Held, LOAD_SHARED } from "./_internal.ts";
 import { keepFresh, type TokenFiles, writeTokenFiles } from "./_token_files.ts";
 import { createTokenClient } from "./client.ts";
-import { closestName } from "../pkg/freshtoken.js";
+import { closestName, holdsCredential } from "../pkg/freshtoken.js";
 import meta from "../deno.json" with { type: "json" };
-import { genesysCloud } from "./genesys.ts";
+import { genesysCloud, regionDomain } from "./genesys.ts";
 import { configError, TokenError, type TokenErrorCode } from "./token_error.ts";
 import type { Token } from "./token.ts";
 import type { TokenClient, TokenClientOptions } from "./types.ts";
@@ -64,7 +64,8 @@ const FLAGS: readonly Flag[] = [
   {
     name: "--json",
     commands: ["token", "status"],
-    help: "print JSON: accessToken, tokenType, expiresAt, expiresAtIso, expiresIn",
+    help: "print JSON: accessToken, tokenType, expiresAt, expiresAtIso, expiresIn" +
+      "\n (status: hasToken, expiresAt, expiresAtIso, expiresIn, refreshAt)",
   },
   {
     name: "--github-env",
@@ -171,7 +172,7 @@ Usage:
   freshtoken token [--header | --json] [options]       print a token
   freshtoken token --github-env NAME [options]         export it to later GitHub Actions steps
   freshtoken exec [--env NAME] [options] -- CMD [ARG…]  run CMD with a token in its environment
-  freshtoken status [--json] [options]                 what is cached; exits 1 without a token
+  freshtoken status [--json] [options]                 which client, what is cached; exits 1 without a token
   freshtoken agent --sink PATH [--header-sink PATH] [options]
                                                        keep token files fresh until SIGTERM
   freshtoken --help | --version
@@ -183,7 +184,8 @@ log (::add-mask:: on stderr), in each form printed. Outside it nothing extra is 
 fresh while CMD runs: $FRESHTOKEN_TOKEN_FILE (the token) and $FRESHTOKEN_HEADER_FILE (a header
 line, for curl -H @"$FRESHTOKEN_HEADER_FILE"). CMD gets none of the
 credentials freshtoken used (client secret, private key, KV encryption key, the remote KV's
-access token) unless --pass-env names one. Its exit code is CMD's; SIGINT, SIGTERM, SIGHUP and
+access token), nor any variable holding one inside its value (a URL, a Basic pair; those are
+named on stderr), unless --pass-env names it. Its exit code is CMD's; SIGINT, SIGTERM, SIGHUP and
 SIGQUIT are passed on to CMD. Needs --allow-run, --allow-read and --allow-write.
 
 "agent" keeps the sink files holding a usable token (rewritten in each token's refresh window,
@@ -241,6 +243,9 @@ interface Invocation {
   run: string[];
 }
 
+/** What `exec` without its command after `--` is told. */
+const EXEC_NEEDS_DASHES = "exec needs a command after --, e.g. freshtoken exec -- ./deploy.sh";
+
 /** The command line lacks a command: the usage goes to stderr, exit 2. */
 class NoCommand extends Error {}
 
@@ -280,8 +285,14 @@ function parseArgs(args: string[]): Invocation {
       command = name as Command;
     } else if (command === undefined && name === "help") {
       switches.add("--help");
+    } else if (command === "exec") {
+      throw configError(`${EXEC_NEEDS_DASHES} ${at}`);
+    } else if (command === undefined) {
+      throw configError(
+        `unexpected command ${at}; did you mean ${closestName(name, [...COMMANDS])}?`,
+      );
     } else {
-      throw configError(`unexpected ${command === undefined ? "command" : "argument"} ${at}`);
+      throw configError(`unexpected argument ${at}`);
     }
   }
   if (switches.has("--help")) return { command: "help", values, passEnv, switches, run };
@@ -301,9 +312,7 @@ function parseArgs(args: string[]): Invocation {
       );
     }
   }
-  if (command === "exec" && run.length === 0) {
-    throw configError("exec needs a command after --, e.g. freshtoken exec -- ./deploy.sh");
-  }
+  if (command === "exec" && run.length === 0) throw configError(EXEC_NEEDS_DASHES);
   if (command !== "exec" && end >= 0) throw configError("-- is for the exec command");
   return { command, values, passEnv, switches, run };
 }
@@ -322,73 +331,106 @@ function setting(
   return invocation.values.get(name) ?? (variable === undefined ? undefined : env(variable));
 }
 
-/** Client options from flags, then the environment. */
+/**
+ * Client options from flags, then the environment, value by value in the
+ * README's order: flags, `FRESHTOKEN_*`, `GENESYS_CLOUD_*`, `GENESYSCLOUD_*`.
+ * The Genesys variables' client id and secret go to a Genesys endpoint
+ * only. `sources` learns which flag or variable gave each option, for
+ * {@linkcode inCliTerms}.
+ */
 function clientOptions(
   invocation: Invocation,
   env: (name: string) => string | undefined,
+  sources: Map<string, string>,
 ): TokenClientOptions {
   const flag = (name: string) => invocation.values.get(name);
-  const given = (name: string) => setting(invocation, env, name);
-  let options: TokenClientOptions;
-  const genesys = genesysFromEnv(env); // Both spellings set to different values: an error, always.
+  /** The first of `names` that is set (a flag, else a variable), noted as the source of `option`. */
+  const first = (option: string, names: readonly string[]): string | undefined => {
+    for (const name of names) {
+      const value = name.startsWith("--") ? flag(name) : env(name);
+      if (value === undefined || (!name.startsWith("--") && value.trim() === "")) continue;
+      sources.set(option, name);
+      // The Genesys variables are read trimmed, as genesysFromEnv reads them.
+      return name.startsWith("GENESYS") ? value.trim() : value;
+    }
+    return undefined;
+  };
+  /** A client option's flag, else the variable the table names for it. */
+  const given = (option: string, name: string) =>
+    first(option, [name, ...[FLAG_BY_NAME.get(name)?.env ?? []].flat()]);
+  const [genesysRegion] = genesysFromEnv(env); // Both spellings set to different values: an error, always.
   const region = flag("--region");
   const byFlag = ["--token-url", "--issuer"].filter((name) => flag(name) !== undefined);
   if (region !== undefined && byFlag.length > 0) {
     throw configError(`choose one of --region and ${byFlag[0]}`);
   }
   if (byFlag.length > 1) throw configError("choose one of --token-url and --issuer");
-  if (region !== undefined) {
+  const endpoint = region !== undefined
+    ? undefined
+    : byFlag.length > 0
+    ? { [byFlag[0] === "--token-url" ? "tokenUrl" : "issuer"]: flag(byFlag[0])! }
+    : endpointFromEnv(env);
+  if (endpoint === undefined && region === undefined && genesysRegion === undefined) {
+    throw configError(
+      "no client configured: set --token-url (or FRESHTOKEN_TOKEN_URL) or --issuer " +
+        "(or FRESHTOKEN_ISSUER), or --region " +
+        "(or GENESYS_CLOUD_REGION), with a client id and secret",
+    );
+  }
+  const genesys = endpoint === undefined;
+  const [regionNames, idNames, secretNames] = [
+    ["--region"],
+    ["--client-id", "FRESHTOKEN_CLIENT_ID"],
+    ["--client-secret", "FRESHTOKEN_CLIENT_SECRET"],
+  ].map((names, i) => [...names, ...(genesys ? GENESYS_VARIABLES[i] : [])]);
+  const clientId = first("clientId", idNames);
+  if (clientId === undefined) throw configError(`no client id: set ${oneOf(idNames)}`);
+  let options: TokenClientOptions;
+  if (genesys) {
     if (flag("--private-key") !== undefined) {
       throw configError("--private-key is not for --region: Genesys Cloud takes a client secret");
     }
-    const [, clientId, clientSecret] = genesys;
-    options = genesysCloud({
+    const clientSecret = first("clientSecret", secretNames);
+    if (clientSecret === undefined) {
+      throw configError(`no client secret: set ${oneOf(secretNames)}`);
+    }
+    const region = first("region", regionNames)!;
+    const domain = regionDomain(
       region,
-      clientId: flag("--client-id") ?? clientId ?? "",
-      clientSecret: flag("--client-secret") ?? clientSecret ?? "",
-    });
+      sources.get("region"),
+      "--token-url https://login.<domain>/oauth/token",
+    );
+    options = genesysCloud({ domain, clientId, clientSecret });
   } else {
-    const tokenUrl = flag("--token-url");
-    const issuer = flag("--issuer");
-    const endpoint = tokenUrl !== undefined
-      ? { tokenUrl }
-      : issuer !== undefined
-      ? { issuer }
-      : endpointFromEnv(env);
-    if (endpoint !== undefined) {
-      options = { ...endpoint, clientId: given("--client-id") ?? "" };
-      const keyFile = flag("--private-key");
-      const key = keyFile === undefined
-        ? env("FRESHTOKEN_PRIVATE_KEY")?.trim() || undefined
-        : readText("--private-key", keyFile);
-      const secret = given("--client-secret");
-      if (key === undefined) {
-        options.clientSecret = secret ?? "";
-      } else {
-        if (secret !== undefined) options.clientSecret = secret;
-        const certFile = flag("--certificate");
-        Object.assign(
-          options,
-          keyOptions(
-            key,
-            keyFile ? "--private-key" : "FRESHTOKEN_PRIVATE_KEY",
-            given("--key-id"),
-            certFile === undefined
-              ? env("FRESHTOKEN_CERTIFICATE")
-              : readText("--certificate", certFile),
-          ),
-        );
-      }
+    const [option] = Object.keys(endpoint);
+    sources.set(
+      option,
+      byFlag[0] ?? (option === "issuer" ? "FRESHTOKEN_ISSUER" : "FRESHTOKEN_TOKEN_URL"),
+    );
+    options = { ...endpoint, clientId };
+    const keyFile = flag("--private-key");
+    const key = keyFile === undefined
+      ? env("FRESHTOKEN_PRIVATE_KEY")?.trim() || undefined
+      : readText("--private-key", keyFile);
+    const secret = first("clientSecret", secretNames);
+    if (key === undefined) {
+      if (secret === undefined) throw configError(`no client secret: set ${oneOf(secretNames)}`);
+      options.clientSecret = secret;
     } else {
-      const fromEnv = optionsFromEnv(env);
-      if (fromEnv.length === 0) {
-        throw configError(
-          "no client configured: set --token-url (or FRESHTOKEN_TOKEN_URL) or --issuer " +
-            "(or FRESHTOKEN_ISSUER), or --region " +
-            "(or GENESYS_CLOUD_REGION), with a client id and secret",
-        );
-      }
-      options = fromEnv[0];
+      sources.set("privateKey", keyFile ? "--private-key" : "FRESHTOKEN_PRIVATE_KEY");
+      if (secret !== undefined) options.clientSecret = secret;
+      const certFile = flag("--certificate");
+      Object.assign(
+        options,
+        keyOptions(
+          key,
+          keyFile ? "--private-key" : "FRESHTOKEN_PRIVATE_KEY",
+          given("keyId", "--key-id"),
+          certFile === undefined
+            ? env("FRESHTOKEN_CERTIFICATE")
+            : readText("--certificate", certFile),
+        ),
+      );
     }
   }
   for (const name of ["--key-id", "--certificate"]) {
@@ -396,17 +438,36 @@ function clientOptions(
       throw configError(`${name} goes with --private-key (or FRESHTOKEN_PRIVATE_KEY)`);
     }
   }
-  const scope = given("--scope");
+  const scope = given("scope", "--scope");
   if (scope?.trim()) options.scope = scope.trim().split(/\s+/);
-  const audience = given("--audience");
+  const audience = given("audience", "--audience");
   if (audience) options.audience = audience;
-  const method = given("--auth-method");
+  const method = given("authMethod", "--auth-method");
   if (method) options.authMethod = method as TokenClientOptions["authMethod"];
   const timeout = flag("--timeout");
   if (timeout !== undefined) options.timeoutMs = number("--timeout", timeout, 1, "milliseconds");
-  const key = env("FRESHTOKEN_ENCRYPTION_KEY");
+  const key = first("encryptionKey", ["FRESHTOKEN_ENCRYPTION_KEY"]);
   if (key) options.encryptionKey = key;
   return options;
+}
+
+/** `a`, `a or b`, `a, b or c`. */
+function oneOf(names: string[]): string {
+  return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+}
+
+/**
+ * A configuration error in the CLI's terms: the option it begins with
+ * (`tokenUrl must use https:`, `clientSecret has leading or trailing
+ * whitespace`) becomes the flag or variable that gave it. Only errors about
+ * the options as given go through here, never a server's text.
+ */
+function inCliTerms(error: unknown, sources: Map<string, string>): unknown {
+  if (!(error instanceof TokenError) || error.code !== "config") return error;
+  const text = error.description ?? "";
+  const option = text.match(/^[A-Za-z.]+/)?.[0];
+  const source = option === undefined ? undefined : sources.get(option);
+  return source === undefined ? error : configError(`${source}${text.slice(option!.length)}`);
 }
 
 /** A flag's number, at least `min`; the message never repeats what was given. */
@@ -489,8 +550,11 @@ const KV_ACCESS_TOKEN = "DENO_KV_ACCESS_TOKEN";
 
 /**
  * The environment of `exec`'s command: this one, less every credential
- * freshtoken used (by name, and any variable holding one of their values),
- * plus the token in `name`; `keep` names variables passed on all the same.
+ * freshtoken used (by name, and any variable that holds one: raw or in any
+ * encoding redaction knows, inside other text too, as a connection URL or
+ * the Basic pair does), plus the token in `name`; `keep` names variables
+ * passed on all the same. `withheld` names those held back for what they
+ * hold (the credential variables themselves go without saying).
  */
 function childEnv(
   env: Record<string, string>,
@@ -498,25 +562,30 @@ function childEnv(
   name: string,
   token: string,
   keep: string[],
-): Record<string, string> {
-  const { clientSecret, privateKey, encryptionKey } = used.options;
+): { child: Record<string, string>; withheld: string[] } {
+  const { clientId, clientSecret, privateKey, encryptionKey } = used.options;
   const names = [...CREDENTIAL_VARIABLES, ...(used.remoteKv ? [KV_ACCESS_TOKEN] : [])];
   // The credentials as given (a variable's own text, a flag's value) and as used.
-  const values = new Set(
-    [
-      ...names.map((variable) => env[variable]),
-      clientSecret,
-      typeof privateKey === "string" ? privateKey : undefined,
-      encryptionKey,
-    ].filter((v): v is string => typeof v === "string" && v.trim() !== "").map((v) => v.trim()),
-  );
+  const others = [
+    ...names.map((variable) => env[variable]),
+    typeof privateKey === "string" ? privateKey : (privateKey as JsonWebKey | undefined)?.d,
+    encryptionKey,
+  ].filter((v): v is string => typeof v === "string" && v.trim() !== "").map((v) => v.trim());
   const child: Record<string, string> = {};
+  const withheld: string[] = [];
   for (const [variable, value] of Object.entries(env)) {
-    const credential = names.includes(variable) || values.has(value.trim());
-    if (!credential || keep.includes(variable)) child[variable] = value;
+    if (keep.includes(variable)) {
+      child[variable] = value;
+    } else if (names.includes(variable)) {
+      continue;
+    } else if (holdsCredential(value, clientId, clientSecret, others)) {
+      withheld.push(variable);
+    } else {
+      child[variable] = value;
+    }
   }
   child[name] = token;
-  return child;
+  return { child, withheld };
 }
 
 /** A variable name, as `$GITHUB_ENV`, `$GITHUB_OUTPUT` and a process environment take it. */
@@ -582,7 +651,7 @@ async function exec(command: string[], env: Record<string, string>): Promise<num
     if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
       throw configError("exec runs a command: run with --allow-run");
     }
-    if (error instanceof Deno.errors.NotFound) throw new CommandNotFound();
+    if (error instanceof Deno.errors.NotFound) throw new CommandNotFound(command[0]);
     throw error;
   }
   const forwarding = onSignals(["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"], (signal) => {
@@ -702,7 +771,7 @@ function filePermission(error: unknown): never {
     : error;
 }
 
-/** `exec`'s command could not be found: exit 127, as a shell does. */
+/** `exec`'s command could not be found: exit 127, as a shell does; the message is the command. */
 class CommandNotFound extends Error {}
 
 /**
@@ -728,26 +797,45 @@ export async function main(
       io.out(`freshtoken ${VERSION}\n`);
       return EXIT.ok;
     }
-    const options = clientOptions(invocation, io.env);
+    const sources = new Map<string, string>();
+    let options: TokenClientOptions;
+    let client: TokenClient;
     const kvPath = setting(invocation, io.env, "--kv");
-    if (kvPath) kv = await openKv(kvPath);
-    const client = createTokenClient({ ...options, kv });
+    try {
+      options = clientOptions(invocation, io.env, sources);
+      if (options.encryptionKey !== undefined && !kvPath) {
+        throw configError(
+          "FRESHTOKEN_ENCRYPTION_KEY encrypts the tokens kept in a store: set --kv (or FRESHTOKEN_KV)",
+        );
+      }
+      if (kvPath) kv = await openKv(kvPath);
+      client = createTokenClient({ ...options, kv });
+    } catch (error) {
+      throw inCliTerms(error, sources);
+    }
     if (invocation.command === "agent") return await agent(client, invocation, io.err);
     if (invocation.command === "status") {
       const json = invocation.switches.has("--json");
       await (client as unknown as Record<symbol, () => Promise<void>>)[LOAD_SHARED]();
       const { hasToken, expiresAt, refreshAt } = client.status();
       const now = Date.now();
+      // Which client at which endpoint: its client id and the token endpoint's origin, both public.
+      const which = `for client ${describe(client)}`;
       if (json) {
         const expiresAtIso = expiresAt === undefined ? undefined : iso(expiresAt);
-        io.out(`${JSON.stringify({ hasToken, expiresAt, expiresAtIso, refreshAt })}\n`);
+        const expiresIn = expiresAt === undefined ? undefined : seconds(expiresAt - now);
+        io.out(
+          `${JSON.stringify({ hasToken, expiresAt, expiresAtIso, expiresIn, refreshAt })}\n`,
+        );
       } else if (!hasToken || expiresAt === undefined || refreshAt === undefined) {
         io.out(
-          kv ? "no usable token cached\n" : "no token cached (use --kv to keep one between runs)\n",
+          kv
+            ? `no usable token cached ${which}\n`
+            : `no token cached ${which} (use --kv to keep one between runs)\n`,
         );
       } else {
         io.out(
-          `token cached: expires ${iso(expiresAt)} (in ${span(expiresAt - now)}), ` +
+          `token cached ${which}: expires ${iso(expiresAt)} (in ${span(expiresAt - now)}), ` +
             `refreshes from ${iso(refreshAt)} (${
               refreshAt > now ? `in ${span(refreshAt - now)}` : "due now"
             })\n`,
@@ -772,13 +860,20 @@ export async function main(
     }
     if (invocation.command === "exec") {
       const used = { options, remoteKv: /^https?:/i.test(kvPath ?? "") };
-      const env = childEnv(
+      const { child: env, withheld } = childEnv(
         Deno.env.toObject(),
         used,
         variable,
         token.accessToken,
         invocation.passEnv,
       );
+      if (withheld.length > 0) {
+        io.err(
+          `freshtoken: exec: withheld from the command, as they hold a credential: ${
+            withheld.join(", ")
+          } (--pass-env NAME passes one on)\n`,
+        );
+      }
       // Token files kept fresh for as long as the command runs, in a folder of this run's own.
       const dir = await Deno.makeTempDir({ prefix: "freshtoken-" }).catch(filePermission);
       const files = { token: `${dir}/token`, header: `${dir}/header` };
@@ -817,7 +912,7 @@ export async function main(
             tokenType: token.tokenType,
             expiresAt: token.expiresAt,
             expiresAtIso: iso(token.expiresAt),
-            expiresIn: Math.floor((token.expiresAt - Date.now()) / 1000),
+            expiresIn: seconds(token.expiresAt - Date.now()),
           })
         }\n`,
       );
@@ -831,7 +926,7 @@ export async function main(
       return EXIT.config;
     }
     if (error instanceof CommandNotFound) {
-      io.err(`freshtoken: exec: command not found\n`);
+      io.err(`freshtoken: exec: command not found: ${error.message}\n`);
       return 127;
     }
     const code = exitCode(error);
@@ -876,6 +971,16 @@ async function validToken(client: TokenClient, minValid: number | undefined): Pr
 /** The schedule of the token `client` holds. */
 function held(client: TokenClient): Held | undefined {
   return (client as unknown as Record<symbol, () => Held | undefined>)[HELD]();
+}
+
+/** The client in a line: its client id and token endpoint's origin, nothing secret. */
+function describe(client: TokenClient): string {
+  return (client as unknown as Record<symbol, () => string>)[DESCRIBE]();
+}
+
+/** Whole seconds in `ms`, as `expiresIn` gives them. */
+function seconds(ms: number): number {
+  return Math.floor(ms / 1000);
 }
 
 function iso(ms: number): string {

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { nearName } from "../pkg/freshtoken.js";
 import { configError } from "./token_error.ts";
 import type { TokenClientOptions } from "./types.ts";
 
@@ -89,24 +90,37 @@ export function genesysCloud(options: GenesysCloudOptions): TokenClientOptions {
   });
 }
 
-/** The domain of a known region, given by name or by domain. */
-function regionDomain(region: unknown): string {
-  if (typeof region !== "string") throw configError("region must be a string");
-  const name = region.trim().toLowerCase();
-  const regionName = name.replaceAll("-", "_");
+/**
+ * The domain of a known region, given by name or by domain. An unknown one
+ * is a `config` error that never shows the value (people swap variables: it
+ * may be a secret), naming a region only for a near miss. `name` is where
+ * the value came from (the option, or the CLI's flag or variable);
+ * `otherwise` says what to give for a region not listed.
+ */
+export function regionDomain(region: unknown, name = "region", otherwise = "domain:"): string {
+  if (typeof region !== "string") throw configError(`${name} must be a string`);
+  const given = region.trim().toLowerCase();
+  const regionName = given.replaceAll("-", "_");
   const domain = Object.hasOwn(GENESYS_CLOUD_REGIONS, regionName)
     ? GENESYS_CLOUD_REGIONS[regionName]
-    : DOMAINS.has(name)
-    ? name
+    : DOMAINS.has(given)
+    ? given
     : undefined;
   if (domain === undefined) {
+    const known = [...Object.keys(GENESYS_CLOUD_REGIONS), ...DOMAINS];
+    const near = nearName(given, known, NEAR_MISS_EDITS);
     throw configError(
-      `unknown Genesys Cloud region ${JSON.stringify(region)}; use a region name such as ` +
-        `"eu_west_1" or a domain such as "mypurecloud.ie" (or domain: for a region not listed)`,
+      `${name} is not a Genesys Cloud region or domain (its value is not shown)${
+        near === undefined ? "" : `; did you mean "${near}"?`
+      }; use a region name such as "eu_west_1" or a domain such as "mypurecloud.ie", ` +
+        `or ${otherwise} for a region not listed`,
     );
   }
   return domain;
 }
+
+/** A region given this many edits (or fewer) from a known one is a near miss. */
+const NEAR_MISS_EDITS = 2;
 
 /** A host name of two labels or more; not its login. or api. host. */
 function customDomain(domain: unknown): string {

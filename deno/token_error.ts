@@ -86,6 +86,15 @@ export class TokenError extends Error {
     }
     observe("error", { ...this, message: this.message, stack: this.stack });
   }
+
+  /**
+   * What `JSON.stringify` shows: the message too (an `Error`'s own message
+   * is not enumerable), as in `JSON.stringify(client.status())`. Nothing
+   * here holds a secret.
+   */
+  toJSON(): Record<string, unknown> {
+    return { ...(this as object), message: this.message };
+  }
 }
 
 /** A `"config"` error: the options are wrong and nothing was sent. */

@@ -324,10 +324,24 @@ export function errorCodes(): { code: string; retryable: boolean }[];
 export function filesNext(now: number, failures: number, refresh_at?: number | null, usable_until?: number | null): Float64Array;
 
 /**
+ * Whether `text` holds a credential: `secret` or the base64 of the Basic
+ * pair it makes with `client_id`, or one of `others`, in any encoding
+ * redaction knows (raw, percent- or form-encoded, any letter case). `exec`
+ * withholds such a variable from its command.
+ */
+export function holdsCredential(text: string, client_id: string, secret: string | null | undefined, others: string[]): boolean;
+
+/**
  * The wait before trying again a store operation refused as locked
  * (`shared::locked_retry_ms`), or `undefined` to give up.
  */
 export function lockedRetryMs(attempt: number, started: number, now: number): number | undefined;
+
+/**
+ * The one of `known` within `max` edits of `name` (ignoring case, `_` and
+ * `-`), if any: a suggestion only for a near miss.
+ */
+export function nearName(name: string, known: string[], max: number): string | undefined;
 
 /**
  * The DER bytes of the PEM block labelled `label` that `text` holds, by

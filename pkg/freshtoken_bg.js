@@ -569,6 +569,39 @@ export function filesNext(now, failures, refresh_at, usable_until) {
 }
 
 /**
+ * Whether `text` holds a credential: `secret` or the base64 of the Basic
+ * pair it makes with `client_id`, or one of `others`, in any encoding
+ * redaction knows (raw, percent- or form-encoded, any letter case). `exec`
+ * withholds such a variable from its command.
+ * @param {string} text
+ * @param {string} client_id
+ * @param {string | null | undefined} secret
+ * @param {string[]} others
+ * @returns {boolean}
+ */
+export function holdsCredential(text, client_id, secret, others) {
+    let ptr0, len0, ptr1, len1, ptr2, len2, ptr3, len3;
+    try {
+        ptr0 = passStringToWasm0(text, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        len0 = WASM_VECTOR_LEN;
+        ptr1 = passStringToWasm0(client_id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        len1 = WASM_VECTOR_LEN;
+        ptr2 = isLikeNone(secret) ? 0 : passStringToWasm0(secret, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        len2 = WASM_VECTOR_LEN;
+        ptr3 = passArrayJsValueToWasm0(others, wasm.__wbindgen_malloc);
+        len3 = WASM_VECTOR_LEN;
+    } catch (e) {
+        if (ptr3) { wasm.__externref_drop_slice(ptr3, len3); wasm.__wbindgen_free(ptr3, len3 * 4, 4); }
+        if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 1, 1); }
+        if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+        if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+        throw e;
+    }
+    const ret = wasm.holdsCredential(ptr0, len0, ptr1, len1, ptr2, len2, ptr3, len3);
+    return ret !== 0;
+}
+
+/**
  * The wait before trying again a store operation refused as locked
  * (`shared::locked_retry_ms`), or `undefined` to give up.
  * @param {number} attempt
@@ -579,6 +612,36 @@ export function filesNext(now, failures, refresh_at, usable_until) {
 export function lockedRetryMs(attempt, started, now) {
     const ret = wasm.lockedRetryMs(attempt, started, now);
     return ret[0] === 0 ? undefined : ret[1];
+}
+
+/**
+ * The one of `known` within `max` edits of `name` (ignoring case, `_` and
+ * `-`), if any: a suggestion only for a near miss.
+ * @param {string} name
+ * @param {string[]} known
+ * @param {number} max
+ * @returns {string | undefined}
+ */
+export function nearName(name, known, max) {
+    const val3 = +max;
+    let ptr0, len0, ptr1, len1;
+    try {
+        ptr0 = passStringToWasm0(name, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        len0 = WASM_VECTOR_LEN;
+        ptr1 = passArrayJsValueToWasm0(known, wasm.__wbindgen_malloc);
+        len1 = WASM_VECTOR_LEN;
+    } catch (e) {
+        if (ptr1) { wasm.__externref_drop_slice(ptr1, len1); wasm.__wbindgen_free(ptr1, len1 * 4, 4); }
+        if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+        throw e;
+    }
+    const ret = wasm.nearName(ptr0, len0, ptr1, len1, val3);
+    let v4;
+    if (ret[0] !== 0) {
+        v4 = getStringFromWasm0(ret[0], ret[1]);
+        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+    }
+    return v4;
 }
 
 /**

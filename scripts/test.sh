@@ -41,7 +41,7 @@ run deno doc --lint deno/mod.ts deno/cron.ts deno/cli.ts
 
 step "README: every code block checked; the package publishes"
 run deno check --doc-only README.md
-run deno run --allow-read --allow-run scripts/check_readme.ts README.md
+run deno run --allow-read --allow-write --allow-run scripts/check_readme.ts README.md
 run deno publish --dry-run --allow-dirty
 
 step "Deno $DENO_VERSION: unit and end-to-end tests"

@@ -59,6 +59,11 @@ impl Redactor {
         push(&mut self.credentials, credential, credential.len() < SHORT);
     }
 
+    /// Whether `text` holds a known credential, in any encoding [`Self::redact`] finds.
+    pub fn finds(&self, text: &str) -> bool {
+        self.redact(text) != text
+    }
+
     /// `text` with every known credential replaced by `[redacted]`.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_owned();
@@ -305,6 +310,26 @@ mod tests {
         let clean = r.redact(&text);
         assert!(!clean.contains("canary"));
         assert_eq!(clean.matches(REDACTED).count(), 65_536);
+    }
+
+    #[test]
+    fn finds_a_credential_inside_other_text_in_any_encoding() {
+        let secret = "canary-secret/x+y";
+        let mut r = Redactor::new("app", Some(secret));
+        r.add("another-key-0123456789");
+        let percent = utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string();
+        for text in [
+            format!("postgres://app:{percent}@db/x"),
+            format!("https://app:{secret}@host/"),
+            format!("Basic {}", basic("app", secret)),
+            secret.to_uppercase(),
+            "key=ANOTHER-KEY-0123456789;".to_owned(),
+        ] {
+            assert!(r.finds(&text), "{text}");
+        }
+        for text in ["postgres://app:other@db/x", "app", "canary-secret", ""] {
+            assert!(!r.finds(text), "{text}");
+        }
     }
 
     #[test]

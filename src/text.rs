@@ -17,6 +17,20 @@ pub fn parse_decimal(text: &str) -> Option<f64> {
 /// The candidate closest to `name`, ignoring case, `_` and `-`, so that
 /// `encryption_key` finds `encryptionKey`.
 pub fn closest<'a>(name: &str, candidates: &[&'a str]) -> &'a str {
+    nearest(name, candidates).map_or("", |(c, _)| c)
+}
+
+/// The candidate closest to `name` (as [`closest`] finds it) when it is
+/// within `max` edits: a near miss gets its name, anything further gets
+/// none, so that a value typed into the wrong place is not matched to a
+/// name it merely resembles.
+pub fn near<'a>(name: &str, candidates: &[&'a str], max: usize) -> Option<&'a str> {
+    nearest(name, candidates).and_then(|(c, edits)| (edits <= max).then_some(c))
+}
+
+/// The candidate closest to `name`, ignoring case, `_` and `-`, and its
+/// distance in edits (a swap of two neighbours counts as one).
+fn nearest<'a>(name: &str, candidates: &[&'a str]) -> Option<(&'a str, usize)> {
     let fold = |s: &str| {
         s.chars()
             .filter(|c| *c != '_' && *c != '-')
@@ -26,9 +40,8 @@ pub fn closest<'a>(name: &str, candidates: &[&'a str]) -> &'a str {
     let folded = fold(name);
     candidates
         .iter()
-        .min_by_key(|c| strsim::osa_distance(&folded, &fold(c)))
-        .copied()
-        .unwrap_or_default()
+        .map(|c| (*c, strsim::osa_distance(&folded, &fold(c))))
+        .min_by_key(|(_, edits)| *edits)
 }
 
 #[cfg(test)]
@@ -54,5 +67,16 @@ mod tests {
         assert_eq!(closest("maxAttemps", &names), "maxAttempts");
         assert_eq!(closest("token-url", &names), "tokenUrl");
         assert_eq!(closest("timeout", &names), "timeoutMs");
+    }
+
+    #[test]
+    fn near_names_only_what_is_close() {
+        let regions = ["eu_west_1", "eu_west_2", "us_east_1", "mypurecloud.ie"];
+        assert_eq!(near("eu_wset_1", &regions, 2), Some("eu_west_1"));
+        assert_eq!(near("EU-WEST-1", &regions, 2), Some("eu_west_1"));
+        assert_eq!(near("mypurecloud.i", &regions, 2), Some("mypurecloud.ie"));
+        assert_eq!(near("r4-canary-secret-in-region", &regions, 2), None);
+        assert_eq!(near("nowhere", &regions, 2), None);
+        assert_eq!(near("x", &[], 2), None);
     }
 }

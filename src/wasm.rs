@@ -608,6 +608,32 @@ pub fn closest_name(name: &str, known: Vec<String>) -> String {
     crate::text::closest(name, &known).to_owned()
 }
 
+/// The one of `known` within `max` edits of `name` (ignoring case, `_` and
+/// `-`), if any: a suggestion only for a near miss.
+#[wasm_bindgen(js_name = nearName)]
+pub fn near_name(name: &str, known: Vec<String>, max: usize) -> Option<String> {
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    crate::text::near(name, &known, max).map(str::to_owned)
+}
+
+/// Whether `text` holds a credential: `secret` or the base64 of the Basic
+/// pair it makes with `client_id`, or one of `others`, in any encoding
+/// redaction knows (raw, percent- or form-encoded, any letter case). `exec`
+/// withholds such a variable from its command.
+#[wasm_bindgen(js_name = holdsCredential)]
+pub fn holds_credential(
+    text: &str,
+    client_id: &str,
+    secret: Option<String>,
+    others: Vec<String>,
+) -> bool {
+    let mut redactor = crate::redact::Redactor::new(client_id, secret.as_deref());
+    for other in &others {
+        redactor.add(other);
+    }
+    redactor.finds(text)
+}
+
 /// Every error code, and whether it is retryable by default: the one list.
 #[wasm_bindgen(
     js_name = errorCodes,

@@ -75,7 +75,10 @@ Deno.test("--kv shares one token between pipeline steps; status never shows it",
     await withServer(async (server, env) => {
       const kv = ["--kv", `${dir}/steps.kv`];
       const empty = await cli(["status", ...kv], env);
-      assert.equal(empty.stdout, "no usable token cached\n");
+      assert.match(
+        empty.stdout,
+        /^no usable token cached for client \S+ at http:\/\/127\.0\.0\.1:\d+\n$/,
+      );
       assert.equal(empty.code, 1, "status exits 1 without a usable token");
       const before = await server.tokenRequests();
       const step1 = await cli(["token", ...kv], env);
@@ -88,7 +91,7 @@ Deno.test("--kv shares one token between pipeline steps; status never shows it",
       assert.equal(status.code, 0);
       assert.match(
         status.stdout,
-        /^token cached: expires \S+ \(in (9m \d+s|10m 0s)\), refreshes from \S+ \(in (8m \d+s|9m 0s)\)\n$/,
+        /^token cached for client \S+ at http:\/\/127\.0\.0\.1:\d+: expires \S+ \(in (9m \d+s|10m 0s)\), refreshes from \S+ \(in (8m \d+s|9m 0s)\)\n$/,
       );
       assert.ok(!status.stdout.includes(step1.stdout.trim()), "status printed the token");
       const json = JSON.parse((await cli(["status", "--json", ...kv], env)).stdout);

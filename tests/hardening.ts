@@ -18,6 +18,7 @@ import { startFaultServer } from "./servers/fault_server.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 import { ROUND3 } from "./hardening_round3.ts";
 import { ROUND4_CRON } from "./hardening_round4_cron.ts";
+import { ROUND4_CLI } from "./hardening_round4_cli.ts";
 
 /** What a case found, and whether that is what freshtoken must do. */
 export interface Result {
@@ -724,4 +725,5 @@ export const CASES: HardeningCase[] = [
   },
   ...ROUND3,
   ...ROUND4_CRON,
+  ...ROUND4_CLI,
 ];
