@@ -44,6 +44,9 @@ const GROUPS: Record<string, string> = {
   "one tenant, one token": "Round 3: shared KV, one tenant, one token",
   options: "Round 3: options that look harmless",
   process: "Round 3: process hygiene",
+  "round 4 files": "Round 4: files that are not freshtoken's",
+  "round 4 masking": "Round 4: in GitHub Actions every token is masked before a file gets it",
+  "round 4 readiness": "Round 4: an agent that says whether it got its first token",
 };
 const hardening: Record<string, string[]> = {};
 for (const c of CASES) {
