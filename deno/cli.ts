@@ -188,8 +188,9 @@ Usage:
                                                        keep token files fresh until SIGTERM
   freshtoken --help | --version
 
-In GitHub Actions (GITHUB_ACTIONS=true) every token printed or exported is first masked in the
-log (::add-mask:: on stderr), in each form printed. Outside it nothing extra is printed.
+In GitHub Actions (GITHUB_ACTIONS=true) every token printed, exported or written to a token file
+is first masked in the log (::add-mask:: on stderr; the agent's on stdout), in each form printed.
+Outside it nothing extra is printed.
 
 "exec" runs CMD with the token in one variable, never on a command line, and in two files kept
 fresh while CMD runs: $FRESHTOKEN_TOKEN_FILE (the token) and $FRESHTOKEN_HEADER_FILE (a header
@@ -202,8 +203,8 @@ SIGQUIT are passed on to CMD. Needs --allow-run, --allow-read and --allow-write.
 emptied if none can be had) until SIGTERM, SIGINT or SIGHUP, then removes them and exits 0; it
 logs on stderr and prints nothing (in GitHub Actions, each token's ::add-mask:: on stdout). It
 writes only files of its own: a sink path that exists is refused, unless an agent that died left
-it. With --background it returns once the first token is written, or with the first error's exit
-code. With --kv it shares the token with every process on that store.
+it. With --background (needs --allow-run) it returns once the first token is written, or with
+the first error's exit code. With --kv it shares the token with every process on that store.
 
 ${flagHelp()}
 
