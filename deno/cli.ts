@@ -671,16 +671,29 @@ async function agent(
     names: { token: "--sink", header: "--header-sink" },
     mask: inGitHubActions(io.env) ? (token) => say(addMask(token.accessToken)) : undefined,
   };
-  /** The locks this agent took, with their sinks: removed at the end. */
-  const locks: { flag: string; sink: string; file: Deno.FsFile }[] = [];
+  /**
+   * The locks this agent took, with their sinks: removed at the end, each
+   * sink once it is the agent's (an agent that died left it, or this one
+   * has written it).
+   */
+  const locks: { sink: string; file: Deno.FsFile; ours: boolean }[] = [];
   const stop = new AbortController();
   const listening = onSignals(["SIGTERM", "SIGINT", "SIGHUP"], () => stop.abort());
   try {
     for (const [flag, path] of [["--sink", sinks.token], ["--header-sink", sinks.header]]) {
       if (path === undefined) continue;
-      locks.push({ flag: flag!, sink: path, file: await lockSink(flag!, path) });
+      const { file, leftover } = await lockSink(flag!, path);
+      locks.push({ sink: path, file, ours: leftover });
     }
-    const token = await client.getToken();
+    let token: Token;
+    try {
+      token = await client.getToken({ signal: stop.signal });
+    } catch (error) {
+      if (!stop.signal.aborted) throw error;
+      log("stopped before the first token came");
+      return EXIT.ok;
+    }
+    for (const lock of locks) lock.ours = true;
     await writeTokenFiles(files, token);
     log(`token written; it expires ${new Date(token.expiresAt).toISOString()}`);
     if (io.env(READY_VARIABLE) === "1") say(`${READY}\n`);
@@ -689,7 +702,7 @@ async function agent(
     return EXIT.ok;
   } finally {
     listening();
-    for (const lock of locks) await unlockSink(lock.sink, lock.file);
+    for (const lock of locks) await unlockSink(lock.sink, lock.file, lock.ours);
   }
 }
 
@@ -724,7 +737,10 @@ const LOCK_MARK = "freshtoken agent, pid ";
  * link); the lock is an advisory file lock, which the system lets go of
  * when its process ends, however it ends.
  */
-async function lockSink(flag: string, path: string): Promise<Deno.FsFile> {
+async function lockSink(
+  flag: string,
+  path: string,
+): Promise<{ file: Deno.FsFile; leftover: boolean }> {
   const lock = `${path}.lock`;
   const sink = await lstat(flag, "", path);
   if (sink !== undefined && !sink.isFile) {
@@ -738,9 +754,9 @@ async function lockSink(flag: string, path: string): Promise<Deno.FsFile> {
           "(name a new path, or remove that file)",
       );
     }
-    return await newLock(flag, lock);
+    return { file: await newLock(flag, lock), leftover: false };
   }
-  return await leftoverLock(flag, lock, existing);
+  return { file: await leftoverLock(flag, lock, existing), leftover: sink !== undefined };
 }
 
 /** What `path` is, or `undefined` when nothing is there; never follows a symbolic link. */
@@ -847,12 +863,12 @@ async function mark(file: Deno.FsFile): Promise<void> {
 }
 
 /**
- * At the end: removes the sink when it is a regular file (the agent wrote
- * it, or took it over from an agent that died; it never follows a symbolic
- * link), and the lock file when it is still the one this agent holds.
+ * At the end: removes the sink when it is the agent's (`ours`) and a
+ * regular file (never following a symbolic link), and the lock file when
+ * it is still the one this agent holds.
  */
-async function unlockSink(sink: string, lock: Deno.FsFile): Promise<void> {
-  if ((await Deno.lstat(sink).catch(() => undefined))?.isFile) {
+async function unlockSink(sink: string, lock: Deno.FsFile, ours: boolean): Promise<void> {
+  if (ours && (await Deno.lstat(sink).catch(() => undefined))?.isFile) {
     await Deno.remove(sink).catch(() => {});
   }
   const path = `${sink}.lock`;

@@ -404,6 +404,40 @@ export const ROUND4_FILES: HardeningCase[] = [
   },
   {
     group: "round 4 files",
+    name: "a file put at the sink path while the first token request hangs, then SIGTERM",
+    run: async () => {
+      const server = startFaultServer(() => ({ kind: "hang" }));
+      const dir = await Deno.makeTempDir({ prefix: "freshtoken-r4-" });
+      try {
+        const sink = `${dir}/sink`;
+        const agent = spawnCli(
+          ["agent", "--sink", sink],
+          clientEnv(server.tokenUrl),
+          `${dir}/.out`,
+          `${dir}/.err`,
+        );
+        const locked = await waitFor(() => exists(`${sink}.lock`));
+        await Deno.writeTextFile(sink, "a user's own file\n");
+        const started = Date.now();
+        const code = await stop(agent);
+        const ms = Date.now() - started;
+        const kept = await Deno.readTextFile(sink).catch(() => undefined) === "a user's own file\n";
+        const lock = await exists(`${sink}.lock`);
+        return {
+          ok: locked && code === 0 && ms < 2_000 && kept && !lock,
+          outcome: `exit ${code} ${ms < 2_000 ? "at once" : `after ${ms} ms`} on SIGTERM; the ` +
+            `file ${kept ? "kept as it was" : "deleted"}, the agent's lock file ${
+              lock ? "left" : "removed"
+            }`,
+        };
+      } finally {
+        await server.close();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  },
+  {
+    group: "round 4 files",
     name: "a sink whose name is 240 bytes long (the file system allows 255)",
     run: () =>
       withSetup(60, async (dir, tokenUrl) => {
