@@ -742,11 +742,11 @@ async function lockSink(
   path: string,
 ): Promise<{ file: Deno.FsFile; leftover: boolean }> {
   const lock = `${path}.lock`;
-  const sink = await lstat(flag, "", path);
+  const sink = await lstat(path, flag);
   if (sink !== undefined && !sink.isFile) {
     throw configError(`${flag} ${kindOf(sink)}: the agent writes only files of its own`);
   }
-  const existing = await lstat(flag, "'s lock file", lock);
+  const existing = await lstat(lock, `${flag}'s lock file`);
   if (existing === undefined) {
     if (sink !== undefined) {
       throw configError(
@@ -759,22 +759,25 @@ async function lockSink(
   return { file: await leftoverLock(flag, lock, existing), leftover: sink !== undefined };
 }
 
-/** What `path` is, or `undefined` when nothing is there; never follows a symbolic link. */
-async function lstat(flag: string, what: string, path: string): Promise<Deno.FileInfo | undefined> {
+/**
+ * What `path` is, or `undefined` when nothing is there; never follows a
+ * symbolic link. `subject` names it in an error (a flag, or its lock file).
+ */
+async function lstat(path: string, subject: string): Promise<Deno.FileInfo | undefined> {
   try {
     return await Deno.lstat(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
-    throw sinkError(flag, what, error);
+    throw sinkError(subject, error);
   }
 }
 
-/** A file-system error about a sink (`what` is "" or "'s lock file"): names the flag and why. */
-function sinkError(flag: string, what: string, error: unknown): TokenError {
+/** A file-system error about a sink or its lock file: names it (`subject`) and says why. */
+function sinkError(subject: string, error: unknown): TokenError {
   if (error instanceof Deno.errors.NotCapable) {
     return configError("agent writes its sink files: run with --allow-read and --allow-write");
   }
-  return configError(`${flag}${what} cannot be used: ${fileProblem(error)}`);
+  return configError(`${subject} cannot be used: ${fileProblem(error)}`);
 }
 
 /** What a path that is not a regular file is, in words. */
@@ -796,7 +799,7 @@ async function newLock(flag: string, lock: string): Promise<Deno.FsFile> {
     if (error instanceof Deno.errors.AlreadyExists) {
       throw configError(`${flag}'s lock file appeared while this agent started: another holds it`);
     }
-    throw sinkError(flag, "'s lock file", error);
+    throw sinkError(`${flag}'s lock file`, error);
   }
   if (!await locked(file)) {
     file.close();
@@ -821,7 +824,7 @@ async function leftoverLock(flag: string, lock: string, seen: Deno.FileInfo): Pr
   try {
     file = await Deno.open(lock, { read: true, write: true });
   } catch (error) {
-    throw sinkError(flag, "'s lock file", error);
+    throw sinkError(`${flag}'s lock file`, error);
   }
   try {
     const opened = await file.stat();
