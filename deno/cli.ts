@@ -742,11 +742,11 @@ async function lockSink(
   path: string,
 ): Promise<{ file: Deno.FsFile; leftover: boolean }> {
   const lock = `${path}.lock`;
-  const sink = await lstat(path, flag);
+  const sink = await lstat(path, (error) => sinkError(flag, error));
   if (sink !== undefined && !sink.isFile) {
     throw configError(`${flag} ${kindOf(sink)}: the agent writes only files of its own`);
   }
-  const existing = await lstat(lock, `${flag}'s lock file`);
+  const existing = await lstat(lock, (error) => lockError(flag, error));
   if (existing === undefined) {
     if (sink !== undefined) {
       throw configError(
@@ -761,14 +761,17 @@ async function lockSink(
 
 /**
  * What `path` is, or `undefined` when nothing is there; never follows a
- * symbolic link. `subject` names it in an error (a flag, or its lock file).
+ * symbolic link. Any other failure is thrown as `explain` words it.
  */
-async function lstat(path: string, subject: string): Promise<Deno.FileInfo | undefined> {
+async function lstat(
+  path: string,
+  explain: (error: unknown) => TokenError,
+): Promise<Deno.FileInfo | undefined> {
   try {
     return await Deno.lstat(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
-    throw sinkError(subject, error);
+    throw explain(error);
   }
 }
 
@@ -778,6 +781,22 @@ function sinkError(subject: string, error: unknown): TokenError {
     return configError("agent writes its sink files: run with --allow-read and --allow-write");
   }
   return configError(`${subject} cannot be used: ${fileProblem(error)}`);
+}
+
+/**
+ * A file-system error about a sink's lock file: a missing folder is the
+ * sink's; a name too long is the sink's name with `.lock` added.
+ */
+function lockError(flag: string, error: unknown): TokenError {
+  const code = (error as { code?: unknown })?.code;
+  if (error instanceof Deno.errors.NotFound || code === "ENOTDIR") return sinkError(flag, error);
+  if (code === "ENAMETOOLONG") {
+    return configError(
+      `${flag} cannot be used: its lock file's name, with .lock added, is too long for the ` +
+        "file system",
+    );
+  }
+  return sinkError(`${flag}'s lock file`, error);
 }
 
 /** What a path that is not a regular file is, in words. */
@@ -799,7 +818,7 @@ async function newLock(flag: string, lock: string): Promise<Deno.FsFile> {
     if (error instanceof Deno.errors.AlreadyExists) {
       throw configError(`${flag}'s lock file appeared while this agent started: another holds it`);
     }
-    throw sinkError(`${flag}'s lock file`, error);
+    throw lockError(flag, error);
   }
   if (!await locked(file)) {
     file.close();
@@ -824,7 +843,7 @@ async function leftoverLock(flag: string, lock: string, seen: Deno.FileInfo): Pr
   try {
     file = await Deno.open(lock, { read: true, write: true });
   } catch (error) {
-    throw sinkError(`${flag}'s lock file`, error);
+    throw lockError(flag, error);
   }
   try {
     const opened = await file.stat();
