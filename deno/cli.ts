@@ -966,9 +966,10 @@ function lineSplitter(): TransformStream<string, string> {
 /**
  * The runtime's arguments that start this program again as it was started:
  * its command line less `args`, where the system shows it (Linux, with
- * --allow-all); else `run` with each permission granted in full, and for
- * net, read and write granted in part, the hosts and paths the agent uses
- * that are granted.
+ * --allow-all); none for a `deno compile`d program, whose permissions are
+ * built in; else `run` with each permission granted in full, and for net,
+ * read and write granted in part, the hosts and paths the agent uses that
+ * are granted.
  */
 function runtimeArgs(args: string[], needs: { hosts: string[]; paths: string[] }): string[] {
   try {
@@ -978,6 +979,7 @@ function runtimeArgs(args: string[], needs: { hosts: string[]; paths: string[] }
   } catch {
     // Not Linux, or not allowed to read it.
   }
+  if (Deno.mainModule.includes("/deno-compile-")) return []; // Where `deno compile` unpacks it.
   const granted = (descriptor: Deno.PermissionDescriptor) =>
     Deno.permissions.querySync(descriptor).state === "granted";
   const flags = ["run", "--no-prompt"];
