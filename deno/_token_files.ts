@@ -4,44 +4,129 @@
 // rewritten atomically (a file beside it, then a rename) in the token's
 // refresh window, before the token it holds stops being usable, and is
 // emptied when no usable token can be had: a reader never finds an expired
-// token.
+// token. The temporary file is made new (never one that exists, never
+// through a symbolic link), with a short name of its own, so a long file
+// name still fits the file system's limit.
 
 import { filesNext } from "../pkg/freshtoken.js";
 import { HELD, type Held, sleep } from "./_internal.ts";
 import type { Token } from "./token.ts";
-import { TokenError } from "./token_error.ts";
+import { configError, TokenError } from "./token_error.ts";
 import type { TokenClient } from "./types.ts";
 
 /** Where the token goes: the bare token, and/or one `Authorization: …` line. */
 export interface TokenFiles {
   token?: string;
   header?: string;
+  /** What errors call each file (a flag); by default "the token file", "the header file". */
+  names?: { token?: string; header?: string };
+  /**
+   * Told of each token before any file gets it, first or refreshed: in
+   * GitHub Actions it registers the token's mask (docs/DESIGN.md, "Pipelines").
+   */
+  mask?: (token: Token) => void;
 }
 
 /** What the refresher reports; never the token. */
 export type Log = (line: string) => void;
 
-/** Writes `token` (or nothing) to every file, each atomically and readable by its owner alone. */
+/**
+ * Writes `token` (or nothing) to every file, each atomically and readable
+ * by its owner alone, after telling `files.mask` of it. A file that cannot
+ * be written is a `config` error naming it and saying why.
+ */
 export async function writeTokenFiles(files: TokenFiles, token: Token | undefined): Promise<void> {
-  if (files.token !== undefined) await writeAtomically(files.token, token?.accessToken ?? "");
+  if (token !== undefined) files.mask?.(token);
+  if (files.token !== undefined) {
+    await writeAtomically(
+      files.token,
+      token?.accessToken ?? "",
+      files.names?.token ?? "the token file",
+    );
+  }
   if (files.header !== undefined) {
     const line = token === undefined
       ? ""
       : `Authorization: ${token.tokenType} ${token.accessToken}\n`;
-    await writeAtomically(files.header, line);
+    await writeAtomically(files.header, line, files.names?.header ?? "the header file");
   }
 }
 
 /** `text` in `path`, by a file of its own beside it renamed over it: never half written. */
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const temporary = `${path}.${crypto.randomUUID()}.tmp`;
-  await Deno.writeTextFile(temporary, text, { mode: 0o600 });
+async function writeAtomically(path: string, text: string, name: string): Promise<void> {
+  let temporary: string | undefined;
   try {
+    temporary = await writeTemporary(folderOf(path), text);
     await Deno.rename(temporary, path);
   } catch (error) {
-    await Deno.remove(temporary).catch(() => {});
-    throw error;
+    if (temporary !== undefined) await Deno.remove(temporary).catch(() => {});
+    throw fileError(name, error);
   }
+}
+
+/**
+ * `text` in a new file in `folder`, readable by its owner alone, with a
+ * short random name: made exclusively, so never a file that exists and
+ * never through a symbolic link planted under that name.
+ */
+async function writeTemporary(folder: string, text: string): Promise<string> {
+  for (let attempt = 1;; attempt++) {
+    const name = Array.from(
+      crypto.getRandomValues(new Uint8Array(6)),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join("");
+    const path = `${folder}/.freshtoken-${name}.tmp`;
+    try {
+      await Deno.writeTextFile(path, text, { createNew: true, mode: 0o600 });
+      return path;
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) {
+        if (attempt < 5) continue;
+        throw error;
+      }
+      await Deno.remove(path).catch(() => {}); // Made, then not written in full.
+      throw error;
+    }
+  }
+}
+
+/** The folder a path is in. */
+export function folderOf(path: string): string {
+  const cut = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  return cut < 0 ? "." : cut === 0 ? path.slice(0, 1) : path.slice(0, cut);
+}
+
+/** A file-system error as a `config` error naming the file (a flag) and saying why. */
+export function fileError(name: string, error: unknown): TokenError {
+  if (error instanceof TokenError) return error;
+  if (error instanceof Deno.errors.NotCapable) {
+    return configError(`${name} cannot be written: run with --allow-read and --allow-write`);
+  }
+  return configError(`${name} cannot be written: ${fileProblem(error)}`);
+}
+
+/** Why the file system refused, in words. */
+export function fileProblem(error: unknown): string {
+  const code = (error as { code?: unknown })?.code;
+  const reasons: Record<string, string> = {
+    ENOENT: "its folder does not exist",
+    ENOTDIR: "a part of its path is not a folder",
+    EACCES: "the system denies access to it or its folder",
+    EPERM: "the system denies access to it or its folder",
+    ENAMETOOLONG: "its name is too long for the file system",
+    ELOOP: "its path loops through symbolic links",
+    EISDIR: "it is a directory",
+    EROFS: "its file system is read-only",
+    ENOSPC: "its file system is full",
+    EDQUOT: "the disk quota is used up",
+    EXDEV: "its folder is on another file system",
+  };
+  if (typeof code === "string" && reasons[code]) return reasons[code];
+  if (error instanceof Deno.errors.NotFound) return reasons.ENOENT;
+  if (error instanceof Deno.errors.PermissionDenied) return reasons.EACCES;
+  if (error instanceof Deno.errors.IsADirectory) return reasons.EISDIR;
+  if (error instanceof Deno.errors.NotADirectory) return reasons.ENOTDIR;
+  return `the file system refused it${typeof code === "string" ? ` (${code})` : ""}`;
 }
 
 /**

@@ -13,7 +13,13 @@
 import { endpointFromEnv, GENESYS_VARIABLES, genesysFromEnv, keyOptions } from "./_env.ts";
 import { addMask, inGitHubActions, variableEntry } from "./_github.ts";
 import { DESCRIBE, HELD, type Held, LOAD_SHARED } from "./_internal.ts";
-import { keepFresh, type TokenFiles, writeTokenFiles } from "./_token_files.ts";
+import {
+  fileProblem,
+  folderOf,
+  keepFresh,
+  type TokenFiles,
+  writeTokenFiles,
+} from "./_token_files.ts";
 import { createTokenClient } from "./client.ts";
 import { closestName, holdsCredential } from "../pkg/freshtoken.js";
 import meta from "../deno.json" with { type: "json" };
@@ -104,6 +110,12 @@ const FLAGS: readonly Flag[] = [
     help: "the file the agent keeps an `Authorization: Bearer …` line in (curl -H @PATH)",
   },
   {
+    name: "--background",
+    commands: ["agent"],
+    help: "return once the first token is written (exit 0) or with the first error's exit" +
+      "\n code; the agent carries on detached (its .lock file names its pid)",
+  },
+  {
     name: "--min-valid",
     value: "SECONDS",
     commands: ["token", "exec"],
@@ -173,12 +185,13 @@ Usage:
   freshtoken token --github-env NAME [options]         export it to later GitHub Actions steps
   freshtoken exec [--env NAME] [options] -- CMD [ARG…]  run CMD with a token in its environment
   freshtoken status [--json] [options]                 which client, what is cached; exits 1 without a token
-  freshtoken agent --sink PATH [--header-sink PATH] [options]
+  freshtoken agent --sink PATH [--header-sink PATH] [--background] [options]
                                                        keep token files fresh until SIGTERM
   freshtoken --help | --version
 
-In GitHub Actions (GITHUB_ACTIONS=true) every token printed or exported is first masked in the
-log (::add-mask:: on stderr), in each form printed. Outside it nothing extra is printed.
+In GitHub Actions (GITHUB_ACTIONS=true) every token printed, exported or written to a token file
+is first masked in the log (::add-mask:: on stderr; the agent's on stdout), in each form printed.
+Outside it nothing extra is printed.
 
 "exec" runs CMD with the token in one variable, never on a command line, and in two files kept
 fresh while CMD runs: $FRESHTOKEN_TOKEN_FILE (the token) and $FRESHTOKEN_HEADER_FILE (a header
@@ -190,7 +203,10 @@ SIGQUIT are passed on to CMD. Needs --allow-run, --allow-read and --allow-write.
 
 "agent" keeps the sink files holding a usable token (rewritten in each token's refresh window,
 emptied if none can be had) until SIGTERM, SIGINT or SIGHUP, then removes them and exits 0; it
-logs on stderr and prints nothing. With --kv it shares the token with every process on that store.
+logs on stderr and prints nothing (in GitHub Actions, each token's ::add-mask:: on stdout). It
+writes only files of its own: a sink path that exists is refused, unless an agent that died left
+it. With --background (needs --allow-run) it returns once the first token is written, or with
+the first error's exit code. With --kv it shares the token with every process on that store.
 
 ${flagHelp()}
 
@@ -688,15 +704,80 @@ function onSignals(signals: Deno.Signal[], handle: (signal: Deno.Signal) => void
 
 /**
  * `agent`: the sink files kept fresh until SIGTERM, SIGINT or SIGHUP, then
- * removed; exit 0. Refuses a sink that is a symbolic link, or that another
- * running agent holds (a lock file beside it).
+ * removed; exit 0. The sinks must be its own to write (see
+ * {@linkcode lockSink}). In GitHub Actions each token's mask goes to stdout
+ * before any file gets the token: the agent prints nothing else there, so
+ * the runner reads it even when the log (stderr) is sent to a file. Run by
+ * {@linkcode background}, it says `ready` on stdout once the first token is
+ * written.
  */
 async function agent(
   client: TokenClient,
   invocation: Invocation,
-  err: (text: string) => void,
+  io: {
+    env: (name: string) => string | undefined;
+    out: (text: string) => void;
+    err: (text: string) => void;
+  },
 ): Promise<number> {
-  const sinks: TokenFiles = {
+  const sinks = sinkPaths(invocation);
+  const log = (line: string) => io.err(`freshtoken agent: ${line}\n`);
+  /** Writes to stdout, which a --background parent stops reading once it has said ready. */
+  let heard = true;
+  const say = (text: string) => {
+    if (!heard) return;
+    try {
+      io.out(text);
+    } catch {
+      heard = false;
+      log(
+        "stdout is closed: the masks of the tokens this agent gets from now on reach no runner",
+      );
+    }
+  };
+  const files: TokenFiles = {
+    ...sinks,
+    names: { token: "--sink", header: "--header-sink" },
+    mask: inGitHubActions(io.env) ? (token) => say(addMask(token.accessToken)) : undefined,
+  };
+  /**
+   * The locks this agent took, with their sinks: removed at the end, each
+   * sink once it is the agent's (an agent that died left it, or this one
+   * has written it).
+   */
+  const locks: { sink: string; file: Deno.FsFile; ours: boolean }[] = [];
+  const stop = new AbortController();
+  const listening = onSignals(["SIGTERM", "SIGINT", "SIGHUP"], () => stop.abort());
+  try {
+    for (const [flag, path] of [["--sink", sinks.token], ["--header-sink", sinks.header]]) {
+      if (path === undefined) continue;
+      const { file, leftover } = await lockSink(flag!, path);
+      locks.push({ sink: path, file, ours: leftover });
+    }
+    let token: Token;
+    try {
+      token = await client.getToken({ signal: stop.signal });
+    } catch (error) {
+      if (!stop.signal.aborted) throw error;
+      log("stopped before the first token came");
+      return EXIT.ok;
+    }
+    for (const lock of locks) lock.ours = true;
+    await writeTokenFiles(files, token);
+    log(`token written; it expires ${new Date(token.expiresAt).toISOString()}`);
+    if (io.env(READY_VARIABLE) === "1") say(`${READY}\n`);
+    await keepFresh(client, files, stop.signal, { refreshed: log, failed: log });
+    log("stopped: the sink files are removed");
+    return EXIT.ok;
+  } finally {
+    listening();
+    for (const lock of locks) await unlockSink(lock.sink, lock.file, lock.ours);
+  }
+}
+
+/** The agent's sink paths, checked. */
+function sinkPaths(invocation: Invocation): { token?: string; header?: string } {
+  const sinks = {
     token: invocation.values.get("--sink"),
     header: invocation.values.get("--header-sink"),
   };
@@ -706,63 +787,302 @@ async function agent(
   if (sinks.token !== undefined && sinks.token === sinks.header) {
     throw configError("--sink and --header-sink must be two files");
   }
-  const log = (line: string) => err(`freshtoken agent: ${line}\n`);
-  /** The sinks whose lock this agent took, and their locks: removed at the end. */
-  const owned: string[] = [];
-  const locks: Deno.FsFile[] = [];
-  const stop = new AbortController();
-  const listening = onSignals(["SIGTERM", "SIGINT", "SIGHUP"], () => stop.abort());
-  try {
-    for (const [flag, path] of [["--sink", sinks.token], ["--header-sink", sinks.header]]) {
-      if (path === undefined) continue;
-      locks.push(await lockSink(flag!, path));
-      owned.push(path, `${path}.lock`);
-    }
-    const token = await client.getToken();
-    await writeTokenFiles(sinks, token);
-    log(`token written; it expires ${new Date(token.expiresAt).toISOString()}`);
-    await keepFresh(client, sinks, stop.signal, { refreshed: log, failed: log });
-    log("stopped: the sink files are removed");
-    return EXIT.ok;
-  } finally {
-    listening();
-    for (const path of owned) await Deno.remove(path).catch(() => {});
-    for (const lock of locks) lock.close();
+  for (const [flag, path] of [["--sink", sinks.token], ["--header-sink", sinks.header]]) {
+    if (path !== undefined && path.trim() === "") throw configError(`${flag} needs a file path`);
   }
+  return sinks;
+}
+
+/** What a lock file an agent made begins with; its process id follows. */
+const LOCK_MARK = "freshtoken agent, pid ";
+
+/**
+ * Takes the lock beside a sink (`<sink>.lock`) once the sink is the agent's
+ * to write: a path that does not exist yet, or the sink of an agent that
+ * died (its lock file is there, an agent's, and no longer held). Anything
+ * else is refused: a file that exists, a directory, FIFO, device or
+ * symbolic link, a lock file no agent made, or one another running agent
+ * holds. A new lock file is made exclusively (never through a symbolic
+ * link); the lock is an advisory file lock, which the system lets go of
+ * when its process ends, however it ends.
+ */
+async function lockSink(
+  flag: string,
+  path: string,
+): Promise<{ file: Deno.FsFile; leftover: boolean }> {
+  const lock = `${path}.lock`;
+  const sink = await lstat(path, (error) => sinkError(flag, error));
+  if (sink !== undefined && !sink.isFile) {
+    throw configError(`${flag} ${kindOf(sink)}: the agent writes only files of its own`);
+  }
+  const existing = await lstat(lock, (error) => lockError(flag, error));
+  if (existing === undefined) {
+    if (sink !== undefined) {
+      throw configError(
+        `${flag} names a file that exists: the agent writes only files of its own ` +
+          "(name a new path, or remove that file)",
+      );
+    }
+    return { file: await newLock(flag, lock), leftover: false };
+  }
+  return { file: await leftoverLock(flag, lock, existing), leftover: sink !== undefined };
 }
 
 /**
- * Takes the lock beside a sink: refused for a symbolic link, or while
- * another running agent holds it. The lock is an advisory file lock, which
- * the system lets go of when its process ends, however it ends: a crashed
- * agent leaves no lock behind.
+ * What `path` is, or `undefined` when nothing is there; never follows a
+ * symbolic link. Any other failure is thrown as `explain` words it.
  */
-async function lockSink(flag: string, path: string): Promise<Deno.FsFile> {
-  const lock = `${path}.lock`;
-  for (const file of [path, lock]) {
-    if ((await Deno.lstat(file).catch(() => undefined))?.isSymlink) {
-      throw configError(`${flag} is a symbolic link: the agent writes only files of its own`);
+async function lstat(
+  path: string,
+  explain: (error: unknown) => TokenError,
+): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw explain(error);
+  }
+}
+
+/** A file-system error about a sink or its lock file: names it (`subject`) and says why. */
+function sinkError(subject: string, error: unknown): TokenError {
+  if (error instanceof Deno.errors.NotCapable) {
+    return configError("agent writes its sink files: run with --allow-read and --allow-write");
+  }
+  return configError(`${subject} cannot be used: ${fileProblem(error)}`);
+}
+
+/**
+ * A file-system error about a sink's lock file: a missing folder is the
+ * sink's; a name too long is the sink's name with `.lock` added.
+ */
+function lockError(flag: string, error: unknown): TokenError {
+  const code = (error as { code?: unknown })?.code;
+  if (error instanceof Deno.errors.NotFound || code === "ENOTDIR") return sinkError(flag, error);
+  if (code === "ENAMETOOLONG") {
+    return configError(
+      `${flag} cannot be used: its lock file's name, with .lock added, is too long for the ` +
+        "file system",
+    );
+  }
+  return sinkError(`${flag}'s lock file`, error);
+}
+
+/** What a path that is not a regular file is, in words. */
+function kindOf(info: Deno.FileInfo): string {
+  if (info.isSymlink) return "is a symbolic link";
+  if (info.isDirectory) return "is a directory";
+  if (info.isFifo) return "is a FIFO, not a regular file";
+  if (info.isCharDevice || info.isBlockDevice) return "is a device, not a regular file";
+  if (info.isSocket) return "is a socket, not a regular file";
+  return "is not a regular file";
+}
+
+/** A new lock file, made exclusively, locked, then marked as an agent's. */
+async function newLock(flag: string, lock: string): Promise<Deno.FsFile> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(lock, { read: true, write: true, createNew: true, mode: 0o600 });
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) {
+      throw configError(`${flag}'s lock file appeared while this agent started: another holds it`);
     }
+    throw lockError(flag, error);
+  }
+  if (!await locked(file)) {
+    file.close();
+    throw configError(`${flag} is held by another running agent (see its .lock file)`);
+  }
+  await mark(file);
+  return file;
+}
+
+/**
+ * The lock file that is there already: taken over when it is an agent's
+ * that died. The file opened must be the one looked at, so a symbolic link
+ * swapped in meanwhile is refused.
+ */
+async function leftoverLock(flag: string, lock: string, seen: Deno.FileInfo): Promise<Deno.FsFile> {
+  if (!seen.isFile) {
+    throw configError(
+      `${flag}'s lock file ${kindOf(seen)}: the agent writes only files of its own`,
+    );
   }
   let file: Deno.FsFile;
   try {
-    file = await Deno.open(lock, { read: true, write: true, create: true, mode: 0o600 });
+    file = await Deno.open(lock, { read: true, write: true });
   } catch (error) {
-    throw error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
-      ? configError("agent writes its sink files: run with --allow-read and --allow-write")
-      : configError(`${flag} cannot be written beside (${(error as Error).name})`);
+    throw lockError(flag, error);
   }
-  // Deno has no try-lock: a lock not granted at once is another agent's.
-  const granted = await Promise.race([
+  try {
+    const opened = await file.stat();
+    if (opened.ino !== seen.ino || opened.dev !== seen.dev) {
+      throw configError(`${flag}'s lock file changed while this agent started`);
+    }
+    if (!await locked(file)) {
+      throw configError(`${flag} is held by another running agent (see its .lock file)`);
+    }
+    const head = new Uint8Array(LOCK_MARK.length);
+    const read = await file.read(head);
+    if (read !== LOCK_MARK.length || new TextDecoder().decode(head) !== LOCK_MARK) {
+      throw configError(
+        `${flag}'s lock file (the path with .lock added) exists and no agent made it: ` +
+          "the agent writes only files of its own (name a new path, or remove that file)",
+      );
+    }
+    await mark(file); // An agent that died left it: taken over.
+    return file;
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+}
+
+/** Whether the lock on `file` is granted: Deno has no try-lock, so one not granted at once is another agent's. */
+async function locked(file: Deno.FsFile): Promise<boolean> {
+  return await Promise.race([
     file.lock(true).then(() => true),
     new Promise<boolean>((resolve) => setTimeout(() => resolve(false), LOCK_WAIT_MS)),
   ]);
-  if (!granted) throw configError(`${flag} is held by another running agent (see its .lock file)`);
-  return file;
+}
+
+/** Writes the agent's mark and process id into its lock file. */
+async function mark(file: Deno.FsFile): Promise<void> {
+  await file.truncate(0);
+  await file.seek(0, Deno.SeekMode.Start);
+  await file.write(new TextEncoder().encode(`${LOCK_MARK}${Deno.pid}\n`));
+}
+
+/**
+ * At the end: removes the sink when it is the agent's (`ours`) and a
+ * regular file (never following a symbolic link), and the lock file when
+ * it is still the one this agent holds.
+ */
+async function unlockSink(sink: string, lock: Deno.FsFile, ours: boolean): Promise<void> {
+  if (ours && (await Deno.lstat(sink).catch(() => undefined))?.isFile) {
+    await Deno.remove(sink).catch(() => {});
+  }
+  const path = `${sink}.lock`;
+  const [held, there] = await Promise.all([
+    lock.stat().catch(() => undefined),
+    Deno.lstat(path).catch(() => undefined),
+  ]);
+  if (held && there?.isFile && held.ino === there.ino && held.dev === there.dev) {
+    await Deno.remove(path).catch(() => {});
+  }
+  lock.close();
 }
 
 /** How long a sink's lock may take to be granted before it counts as held. */
 const LOCK_WAIT_MS = 250;
+
+/** Set for the agent that {@linkcode background} starts: it says {@linkcode READY} on stdout. */
+const READY_VARIABLE = "FRESHTOKEN_AGENT_READY";
+const READY = "ready";
+
+/**
+ * `agent --background`: the agent as a process of its own, with stdin
+ * closed and its own session where the system allows, carrying on once
+ * this one returns. This one waits for it on a pipe (its stdout): 0 once
+ * it says the first token is written, else its exit code (its error is on
+ * the stderr they share). The masks it registers until then come through
+ * to this process's stdout, which the runner of the step reads.
+ */
+async function background(
+  args: string[],
+  needs: { hosts: string[]; paths: string[] },
+  out: (text: string) => void,
+): Promise<number> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(Deno.execPath(), {
+      args: [...runtimeArgs(args, needs), ...args.filter((arg) => arg !== "--background")],
+      env: { [READY_VARIABLE]: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+      detached: true,
+    } as Deno.CommandOptions).spawn();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      throw configError("agent --background starts the agent as a process: run with --allow-run");
+    }
+    throw error;
+  }
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
+  for await (const line of lines) {
+    if (line === READY) return EXIT.ok;
+    out(`${line}\n`);
+  }
+  return (await child.status).code;
+}
+
+/** Splits text into lines. */
+function lineSplitter(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, controller) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      for (const part of parts) controller.enqueue(part);
+    },
+    flush(controller) {
+      if (rest !== "") controller.enqueue(rest);
+    },
+  });
+}
+
+/**
+ * The runtime's arguments that start this program again as it was started:
+ * its command line less `args`, where the system shows it (Linux, with
+ * --allow-all); none for a `deno compile`d program, whose permissions are
+ * built in; else `run` with each permission granted in full, and for net,
+ * read and write granted in part, the hosts and paths the agent uses that
+ * are granted.
+ */
+function runtimeArgs(args: string[], needs: { hosts: string[]; paths: string[] }): string[] {
+  try {
+    const argv = Deno.readTextFileSync("/proc/self/cmdline").split("\0").slice(0, -1);
+    const head = argv.length - args.length;
+    if (head >= 1 && args.every((arg, i) => argv[head + i] === arg)) return argv.slice(1, head);
+  } catch {
+    // Not Linux, or not allowed to read it.
+  }
+  if (Deno.mainModule.includes("/deno-compile-")) return []; // Where `deno compile` unpacks it.
+  const granted = (descriptor: Deno.PermissionDescriptor) =>
+    Deno.permissions.querySync(descriptor).state === "granted";
+  const flags = ["run", "--no-prompt"];
+  if (typeof Deno.openKv === "function") flags.push("--unstable-kv");
+  for (const name of ["env", "sys", "net", "read", "write"] as const) {
+    if (granted({ name })) {
+      flags.push(`--allow-${name}`);
+      continue;
+    }
+    const some = name === "net"
+      ? needs.hosts.filter((host) => granted({ name, host }))
+      : name === "read" || name === "write"
+      ? needs.paths.filter((path) => !path.includes(",") && granted({ name, path }))
+      : [];
+    if (some.length > 0) flags.push(`--allow-${name}=${some.join(",")}`);
+  }
+  return [...flags, Deno.mainModule];
+}
+
+/** The hosts and paths the agent uses: what {@linkcode runtimeArgs} asks for when granted in part. */
+function agentNeeds(
+  invocation: Invocation,
+  options: TokenClientOptions,
+  kvPath: string | undefined,
+): { hosts: string[]; paths: string[] } {
+  const urls = [options.tokenUrl, options.issuer, kvPath].filter((u): u is string =>
+    typeof u === "string" && /^https?:/i.test(u)
+  );
+  const hosts = urls.map((url) => new URL(url).host);
+  const sinks = [invocation.values.get("--sink"), invocation.values.get("--header-sink")];
+  const paths = sinks.filter((p): p is string => p !== undefined).map(folderOf);
+  if (kvPath && !/^https?:/i.test(kvPath) && kvPath !== ":memory:") paths.push(folderOf(kvPath));
+  return { hosts: [...new Set(hosts)], paths: [...new Set(paths)] };
+}
 
 /** A token file that cannot be made for want of a permission: a `config` error saying which. */
 function filePermission(error: unknown): never {
@@ -808,12 +1128,16 @@ export async function main(
           "FRESHTOKEN_ENCRYPTION_KEY encrypts the tokens kept in a store: set --kv (or FRESHTOKEN_KV)",
         );
       }
+      if (invocation.command === "agent" && invocation.switches.has("--background")) {
+        sinkPaths(invocation);
+        return await background(args, agentNeeds(invocation, options, kvPath), io.out);
+      }
       if (kvPath) kv = await openKv(kvPath);
       client = createTokenClient({ ...options, kv });
     } catch (error) {
       throw inCliTerms(error, sources);
     }
-    if (invocation.command === "agent") return await agent(client, invocation, io.err);
+    if (invocation.command === "agent") return await agent(client, invocation, io);
     if (invocation.command === "status") {
       const json = invocation.switches.has("--json");
       await (client as unknown as Record<symbol, () => Promise<void>>)[LOAD_SHARED]();
@@ -853,11 +1177,16 @@ export async function main(
     );
     const token = await validToken(client, minValid);
     const json = JSON.stringify(token.accessToken).slice(1, -1);
-    // Masked before it is printed, exported or handed to a command, in each form printed.
-    if (inGitHubActions(io.env)) {
-      io.err(addMask(token.accessToken));
-      if (json !== token.accessToken && invocation.switches.has("--json")) io.err(addMask(json));
-    }
+    // Masked before it is printed, exported or handed to a command, in each form printed;
+    // exec's token files mask each token they are given before it is written.
+    const masked = new Set<string>();
+    const mask = (value: string) => {
+      if (!inGitHubActions(io.env) || masked.has(value)) return;
+      masked.add(value);
+      io.err(addMask(value));
+    };
+    mask(token.accessToken);
+    if (invocation.switches.has("--json")) mask(json);
     if (invocation.command === "exec") {
       const used = { options, remoteKv: /^https?:/i.test(kvPath ?? "") };
       const { child: env, withheld } = childEnv(
@@ -876,7 +1205,11 @@ export async function main(
       }
       // Token files kept fresh for as long as the command runs, in a folder of this run's own.
       const dir = await Deno.makeTempDir({ prefix: "freshtoken-" }).catch(filePermission);
-      const files = { token: `${dir}/token`, header: `${dir}/header` };
+      const files = {
+        token: `${dir}/token`,
+        header: `${dir}/header`,
+        mask: (fresh: Token) => mask(fresh.accessToken),
+      };
       const stop = new AbortController();
       try {
         await writeTokenFiles(files, token).catch(filePermission);

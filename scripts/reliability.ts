@@ -48,6 +48,9 @@ const GROUPS: Record<string, string> = {
   "round 4 secrets cli":
     "Round 4: secrets in the wrong place (the Genesys region, exec's environment)",
   "round 4 messages cli": "Round 4: the CLI's messages a new user meets",
+  "round 4 files": "Round 4: files that are not freshtoken's",
+  "round 4 masking": "Round 4: in GitHub Actions every token is masked before a file gets it",
+  "round 4 readiness": "Round 4: an agent that says whether it got its first token",
 };
 const hardening: Record<string, string[]> = {};
 for (const c of CASES) {

@@ -19,6 +19,7 @@ import { startGenesysLike } from "./servers/genesys_like.ts";
 import { ROUND3 } from "./hardening_round3.ts";
 import { ROUND4_CRON } from "./hardening_round4_cron.ts";
 import { ROUND4_CLI } from "./hardening_round4_cli.ts";
+import { ROUND4_FILES } from "./hardening_round4_files.ts";
 
 /** What a case found, and whether that is what freshtoken must do. */
 export interface Result {
@@ -726,4 +727,5 @@ export const CASES: HardeningCase[] = [
   ...ROUND3,
   ...ROUND4_CRON,
   ...ROUND4_CLI,
+  ...ROUND4_FILES,
 ];
