@@ -330,6 +330,12 @@ export function filesNext(now: number, failures: number, refresh_at?: number | n
 export function lockedRetryMs(attempt: number, started: number, now: number): number | undefined;
 
 /**
+ * The longest access token a token response can carry
+ * (`response::MAX_ACCESS_TOKEN_BYTES`): a store copies no longer one.
+ */
+export function maxAccessTokenBytes(): number;
+
+/**
  * The DER bytes of the PEM block labelled `label` that `text` holds, by
  * the decoder the signer and the configuration use; `undefined` if none.
  */

@@ -582,6 +582,16 @@ export function lockedRetryMs(attempt, started, now) {
 }
 
 /**
+ * The longest access token a token response can carry
+ * (`response::MAX_ACCESS_TOKEN_BYTES`): a store copies no longer one.
+ * @returns {number}
+ */
+export function maxAccessTokenBytes() {
+    const ret = wasm.maxAccessTokenBytes();
+    return ret >>> 0;
+}
+
+/**
  * The DER bytes of the PEM block labelled `label` that `text` holds, by
  * the decoder the signer and the configuration use; `undefined` if none.
  * @param {string} text

@@ -42,6 +42,7 @@ export const core_unauthorized: (a: number, b: number, c: number, d: number, e: 
 export const errorCodes: () => [number, number, number];
 export const filesNext: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number];
 export const lockedRetryMs: (a: number, b: number, c: number) => [number, number];
+export const maxAccessTokenBytes: () => number;
 export const pemDer: (a: number, b: number, c: number, d: number) => [number, number];
 export const storeDownUntil: (a: number) => number;
 export const wasm_bindgen__convert__closures_____invoke__h60702a48838d1764: (a: number, b: number, c: any) => [number, number];

@@ -44,6 +44,8 @@ const GROUPS: Record<string, string> = {
   "one tenant, one token": "Round 3: shared KV, one tenant, one token",
   options: "Round 3: options that look harmless",
   process: "Round 3: process hygiene",
+  "round 4: shared kv": "Round 4: a shared KV with a fast clock or unreadable values",
+  "round 4: first messages": "Round 4: what a wrong URL or issuer tells a new user",
 };
 const hardening: Record<string, string[]> = {};
 for (const c of CASES) {

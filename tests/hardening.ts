@@ -17,6 +17,7 @@ import { type Handler, kvIdOf, serve, withKv } from "./_loopback.ts";
 import { startFaultServer } from "./servers/fault_server.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 import { ROUND3 } from "./hardening_round3.ts";
+import { ROUND4_KV } from "./hardening_round4_kv.ts";
 
 /** What a case found, and whether that is what freshtoken must do. */
 export interface Result {
@@ -722,4 +723,5 @@ export const CASES: HardeningCase[] = [
     },
   },
   ...ROUND3,
+  ...ROUND4_KV,
 ];
