@@ -2,8 +2,9 @@
  * Deno KV persistence for tokens (docs/DESIGN.md, "Shared state"): one
  * shared token per client identity, the lease that lets one isolate fetch
  * for all, and the shared back-off, optionally encrypted. Everything read
- * back is untrusted: values are decoded here and checked by the core (a
- * token) or against the core's bounds (a lease, a back-off). Every KV
+ * back is untrusted: values are read once, inside the guard of the
+ * operation that read them, into plain data, decoded here and checked by
+ * the core (a token) or against the core's bounds (a lease, a back-off). Every KV
  * failure is reported as a `kv_error` event and answered with "nothing
  * there", so the client falls back to memory: KV never fails a caller.
  *
