@@ -406,7 +406,8 @@ pub struct Report {
     /// Token requests the server received.
     pub requests: u32,
     /// Of those, requests invariant 3 spared: from an isolate whose clock made
-    /// the stored token due while its writer's did not, after lost lease races.
+    /// the stored token due while its writer's did not, after lost lease races,
+    /// or whose clock is further from the writer's than a record may be ahead.
     pub skewed_requests: u32,
     /// The first invariant violated, with the trace before it.
     pub violation: Option<String>,
