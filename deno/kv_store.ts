@@ -2,15 +2,21 @@
  * Deno KV persistence for tokens (docs/DESIGN.md, "Shared state"): one
  * shared token per client identity, the lease that lets one isolate fetch
  * for all, and the shared back-off, optionally encrypted. Everything read
- * back is untrusted: values are decoded here and checked by the core (a
- * token) or against the core's bounds (a lease, a back-off). Every KV
+ * back is untrusted: values are read once, inside the guard of the
+ * operation that read them, into plain data, decoded here and checked by
+ * the core (a token) or against the core's bounds (a lease, a back-off). Every KV
  * failure is reported as a `kv_error` event and answered with "nothing
  * there", so the client falls back to memory: KV never fails a caller.
  *
  * @module
  */
 
-import { lockedRetryMs, storeDownUntil, type TokenRecord } from "../pkg/freshtoken.js";
+import {
+  lockedRetryMs,
+  maxAccessTokenBytes,
+  storeDownUntil,
+  type TokenRecord,
+} from "../pkg/freshtoken.js";
 import { base64, Cipher, unbase64 } from "./_cipher.ts";
 import { sleep, unlessAborted } from "./_internal.ts";
 import { observe } from "./_observe.ts";
@@ -160,20 +166,28 @@ export class KvStore implements TokenStore {
    * nearest replica (`consistency: "eventual"`).
    */
   async snapshot(eventual = false): Promise<Snapshot | undefined> {
+    // Every read of what the store answered happens in the guard: a value
+    // whose getter or Proxy trap throws is a store failure, not the caller's.
     const entries = await this.#op("read", async () => {
       const consistency = eventual ? "eventual" : "strong";
       const read = await this.#kv.getMany(this.#keys, { consistency });
-      if (!Array.isArray(read) || read.length !== 3 || !read.every(isEntry)) {
+      if (!Array.isArray(read) || read.length !== 3) {
         throw new Error("getMany did not answer with one entry per key");
       }
-      return read;
+      const [token, lease, backoff] = [0, 1, 2].map((i) => plainEntry(read[i]));
+      return {
+        token: await this.#decode(token.value),
+        tokenVersion: token.versionstamp,
+        lease,
+        backoff,
+      };
     });
     if (entries === undefined) return undefined;
-    const [token, lease, backoff] = entries;
+    const { token, tokenVersion, lease, backoff } = entries;
     const now = this.#options.now();
     const snapshot: Snapshot = {
-      token: await this.#decode(token.value),
-      tokenVersion: token.versionstamp,
+      token,
+      tokenVersion,
       leaseVersion: lease.versionstamp,
       backoffUntil: 0,
       backoffVersion: backoff.versionstamp,
@@ -205,10 +219,11 @@ export class KvStore implements TokenStore {
   async remove(accessToken?: string): Promise<void> {
     await this.#op("delete", async () => {
       if (accessToken === undefined) return await this.#kv.delete(this.#keys[0]);
-      const entry = await this.#kv.get(this.#keys[0]);
+      const entry = plainEntry(await this.#kv.get(this.#keys[0]));
       const stored = await this.#decode(entry.value) as { accessToken?: unknown } | undefined;
       if (stored?.accessToken !== accessToken) return;
-      await this.#kv.atomic().check(entry).delete(this.#keys[0]).commit();
+      const check = { key: this.#keys[0], versionstamp: entry.versionstamp };
+      await this.#kv.atomic().check(check).delete(this.#keys[0]).commit();
     });
   }
 
@@ -265,7 +280,10 @@ export class KvStore implements TokenStore {
   async readMetadata(): Promise<string | undefined> {
     const { seal, prefix, id } = this.#options;
     if (seal === undefined) return undefined;
-    const entry = await this.#op("read", () => this.#kv.get(metadataKey(prefix, id)));
+    const entry = await this.#op(
+      "read",
+      async () => plainEntry(await this.#kv.get(metadataKey(prefix, id))),
+    );
     const value = entry?.value as Record<string, unknown> | null | undefined;
     const { copy, mac } = value ?? {};
     if (value?.v !== FORMAT || typeof copy !== "string" || typeof mac !== "string") {
@@ -347,28 +365,83 @@ export class KvStore implements TokenStore {
     return { v: FORMAT, ...await (await cipher).seal(JSON.stringify(fields)) };
   }
 
-  /** The stored fields as written, or `undefined`; the core checks what they say. */
+  /**
+   * The stored fields as written (a plain copy, see {@linkcode plainEntry}),
+   * or `undefined`; the core checks what they say. Throws, inside the
+   * store's guard, for a token longer than a token response can carry:
+   * nothing freshtoken wrote, and too much to hand to the core.
+   */
   async #decode(value: unknown): Promise<unknown> {
     if (typeof value !== "object" || value === null) return undefined;
     const v = value as Record<string, unknown>;
     if (v.v !== FORMAT) return undefined;
     const cipher = this.#cipher();
     if (cipher === undefined) {
-      return "ct" in v ? undefined : v; // Sealed by a client with a key; this one has none.
+      // Sealed by a client with a key; this one has none.
+      return "ct" in v ? undefined : boundedToken(v);
     }
     const plain = await (await cipher).open(v);
     if (plain === undefined) return undefined;
+    let opened: unknown;
     try {
-      return JSON.parse(plain);
+      opened = JSON.parse(plain);
     } catch {
       return undefined;
     }
+    return boundedToken(plainValue(opened));
   }
 }
 
-function isEntry(entry: unknown): entry is Deno.KvEntryMaybe<unknown> {
-  return typeof entry === "object" && entry !== null && "value" in entry &&
-    "versionstamp" in entry;
+/** How many fields a stored value may have: freshtoken writes eight at most. */
+const MAX_FIELDS = 32;
+/** The longest access token a token response can carry (the core's limit). */
+const MAX_ACCESS_TOKEN = maxAccessTokenBytes();
+
+/**
+ * An entry a store answered, read once into plain data: its versionstamp
+ * (a string or null) and its value ({@linkcode plainValue}). Throws for
+ * anything that is not an entry, or whose getters or Proxy traps throw; the
+ * caller runs it inside the store's guard, where that is a store failure.
+ */
+function plainEntry(entry: unknown): { value: unknown; versionstamp: string | null } {
+  if (typeof entry !== "object" || entry === null) throw new Error("not an entry");
+  const { value, versionstamp } = entry as Record<string, unknown>;
+  if (typeof versionstamp !== "string" && versionstamp !== null) {
+    throw new Error("an entry's versionstamp is not a string");
+  }
+  return { value: plainValue(value), versionstamp };
+}
+
+/**
+ * A stored value as plain data, each field read once: freshtoken stores
+ * flat objects of strings, numbers and booleans, so a value of another
+ * shape (an array, nested objects, too many fields) keeps only its flat
+ * fields, or reads as absent; nothing is followed deeper.
+ */
+function plainValue(value: unknown): unknown {
+  if (typeof value !== "object" || value === null) return isData(value) ? value : undefined;
+  if (Array.isArray(value)) return undefined;
+  const names = Object.keys(value);
+  if (names.length > MAX_FIELDS) return undefined;
+  const copy: Record<string, unknown> = {};
+  for (const name of names) {
+    const field = (value as Record<string, unknown>)[name];
+    if (isData(field)) copy[name] = field;
+  }
+  return copy;
+}
+
+function isData(value: unknown): boolean {
+  return value === null || ["string", "number", "boolean"].includes(typeof value);
+}
+
+/** `record`, unless its access token is longer than a token response can carry. */
+function boundedToken(record: unknown): unknown {
+  const token = (record as { accessToken?: unknown } | undefined)?.accessToken;
+  if (typeof token === "string" && token.length > MAX_ACCESS_TOKEN) {
+    throw new Error("the stored access token is longer than a token response can carry");
+  }
+  return record;
 }
 
 /** The `until` of a lease or back-off value, if it is a finite number. */

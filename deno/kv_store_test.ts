@@ -247,3 +247,48 @@ Deno.test("a KV whose getMany answers short or with nulls counts as failed", asy
     kv.close();
   }
 });
+
+Deno.test("values a look-alike KV cannot let be read count as a KV failure, read inside the guard", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const throwing = () => {
+    throw new Error("look-alike");
+  };
+  const huge = token(Date.now(), { accessToken: "t".repeat((1 << 20) + 1) });
+  try {
+    for (
+      const entry of [
+        Object.defineProperty({ versionstamp: null }, "value", { get: throwing }),
+        new Proxy({}, { get: throwing, has: throwing }),
+        { value: new Proxy({}, { ownKeys: throwing }), versionstamp: null },
+        { value: { v: 2 }, versionstamp: 42 },
+        { value: { v: 2, ...huge }, versionstamp: "00000000000000010000" },
+      ]
+    ) {
+      const events: TokenEvent[] = [];
+      const liar = new Proxy(kv, {
+        get: (target, name) =>
+          name === "getMany"
+            ? () => Promise.resolve([entry, { value: null, versionstamp: null }, entry])
+            : Reflect.get(target, name),
+      });
+      const store = storeFor(liar, await clientId(identity), undefined, events);
+      assert.equal(await store.snapshot(), undefined);
+      assert.ok(events.some((e) => e.type === "kv_error"));
+    }
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a stored value is read as a flat copy: nested or array fields are left out, not followed", async () => {
+  await withStore(async (store, kv) => {
+    const nested: unknown = [[[[["deep"]]]]];
+    const stored = { v: 2, ...token(Date.now()), scope: { not: "a string" }, extra: nested };
+    await kv.set(tokenKey(["freshtoken"], store.id), stored);
+    const seen = (await read(store)).token as Record<string, unknown>;
+    assert.equal(seen.accessToken, "canary-token-0f-kv-unit");
+    assert.ok(!("scope" in seen) && !("extra" in seen));
+    await kv.set(tokenKey(["freshtoken"], store.id), [stored]);
+    assert.equal((await read(store)).token, undefined);
+  });
+});

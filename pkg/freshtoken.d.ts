@@ -338,6 +338,12 @@ export function holdsCredential(text: string, client_id: string, secret: string 
 export function lockedRetryMs(attempt: number, started: number, now: number): number | undefined;
 
 /**
+ * The longest access token a token response can carry
+ * (`response::MAX_ACCESS_TOKEN_BYTES`): a store copies no longer one.
+ */
+export function maxAccessTokenBytes(): number;
+
+/**
  * The one of `known` within `max` edits of `name` (ignoring case, `_` and
  * `-`), if any: a suggestion only for a near miss.
  */

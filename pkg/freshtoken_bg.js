@@ -615,6 +615,16 @@ export function lockedRetryMs(attempt, started, now) {
 }
 
 /**
+ * The longest access token a token response can carry
+ * (`response::MAX_ACCESS_TOKEN_BYTES`): a store copies no longer one.
+ * @returns {number}
+ */
+export function maxAccessTokenBytes() {
+    const ret = wasm.maxAccessTokenBytes();
+    return ret >>> 0;
+}
+
+/**
  * The one of `known` within `max` edits of `name` (ignoring case, `_` and
  * `-`), if any: a suggestion only for a near miss.
  * @param {string} name

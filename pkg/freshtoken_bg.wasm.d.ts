@@ -43,6 +43,7 @@ export const errorCodes: () => [number, number, number];
 export const filesNext: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number];
 export const holdsCredential: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number) => number;
 export const lockedRetryMs: (a: number, b: number, c: number) => [number, number];
+export const maxAccessTokenBytes: () => number;
 export const nearName: (a: number, b: number, c: number, d: number, e: number) => [number, number];
 export const pemDer: (a: number, b: number, c: number, d: number) => [number, number];
 export const storeDownUntil: (a: number) => number;

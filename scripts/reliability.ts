@@ -51,6 +51,8 @@ const GROUPS: Record<string, string> = {
   "round 4 files": "Round 4: files that are not freshtoken's",
   "round 4 masking": "Round 4: in GitHub Actions every token is masked before a file gets it",
   "round 4 readiness": "Round 4: an agent that says whether it got its first token",
+  "round 4: shared kv": "Round 4: a shared KV with a fast clock or unreadable values",
+  "round 4: first messages": "Round 4: what a wrong URL or issuer tells a new user",
 };
 const hardening: Record<string, string[]> = {};
 for (const c of CASES) {

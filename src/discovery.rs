@@ -11,10 +11,11 @@
 //! [RFC 8414]: https://www.rfc-editor.org/rfc/rfc8414
 
 use crate::config::{check_url, AuthMethod};
-use crate::error::{ErrorCode, TokenError};
+use crate::error::{url_for_message, ErrorCode, TokenError};
 use crate::request::HttpRequest;
 use crate::response::Received;
 use crate::retry_after::parse_retry_after;
+use crate::transport::Exchange;
 use serde::{Deserialize, Serialize};
 
 /// The longest a document is kept: a day, whatever its `Cache-Control` says.
@@ -108,6 +109,7 @@ pub fn request(url: String) -> HttpRequest {
         url,
         headers: vec![("Accept", "application/json".to_owned())],
         body: None,
+        exchange: Exchange::Metadata,
     }
 }
 
@@ -162,10 +164,16 @@ fn from_document(
     parse_url: &impl Fn(&str) -> Option<String>,
 ) -> Result<Metadata, TokenError> {
     if document.issuer.as_deref() != Some(issuer) {
-        return Err(TokenError::config(
-            "the issuer's metadata names another issuer; it must equal the issuer option \
-             exactly (RFC 8414 §3.3)",
-        ));
+        // Both are public; a server's text is shown only as a URL may be.
+        let named = match &document.issuer {
+            Some(named) => format!("\"{}\"", url_for_message(named)),
+            None => "none".to_owned(),
+        };
+        return Err(TokenError::config(format!(
+            "the issuer's metadata names another issuer ({named}); it must equal the issuer \
+             option (\"{}\") exactly (RFC 8414 §3.3)",
+            url_for_message(issuer)
+        )));
     }
     let token_endpoint = document.token_endpoint.ok_or_else(|| {
         TokenError::invalid_response("the issuer's metadata has no token_endpoint")
@@ -355,18 +363,31 @@ mod tests {
     }
 
     #[test]
-    fn the_issuer_must_match_exactly_and_is_never_echoed() {
-        for other in [
-            json!("https://auth.example.com/"),
-            json!("https://AUTH.example.com"),
-            json!("https://evil.example/injected\nline"),
-            json!(null),
+    fn the_issuer_must_match_exactly_and_both_show_only_as_urls_may() {
+        for (other, shown) in [
+            (
+                json!("https://auth.example.com/"),
+                "(\"https://auth.example.com/\")",
+            ),
+            (
+                json!("https://AUTH.example.com"),
+                "(\"https://AUTH.example.com\")",
+            ),
+            (
+                json!("https://u:p@evil.example/injected\nline?code=1"),
+                "(\"https://evil.example/injectedline\")",
+            ),
+            (json!(null), "(none)"),
         ] {
             let e = read_ok(json!({ "issuer": other, "token_endpoint": "https://a.example/t" }))
                 .unwrap_err();
             assert_eq!(e.code, ErrorCode::Config, "{other}");
-            assert!(!e.message().contains("evil"), "{}", e.message());
-            assert!(!e.message().contains("injected"), "{}", e.message());
+            let message = e.message();
+            assert!(message.contains(shown), "{message}");
+            assert!(message.contains(&format!("(\"{ISSUER}\")")), "{message}");
+            assert!(
+                !message.contains('\n') && !message.contains("u:p") && !message.contains("code=")
+            );
         }
         // Not a string: not a document of RFC 8414's shape, so the next location is asked.
         let read = read_ok(json!({ "issuer": 42, "token_endpoint": "https://a.example/t" }));

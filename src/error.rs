@@ -150,6 +150,29 @@ impl Source {
     }
 }
 
+/// The longest URL an error shows.
+const MAX_URL_IN_MESSAGE: usize = 120;
+
+/// `url` as an error may show it: scheme, host, port and path, never
+/// credentials, query or fragment; visible ASCII only (no control
+/// character, no line break), at most [`MAX_URL_IN_MESSAGE`] characters.
+/// For URLs a server named as well as configured ones.
+pub fn url_for_message(url: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |at| at + 3);
+    let (scheme, rest) = url.split_at(scheme_end);
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let host_start = rest[..authority_end].rfind('@').map_or(0, |at| at + 1);
+    let shown: String = format!("{scheme}{}", &rest[host_start..])
+        .chars()
+        .filter(char::is_ascii_graphic)
+        .collect();
+    match shown.len() > MAX_URL_IN_MESSAGE {
+        true => format!("{}…", &shown[..MAX_URL_IN_MESSAGE]),
+        false => shown,
+    }
+}
+
 impl Serialize for TokenError {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut out = serializer.serialize_struct("TokenError", 6)?;
@@ -322,6 +345,25 @@ mod tests {
             })
         );
         assert_eq!(serde_json::from_value::<TokenError>(json).unwrap(), e);
+    }
+
+    #[test]
+    fn urls_in_messages_show_no_credentials_query_or_control_characters() {
+        assert_eq!(
+            url_for_message("https://u:canary-secret@auth.example.com/t?code=x#f"),
+            "https://auth.example.com/t"
+        );
+        assert_eq!(
+            url_for_message("https://auth.example.com/a@b\n\u{1b}[31mX: 1"),
+            "https://auth.example.com/a@b[31mX:1"
+        );
+        assert_eq!(
+            url_for_message("https://evil.example/\r\nline\u{7f}é"),
+            "https://evil.example/line"
+        );
+        let long = url_for_message(&format!("https://a.example/{}", "p".repeat(500)));
+        assert_eq!(long.chars().count(), MAX_URL_IN_MESSAGE + 1);
+        assert!(long.ends_with('…'));
     }
 
     #[test]

@@ -35,5 +35,6 @@ pub mod shared;
 pub mod sim;
 pub mod state;
 pub mod text;
+pub mod transport;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

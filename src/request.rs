@@ -4,6 +4,7 @@
 
 use crate::assertion::ASSERTION_TYPE;
 use crate::config::{ClientAuth, Config};
+use crate::transport::Exchange;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use std::fmt;
@@ -17,6 +18,8 @@ pub struct HttpRequest {
     pub headers: Vec<(&'static str, String)>,
     /// `application/x-www-form-urlencoded` body of a `POST`; `None` for a `GET`.
     pub body: Option<String>,
+    /// Which exchange it is, for the words of its errors.
+    pub exchange: Exchange,
 }
 
 impl fmt::Debug for HttpRequest {
@@ -79,6 +82,7 @@ pub fn token_request(config: &Config, token_url: &str, assertion: Option<&str>) 
         url: token_url.to_owned(),
         headers,
         body: Some(form.finish()),
+        exchange: Exchange::Token,
     }
 }
 

@@ -92,6 +92,14 @@ pub fn declared_length(header: &str) -> Option<u64> {
         .try_fold(0, |max, n| n.map(|n| n.max(max)))
 }
 
+/// Token response bodies larger than this are refused.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The longest access token a token response can carry: the whole body
+/// but the JSON around it. A stored token longer than this was never a
+/// server's answer.
+pub const MAX_ACCESS_TOKEN_BYTES: usize = MAX_BODY_BYTES - r#"{"access_token":""}"#.len();
+
 /// Lifetime assumed when the server sends no `expires_in`.
 pub const DEFAULT_LIFETIME_SECONDS: f64 = 3600.0;
 /// Longest lifetime believed; more is an `invalid_response`.
@@ -227,7 +235,11 @@ fn error_response(status: u16, answer: &HttpAnswer, now_ms: f64) -> TokenError {
                     403 => ErrorCode::AccessDenied,
                     _ => ErrorCode::InvalidResponse,
                 };
-                let mut e = TokenError::new(code, "the token endpoint refused the request");
+                let text = match status {
+                    404 => "the token endpoint was not found: check the path of the token URL",
+                    _ => "the token endpoint refused the request",
+                };
+                let mut e = TokenError::new(code, text);
                 e.retryable = false;
                 e
             }
@@ -464,6 +476,12 @@ mod tests {
         assert_eq!(code(403, "{}"), ErrorCode::AccessDenied);
         assert_eq!(code(404, "not found"), ErrorCode::InvalidResponse);
         assert!(!answer(404, "").unwrap_err().retryable);
+        let not_found = answer(404, "<html>Not Found</html>").unwrap_err().message();
+        assert!(
+            not_found.contains("check the path of the token URL"),
+            "{not_found}"
+        );
+        assert!(!answer(403, "").unwrap_err().message().contains("path"));
         assert_eq!(code(501, ""), ErrorCode::InvalidResponse);
         assert_eq!(code(302, ""), ErrorCode::InvalidResponse);
         // An error object inside a 200 is still an error.

@@ -4,7 +4,7 @@
 //! response, and leases and back-offs cannot reach further ahead than this
 //! client would ever write them.
 
-use crate::response::{is_header_safe, MAX_LIFETIME_SECONDS};
+use crate::response::{is_header_safe, MAX_ACCESS_TOKEN_BYTES, MAX_LIFETIME_SECONDS};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -41,8 +41,11 @@ impl fmt::Debug for TokenRecord {
 }
 
 /// How far ahead of our clock another isolate's clock may be when it
-/// stamps a token (the token looks requested in the future by this much).
-pub const CLOCK_TOLERANCE_MS: f64 = 5.0 * 60_000.0;
+/// stamps a token (the token looks requested in the future by this much):
+/// the clock skew the schedule allows at most. A record from further ahead
+/// would keep a token looking valid past its real expiry, so it is refused
+/// (and replaced by the token this reader fetches instead).
+pub const MAX_RECORD_AHEAD_MS: f64 = 30_000.0;
 
 /// The longest shared back-off: no answer from a server, nor a value in
 /// KV, holds every isolate back for longer than this.
@@ -54,12 +57,15 @@ pub const LEASE_MARGIN_MS: f64 = 1_000.0;
 
 impl TokenRecord {
     /// Why a record read from KV is not a token to serve, or `None` if it
-    /// is one: the same rules as a token response (header-safe token,
-    /// Bearer, 1 s to 1 year lifetime), finite times that agree with each
-    /// other, and not requested in the future.
+    /// is one: the same rules as a token response (header-safe token no
+    /// longer than a response can carry, Bearer, 1 s to 1 year lifetime),
+    /// finite times that agree with each other, and not requested further
+    /// in the future than [`MAX_RECORD_AHEAD_MS`].
     pub fn fault(&self, now_ms: f64) -> Option<&'static str> {
         let requested_at = self.expires_at - self.lifetime_seconds * 1000.0;
-        if !is_header_safe(&self.access_token) {
+        if self.access_token.len() > MAX_ACCESS_TOKEN_BYTES {
+            Some("the access token is longer than a token response can carry")
+        } else if !is_header_safe(&self.access_token) {
             Some("the access token has characters a header cannot carry")
         } else if self.token_type != "Bearer" {
             Some("the token type is not Bearer")
@@ -75,11 +81,20 @@ impl TokenRecord {
             && self.usable_until <= self.expires_at)
         {
             Some("the refresh and usable times lie outside the token's life")
-        } else if requested_at > now_ms + CLOCK_TOLERANCE_MS || requested_at < 0.0 {
+        } else if requested_at > now_ms + MAX_RECORD_AHEAD_MS || requested_at < 0.0 {
             Some("the token was requested in the future or before 1970")
         } else {
             None
         }
+    }
+
+    /// When the token was requested, as far as a reader whose clock reads
+    /// `now_ms` can believe: never later than now. A writer whose clock runs
+    /// ahead (within [`MAX_RECORD_AHEAD_MS`]) stamps its token later than it
+    /// was issued; from this reader's clock the token lives its stated
+    /// lifetime at most.
+    pub fn requested_at(&self, now_ms: f64) -> f64 {
+        (self.expires_at - self.lifetime_seconds * 1000.0).min(now_ms)
     }
 }
 
@@ -179,6 +194,36 @@ mod tests {
         r.expires_at = -1.0;
         r.refresh_at = -3.0;
         r.usable_until = -2.0;
+        assert!(r.fault(NOW).is_some());
+    }
+
+    #[test]
+    fn a_record_from_further_ahead_than_the_allowance_is_faulty() {
+        let ahead = |ms: f64| {
+            let mut r = record();
+            r.expires_at += ms;
+            r.refresh_at += ms;
+            r.usable_until += ms;
+            r
+        };
+        // `record()` was requested 600 s ago.
+        let requested = NOW - 600_000.0;
+        assert_eq!(ahead(600_000.0 + MAX_RECORD_AHEAD_MS).fault(NOW), None);
+        assert!(ahead(600_001.0 + MAX_RECORD_AHEAD_MS).fault(NOW).is_some());
+        assert_eq!(
+            ahead(620_000.0).requested_at(NOW),
+            NOW,
+            "never later than now"
+        );
+        assert_eq!(record().requested_at(NOW), requested);
+    }
+
+    #[test]
+    fn a_token_longer_than_a_response_can_carry_is_faulty() {
+        let mut r = record();
+        r.access_token = "t".repeat(MAX_ACCESS_TOKEN_BYTES);
+        assert_eq!(r.fault(NOW), None);
+        r.access_token.push('t');
         assert!(r.fault(NOW).is_some());
     }
 

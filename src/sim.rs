@@ -332,6 +332,12 @@ struct Isolate {
     /// Whether its last read showed a token due by its clock but not by its
     /// writer's (clocks further apart than a refresh window).
     skewed: bool,
+    /// Whether its last read showed a token it could not share, with clocks
+    /// further apart than the core allows a record to be ahead
+    /// (`shared::MAX_RECORD_AHEAD_MS`): refused as from the future, or due
+    /// by this clock but not by its writer's (whose token may replace one a
+    /// third isolate refused).
+    apart: bool,
     /// Races for a free lease the acquisition in flight lost (the driver's conflicts).
     lost_races: u32,
 }
@@ -400,7 +406,8 @@ pub struct Report {
     /// Token requests the server received.
     pub requests: u32,
     /// Of those, requests invariant 3 spared: from an isolate whose clock made
-    /// the stored token due while its writer's did not, after lost lease races.
+    /// the stored token due while its writer's did not, after lost lease races,
+    /// or whose clock is further from the writer's than a record may be ahead.
     pub skewed_requests: u32,
     /// The first invariant violated, with the trace before it.
     pub violation: Option<String>,
@@ -477,6 +484,7 @@ impl Isolate {
             read_at: f64::NEG_INFINITY,
             failed_at: None,
             skewed: false,
+            apart: false,
             lost_races: 0,
             skew,
         }
@@ -911,11 +919,15 @@ impl Sim {
         let max_lease = self.config.max_lease_ms();
         let mut seen = Seen::default();
         let mut skewed = false;
+        let mut apart = false;
         if let Some((StoredToken::Token(record, _, _, writer_skew), _)) = &self.store.token {
             seen.token = Some(record.clone());
             // Due by this isolate's clock but not by its writer's: the clocks disagree by
             // more than the window, and this isolate must fetch a token of its own.
             skewed = record.refresh_at <= wall && record.refresh_at > self.t + writer_skew;
+            let requested_at = record.expires_at - record.lifetime_seconds * 1000.0;
+            let ahead = requested_at > wall + shared::MAX_RECORD_AHEAD_MS;
+            apart = self.clock_spread() > shared::MAX_RECORD_AHEAD_MS && (ahead || skewed);
         }
         if let Some((lease, _, _)) = &self.store.lease {
             if shared::lease_is_plausible(lease.until, wall, max_lease) {
@@ -932,6 +944,7 @@ impl Sim {
         let iso = &mut self.isolates[isolate];
         iso.seen = versions;
         iso.skewed = skewed;
+        iso.apart = apart;
         iso.backoff_seen = seen.backoff_until;
         iso.last_holder = seen.lease_holder.clone();
         // A waiter counts its wait on a holder from reads that showed no back-off in force.
@@ -963,8 +976,11 @@ impl Sim {
         // An isolate whose clock makes every stored token due early keeps racing honest
         // writers for the lease; after MAX_CONFLICTS lost races the driver takes it for a
         // co-tenant and fetches without the lease (by design). Clocks further apart than
-        // a window share no window: only that case is spared below.
-        let skewed = iso.skewed && iso.lost_races >= MAX_CONFLICTS;
+        // a window share no window: only that case is spared below; and, when clocks are
+        // further apart than a record may be ahead, an isolate that refuses a token from
+        // the future or finds the stored one due early (written, perhaps, by one that
+        // refused the token before): such clocks cannot share one token.
+        let skewed = (iso.skewed && iso.lost_races >= MAX_CONFLICTS) || iso.apart;
         self.requests += 1;
         self.skewed_requests += u32::from(skewed);
         let t = self.t;
@@ -1142,9 +1158,16 @@ impl Sim {
         let store_sound = self.s.store_fault_rate == 0.0 || faults_over;
         // Written before the call began and before its acquisition's last read of the store
         // (a token stored while that read was under way is not one it could see).
-        if let Some((StoredToken::Token(_, expiry, written, _), _)) = &self.store.token {
+        // One this isolate believes: not from further in its future than a record may be.
+        if let Some((StoredToken::Token(record, expiry, written, _), _)) = &self.store.token {
             let before = *written <= started && *written <= read_at;
-            if min_valid_ms == 0.0 && store_sound && before && expiry - self.t > margin {
+            let believable = record.fault(self.now(isolate).wall).is_none();
+            if min_valid_ms == 0.0
+                && store_sound
+                && before
+                && believable
+                && expiry - self.t > margin
+            {
                 return Err(format!(
                     "invariant 2: call {call} on isolate {isolate} got an error while a usable \
                      token was in the store throughout its wait (written at {written:.0} ms, \

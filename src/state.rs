@@ -315,7 +315,10 @@ impl TokenState {
     /// A token read from KV: taken if it passes the checks of a token
     /// response, is not the one held, expires later, and is fresh (or,
     /// unless `force`, merely usable when the held one is not). Returns it
-    /// as taken, with this client's own refresh window and `jitter`.
+    /// as taken, with this client's own refresh window and `jitter`, timed
+    /// from when it was requested but never from later than now
+    /// (`TokenRecord::requested_at`): a writer's clock that runs ahead
+    /// never makes it live longer than its lifetime on this one.
     pub fn adopt(
         &mut self,
         now: Now,
@@ -327,17 +330,17 @@ impl TokenState {
             return None;
         }
         let t = self.time(now);
+        let requested_at = record.requested_at(now.wall);
         let held_usable = match &self.held {
             Some(held) if held.token.secret() == record.access_token => return None,
             Some(held) if t < held.schedule.usable_until => {
-                if record.expires_at <= held.schedule.expires_at {
+                if requested_at + record.lifetime_seconds * 1000.0 <= held.schedule.expires_at {
                     return None;
                 }
                 true
             }
             _ => false,
         };
-        let requested_at = record.expires_at - record.lifetime_seconds * 1000.0;
         let schedule = schedule(
             requested_at,
             record.lifetime_seconds,
@@ -734,20 +737,24 @@ mod tests {
     #[test]
     fn a_stored_token_is_taken_only_when_sound_newer_and_fresh() {
         let (mut state, s) = holding(3600.0);
+        let later = T0.plus(60_000.0);
         let fresher = record("tok-kv", s.expires_at + 60_000.0, 3600.0);
         // While the held one is fresh, a newer one is taken too.
-        assert!(state.adopt(T0, fresher.clone(), false, 0.0).is_some());
+        assert!(state.adopt(later, fresher.clone(), false, 0.0).is_some());
         assert!(
-            state.adopt(T0, fresher.clone(), false, 0.0).is_none(),
+            state.adopt(later, fresher.clone(), false, 0.0).is_none(),
             "already held"
         );
         let older = record("tok-old", s.expires_at - 60_000.0, 3600.0);
-        assert!(state.adopt(T0, older, false, 0.0).is_none());
+        assert!(state.adopt(later, older, false, 0.0).is_none());
+        let later = T0.plus(120_000.0);
         let mut bad = record("tok bad", s.expires_at + 120_000.0, 3600.0);
-        assert!(state.adopt(T0, bad.clone(), false, 0.0).is_none());
+        assert!(state.adopt(later, bad.clone(), false, 0.0).is_none());
         bad.access_token = "tok-bad".into();
         bad.token_type = "bearer".into();
-        assert!(state.adopt(T0, bad, false, 0.0).is_none());
+        assert!(state.adopt(later, bad.clone(), false, 0.0).is_none());
+        bad.token_type = "Bearer".into();
+        assert!(state.adopt(later, bad, false, 0.0).is_some(), "sound");
         // Usable but in its window: taken only when ours is gone and we are not refreshing.
         let mut state = TokenState::new(None);
         let due = record("tok-due", T0.wall + 100_000.0, 3600.0);
@@ -755,6 +762,25 @@ mod tests {
         let taken = state.adopt(T0, due, false, 0.0).unwrap();
         assert!(taken.refresh_at <= T0.wall, "this client's own window");
         assert_eq!(state.decide(T0, 0.0, NO_WAIT), ServeAndRefresh);
+    }
+
+    #[test]
+    fn a_stored_token_from_a_clock_ahead_lives_its_lifetime_from_now_at_most() {
+        // A writer 20 s ahead: the 5 s token looks requested 20 s from now.
+        let mut state = TokenState::new(None);
+        let ahead = record("tok-ahead", T0.wall + 25_000.0, 5.0);
+        let taken = state.adopt(T0, ahead, false, 0.0).unwrap();
+        assert_eq!(taken.expires_at, T0.wall + 5_000.0);
+        assert!(state.status(T0.plus(5_000.0)).usable_until <= Some(T0.wall + 5_000.0));
+        assert_ne!(state.decide(T0.plus(5_000.0), 0.0, NO_WAIT), Serve);
+        // Beyond the allowance (30 s), it is refused outright.
+        let mut state = TokenState::new(None);
+        let far = record("tok-far", T0.wall + 185_000.0, 5.0);
+        assert!(state.adopt(T0, far, false, 0.0).is_none());
+        // Held, a record from a clock ahead is newer only by what it is from now.
+        let (mut state, s) = holding(3600.0);
+        let same_age = record("tok-same", s.expires_at + 20_000.0, 3600.0);
+        assert!(state.adopt(T0, same_age, false, 0.0).is_none());
     }
 
     #[test]

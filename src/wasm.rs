@@ -20,7 +20,7 @@ use crate::discovery::Metadata;
 use crate::driver::{Driver, Effect, LeaseResult, Outcome, Parts, Seen};
 use crate::error::{ErrorCode, Source, TokenError};
 use crate::options::{check_names, option_names, read, Options, RetryOptions};
-use crate::response::Received;
+use crate::response::{self, Received};
 use crate::shared::{self, TokenRecord};
 use crate::state::{self, TokenState};
 use js_sys::{Function, Math, Object, Promise, Reflect};
@@ -579,6 +579,13 @@ pub fn files_next(
 ) -> Vec<f64> {
     let (sleep_ms, refresh) = crate::schedule::files_next(now, failures, refresh_at, usable_until);
     vec![sleep_ms, refresh]
+}
+
+/// The longest access token a token response can carry
+/// (`response::MAX_ACCESS_TOKEN_BYTES`): a store copies no longer one.
+#[wasm_bindgen(js_name = maxAccessTokenBytes)]
+pub fn max_access_token_bytes() -> usize {
+    response::MAX_ACCESS_TOKEN_BYTES
 }
 
 /// Until when the store is skipped after a failure at `now`.

@@ -20,6 +20,7 @@ import { ROUND3 } from "./hardening_round3.ts";
 import { ROUND4_CRON } from "./hardening_round4_cron.ts";
 import { ROUND4_CLI } from "./hardening_round4_cli.ts";
 import { ROUND4_FILES } from "./hardening_round4_files.ts";
+import { ROUND4_KV } from "./hardening_round4_kv.ts";
 
 /** What a case found, and whether that is what freshtoken must do. */
 export interface Result {
@@ -728,4 +729,5 @@ export const CASES: HardeningCase[] = [
   ...ROUND4_CRON,
   ...ROUND4_CLI,
   ...ROUND4_FILES,
+  ...ROUND4_KV,
 ];

@@ -4,10 +4,11 @@
 //! attempt's timeout, and at most 1 MiB of delivered body, counted as it
 //! streams in (after any `Content-Encoding` decoding the host does).
 
-use crate::error::{ErrorCode, TokenError};
+use crate::error::TokenError;
 use crate::request::HttpRequest;
-use crate::response::{declared_length, Received};
-use js_sys::{Array, Function, Object, Promise, Uint8Array};
+use crate::response::{declared_length, Received, MAX_BODY_BYTES};
+use crate::transport::Failure;
+use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -18,9 +19,6 @@ use web_sys::{
 
 /// The longest attempt timer (the `timeoutMs` option stops at 300,000).
 const MAX_TIMEOUT_MS: f64 = 2_147_483_647.0;
-
-/// Token response bodies larger than this are refused.
-pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 thread_local! {
     /// One handler for every promise whose failure is of no interest.
@@ -35,53 +33,28 @@ fn quietly(promise: Promise) {
     });
 }
 
-/// Why an attempt got no usable answer.
-enum Failure {
-    Timeout,
-    Network,
-    /// The host refused: Deno without `--allow-net` for the token URL's host.
-    NotAllowed,
-    TooLarge,
-    NotAResponse,
+/// What a rejected or throwing `fetch` means (`transport::Failure`), read
+/// from the error's name and text: its message and its cause's (Deno 2.9
+/// says "fetch failed" and puts the reason in the cause). Getters that throw
+/// read as nothing.
+fn of_rejection(reason: &JsValue) -> Failure {
+    let read = |value: &JsValue, name: &str| {
+        Reflect::get(value, &JsValue::from_str(name))
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+    };
+    let cause = Reflect::get(reason, &JsValue::from_str("cause")).unwrap_or_default();
+    let mut text = read(reason, "message");
+    if cause.is_object() {
+        text = format!("{text} {}", read(&cause, "message"));
+    }
+    let text: String = text.chars().take(MAX_REJECTION_CHARS).collect();
+    Failure::of_rejection(&read(reason, "name"), &text)
 }
 
-impl Failure {
-    /// What a rejected or throwing `fetch` means: a permission the host
-    /// lacks is the caller's to fix, not an outage to retry.
-    fn of_rejection(reason: &JsValue) -> Self {
-        match reason
-            .dyn_ref::<js_sys::Error>()
-            .map(|e| String::from(e.name()))
-        {
-            Some(name) if name == "NotCapable" || name == "PermissionDenied" => Self::NotAllowed,
-            _ => Self::Network,
-        }
-    }
-}
-
-impl From<Failure> for TokenError {
-    fn from(failure: Failure) -> Self {
-        match failure {
-            Failure::Timeout => TokenError::new(
-                ErrorCode::Timeout,
-                "the token endpoint did not answer within timeoutMs",
-            ),
-            Failure::Network => TokenError::new(
-                ErrorCode::Network,
-                "the token request failed (connection refused, reset or DNS)",
-            ),
-            Failure::NotAllowed => TokenError::config(
-                "the host does not allow the token request (Deno: --allow-net for the token URL's host)",
-            ),
-            Failure::TooLarge => {
-                TokenError::invalid_response("the token response body is over 1 MiB")
-            }
-            Failure::NotAResponse => {
-                TokenError::invalid_response("fetch did not return a Response")
-            }
-        }
-    }
-}
+/// How much of a rejection's text is read for its kind.
+const MAX_REJECTION_CHARS: usize = 2_000;
 
 /// The attempt's time limit: an `AbortSignal.timeout` (a process's first
 /// `setTimeout` costs Deno milliseconds of start-up, this a fraction of one)
@@ -133,7 +106,7 @@ impl Deadline {
             self.controller.abort();
             return Err(Failure::Timeout);
         }
-        value.map_err(|reason| Failure::of_rejection(&reason))
+        value.map_err(|reason| of_rejection(&reason))
     }
 }
 
@@ -152,6 +125,16 @@ pub async fn send(
     request: &HttpRequest,
     timeout_ms: f64,
 ) -> Result<Received, TokenError> {
+    received(fetch, request, timeout_ms)
+        .await
+        .map_err(|failure| failure.error(request.exchange))
+}
+
+async fn received(
+    fetch: &Function,
+    request: &HttpRequest,
+    timeout_ms: f64,
+) -> Result<Received, Failure> {
     let deadline = Deadline::new(timeout_ms)?;
     let response = exchange(fetch, request, &deadline).await?;
     // A browser's answer to `redirect: "manual"` is an opaque response with status 0.
@@ -194,7 +177,7 @@ async fn exchange(
     // A fetch may throw, return a non-promise, or resolve to something else.
     let pending = fetch
         .call1(&JsValue::UNDEFINED, &request)
-        .map_err(|reason| Failure::of_rejection(&reason))?;
+        .map_err(|reason| of_rejection(&reason))?;
     let answer = deadline.race(&Promise::resolve(&pending)).await?;
     answer
         .dyn_into::<Response>()
