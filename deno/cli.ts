@@ -581,10 +581,14 @@ function childEnv(
 ): { child: Record<string, string>; withheld: string[] } {
   const { clientId, clientSecret, privateKey, encryptionKey } = used.options;
   const names = [...CREDENTIAL_VARIABLES, ...(used.remoteKv ? [KV_ACCESS_TOKEN] : [])];
-  // The credentials as given (a variable's own text, a flag's value) and as used.
+  // The credentials as given (a variable's own text, a flag's value) and as used:
+  // a PEM key's text (the core also finds its body however wrapped), a JWK's
+  // private members (RFC 7518 §6.2.2, §6.3.2).
+  const jwk = typeof privateKey === "object" ? privateKey as Record<string, unknown> : {};
   const others = [
     ...names.map((variable) => env[variable]),
-    typeof privateKey === "string" ? privateKey : (privateKey as JsonWebKey | undefined)?.d,
+    typeof privateKey === "string" ? privateKey : undefined,
+    ...["d", "p", "q", "dp", "dq", "qi"].map((member) => jwk[member]),
     encryptionKey,
   ].filter((v): v is string => typeof v === "string" && v.trim() !== "").map((v) => v.trim());
   const child: Record<string, string> = {};

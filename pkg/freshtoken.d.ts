@@ -324,9 +324,10 @@ export function errorCodes(): { code: string; retryable: boolean }[];
 export function filesNext(now: number, failures: number, refresh_at?: number | null, usable_until?: number | null): Float64Array;
 
 /**
- * Whether `text` holds a credential: `secret` or the base64 of the Basic
- * pair it makes with `client_id`, or one of `others`, in any encoding
- * redaction knows (raw, percent- or form-encoded, any letter case). `exec`
+ * Whether `text` holds a credential: `secret`, its base64 or that of the
+ * Basic pair it makes with `client_id`, or one of `others` (a PEM key also
+ * by its body, however wrapped), in any encoding redaction knows (raw,
+ * percent- or form-encoded, JSON-escaped, any letter case). `exec`
  * withholds such a variable from its command.
  */
 export function holdsCredential(text: string, client_id: string, secret: string | null | undefined, others: string[]): boolean;

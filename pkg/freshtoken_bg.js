@@ -569,9 +569,10 @@ export function filesNext(now, failures, refresh_at, usable_until) {
 }
 
 /**
- * Whether `text` holds a credential: `secret` or the base64 of the Basic
- * pair it makes with `client_id`, or one of `others`, in any encoding
- * redaction knows (raw, percent- or form-encoded, any letter case). `exec`
+ * Whether `text` holds a credential: `secret`, its base64 or that of the
+ * Basic pair it makes with `client_id`, or one of `others` (a PEM key also
+ * by its body, however wrapped), in any encoding redaction knows (raw,
+ * percent- or form-encoded, JSON-escaped, any letter case). `exec`
  * withholds such a variable from its command.
  * @param {string} text
  * @param {string} client_id

@@ -9,6 +9,7 @@ import { ALL_PERMISSIONS, runCli } from "./_cli.ts";
 import { serve } from "./_loopback.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 import type { HardeningCase } from "./hardening.ts";
+import { keyPair, pem, RSA } from "./_keys.ts";
 
 /** The error `fn` throws, or `undefined` when it throws none. */
 function thrown(fn: () => unknown): Error | undefined {
@@ -49,6 +50,64 @@ async function cliAgainst(
 }
 
 const utf8Base64 = (text: string) => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
+
+/**
+ * `exec` with an RSA key (`private_key_jwt`, against a loopback server that
+ * takes any assertion), given as PEM and as a JWK, and variables that hold
+ * the key as a service-account JSON keeps it (newlines as `\n`), with CRLF
+ * line ends, wrapped anew without its armour; the JWK inside JSON text, or
+ * one of its primes.
+ */
+async function keyVariables(): Promise<{ ok: boolean; outcome: string }> {
+  const pair = await keyPair(RSA);
+  const keyPem = pem(await crypto.subtle.exportKey("pkcs8", pair.privateKey), "PRIVATE KEY");
+  const jwk = await crypto.subtle.exportKey("jwk", pair.privateKey);
+  const body = keyPem.split("\n").filter((l) => l && !l.startsWith("-----")).join("");
+  const variables = {
+    SERVICE_ACCOUNT: JSON.stringify({ type: "service_account", private_key: keyPem }),
+    CRLF_KEY: keyPem.replaceAll("\n", "\r\n"),
+    KEY_BODY: body.match(/.{1,76}/g)!.join("\n"),
+  };
+  const token = `canary-token-${crypto.randomUUID()}`;
+  const answer = () =>
+    Response.json({ access_token: token, token_type: "Bearer", expires_in: 3600 });
+  return await serve(answer, async (origin) => {
+    const outcomes: string[] = [];
+    let ok = true;
+    for (
+      const [as, key, extra] of [
+        ["PEM", keyPem, variables],
+        ["JWK", JSON.stringify(jwk), {
+          KEY_JSON: JSON.stringify({ key: JSON.stringify(jwk) }),
+          JWK_PRIME: `p=${jwk.p}`,
+        }],
+      ] as const
+    ) {
+      const run = await runCli(ALL_PERMISSIONS, ["exec", "--", "env"], {
+        FRESHTOKEN_TOKEN_URL: `${origin}/token`,
+        FRESHTOKEN_CLIENT_ID: "cli",
+        FRESHTOKEN_PRIVATE_KEY: key,
+        UNRELATED: "kept",
+        ...extra,
+      });
+      const seen = names(run.stdout);
+      const expected = Object.keys(extra);
+      const leaked = expected.filter((n) => seen.includes(n));
+      const unnamed = expected.filter((n) => !run.stderr.includes(n));
+      ok &&= run.code === 0 && seen.includes("UNRELATED") && leaked.length === 0 &&
+        unnamed.length === 0 && !seen.includes("FRESHTOKEN_PRIVATE_KEY") &&
+        ![body.slice(100, 140), jwk.p!].some((part) => run.stderr.includes(part));
+      outcomes.push(
+        `key as ${as}: exit ${run.code}, ${
+          leaked.length === 0
+            ? `none of the ${expected.length} holding the key passed on`
+            : `passed on ${leaked.join(" ")}`
+        }, stderr names ${expected.length - unnamed.length} of them`,
+      );
+    }
+    return { ok, outcome: outcomes.join("; ") };
+  });
+}
 
 export const ROUND4_CLI: HardeningCase[] = [
   {
@@ -109,6 +168,8 @@ export const ROUND4_CLI: HardeningCase[] = [
           BASIC_AUTH: `Basic ${utf8Base64(`cli:${secret}`)}`,
           SHOUTED: `SECRET=${secret.toUpperCase()}`,
           KEY_BACKUP: `key=${key};`,
+          SECRET_B64: btoa(secret),
+          SECRET_B64URL: btoa(secret).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, ""),
           UNRELATED: "kept",
         };
         const plain = await cliAgainst(secret, ["exec", "--", "env"], env, [secret, key]);
@@ -119,11 +180,13 @@ export const ROUND4_CLI: HardeningCase[] = [
           "BASIC_AUTH",
           "SHOUTED",
           "KEY_BACKUP",
+          "SECRET_B64",
+          "SECRET_B64URL",
           "FRESHTOKEN_CLIENT_SECRET",
           "FRESHTOKEN_ENCRYPTION_KEY",
         ];
         const leaked = withheld.filter((n) => seen.includes(n));
-        const unnamed = withheld.slice(0, 5).filter((n) => !plain.run.stderr.includes(n));
+        const unnamed = withheld.slice(0, 7).filter((n) => !plain.run.stderr.includes(n));
         const valuesShown = [secret, key, encodeURIComponent(secret)].some((v) =>
           plain.run.stderr.includes(v)
         );
@@ -135,19 +198,20 @@ export const ROUND4_CLI: HardeningCase[] = [
           [],
         );
         const keptSeen = names(kept.run.stdout);
+        const keyed = await keyVariables();
         const ok = plain.run.code === 0 && seen.includes("FRESHTOKEN_ACCESS_TOKEN") &&
           seen.includes("UNRELATED") && leaked.length === 0 && unnamed.length === 0 &&
           !valuesShown && kept.run.code === 0 && keptSeen.includes("DATABASE_URL") &&
-          !keptSeen.includes("PLAIN_URL");
+          !keptSeen.includes("PLAIN_URL") && keyed.ok;
         return {
           ok,
           outcome: `exit ${plain.run.code}; the command got ${seen.length} variables, ${
-            leaked.length === 0 ? "none of the 7 holding a credential" : `also ${leaked.join(" ")}`
-          }; stderr names ${5 - unnamed.length} of the 5 withheld for what they hold${
+            leaked.length === 0 ? "none of the 9 holding a credential" : `also ${leaked.join(" ")}`
+          }; stderr names ${7 - unnamed.length} of the 7 withheld for what they hold${
             valuesShown ? " and shows a value" : ", no value"
           }: ${said(plain.run.stderr)}; with --pass-env DATABASE_URL: exit ${kept.run.code}, ${
             keptSeen.includes("DATABASE_URL") ? "kept" : "withheld"
-          }`,
+          }; ${keyed.outcome}`,
         };
       } finally {
         await Deno.remove(dir, { recursive: true });
