@@ -54,6 +54,57 @@ const GROUPS: Record<string, string> = {
   "round 4: shared kv": "Round 4: a shared KV with a fast clock or unreadable values",
   "round 4: first messages": "Round 4: what a wrong URL or issuer tells a new user",
 };
+/** What a group's cases stand for, above its table: the rule each class of defect now follows. */
+const INTROS: Record<string, string> = {
+  "round 4 files":
+    "An agent used to delete or overwrite whatever its `--sink` named: a user's file, an empty " +
+    "directory, a FIFO, a stray `.lock` file. It now writes only paths of its own. A path that " +
+    "exists is refused with exit 2, naming the flag and why, unless a dead agent left it (its " +
+    "`.lock` carries the agent's mark and is no longer locked). Lock and temporary files are made " +
+    "exclusively, never through a symbolic link, with short names, so a 240-byte sink name works; " +
+    "the first write of a sink is exclusive too, and the agent remembers the file it wrote, so a " +
+    "file put or moved onto the sink later is neither overwritten nor removed. A file-system " +
+    "error names the flag and the reason.",
+  "round 4 masking":
+    "`exec` masked only the first token and the agent none. Every token now passes one place, " +
+    "the token-file writer, which registers its `::add-mask::` before any file gets it: on " +
+    "stderr for `exec`, on the agent's stdout, so a log sent to a file does not hide it. The " +
+    "runner reads a step's output only while the step runs: an agent that outlives its step " +
+    "cannot mask the tokens it refreshes later, and the README's recipe says what to do.",
+  "round 4 readiness":
+    "`agent --background` starts the agent detached and waits on a pipe: 0 once the first token " +
+    "is in its files (its mask printed first), else the agent's own exit code with the reason. " +
+    "The GitHub and GitLab recipes stop there and show why, instead of a silent wait and an " +
+    "anonymous 401.",
+  "round 4 secrets cli":
+    "A value given as the Genesys region that is no region is refused naming the flag, variable " +
+    "or option, never the value; a near miss gets the region's own name. `exec`'s command gets " +
+    "no variable holding a credential freshtoken used, inside other text too, in any encoding the " +
+    "core's redactor knows (the same rule that cleans server text); the withheld names, never " +
+    "values, go to stderr.",
+  "round 4 messages cli":
+    "Each client value is taken in the README's order per value (flags, `FRESHTOKEN_*`, " +
+    "`GENESYS_CLOUD_*`, `GENESYSCLOUD_*`); configuration errors name the flag or variable the " +
+    "user set; commands get did-you-mean; `status` says which client at which endpoint; the " +
+    "README's install and import lines are checked from a clone.",
+  "round 4: shared kv":
+    "A stored record never makes a token look valid longer than its stated lifetime on the " +
+    "reader's own clock: a record issued further in the reader's future than the skew allowance " +
+    "the schedule keeps for that lifetime (at most 30 s) is refused and replaced. Every value a " +
+    "`kv` answers is read inside the store's guard: a throwing getter, a Proxy trap, an " +
+    "unprintable throw or an oversized token is a `kv_error` and a miss, and the caller gets a " +
+    "token from the server.",
+  "round 4: first messages":
+    "An `https:` URL to a plain-HTTP server or a certificate the client refuses is a permanent " +
+    "`config` error (CLI exit 2), while a connection closed during the handshake stays a " +
+    "retryable `network` error; errors say whether the token or the metadata request failed; a " +
+    "404 says to check the URL's path; an issuer mismatch shows both issuers, sanitised.",
+  "round 4 cron":
+    "One job per place a token lives (key prefix and KV identity); the job refreshes every store " +
+    "registered for that place. `freshtoken/cron` makes its clients at import, so a refused " +
+    "configuration stops the deployment at once, and exports them with their store, so a " +
+    "handler and the job cannot end up on different stores.",
+};
 const hardening: Record<string, string[]> = {};
 for (const c of CASES) {
   const { ok, outcome } = await c.run();
@@ -64,9 +115,9 @@ for (const c of CASES) {
   console.log(`${ok ? "ok  " : "FAIL"} ${c.group}: ${c.name} -> ${outcome}`);
 }
 const hardeningSections = Object.entries(hardening).map(([group, rows]) =>
-  `### ${GROUPS[group] ?? group}\n\n| case | outcome | as expected |\n|---|---|---|\n${
-    rows.join("\n")
-  }`
+  `### ${GROUPS[group] ?? group}\n\n${
+    INTROS[group] ? `${INTROS[group]}\n\n` : ""
+  }| case | outcome | as expected |\n|---|---|---|\n${rows.join("\n")}`
 ).join("\n\n");
 
 const FUZZ_WHAT: Record<string, string> = {

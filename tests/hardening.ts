@@ -726,8 +726,8 @@ export const CASES: HardeningCase[] = [
     },
   },
   ...ROUND3,
-  ...ROUND4_CRON,
-  ...ROUND4_CLI,
   ...ROUND4_FILES,
+  ...ROUND4_CLI,
   ...ROUND4_KV,
+  ...ROUND4_CRON,
 ];
