@@ -12,7 +12,7 @@ export const KV_ID: unique symbol = Symbol("freshtoken.kvId");
 
 /**
  * `client[KV_PLACE]()` is where the client's token lives: its `Deno.Kv`, key
- * prefix and KV id; `undefined` without KV.
+ * prefix and KV id (an async digest); `undefined` without KV.
  */
 export const KV_PLACE: unique symbol = Symbol("freshtoken.kvPlace");
 
@@ -20,7 +20,7 @@ export const KV_PLACE: unique symbol = Symbol("freshtoken.kvPlace");
 export interface KvPlace {
   kv: Deno.Kv;
   prefix: Deno.KvKey;
-  id: string;
+  id: Promise<string>;
 }
 
 /**

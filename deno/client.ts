@@ -309,9 +309,8 @@ class FreshTokenClient implements TokenClient {
   }
 
   /** Where this client's token lives, or `undefined` without KV. */
-  async [KV_PLACE](): Promise<KvPlace | undefined> {
-    const store = await this.#store;
-    return store === undefined ? undefined : { ...this.#kvAt!, id: store.id };
+  [KV_PLACE](): KvPlace | undefined {
+    return this.#kvAt && { ...this.#kvAt, id: this.#store!.then((store) => store.id) };
   }
 
   /** The client in a log line: its client id and token endpoint's origin, nothing secret. */

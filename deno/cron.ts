@@ -35,10 +35,16 @@
  * @module
  */
 
-import { aheadSeconds, BACKOFF_SCHEDULE, DEFAULT_SCHEDULE, refreshRun } from "./_cron_job.ts";
+import {
+  aheadSeconds,
+  BACKOFF_SCHEDULE,
+  DEFAULT_SCHEDULE,
+  placeOf,
+  startJob,
+} from "./_cron_job.ts";
 import { optionsFromEnv } from "./_env.ts";
 import { createTokenClient } from "./client.ts";
-import { configError } from "./token_error.ts";
+import { configError, TokenError } from "./token_error.ts";
 import type { TokenClient, TokenClientOptions } from "./types.ts";
 
 /** The job's name, as Deno Deploy lists it. */
@@ -79,10 +85,16 @@ export const kv: Deno.Kv = await openStore(Deno.env.get("FRESHTOKEN_KV") || unde
  * construction. They are made at import: a configuration `createTokenClient`
  * refuses fails the import with its `config` error, not every run.
  */
-export const clients: readonly TokenClient[] = clientsOn(kv);
+export const clients: readonly TokenClient[] = Object.freeze(clientsOn(kv));
+
+/** One run of the job; registered here, at top level, as Deno Deploy requires. */
+const run = await startModuleJob();
 
 /** The store at `path` (the deployment's own without one), or a `config` error naming it. */
 async function openStore(path: string | undefined): Promise<Deno.Kv> {
+  if (typeof Deno.openKv !== "function") {
+    throw configError("freshtoken/cron needs Deno KV (Deno Deploy, or --unstable-kv)");
+  }
   try {
     return await Deno.openKv(path);
   } catch (error) {
@@ -104,9 +116,30 @@ function clientsOn(store: Deno.Kv): TokenClient[] {
   }
 }
 
-/** One run of the job: refresh every configured client that is due. */
-export async function refreshAll(): Promise<void> {
-  await refreshRun(clients, CRON_AHEAD_SECONDS);
+/**
+ * Registers the job for {@linkcode clients}, as the job of their places:
+ * `registerRefreshCron` for one of them, or for another client of the same
+ * place, registers nothing more. A refusal closes {@linkcode kv} first.
+ */
+async function startModuleJob(): Promise<() => Promise<void>> {
+  try {
+    if (typeof Deno.cron !== "function") {
+      throw configError("freshtoken/cron needs Deno.cron (Deno Deploy, or --unstable-cron)");
+    }
+    const places = await Promise.all(clients.map(placeOf));
+    return startJob(CRON_NAME, CRON_SCHEDULE, clients, places);
+  } catch (error) {
+    kv.close();
+    const scheduled = Deno.env.get("FRESHTOKEN_CRON_SCHEDULE") !== undefined;
+    if (!scheduled || !(error instanceof TokenError) || error.code !== "config") throw error;
+    // The schedule is not echoed: a value set in the wrong variable may be a secret.
+    throw configError(
+      `${error.description} (FRESHTOKEN_CRON_SCHEDULE sets the schedule: five fields, such as "*/5 * * * *")`,
+    );
+  }
 }
 
-Deno.cron(CRON_NAME, CRON_SCHEDULE, { backoffSchedule: CRON_BACKOFF_SCHEDULE }, refreshAll);
+/** One run of the job: refresh every configured client that is due. */
+export async function refreshAll(): Promise<void> {
+  await run();
+}
