@@ -44,7 +44,7 @@ interface Place {
   readonly stores: WeakMap<Deno.Kv, WeakRef<TokenClient>>;
 }
 
-/** Each place with a job, by {@linkcode placeKey}. */
+/** Each place with a job, by {@linkcode placeOf}. */
 const places = new Map<string, Place>();
 /** Drops a further client's entry once it is collected. */
 const collected = new FinalizationRegistry<{ job: Job; ref: WeakRef<TokenClient> }>(
@@ -132,13 +132,11 @@ async function runJob(job: Job, ahead: number): Promise<void> {
  * a token of its own on every run).
  */
 async function openOnes(job: Job): Promise<TokenClient[]> {
-  const open: TokenClient[] = [];
-  for (const ref of job.more) {
-    const client = ref.deref();
-    if (client !== undefined && await isOpen(kvOf(client))) open.push(client);
-    else job.more.delete(ref);
-  }
-  return open;
+  const refs = [...job.more];
+  const clients = refs.map((ref) => ref.deref());
+  const open = await Promise.all(clients.map((c) => c !== undefined && isOpen(kvOf(c))));
+  refs.forEach((ref, i) => open[i] || job.more.delete(ref));
+  return clients.filter((_, i) => open[i]) as TokenClient[];
 }
 
 /** Whether `kv` still answers: a closed one refuses every call as a bad resource. */

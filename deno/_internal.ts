@@ -37,6 +37,13 @@ export interface Held {
   usableUntil: number;
 }
 
+/**
+ * `await client[PREPARE_KEY]()` imports a JWT method's signing key now,
+ * rejecting with the `config` error a key WebCrypto refuses gets, so that a
+ * job's start-up fails rather than its runs; nothing to do for the others.
+ */
+export const PREPARE_KEY: unique symbol = Symbol("freshtoken.prepareKey");
+
 /** `client[DESCRIBE]()` names the client in logs: its client id and token endpoint's origin. */
 export const DESCRIBE: unique symbol = Symbol("freshtoken.describe");
 

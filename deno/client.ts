@@ -24,6 +24,7 @@ import {
   KV_PLACE,
   type KvPlace,
   LOAD_SHARED,
+  PREPARE_KEY,
   REFRESH_IF_DUE,
   SAMPLE,
   sleep,
@@ -311,6 +312,12 @@ class FreshTokenClient implements TokenClient {
   /** Where this client's token lives, or `undefined` without KV. */
   [KV_PLACE](): KvPlace | undefined {
     return this.#kvAt && { ...this.#kvAt, id: this.#store!.then((store) => store.id) };
+  }
+
+  /** Imports the signing key now (before any token request; see `PREPARE_KEY`). */
+  async [PREPARE_KEY](): Promise<void> {
+    const refused = await this.#core.prepareKey();
+    if (refused !== undefined) throw fromCore(refused);
   }
 
   /** The client in a log line: its client id and token endpoint's origin, nothing secret. */

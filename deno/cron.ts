@@ -44,6 +44,7 @@ import {
 } from "./_cron_job.ts";
 import { optionsFromEnv } from "./_env.ts";
 import { createTokenClient } from "./client.ts";
+import { PREPARE_KEY } from "./_internal.ts";
 import { configError, TokenError } from "./token_error.ts";
 import type { TokenClient, TokenClientOptions } from "./types.ts";
 
@@ -85,7 +86,7 @@ export const kv: Deno.Kv = await openStore(Deno.env.get("FRESHTOKEN_KV") || unde
  * construction. They are made at import: a configuration `createTokenClient`
  * refuses fails the import with its `config` error, not every run.
  */
-export const clients: readonly TokenClient[] = Object.freeze(clientsOn(kv));
+export const clients: readonly TokenClient[] = Object.freeze(await clientsOn(kv));
 
 /** One run of the job; registered here, at top level, as Deno Deploy requires. */
 const run = await startModuleJob();
@@ -106,10 +107,20 @@ async function openStore(path: string | undefined): Promise<Deno.Kv> {
   }
 }
 
-/** The configured clients on `store`; a `config` error from `createTokenClient` closes it first. */
-function clientsOn(store: Deno.Kv): TokenClient[] {
+/**
+ * The configured clients on `store`, their signing keys imported (a key
+ * WebCrypto refuses fails here, not at every run); a `config` error closes
+ * the store first.
+ */
+async function clientsOn(store: Deno.Kv): Promise<TokenClient[]> {
   try {
-    return configured.map((options) => createTokenClient({ ...options, kv: store }));
+    const made = configured.map((options) => createTokenClient({ ...options, kv: store }));
+    await Promise.all(
+      made.map((client) =>
+        (client as unknown as Record<symbol, () => Promise<void>>)[PREPARE_KEY]()
+      ),
+    );
+    return made;
   } catch (error) {
     store.close();
     throw error;

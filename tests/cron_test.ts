@@ -128,6 +128,30 @@ Deno.test("deno/cron.ts with a malformed FRESHTOKEN_CRON_SCHEDULE fails at start
   }
 });
 
+Deno.test("deno/cron.ts with a private key WebCrypto cannot import fails at start-up with the config error", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // createTokenClient accepts it (an RSA JWK with "d"); only importing it fails.
+    const key = JSON.stringify({ kty: "RSA", d: "canary-secret-d", n: "y", e: "AQAB" });
+    const { stdout, stderr, code } = await run(
+      [CRON],
+      {
+        FRESHTOKEN_KV: `${dir}/kv.sqlite`,
+        FRESHTOKEN_TOKEN_URL: "https://auth.example.com/oauth/token",
+        FRESHTOKEN_CLIENT_ID: "app",
+        FRESHTOKEN_PRIVATE_KEY: key,
+      },
+      (out) => out.includes("freshtoken cron: "),
+    );
+    assert.doesNotMatch(stdout, /freshtoken cron: /, "the job ran");
+    assert.notEqual(code, 0);
+    assert.match(stderr, /config: privateKey could not be imported/);
+    assert.ok(!stdout.includes("canary-secret") && !stderr.includes("canary-secret"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("deno/cron.ts exports its clients frozen", async () => {
   const dir = await Deno.makeTempDir();
   try {
