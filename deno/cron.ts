@@ -17,11 +17,13 @@
  *
  * The module exports the job's {@linkcode clients} and the {@linkcode kv}
  * they use: a handler that imports them shares the job's configuration,
- * store and token by construction, whatever `FRESHTOKEN_KV` says. Anything
+ * store and token by construction, whatever `FRESHTOKEN_KV` says, and
+ * `registerRefreshCron` for one of them returns this job. Anything
  * `createTokenClient` would refuse fails the import at once with its
- * `config` error, and so does a configuration that names no client, naming
- * the variables; for a client made in code, call
- * `registerRefreshCron(client)` instead. Each run logs one line per client,
+ * `config` error, and so do a private key WebCrypto cannot import (imported
+ * here), a schedule `Deno.cron` refuses, a runtime without Deno KV and a
+ * configuration that names no client, naming the variables; for a client
+ * made in code, call `registerRefreshCron(client)` instead. Each run logs one line per client,
  * with its client id and token endpoint's origin.
  *
  * @example Deno Deploy entry point
