@@ -23,18 +23,20 @@ interface Run {
 }
 
 /**
- * Runs `script` under `deno run` with only `env` set, until it ends,
- * `done(stdout)` holds (then it is stopped) or `limitMs` passes.
+ * Runs `script` under `deno run` (with `flags` too) with only `env` set,
+ * until it ends, `done(stdout)` holds (then it is stopped) or `limitMs` passes.
  */
 async function runDeno(
   script: string,
   env: Record<string, string>,
   done: (stdout: string) => boolean = () => false,
   limitMs = 20_000,
+  flags: string[] = [],
 ): Promise<Run> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
+      ...flags,
       "--unstable-cron",
       "--unstable-kv",
       "--allow-net=127.0.0.1",
@@ -519,6 +521,74 @@ console.log("registered");
         };
       } finally {
         await server.close();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  },
+  {
+    group: "round 4 cron",
+    name:
+      "registerRefreshCron for 10,000 requests that each open the store, register and close it: never refused; memory after garbage collection, against the same requests without registering",
+    async run() {
+      const dir = await Deno.makeTempDir();
+      try {
+        const script = `${dir}/main.ts`;
+        await Deno.writeTextFile(
+          script,
+          `import { createTokenClient, registerRefreshCron } from ${JSON.stringify(MOD)};
+const options = {
+  tokenUrl: "https://auth.example.com/oauth/token",
+  clientId: "app",
+  clientSecret: Deno.env.get("SECRET")!,
+};
+const path = ${JSON.stringify(`${dir}/kv.sqlite`)};
+const register = Deno.env.get("REGISTER") === "1";
+const gc = (globalThis as unknown as { gc: () => void }).gc;
+try {
+  await registerRefreshCron(createTokenClient({ ...options, kv: await Deno.openKv(path) }));
+  for (let i = 0; i < 10_000; i++) {
+    const kv = await Deno.openKv(path);
+    const client = createTokenClient({ ...options, kv });
+    if (register) await registerRefreshCron(client);
+    kv.close();
+  }
+  for (let i = 0; i < 5; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const { heapUsed, rss } = Deno.memoryUsage();
+  console.log("memory: " + heapUsed + " " + rss);
+} catch (error) {
+  console.log("refused: " + (error as Error).message);
+}
+Deno.exit(0);
+`,
+        );
+        // [heap, resident set] in MB: a client's state lives in the wasm memory, outside the heap.
+        const memory: number[][] = [];
+        let refused: string | undefined;
+        for (const register of ["0", "1"]) {
+          const run = await runDeno(script, { SECRET, REGISTER: register }, () => false, 60_000, [
+            "--v8-flags=--expose-gc",
+          ]);
+          const [, heap, rss] = run.stdout.match(/^memory: (\d+) (\d+)$/m) ?? [];
+          memory.push([Number(heap) / 1e6, Number(rss) / 1e6]);
+          refused ??= run.stdout.match(/^refused: (.*)$/m)?.[1];
+        }
+        const [base, registered] = memory;
+        // Measured, not judged: the resident set holds the wasm memory's high-water mark, which
+        // depends on when the collector ran. The judgement is that none is refused and the heap
+        // keeps no client and store per request.
+        const ok = refused === undefined && registered[0] - base[0] < 2;
+        const mb = ([heap, rss]: number[]) =>
+          `${heap.toFixed(1)} MB heap, ${rss.toFixed(0)} MB resident`;
+        return {
+          ok,
+          outcome: refused !== undefined
+            ? `registration refused: "${refused}"`
+            : `after GC: ${mb(registered)} registering, ${mb(base)} without`,
+        };
+      } finally {
         await Deno.remove(dir, { recursive: true });
       }
     },
