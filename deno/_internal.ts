@@ -12,7 +12,7 @@ export const KV_ID: unique symbol = Symbol("freshtoken.kvId");
 
 /**
  * `client[KV_PLACE]()` is where the client's token lives: its `Deno.Kv`, key
- * prefix and KV id; `undefined` without KV.
+ * prefix and KV id (an async digest); `undefined` without KV.
  */
 export const KV_PLACE: unique symbol = Symbol("freshtoken.kvPlace");
 
@@ -20,7 +20,7 @@ export const KV_PLACE: unique symbol = Symbol("freshtoken.kvPlace");
 export interface KvPlace {
   kv: Deno.Kv;
   prefix: Deno.KvKey;
-  id: string;
+  id: Promise<string>;
 }
 
 /**
@@ -36,6 +36,13 @@ export interface Held {
   refreshAt: number;
   usableUntil: number;
 }
+
+/**
+ * `await client[PREPARE_KEY]()` imports a JWT method's signing key now,
+ * rejecting with the `config` error a key WebCrypto refuses gets, so that a
+ * job's start-up fails rather than its runs; nothing to do for the others.
+ */
+export const PREPARE_KEY: unique symbol = Symbol("freshtoken.prepareKey");
 
 /** `client[DESCRIBE]()` names the client in logs: its client id and token endpoint's origin. */
 export const DESCRIBE: unique symbol = Symbol("freshtoken.describe");

@@ -24,6 +24,7 @@ import {
   KV_PLACE,
   type KvPlace,
   LOAD_SHARED,
+  PREPARE_KEY,
   REFRESH_IF_DUE,
   SAMPLE,
   sleep,
@@ -309,9 +310,14 @@ class FreshTokenClient implements TokenClient {
   }
 
   /** Where this client's token lives, or `undefined` without KV. */
-  async [KV_PLACE](): Promise<KvPlace | undefined> {
-    const store = await this.#store;
-    return store === undefined ? undefined : { ...this.#kvAt!, id: store.id };
+  [KV_PLACE](): KvPlace | undefined {
+    return this.#kvAt && { ...this.#kvAt, id: this.#store!.then((store) => store.id) };
+  }
+
+  /** Imports the signing key now (before any token request; see `PREPARE_KEY`). */
+  async [PREPARE_KEY](): Promise<void> {
+    const refused = await this.#core.prepareKey();
+    if (refused !== undefined) throw fromCore(refused);
   }
 
   /** The client in a log line: its client id and token endpoint's origin, nothing secret. */

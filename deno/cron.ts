@@ -17,11 +17,13 @@
  *
  * The module exports the job's {@linkcode clients} and the {@linkcode kv}
  * they use: a handler that imports them shares the job's configuration,
- * store and token by construction, whatever `FRESHTOKEN_KV` says. Anything
+ * store and token by construction, whatever `FRESHTOKEN_KV` says, and
+ * `registerRefreshCron` for one of them returns this job. Anything
  * `createTokenClient` would refuse fails the import at once with its
- * `config` error, and so does a configuration that names no client, naming
- * the variables; for a client made in code, call
- * `registerRefreshCron(client)` instead. Each run logs one line per client,
+ * `config` error, and so do a private key WebCrypto cannot import (imported
+ * here), a schedule `Deno.cron` refuses, a runtime without Deno KV and a
+ * configuration that names no client, naming the variables; for a client
+ * made in code, call `registerRefreshCron(client)` instead. Each run logs one line per client,
  * with its client id and token endpoint's origin.
  *
  * @example Deno Deploy entry point
@@ -35,10 +37,17 @@
  * @module
  */
 
-import { aheadSeconds, BACKOFF_SCHEDULE, DEFAULT_SCHEDULE, refreshRun } from "./_cron_job.ts";
+import {
+  aheadSeconds,
+  BACKOFF_SCHEDULE,
+  DEFAULT_SCHEDULE,
+  placeOf,
+  startJob,
+} from "./_cron_job.ts";
 import { optionsFromEnv } from "./_env.ts";
 import { createTokenClient } from "./client.ts";
-import { configError } from "./token_error.ts";
+import { PREPARE_KEY } from "./_internal.ts";
+import { configError, TokenError } from "./token_error.ts";
 import type { TokenClient, TokenClientOptions } from "./types.ts";
 
 /** The job's name, as Deno Deploy lists it. */
@@ -79,10 +88,16 @@ export const kv: Deno.Kv = await openStore(Deno.env.get("FRESHTOKEN_KV") || unde
  * construction. They are made at import: a configuration `createTokenClient`
  * refuses fails the import with its `config` error, not every run.
  */
-export const clients: readonly TokenClient[] = clientsOn(kv);
+export const clients: readonly TokenClient[] = Object.freeze(await clientsOn(kv));
+
+/** One run of the job; registered here, at top level, as Deno Deploy requires. */
+const run = await startModuleJob();
 
 /** The store at `path` (the deployment's own without one), or a `config` error naming it. */
 async function openStore(path: string | undefined): Promise<Deno.Kv> {
+  if (typeof Deno.openKv !== "function") {
+    throw configError("freshtoken/cron needs Deno KV (Deno Deploy, or --unstable-kv)");
+  }
   try {
     return await Deno.openKv(path);
   } catch (error) {
@@ -94,19 +109,50 @@ async function openStore(path: string | undefined): Promise<Deno.Kv> {
   }
 }
 
-/** The configured clients on `store`; a `config` error from `createTokenClient` closes it first. */
-function clientsOn(store: Deno.Kv): TokenClient[] {
+/**
+ * The configured clients on `store`, their signing keys imported (a key
+ * WebCrypto refuses fails here, not at every run); a `config` error closes
+ * the store first.
+ */
+async function clientsOn(store: Deno.Kv): Promise<TokenClient[]> {
   try {
-    return configured.map((options) => createTokenClient({ ...options, kv: store }));
+    const made = configured.map((options) => createTokenClient({ ...options, kv: store }));
+    await Promise.all(
+      made.map((client) =>
+        (client as unknown as Record<symbol, () => Promise<void>>)[PREPARE_KEY]()
+      ),
+    );
+    return made;
   } catch (error) {
     store.close();
     throw error;
   }
 }
 
-/** One run of the job: refresh every configured client that is due. */
-export async function refreshAll(): Promise<void> {
-  await refreshRun(clients, CRON_AHEAD_SECONDS);
+/**
+ * Registers the job for {@linkcode clients}, as the job of their places:
+ * `registerRefreshCron` for one of them, or for another client of the same
+ * place, registers nothing more. A refusal closes {@linkcode kv} first.
+ */
+async function startModuleJob(): Promise<() => Promise<void>> {
+  try {
+    if (typeof Deno.cron !== "function") {
+      throw configError("freshtoken/cron needs Deno.cron (Deno Deploy, or --unstable-cron)");
+    }
+    const places = await Promise.all(clients.map(placeOf));
+    return startJob(CRON_NAME, CRON_SCHEDULE, clients, places);
+  } catch (error) {
+    kv.close();
+    const scheduled = Deno.env.get("FRESHTOKEN_CRON_SCHEDULE") !== undefined;
+    if (!scheduled || !(error instanceof TokenError) || error.code !== "config") throw error;
+    // The schedule is not echoed: a value set in the wrong variable may be a secret.
+    throw configError(
+      `${error.description} (FRESHTOKEN_CRON_SCHEDULE sets the schedule: five fields, such as "*/5 * * * *")`,
+    );
+  }
 }
 
-Deno.cron(CRON_NAME, CRON_SCHEDULE, { backoffSchedule: CRON_BACKOFF_SCHEDULE }, refreshAll);
+/** One run of the job: refresh every configured client that is due. */
+export async function refreshAll(): Promise<void> {
+  await run();
+}

@@ -4,20 +4,19 @@
  * @module
  */
 
-import { aheadSeconds, BACKOFF_SCHEDULE, DEFAULT_SCHEDULE, refreshRun } from "./_cron_job.ts";
-import { KV_PLACE, type KvPlace, REFRESH_IF_DUE } from "./_internal.ts";
+import { DEFAULT_SCHEDULE, joinPlace, placeOf, startJob } from "./_cron_job.ts";
+import { KV_PLACE, REFRESH_IF_DUE } from "./_internal.ts";
 import { configError } from "./token_error.ts";
 import type { RefreshCronOptions, TokenClient } from "./types.ts";
 
-/**
- * The job registered for each client, and for each place a token lives:
- * by store (the `Deno.Kv` object, as Deno gives a store no other identity),
- * then by key prefix and KV id.
- */
+/** The registration of each client, so that a second call for it registers nothing more. */
 const byClient = new WeakMap<TokenClient, Promise<void>>();
-const byStore = new WeakMap<Deno.Kv, Map<string, Promise<void>>>();
-/** How many jobs each generated name stands for, so that every name is new. */
-const named = new Map<string, number>();
+/** How generated job names start; a name given in the options may not. */
+const OWN_NAMES = "freshtoken refresh";
+/** Deno.cron's rule for a job's name: ASCII letters, digits, whitespace, `-` and `_`. */
+const NAME_CHARACTERS = /^[A-Za-z0-9 \t\n\f\r_-]*$/;
+/** How many jobs for clients without KV have a generated name. */
+let inMemory = 0;
 
 /**
  * Registers one `Deno.cron` job that keeps `client`'s token fresh: each run
@@ -25,13 +24,16 @@ const named = new Map<string, number>();
  * {@linkcode refreshIfDue}), and a failed run is retried after 1, 5, 15 and
  * 60 s. The handler and the job then share one configuration, in code. With
  * KV, the job refreshes the token every isolate reads. There is one job for
- * each place a token lives: calling it again for the same client, or for
- * another client with the same KV identity on the same `Deno.Kv` under the
- * same `kvPrefix`, registers nothing more, while the same credentials on
- * another store or under another prefix get a job of their own (as does
- * each client without KV). Call it at the top level of your entry module, as
- * Deno Deploy registers cron jobs when it loads the module; outside Deploy
- * it needs `--unstable-cron`.
+ * each place a token lives (key prefix and KV identity): calling it again
+ * for the same client, or for another client of the same place, registers
+ * nothing more. A client of that place on another `Deno.Kv` has its store
+ * refreshed by the same job from then on, as long as the client is alive
+ * and its store open (the job holds it weakly, so a store opened per
+ * request is not kept). Each client without KV gets a job of its own. The
+ * job's name, unless `name` gives one, is `freshtoken refresh` and a short
+ * digest of the place (the same on every start). Call it at the top level
+ * of your entry module, as Deno Deploy registers cron jobs when it loads
+ * the module; outside Deploy it needs `--unstable-cron`.
  *
  * @example A Deno Deploy entry point
  * ```ts ignore
@@ -56,9 +58,8 @@ export function registerRefreshCron(
     );
   }
   const { name, schedule = DEFAULT_SCHEDULE } = options ?? {};
-  if (name !== undefined && (typeof name !== "string" || name.trim() === "")) {
-    return Promise.reject(configError("name must be a non-empty string"));
-  }
+  const nameFault = name === undefined ? undefined : faultOfName(name);
+  if (nameFault !== undefined) return Promise.reject(configError(nameFault));
   if (typeof schedule !== "string" || schedule.trim() === "") {
     return Promise.reject(configError('schedule must be a cron schedule such as "*/5 * * * *"'));
   }
@@ -69,61 +70,55 @@ export function registerRefreshCron(
   }
   const known = byClient.get(client);
   if (known !== undefined) return known;
-  const registration = (async () => {
-    const place = await (client as unknown as Record<symbol, () => Promise<KvPlace | undefined>>)
-      [KV_PLACE]();
-    if (place === undefined) {
-      return await register(client, name ?? jobName("in memory"), schedule);
-    }
-    let jobs = byStore.get(place.kv);
-    if (jobs === undefined) byStore.set(place.kv, jobs = new Map());
-    const key = placeKey(place);
-    const shared = jobs.get(key);
-    if (shared !== undefined) return await shared;
-    const job = register(client, name ?? jobName(place.id.slice(0, 16)), schedule);
-    jobs.set(key, job);
-    return await job;
-  })();
+  const withKv = (client as unknown as Record<symbol, () => unknown>)[KV_PLACE]() !== undefined;
+  // Numbered in call order, before any await, so that names stay the same from one start to the next.
+  const registration = withKv
+    ? registerAtPlace(client, name, schedule)
+    : registerAlone(client, name ?? inMemoryName(), schedule);
   byClient.set(client, registration);
+  registration.catch(() => byClient.delete(client));
   return registration;
 }
 
-async function register(client: TokenClient, name: string, schedule: string): Promise<void> {
-  const ahead = aheadSeconds(schedule);
+/** A client without KV: a job of its own. */
+function registerAlone(client: TokenClient, name: string, schedule: string): Promise<void> {
   try {
-    // The returned promise settles when the job is closed, never for a running app.
-    Deno.cron(
-      name,
-      schedule,
-      { backoffSchedule: BACKOFF_SCHEDULE },
-      () => refreshRun([client], ahead),
-    )
-      .catch(() => {});
+    startJob(name, schedule, [client], [undefined]);
+    return Promise.resolve();
   } catch (error) {
-    throw configError(
-      `Deno.cron refused the job ${JSON.stringify(name)} (${(error as Error).name}): ` +
-        "check the schedule, and that the name is not taken",
-    );
+    return Promise.reject(error);
   }
-  await Promise.resolve();
 }
 
-/**
- * A job name from `stem` (within Deno.cron's 64 characters of letters,
- * digits, spaces, `-` and `_`): the first job of a stem takes it as it is,
- * the next ones are numbered in the order they are registered, so that
- * names stay the same from one start to the next.
- */
-function jobName(stem: string): string {
-  const count = (named.get(stem) ?? 0) + 1;
-  named.set(stem, count);
-  return `freshtoken refresh ${stem}${count === 1 ? "" : ` ${count}`}`;
+/** A client with KV: its place's job, which is registered if there is none yet. */
+async function registerAtPlace(
+  client: TokenClient,
+  name: string | undefined,
+  schedule: string,
+): Promise<void> {
+  const place = (await placeOf(client))!;
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(place));
+  const stem = [...new Uint8Array(digest, 0, 8)].map((b) => b.toString(16).padStart(2, "0"));
+  // No await from here on: a place is looked up and taken at once.
+  if (joinPlace(place, client)) return;
+  startJob(name ?? `${OWN_NAMES} ${stem.join("")}`, schedule, [client], [place]);
 }
 
-/** The key prefix and KV id of `place` as one string, each key part with its type. */
-function placeKey({ prefix, id }: KvPlace): string {
-  const parts = prefix.map((part) =>
-    part instanceof Uint8Array ? ["bytes", part.join(",")] : [typeof part, String(part)]
-  );
-  return JSON.stringify([parts, id]);
+/** The next generated name of a job without KV, in the order registered. */
+function inMemoryName(): string {
+  inMemory++;
+  return `${OWN_NAMES} in memory${inMemory === 1 ? "" : ` ${inMemory}`}`;
+}
+
+/** What is wrong with a job name given in the options, if anything. */
+function faultOfName(name: unknown): string | undefined {
+  if (typeof name !== "string" || name.trim() === "") return "name must be a non-empty string";
+  if (name.length > 64) return "name must be at most 64 characters long (Deno.cron's rule)";
+  if (!NAME_CHARACTERS.test(name)) {
+    return "name may hold only ASCII letters, digits, whitespace, - and _ (Deno.cron's rule)";
+  }
+  if (name.startsWith(OWN_NAMES)) {
+    return `names that start with "${OWN_NAMES}" are freshtoken's own: choose another`;
+  }
+  return undefined;
 }

@@ -233,9 +233,11 @@ export type TokenEvent =
 /** Options of {@linkcode registerRefreshCron}. */
 export interface RefreshCronOptions {
   /**
-   * The job's name, as Deno Deploy lists it. Default: `freshtoken refresh`
-   * and the start of the client's KV id (`in memory` without KV), numbered
-   * from 2 on for a further job of the same name, in the order registered.
+   * The job's name, as Deno Deploy lists it: at most 64 ASCII letters,
+   * digits, whitespace, `-` and `_` (Deno.cron's rule), not starting with
+   * `freshtoken refresh`. Default: `freshtoken refresh` and a digest of the
+   * key prefix and KV id, the same on every start (`in memory` without KV,
+   * numbered from 2 on in the order registered).
    */
   name?: string;
   /** A five-field cron schedule. Default `"*\/5 * * * *"`: every 5 minutes. */

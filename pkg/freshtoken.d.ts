@@ -200,6 +200,11 @@ export class Core {
      */
     poll(now: number, mono: number): CoreEffect;
     /**
+     * Imports the signing key of a JWT method now (see `Signer::prepare`):
+     * resolves to the `config` error if WebCrypto refuses it, else `undefined`.
+     */
+    prepareKey(): Promise<CoreError | undefined>;
+    /**
      * Why `decide` answered `Fail`.
      */
     refusal(now: number, mono: number, min_valid_ms: number): CoreError;

@@ -33,6 +33,7 @@ export const core_leaseIsPlausible: (a: number, b: number, c: number) => number;
 export const core_new: (a: any) => [number, number, number];
 export const core_origin: (a: number) => [number, number];
 export const core_poll: (a: number, b: number, c: number) => [number, number, number];
+export const core_prepareKey: (a: number) => any;
 export const core_refusal: (a: number, b: number, c: number, d: number) => any;
 export const core_send: (a: number, b: any, c: number) => any;
 export const core_serveUntil: (a: number, b: number, c: number) => number;

@@ -44,7 +44,8 @@ const GROUPS: Record<string, string> = {
   "one tenant, one token": "Round 3: shared KV, one tenant, one token",
   options: "Round 3: options that look harmless",
   process: "Round 3: process hygiene",
-  "round 4 cron": "Round 4: every store gets its job, and the job's configuration is the handler's",
+  "round 4 cron":
+    "Round 4: one cron job per place, every store refreshed, and the job's configuration is the handler's",
   "round 4 secrets cli":
     "Round 4: secrets in the wrong place (the Genesys region, exec's environment)",
   "round 4 messages cli": "Round 4: the CLI's messages a new user meets",

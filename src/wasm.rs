@@ -416,6 +416,20 @@ impl Core {
         })
     }
 
+    /// Imports the signing key of a JWT method now (see `Signer::prepare`):
+    /// resolves to the `config` error if WebCrypto refuses it, else `undefined`.
+    #[wasm_bindgen(js_name = prepareKey, unchecked_return_type = "Promise<CoreError | undefined>")]
+    pub fn prepare_key(&self) -> Promise {
+        let signer = self.inner.borrow().signer.clone();
+        future_to_promise(async move {
+            let prepared = match signer {
+                Some(signer) => signer.prepare().await,
+                None => Ok(()),
+            };
+            Ok(prepared.err().map_or(JsValue::UNDEFINED, |e| report(&e)))
+        })
+    }
+
     /// After `sign`.
     #[wasm_bindgen(js_name = handleSigned)]
     pub fn handle_signed(&self, now: f64, mono: f64, signed: Signed) {

@@ -11,17 +11,21 @@ const MOD = new URL("../deno/mod.ts", import.meta.url).href;
 const CRON = new URL("../deno/cron.ts", import.meta.url).pathname;
 const SECRET = "cron-canary-secret-1";
 
-/** Runs `args` under Deno until `done(output)` or 20 s; returns stdout, stderr and the exit code. */
+/**
+ * Runs `args` under Deno (with `--unstable-kv` unless `kv` is false) until
+ * `done(output)` or 20 s; returns stdout, stderr and the exit code.
+ */
 async function run(
   args: string[],
   env: Record<string, string>,
   done: (stdout: string) => boolean = () => false,
+  kv = true,
 ): Promise<{ stdout: string; stderr: string; code: number }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--unstable-cron",
-      "--unstable-kv",
+      ...(kv ? ["--unstable-kv"] : []),
       "--allow-net=127.0.0.1",
       "--allow-read",
       "--allow-write",
@@ -73,8 +77,10 @@ Deno.test("deno/cron.ts with nothing configured fails at start-up, naming the va
 });
 
 Deno.test("deno/cron.ts with FRESHTOKEN_KV in a folder that does not exist fails at start-up naming the variable", async () => {
+  // A path may carry a credential (a URL's access token): it must not be printed.
+  const path = "/nonexistent-freshtoken-folder/kv-canary-secret-path.sqlite";
   const { stderr, code } = await run([CRON], {
-    FRESHTOKEN_KV: "/nonexistent-freshtoken-folder/kv.sqlite",
+    FRESHTOKEN_KV: path,
     FRESHTOKEN_TOKEN_URL: "https://auth.example.com/oauth/token",
     FRESHTOKEN_CLIENT_ID: "app",
     FRESHTOKEN_CLIENT_SECRET: SECRET,
@@ -82,6 +88,138 @@ Deno.test("deno/cron.ts with FRESHTOKEN_KV in a folder that does not exist fails
   assert.notEqual(code, 0);
   assert.match(stderr, /config: the FRESHTOKEN_KV store could not be opened/);
   assert.ok(!stderr.includes(SECRET));
+  assert.ok(!stderr.includes("canary-secret-path"), stderr);
+});
+
+Deno.test("deno/cron.ts without Deno KV fails at start-up saying it needs Deno KV", async () => {
+  const { stderr, code } = await run(
+    [CRON],
+    {
+      FRESHTOKEN_TOKEN_URL: "https://auth.example.com/oauth/token",
+      FRESHTOKEN_CLIENT_ID: "app",
+      FRESHTOKEN_CLIENT_SECRET: SECRET,
+    },
+    () => false,
+    false,
+  );
+  assert.notEqual(code, 0);
+  assert.match(stderr, /config: freshtoken\/cron needs Deno KV \(Deno Deploy, or --unstable-kv\)/);
+  assert.ok(!stderr.includes(SECRET));
+});
+
+Deno.test("deno/cron.ts with a malformed FRESHTOKEN_CRON_SCHEDULE fails at start-up naming the variable", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { stderr, code } = await run([CRON], {
+      FRESHTOKEN_KV: `${dir}/kv.sqlite`,
+      FRESHTOKEN_CRON_SCHEDULE: "*/5 * * *",
+      FRESHTOKEN_TOKEN_URL: "https://auth.example.com/oauth/token",
+      FRESHTOKEN_CLIENT_ID: "app",
+      FRESHTOKEN_CLIENT_SECRET: SECRET,
+    });
+    assert.notEqual(code, 0);
+    assert.match(
+      stderr,
+      /config: Deno\.cron refused the job "freshtoken refresh tokens": Invalid cron schedule \(FRESHTOKEN_CRON_SCHEDULE sets the schedule/,
+    );
+    assert.ok(!stderr.includes(SECRET));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deno/cron.ts with a private key WebCrypto cannot import fails at start-up with the config error", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // createTokenClient accepts it (an RSA JWK with "d"); only importing it fails.
+    const key = JSON.stringify({ kty: "RSA", d: "canary-secret-d", n: "y", e: "AQAB" });
+    const { stdout, stderr, code } = await run(
+      [CRON],
+      {
+        FRESHTOKEN_KV: `${dir}/kv.sqlite`,
+        FRESHTOKEN_TOKEN_URL: "https://auth.example.com/oauth/token",
+        FRESHTOKEN_CLIENT_ID: "app",
+        FRESHTOKEN_PRIVATE_KEY: key,
+      },
+      (out) => out.includes("freshtoken cron: "),
+    );
+    assert.doesNotMatch(stdout, /freshtoken cron: /, "the job ran");
+    assert.notEqual(code, 0);
+    assert.match(stderr, /config: privateKey could not be imported/);
+    assert.ok(!stdout.includes("canary-secret") && !stderr.includes("canary-secret"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deno/cron.ts exports its clients frozen", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const script = `${dir}/main.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { clients } from ${JSON.stringify(CRON)};
+console.log("frozen: " + Object.isFrozen(clients));
+Deno.exit(0);
+`,
+    );
+    const { stdout, stderr } = await run([script], {
+      FRESHTOKEN_KV: `${dir}/kv.sqlite`,
+      FRESHTOKEN_TOKEN_URL: "https://auth.example.com/oauth/token",
+      FRESHTOKEN_CLIENT_ID: "app",
+      FRESHTOKEN_CLIENT_SECRET: SECRET,
+    });
+    assert.match(stdout, /frozen: true/, stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("registerRefreshCron: a name Deno.cron would refuse, or one of freshtoken's own, is a precise config error; a name taken twice gets Deno's reason", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const script = `${dir}/main.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { createTokenClient, registerRefreshCron } from ${JSON.stringify(MOD)};
+const options = { tokenUrl: "https://auth.example.com/oauth/token", clientId: "app", clientSecret: ${
+        JSON.stringify(SECRET)
+      } };
+for (const name of ["my.job", "x".repeat(65), "freshtoken refresh in memory", "mine", "mine"]) {
+  try {
+    await registerRefreshCron(createTokenClient(options), { name });
+    console.log("ok: " + name);
+  } catch (error) {
+    console.log("refused: " + (error as Error).message);
+  }
+}
+Deno.exit(0);
+`,
+    );
+    const { stdout, stderr } = await run([script], {});
+    const lines = stdout.trim().split("\n");
+    assert.equal(lines.length, 5, stdout + stderr);
+    assert.match(
+      lines[0],
+      /^refused: config: name may hold only ASCII letters, digits, whitespace, - and _ \(Deno\.cron's rule\)$/,
+    );
+    assert.match(
+      lines[1],
+      /^refused: config: name must be at most 64 characters long \(Deno\.cron's rule\)$/,
+    );
+    assert.match(
+      lines[2],
+      /^refused: config: names that start with "freshtoken refresh" are freshtoken's own/,
+    );
+    assert.equal(lines[3], "ok: mine");
+    assert.match(
+      lines[4],
+      /^refused: config: Deno\.cron refused the job "mine": Cron with this name already exists$/,
+    );
+    assert.ok(!stdout.includes(SECRET) && !stderr.includes(SECRET));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("registerRefreshCron: one job per store, prefix and KV identity, however often it is called; each keeps its token fresh", async () => {

@@ -147,6 +147,13 @@ impl Signer {
         Ok(assertion::compact(&input, &signature))
     }
 
+    /// Imports the key now rather than at the first token request, so that a
+    /// key WebCrypto refuses fails where the client is set up (a scheduled
+    /// job's start-up); the result is kept for the requests.
+    pub async fn prepare(&self) -> Result<(), TokenError> {
+        self.ready().await.map(|_| ())
+    }
+
     /// The imported key: imported on first use, then kept (a failure too).
     async fn ready(&self) -> Result<std::rc::Rc<Ready>, TokenError> {
         if let Some(done) = self.ready.borrow().as_ref() {
