@@ -208,8 +208,10 @@ SIGQUIT are passed on to CMD. Needs --allow-run, --allow-read and --allow-write.
 emptied if none can be had) until SIGTERM, SIGINT or SIGHUP, then removes them and exits 0; it
 logs on stderr and prints nothing (in GitHub Actions, each token's ::add-mask:: on stdout). It
 writes only files of its own: a sink path that exists is refused, unless an agent that died left
-it. With --background (needs --allow-run) it returns once the first token is written, or with
-the first error's exit code. With --kv it shares the token with every process on that store.
+it, and one found holding another file later is left alone. With --background (needs
+--allow-run) it returns 0 once the first token is written, else non-zero: the first error's exit
+code, or 128 + the signal's number if the agent is stopped first. With --kv it shares the token
+with every process on that store.
 
 ${flagHelp()}
 
