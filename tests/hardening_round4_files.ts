@@ -634,7 +634,7 @@ export const ROUND4_FILES: HardeningCase[] = [
       }),
   },
   {
-    group: "round 4 files",
+    group: "round 4 messages cli",
     name: "a token request that times out under --timeout",
     run: async () => {
       const server = startFaultServer(() => ({ kind: "hang" }));
