@@ -809,12 +809,15 @@ async function agent(
       if (awaited) say(`${READY}\n`);
     } catch (error) {
       if (!(error instanceof ParentGone)) throw error;
-      log("agent --background ended before the first token came: stopped, its files removed");
+      log(
+        "the agent --background process waiting for this agent is gone (its pipe is closed): " +
+          "stopped without handing on a token, its files removed",
+      );
       return EXIT.failure;
     }
     awaited = false;
     await keepFresh(client, files, stop.signal, { refreshed: log, failed: log });
-    log("stopped: the sink files are removed");
+    log("stopped: the sink files it wrote are removed");
     return EXIT.ok;
   } finally {
     listening();
