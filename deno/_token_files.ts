@@ -6,7 +6,9 @@
 // emptied when no usable token can be had: a reader never finds an expired
 // token. The temporary file is made new (never one that exists, never
 // through a symbolic link), with a short name of its own, so a long file
-// name still fits the file system's limit.
+// name still fits the file system's limit. The agent's sinks are kept as
+// files of its own (see `writeOwn`): the first made only where nothing is,
+// each later one only over the file the agent wrote last.
 
 import { filesNext } from "../pkg/freshtoken.js";
 import { HELD, type Held, sleep } from "./_internal.ts";
@@ -25,6 +27,30 @@ export interface TokenFiles {
    * GitHub Actions it registers the token's mask (docs/DESIGN.md, "Pipelines").
    */
   mask?: (token: Token) => void;
+  /**
+   * When given (the agent's sinks): each path is the writer's own file, by
+   * path, the one it wrote last, or `lost` once the path held another; see
+   * {@linkcode writeOwn}.
+   */
+  own?: Map<string, FileId | "lost">;
+  /** Told, by the file's name (a flag), when a path of `own` is found holding another file. */
+  lost?: (name: string) => void;
+}
+
+/** A file by its device and inode: the same file, whatever renames it. */
+export interface FileId {
+  dev: number;
+  ino: number;
+}
+
+/** The file `info` describes. */
+export function fileId(info: Deno.FileInfo): FileId {
+  return { dev: info.dev, ino: info.ino ?? -1 };
+}
+
+/** Whether `info` (what is at a path now) is the file `id`. */
+export function isFile(info: Deno.FileInfo | undefined, id: FileId): boolean {
+  return info !== undefined && info.isFile && info.dev === id.dev && info.ino === id.ino;
 }
 
 /** What the refresher reports; never the token. */
@@ -37,18 +63,65 @@ export type Log = (line: string) => void;
  */
 export async function writeTokenFiles(files: TokenFiles, token: Token | undefined): Promise<void> {
   if (token !== undefined) files.mask?.(token);
+  const write = (path: string, text: string, name: string) =>
+    files.own === undefined
+      ? writeAtomically(path, text, name)
+      : writeOwn(files.own, path, text, name, files.lost);
   if (files.token !== undefined) {
-    await writeAtomically(
-      files.token,
-      token?.accessToken ?? "",
-      files.names?.token ?? "the token file",
-    );
+    await write(files.token, token?.accessToken ?? "", files.names?.token ?? "the token file");
   }
   if (files.header !== undefined) {
     const line = token === undefined
       ? ""
       : `Authorization: ${token.tokenType} ${token.accessToken}\n`;
-    await writeAtomically(files.header, line, files.names?.header ?? "the header file");
+    await write(files.header, line, files.names?.header ?? "the header file");
+  }
+}
+
+/**
+ * `text` in `path`, a file of the writer's own, never another's: the first
+ * time (no entry in `own`), linked in from a file beside it, which fails
+ * when anything is at the path by then; later, renamed over it only while
+ * the path still holds the file written last (`own` records each). A path
+ * found holding another file is `lost`: left alone, never written again,
+ * and `lost` is told. Between that look and the rename another file could
+ * still be moved in: POSIX has no rename that checks what it replaces.
+ */
+async function writeOwn(
+  own: Map<string, FileId | "lost">,
+  path: string,
+  text: string,
+  name: string,
+  lost?: (name: string) => void,
+): Promise<void> {
+  const last = own.get(path);
+  if (last === "lost") return;
+  if (last !== undefined && !isFile(await Deno.lstat(path).catch(() => undefined), last)) {
+    own.set(path, "lost");
+    lost?.(name);
+    return;
+  }
+  let temporary: string | undefined;
+  try {
+    temporary = await writeTemporary(folderOf(path), text);
+    const id = fileId(await Deno.lstat(temporary));
+    if (last === undefined) {
+      await Deno.link(temporary, path); // Never over a file that exists.
+      await Deno.remove(temporary).catch(() => {});
+    } else {
+      await Deno.rename(temporary, path);
+    }
+    temporary = undefined;
+    own.set(path, id);
+  } catch (error) {
+    if (temporary !== undefined) await Deno.remove(temporary).catch(() => {});
+    if (error instanceof Deno.errors.AlreadyExists) {
+      throw configError(
+        `${name} cannot be written: a file appeared at its path after the agent started, ` +
+          "and the agent writes only files of its own",
+      );
+    }
+    throw fileError(name, error);
   }
 }
 

@@ -14,8 +14,11 @@ import { endpointFromEnv, GENESYS_VARIABLES, genesysFromEnv, keyOptions } from "
 import { addMask, inGitHubActions, variableEntry } from "./_github.ts";
 import { DESCRIBE, HELD, type Held, LOAD_SHARED } from "./_internal.ts";
 import {
+  type FileId,
+  fileId,
   fileProblem,
   folderOf,
+  isFile,
   keepFresh,
   type TokenFiles,
   writeTokenFiles,
@@ -205,8 +208,10 @@ SIGQUIT are passed on to CMD. Needs --allow-run, --allow-read and --allow-write.
 emptied if none can be had) until SIGTERM, SIGINT or SIGHUP, then removes them and exits 0; it
 logs on stderr and prints nothing (in GitHub Actions, each token's ::add-mask:: on stdout). It
 writes only files of its own: a sink path that exists is refused, unless an agent that died left
-it. With --background (needs --allow-run) it returns once the first token is written, or with
-the first error's exit code. With --kv it shares the token with every process on that store.
+it, and one found holding another file later is left alone. With --background (needs
+--allow-run) it returns 0 once the first token is written, else non-zero: the first error's exit
+code, or 128 + the signal's number if the agent is stopped first. With --kv it shares the token
+with every process on that store.
 
 ${flagHelp()}
 
@@ -486,6 +491,23 @@ function inCliTerms(error: unknown, sources: Map<string, string>): unknown {
   return source === undefined ? error : configError(`${source}${text.slice(option!.length)}`);
 }
 
+/**
+ * A message in the CLI's words: a token request that timed out names
+ * --timeout, where the library's message names its option (timeoutMs).
+ * `timeout` is the --timeout given, if any.
+ */
+function inCliWords(text: string, timeout: string | undefined): string {
+  return text.replace(
+    "within timeoutMs",
+    timeout === undefined
+      ? `within ${DEFAULT_TIMEOUT_MS} ms (the default of --timeout)`
+      : `within ${Number(timeout)} ms (--timeout)`,
+  );
+}
+
+/** The library's timeoutMs when none is given, as --help states it. */
+const DEFAULT_TIMEOUT_MS = 10_000;
+
 /** A flag's number, at least `min`; the message never repeats what was given. */
 function number(flag: string, text: string, min: number, unit: string): number {
   const n = Number(text);
@@ -709,11 +731,14 @@ function onSignals(signals: Deno.Signal[], handle: (signal: Deno.Signal) => void
 /**
  * `agent`: the sink files kept fresh until SIGTERM, SIGINT or SIGHUP, then
  * removed; exit 0. The sinks must be its own to write (see
- * {@linkcode lockSink}). In GitHub Actions each token's mask goes to stdout
- * before any file gets the token: the agent prints nothing else there, so
- * the runner reads it even when the log (stderr) is sent to a file. Run by
- * {@linkcode background}, it says `ready` on stdout once the first token is
- * written.
+ * {@linkcode lockSink}), and stay so: each is written and removed only
+ * while it is the file the agent wrote last. In GitHub Actions each
+ * token's mask goes to stdout before any file gets the token: the agent
+ * prints nothing else there, so the runner reads it even when the log
+ * (stderr) is sent to a file. Run by {@linkcode background}, it says
+ * `ready` on stdout once the first token is written; until then a closed
+ * stdout (that process is gone) or a signal stops it with its files
+ * removed, and a non-zero exit.
  */
 async function agent(
   client: TokenClient,
@@ -725,38 +750,53 @@ async function agent(
   },
 ): Promise<number> {
   const sinks = sinkPaths(invocation);
-  const log = (line: string) => io.err(`freshtoken agent: ${line}\n`);
-  /** Writes to stdout, which a --background parent stops reading once it has said ready. */
+  const timeout = invocation.values.get("--timeout");
+  const log = (line: string) => io.err(`freshtoken agent: ${inCliWords(line, timeout)}\n`);
+  /** A --background parent reads stdout until it hears ready. */
+  let awaited = io.env(READY_VARIABLE) === "1";
   let heard = true;
+  /** Writes to stdout; before ready, a parent that is gone throws {@linkcode ParentGone}. */
   const say = (text: string) => {
     if (!heard) return;
     try {
       io.out(text);
     } catch {
       heard = false;
-      log(
-        "stdout is closed: the masks of the tokens this agent gets from now on reach no runner",
-      );
+      if (awaited) throw new ParentGone();
+      if (inGitHubActions(io.env)) {
+        log(
+          "stdout is closed: the masks of the tokens this agent gets from now on reach no runner",
+        );
+      }
     }
   };
+  /** The sinks as the agent wrote them last (or took them over): only those are its to change. */
+  const own = new Map<string, FileId | "lost">();
   const files: TokenFiles = {
     ...sinks,
     names: { token: "--sink", header: "--header-sink" },
     mask: inGitHubActions(io.env) ? (token) => say(addMask(token.accessToken)) : undefined,
+    own,
+    lost: (flag) =>
+      log(
+        `${flag} now holds a file this agent did not write (moved or put there): the agent ` +
+          "leaves it alone and writes that path no more",
+      ),
   };
-  /**
-   * The locks this agent took, with their sinks: removed at the end, each
-   * sink once it is the agent's (an agent that died left it, or this one
-   * has written it).
-   */
-  const locks: { sink: string; file: Deno.FsFile; ours: boolean }[] = [];
+  /** The locks this agent took, with their sinks. */
+  const locks: { sink: string; file: Deno.FsFile }[] = [];
   const stop = new AbortController();
-  const listening = onSignals(["SIGTERM", "SIGINT", "SIGHUP"], () => stop.abort());
+  let stoppedBy: Deno.Signal | undefined;
+  const listening = onSignals(["SIGTERM", "SIGINT", "SIGHUP"], (signal) => {
+    stoppedBy ??= signal;
+    stop.abort();
+  });
   try {
     for (const [flag, path] of [["--sink", sinks.token], ["--header-sink", sinks.header]]) {
       if (path === undefined) continue;
       const { file, leftover } = await lockSink(flag!, path);
-      locks.push({ sink: path, file, ours: leftover });
+      locks.push({ sink: path, file });
+      if (leftover !== undefined) own.set(path, leftover);
     }
     let token: Token;
     try {
@@ -764,20 +804,41 @@ async function agent(
     } catch (error) {
       if (!stop.signal.aborted) throw error;
       log("stopped before the first token came");
-      return EXIT.ok;
+      // Run by --background, no first token is a failure: 128 + the signal's number, as a shell says.
+      return awaited ? 128 + SIGNAL_NUMBERS[stoppedBy ?? "SIGTERM"] : EXIT.ok;
     }
-    for (const lock of locks) lock.ours = true;
-    await writeTokenFiles(files, token);
-    log(`token written; it expires ${new Date(token.expiresAt).toISOString()}`);
-    if (io.env(READY_VARIABLE) === "1") say(`${READY}\n`);
+    try {
+      await writeTokenFiles(files, token);
+      log(`token written; it expires ${new Date(token.expiresAt).toISOString()}`);
+      if (awaited) say(`${READY}\n`);
+    } catch (error) {
+      if (!(error instanceof ParentGone)) throw error;
+      log(
+        "the agent --background process waiting for this agent is gone (its pipe is closed): " +
+          "stopped without handing on a token, its files removed",
+      );
+      return EXIT.failure;
+    }
+    awaited = false;
     await keepFresh(client, files, stop.signal, { refreshed: log, failed: log });
-    log("stopped: the sink files are removed");
+    log("stopped: the sink files it wrote are removed");
     return EXIT.ok;
   } finally {
     listening();
-    for (const lock of locks) await unlockSink(lock.sink, lock.file, lock.ours);
+    for (const lock of locks) await unlockSink(lock.sink, lock.file, own.get(lock.sink));
   }
 }
+
+/** The --background parent stopped reading before the agent said ready. */
+class ParentGone extends Error {}
+
+/** The numbers of the signals that stop the agent (POSIX). */
+const SIGNAL_NUMBERS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGKILL: 9,
+  SIGTERM: 15,
+};
 
 /** The agent's sink paths, checked. */
 function sinkPaths(invocation: Invocation): { token?: string; header?: string } {
@@ -788,13 +849,30 @@ function sinkPaths(invocation: Invocation): { token?: string; header?: string } 
   if (sinks.token === undefined && sinks.header === undefined) {
     throw configError("agent needs --sink PATH (and/or --header-sink PATH)");
   }
-  if (sinks.token !== undefined && sinks.token === sinks.header) {
-    throw configError("--sink and --header-sink must be two files");
+  if (sinks.token !== undefined && sinks.header !== undefined) {
+    if (whereIs(sinks.token) === whereIs(sinks.header)) {
+      throw configError("--sink and --header-sink must be two files");
+    }
   }
   for (const [flag, path] of [["--sink", sinks.token], ["--header-sink", sinks.header]]) {
     if (path !== undefined && path.trim() === "") throw configError(`${flag} needs a file path`);
   }
   return sinks;
+}
+
+/**
+ * Where `path` is: its folder's real path (without `.`, `..` or symbolic
+ * links) and its name; the path as given when the folder cannot be
+ * resolved (the lock then says why).
+ */
+function whereIs(path: string): string {
+  const folder = folderOf(path);
+  const name = path.slice(folder.length).replace(/^[/\\]/, "");
+  try {
+    return `${Deno.realPathSync(folder)}/${name}`;
+  } catch {
+    return path;
+  }
 }
 
 /** What a lock file an agent made begins with; its process id follows. */
@@ -808,12 +886,13 @@ const LOCK_MARK = "freshtoken agent, pid ";
  * symbolic link, a lock file no agent made, or one another running agent
  * holds. A new lock file is made exclusively (never through a symbolic
  * link); the lock is an advisory file lock, which the system lets go of
- * when its process ends, however it ends.
+ * when its process ends, however it ends. `leftover` is the sink an agent
+ * that died left, taken over.
  */
 async function lockSink(
   flag: string,
   path: string,
-): Promise<{ file: Deno.FsFile; leftover: boolean }> {
+): Promise<{ file: Deno.FsFile; leftover?: FileId }> {
   const lock = `${path}.lock`;
   const sink = await lstat(path, (error) => sinkError(flag, error));
   if (sink !== undefined && !sink.isFile) {
@@ -827,9 +906,10 @@ async function lockSink(
           "(name a new path, or remove that file)",
       );
     }
-    return { file: await newLock(flag, lock), leftover: false };
+    return { file: await newLock(flag, lock) };
   }
-  return { file: await leftoverLock(flag, lock, existing), leftover: sink !== undefined };
+  const file = await leftoverLock(flag, lock, existing);
+  return { file, leftover: sink === undefined ? undefined : fileId(sink) };
 }
 
 /**
@@ -958,13 +1038,20 @@ async function mark(file: Deno.FsFile): Promise<void> {
 }
 
 /**
- * At the end: removes the sink when it is the agent's (`ours`) and a
- * regular file (never following a symbolic link), and the lock file when
- * it is still the one this agent holds.
+ * At the end: removes the sink when it is still the file the agent wrote
+ * last, or took over (`own`), and the lock file when it is still the one
+ * this agent holds. A file moved there between the look and the removal
+ * would go: POSIX has no unlink that checks what it removes.
  */
-async function unlockSink(sink: string, lock: Deno.FsFile, ours: boolean): Promise<void> {
-  if (ours && (await Deno.lstat(sink).catch(() => undefined))?.isFile) {
-    await Deno.remove(sink).catch(() => {});
+async function unlockSink(
+  sink: string,
+  lock: Deno.FsFile,
+  own: FileId | "lost" | undefined,
+): Promise<void> {
+  if (own !== undefined && own !== "lost") {
+    if (isFile(await Deno.lstat(sink).catch(() => undefined), own)) {
+      await Deno.remove(sink).catch(() => {});
+    }
   }
   const path = `${sink}.lock`;
   const [held, there] = await Promise.all([
@@ -988,20 +1075,27 @@ const READY = "ready";
  * `agent --background`: the agent as a process of its own, with stdin
  * closed and its own session where the system allows, carrying on once
  * this one returns. This one waits for it on a pipe (its stdout): 0 once
- * it says the first token is written, else its exit code (its error is on
- * the stderr they share). The masks it registers until then come through
- * to this process's stdout, which the runner of the step reads.
+ * it says the first token is written, else its exit code, never 0 (its
+ * error is on the stderr they share; a stop by a signal is told here).
+ * The masks it registers until then come through to this process's
+ * stdout, which the runner of the step reads. A --client-secret goes to
+ * it in its environment, not on its command line, which ps shows to all.
  */
 async function background(
   args: string[],
   needs: { hosts: string[]; paths: string[] },
-  out: (text: string) => void,
+  io: { out: (text: string) => void; err: (text: string) => void },
 ): Promise<number> {
+  const { rest, secret } = withoutSecret(args.filter((arg) => arg !== "--background"));
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(Deno.execPath(), {
-      args: [...runtimeArgs(args, needs), ...args.filter((arg) => arg !== "--background")],
-      env: { [READY_VARIABLE]: "1" },
+      args: [...runtimeArgs(args, needs), ...rest],
+      // The flag's value as the variable: the flag would win over it, so the variable now does.
+      env: {
+        [READY_VARIABLE]: "1",
+        ...(secret === undefined ? {} : { [SECRET_VARIABLE]: secret }),
+      },
       stdin: "null",
       stdout: "piped",
       stderr: "inherit",
@@ -1016,9 +1110,44 @@ async function background(
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
   for await (const line of lines) {
     if (line === READY) return EXIT.ok;
-    out(`${line}\n`);
+    io.out(`${line}\n`);
   }
-  return (await child.status).code;
+  const status = await child.status;
+  const signal = status.signal ?? signalOf(status.code);
+  if (signal !== undefined) {
+    io.err(`freshtoken: the agent was stopped (${signal}) before its first token was written\n`);
+    return status.code === 0 ? EXIT.failure : status.code;
+  }
+  if (status.code === 0) {
+    io.err("freshtoken: the agent ended before its first token was written\n");
+    return EXIT.failure;
+  }
+  return status.code;
+}
+
+/** The variable the agent that {@linkcode background} starts gets --client-secret's value in. */
+const SECRET_VARIABLE = "FRESHTOKEN_CLIENT_SECRET";
+
+/** `args` less --client-secret (`--client-secret S` and `--client-secret=S`), and its value. */
+function withoutSecret(args: string[]): { rest: string[]; secret?: string } {
+  const rest: string[] = [];
+  let secret: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--client-secret" && i + 1 < args.length) {
+      secret = args[++i];
+    } else if (args[i].startsWith("--client-secret=")) {
+      secret = args[i].slice("--client-secret=".length);
+    } else {
+      rest.push(args[i]);
+    }
+  }
+  // A blank value hides nothing, and as a variable it would count as unset.
+  return secret?.trim() ? { rest, secret } : { rest: args };
+}
+
+/** The signal an exit code of 128 + its number stands for, among those that stop the agent. */
+function signalOf(code: number): string | undefined {
+  return Object.entries(SIGNAL_NUMBERS).find(([, n]) => 128 + n === code)?.[0];
 }
 
 /** Splits text into lines. */
@@ -1111,8 +1240,10 @@ export async function main(
   },
 ): Promise<number> {
   let kv: Deno.Kv | undefined;
+  let timeout: string | undefined;
   try {
     const invocation = parseArgs(args);
+    timeout = invocation.values.get("--timeout");
     if (invocation.command === "help") {
       io.out(HELP);
       return EXIT.ok;
@@ -1134,7 +1265,7 @@ export async function main(
       }
       if (invocation.command === "agent" && invocation.switches.has("--background")) {
         sinkPaths(invocation);
-        return await background(args, agentNeeds(invocation, options, kvPath), io.out);
+        return await background(args, agentNeeds(invocation, options, kvPath), io);
       }
       if (kvPath) kv = await openKv(kvPath);
       client = createTokenClient({ ...options, kv });
@@ -1220,7 +1351,7 @@ export async function main(
         env.FRESHTOKEN_TOKEN_FILE = files.token;
         env.FRESHTOKEN_HEADER_FILE = files.header;
         const fresh = keepFresh(client, files, stop.signal, {
-          failed: (line) => io.err(`freshtoken: ${line}\n`),
+          failed: (line) => io.err(`freshtoken: ${inCliWords(line, timeout)}\n`),
         });
         try {
           return await exec(invocation.run, env);
@@ -1268,7 +1399,7 @@ export async function main(
     }
     const code = exitCode(error);
     const message = error instanceof TokenError
-      ? error.message
+      ? inCliWords(error.message, timeout)
       : `unexpected failure (${error instanceof Error ? error.name : typeof error})`;
     const hint = code === EXIT.retryable
       ? " (transient: retry later)"

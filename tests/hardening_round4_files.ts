@@ -194,6 +194,64 @@ while (Date.now() < end) {
 }
 `;
 
+/**
+ * A token endpoint in front of `target` that holds every request until
+ * `release()`: the first token comes exactly when the test says.
+ */
+function gatedProxy(target: string) {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  let requests = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      requests++;
+      const body = await request.arrayBuffer();
+      await gate;
+      return await fetch(target, { method: "POST", headers: request.headers, body });
+    },
+  );
+  return {
+    tokenUrl: `http://127.0.0.1:${server.addr.port}/token`,
+    release,
+    get requests() {
+      return requests;
+    },
+    async close() {
+      release();
+      await server.shutdown();
+    },
+  };
+}
+
+/** Waits up to `ms` for `child` to end: its exit code, or `undefined` if it still runs. */
+async function ended(child: Deno.ChildProcess, ms: number): Promise<number | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) =>
+    timer = setTimeout(() => resolve(undefined), ms)
+  );
+  try {
+    return (await Promise.race([child.status, late]))?.code;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The command line of process `pid`, as ps shows it to anyone (Deno reads /proc only with -A). */
+async function commandLine(pid: number): Promise<string> {
+  const { stdout } = await new Deno.Command("cat", {
+    args: [`/proc/${pid}/cmdline`],
+    stderr: "null",
+  })
+    .output();
+  return new TextDecoder().decode(stdout);
+}
+
+/** The files in `dir` the test did not make itself (those start with a dot). */
+async function agentFiles(dir: string): Promise<string[]> {
+  return (await listing(dir)).filter((name) => !name.startsWith("."));
+}
+
 export const ROUND4_FILES: HardeningCase[] = [
   {
     group: "round 4 files",
@@ -484,6 +542,119 @@ export const ROUND4_FILES: HardeningCase[] = [
       }),
   },
   {
+    group: "round 4 files",
+    name: "a file put at the sink path while the first token request is slow, then the token comes",
+    run: () =>
+      withSetup(60, async (dir, target) => {
+        const proxy = gatedProxy(target);
+        try {
+          const sink = `${dir}/sink`;
+          const agent = spawnCli(
+            ["agent", "--sink", sink],
+            clientEnv(proxy.tokenUrl),
+            `${dir}/.out`,
+            `${dir}/.err`,
+          );
+          const asked = await waitFor(() => Promise.resolve(proxy.requests > 0));
+          await Deno.writeTextFile(sink, "a user's own file\n");
+          proxy.release();
+          const code = await ended(agent, 5_000) ?? await stop(agent);
+          const kept = await Deno.readTextFile(sink).catch(() => undefined) ===
+            "a user's own file\n";
+          const log = await Deno.readTextFile(`${dir}/.err`);
+          const named = /--sink/.test(log);
+          const left = await agentFiles(dir);
+          return {
+            ok: asked && code === 2 && kept && named && JSON.stringify(left) === '["sink"]',
+            outcome: `exit ${code}, ${named ? "names --sink" : "does not name --sink"}, the ` +
+              `file ${kept ? "kept as it was" : "overwritten or deleted"}, files left: ${
+                JSON.stringify(left)
+              }`,
+          };
+        } finally {
+          await proxy.close();
+        }
+      }),
+  },
+  {
+    group: "round 4 files",
+    name:
+      "a file moved onto the sink while the agent runs (4 s tokens), then a refresh and SIGTERM",
+    run: () =>
+      withSetup(4, async (dir, tokenUrl) => {
+        const sink = `${dir}/sink`;
+        const agent = spawnCli(
+          ["agent", "--sink", sink],
+          clientEnv(tokenUrl),
+          `${dir}/.out`,
+          `${dir}/.err`,
+        );
+        const wrote = await waitFor(async () =>
+          (await Deno.readTextFile(sink).catch(() => "")).startsWith("canary-token-")
+        );
+        await Deno.writeTextFile(`${dir}/mine`, "a user's own file\n");
+        await Deno.rename(`${dir}/mine`, sink);
+        await sleep(5_000); // Past the refresh of a 4 s token.
+        const afterRefresh = await Deno.readTextFile(sink).catch(() => undefined);
+        const code = await stop(agent);
+        const atEnd = await Deno.readTextFile(sink).catch(() => undefined);
+        const log = await Deno.readTextFile(`${dir}/.err`);
+        const named = /--sink/.test(log);
+        const lock = await exists(`${sink}.lock`);
+        const mine = "a user's own file\n";
+        return {
+          ok: wrote && afterRefresh === mine && atEnd === mine && code === 0 && named && !lock,
+          outcome:
+            `the file ${afterRefresh === mine ? "kept" : "overwritten"} past a refresh, ${
+              atEnd === mine ? "kept" : "deleted or changed"
+            } after SIGTERM (exit ${code}); the log ${named ? "names --sink" : "is silent"}; the ` +
+            `agent's lock file ${lock ? "left" : "removed"}`,
+        };
+      }),
+  },
+  {
+    group: "round 4 files",
+    name: "the same file named as --sink and as --header-sink (x, ./x, d/../x)",
+    run: () =>
+      withSetup(60, async (dir, tokenUrl) => {
+        await Deno.mkdir(`${dir}/d`);
+        const outcomes: string[] = [];
+        let ok = true;
+        for (const other of [`${dir}/./x`, `${dir}/d/../x`]) {
+          const run = await runCli(
+            ["agent", "--sink", `${dir}/x`, "--header-sink", other],
+            clientEnv(tokenUrl),
+          );
+          const says = /must be two files/.test(run.stderr);
+          ok &&= run.code === 2 && says;
+          outcomes.push(`exit ${run.code}, ${says ? "says they must be two files" : "unclear"}`);
+        }
+        ok &&= JSON.stringify(await listing(dir)) === '["d"]';
+        return { ok, outcome: outcomes.join("; ") };
+      }),
+  },
+  {
+    group: "round 4 messages cli",
+    name: "a token request that times out under --timeout",
+    run: async () => {
+      const server = startFaultServer(() => ({ kind: "hang" }));
+      try {
+        const run = await runCli(
+          ["token", "--timeout", "200"],
+          clientEnv(server.tokenUrl),
+          20_000,
+        );
+        const names = /--timeout/.test(run.stderr) && !/timeoutMs/.test(run.stderr);
+        return {
+          ok: run.code === 4 && names,
+          outcome: `exit ${run.code}, ${names ? "names --timeout" : "names timeoutMs"}`,
+        };
+      } finally {
+        await server.close();
+      }
+    },
+  },
+  {
     group: "round 4 masking",
     name: "exec in GitHub Actions, 4 s tokens, a 6 s command reading its token file",
     run: () =>
@@ -618,6 +789,118 @@ export const ROUND4_FILES: HardeningCase[] = [
         await Deno.remove(dir, { recursive: true });
       }
     },
+  },
+  {
+    group: "round 4 readiness",
+    name: "agent --background whose agent is stopped (SIGTERM, SIGKILL) before its first token",
+    run: async () => {
+      const server = startFaultServer(() => ({ kind: "hang" }));
+      const dir = await Deno.makeTempDir({ prefix: "freshtoken-r4-" });
+      try {
+        const outcomes: string[] = [];
+        let ok = true;
+        for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+          const sink = `${dir}/token`;
+          const parent = spawnCli(
+            ["agent", "--background", "--sink", sink],
+            clientEnv(server.tokenUrl),
+            `${dir}/.out`,
+            `${dir}/.log`,
+          );
+          let pid: number | undefined;
+          await waitFor(async () => (pid = await lockPid(`${sink}.lock`)) !== undefined);
+          if (pid !== undefined) Deno.kill(pid, signal);
+          const code = await ended(parent, 5_000) ?? await stop(parent);
+          const log = await Deno.readTextFile(`${dir}/.log`);
+          const says = /^freshtoken: /m.test(log);
+          ok &&= pid !== undefined && code !== 0 && says;
+          outcomes.push(`${signal}: exit ${code}, ${says ? "says why" : "silent"}`);
+          if (signal === "SIGKILL") {
+            await Deno.remove(sink).catch(() => {});
+            await Deno.remove(`${sink}.lock`).catch(() => {});
+          }
+        }
+        return { ok, outcome: outcomes.join("; ") };
+      } finally {
+        await server.close();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  },
+  {
+    group: "round 4 readiness",
+    name: "agent --background --client-secret S: the detached agent's command line",
+    run: () =>
+      withSetup(60, async (dir, tokenUrl) => {
+        const outcomes: string[] = [];
+        let ok = true;
+        for (const given of [["--client-secret", SECRET], [`--client-secret=${SECRET}`]]) {
+          const sink = `${dir}/token`;
+          const env = clientEnv(tokenUrl, { FRESHTOKEN_CLIENT_SECRET: "wrong-canary-secret" });
+          const parent = spawnCli(
+            ["agent", "--background", "--sink", sink, ...given],
+            env,
+            `${dir}/.out`,
+            `${dir}/.log`,
+          );
+          const code = await ended(parent, 10_000) ?? await stop(parent);
+          const token = await Deno.readTextFile(sink).catch(() => "");
+          const pid = await lockPid(`${sink}.lock`);
+          const line = pid === undefined ? "" : await commandLine(pid);
+          const shown = line.includes(SECRET);
+          if (pid !== undefined) Deno.kill(pid, "SIGTERM");
+          const removed = await waitFor(async () => !(await exists(sink)));
+          ok &&= code === 0 && token.startsWith("canary-token-") && line !== "" && !shown &&
+            removed;
+          outcomes.push(
+            `${given.length === 1 ? "--client-secret=S" : "--client-secret S"}: exit ${code}, ` +
+              `token written: ${token !== ""}, the agent's command line ${
+                line === "" ? "unread" : shown ? "holds the secret" : "holds no secret"
+              }`,
+          );
+        }
+        return { ok, outcome: outcomes.join("; ") };
+      }),
+  },
+  {
+    group: "round 4 readiness",
+    name: "agent --background whose parent is killed before the first token comes",
+    run: () =>
+      withSetup(60, async (dir, target) => {
+        const outcomes: string[] = [];
+        let ok = true;
+        for (const actions of [false, true]) {
+          const proxy = gatedProxy(target);
+          try {
+            const sink = `${dir}/token`;
+            const parent = spawnCli(
+              ["agent", "--background", "--sink", sink],
+              clientEnv(proxy.tokenUrl, actions ? { GITHUB_ACTIONS: "true" } : {}),
+              `${dir}/.out`,
+              `${dir}/.log`,
+            );
+            let pid: number | undefined;
+            await waitFor(async () => (pid = await lockPid(`${sink}.lock`)) !== undefined);
+            await waitFor(() => Promise.resolve(proxy.requests > 0));
+            parent.kill("SIGKILL");
+            await parent.status;
+            proxy.release();
+            const gone = pid !== undefined && await waitFor(() => Promise.resolve(!running(pid!)));
+            if (!gone && pid !== undefined) Deno.kill(pid, "SIGTERM");
+            const left = await agentFiles(dir);
+            ok &&= gone && left.length === 0;
+            outcomes.push(
+              `${actions ? "in GitHub Actions" : "outside"}: the agent ${
+                gone ? "stopped" : "carried on"
+              }, files left: ${JSON.stringify(left)}`,
+            );
+            await waitFor(async () => (await agentFiles(dir)).length === 0);
+          } finally {
+            await proxy.close();
+          }
+        }
+        return { ok, outcome: outcomes.join("; ") };
+      }),
   },
 ];
 
