@@ -75,8 +75,10 @@ const INTROS: Record<string, string> = {
   "round 4 readiness":
     "`agent --background` starts the agent detached and waits on a pipe: 0 once the first token " +
     "is in its files (its mask printed first), else the agent's own exit code with the reason. " +
-    "The GitHub and GitLab recipes stop there and show why, instead of a silent wait and an " +
-    "anonymous 401.",
+    "An agent stopped before then ends with 128 + the signal's number, one whose waiting parent " +
+    "is gone stops and removes its files, and a `--client-secret` reaches the detached agent " +
+    "through its environment, never its command line. The GitHub and GitLab recipes stop there " +
+    "and show why, instead of a silent wait and an anonymous 401.",
   "round 4 secrets cli":
     "A value given as the Genesys region that is no region is refused naming the flag, variable " +
     "or option, never the value; a near miss gets the region's own name. `exec`'s command gets " +
