@@ -107,7 +107,40 @@ const throwing = () => {
  * whether reading it must count as a store failure (`kv_error`) or as a miss
  * (a value of a shape freshtoken never writes, which a real KV can hold too).
  */
+/** Values a look-alike may throw that are hard to read as an error. */
+const ODD_THROWABLES: [string, () => unknown][] = [
+  ["a null-prototype object", () => Object.create(null)],
+  [
+    "a Proxy whose getPrototypeOf trap throws",
+    () => new Proxy({}, { getPrototypeOf: throwing, get: throwing }),
+  ],
+  [
+    "an Error whose message getter throws",
+    () =>
+      Object.defineProperty(new Error("odd"), "message", {
+        get: () => {
+          throw Object.create(null);
+        },
+      }),
+  ],
+  ["a symbol", () => Symbol("odd")],
+];
+
 const ODD_ENTRIES: [string, (entry: { versionstamp: unknown }) => unknown, boolean][] = [
+  ...ODD_THROWABLES.map(([what, thrown]): [
+    string,
+    (entry: { versionstamp: unknown }) => unknown,
+    boolean,
+  ] => [
+    `an entry whose value getter throws ${what}`,
+    (e) =>
+      Object.defineProperty({ versionstamp: e.versionstamp }, "value", {
+        get: () => {
+          throw thrown();
+        },
+      }),
+    true,
+  ]),
   [
     "an entry whose value getter throws",
     (e) => Object.defineProperty({ versionstamp: e.versionstamp }, "value", { get: throwing }),
