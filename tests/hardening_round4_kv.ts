@@ -423,9 +423,59 @@ function kvCases(): HardeningCase[] {
 /** A plain-HTTP loopback server that answers anything with a token: reached with https:, TLS fails. */
 const plainToken = () => Response.json({ access_token: "canary-token-r4-plain", expires_in: 3600 });
 
+/**
+ * A loopback TCP server that accepts each connection and closes it, at once
+ * or after reading the client's first bytes (its ClientHello): a server
+ * restarting or a balancer with no backend, as an https: client meets it.
+ */
+async function cutting<T>(readFirst: boolean, body: (origin: string) => Promise<T>): Promise<T> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepting = (async () => {
+    for await (const connection of listener) {
+      if (readFirst) await connection.read(new Uint8Array(16384)).catch(() => null);
+      connection.close();
+    }
+  })().catch(() => {});
+  try {
+    return await body(`https://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`);
+  } finally {
+    listener.close();
+    await accepting;
+  }
+}
+
+function cutHandshakeCases(group: string): HardeningCase[] {
+  return ([[false, "at once"], [true, "after reading the ClientHello"]] as const).map((
+    [readFirst, when],
+  ): HardeningCase => ({
+    group,
+    name: `https: to a server that closes the connection ${when} (an outage, not a TLS setup)`,
+    run: () =>
+      cutting(readFirst, async (origin) => {
+        const tokenUrl = `${origin}/token`;
+        const error = await failure(
+          createTokenClient({ tokenUrl, clientId: "r4", clientSecret: SECRET }).getToken(),
+        );
+        const run = await runCli(ALL_PERMISSIONS, ["token"], {
+          FRESHTOKEN_TOKEN_URL: tokenUrl,
+          FRESHTOKEN_CLIENT_ID: "r4",
+          FRESHTOKEN_CLIENT_SECRET: SECRET,
+        }, [SECRET]);
+        const said = run.stderr.trim().split("\n").at(-1) ?? "";
+        return {
+          ok: error.code === "network" && error.retryable && run.code === 4,
+          outcome: `${error.code}, retryable ${error.retryable}; CLI exit ${run.code}: ${
+            said.replace(/127\.0\.0\.1:\d+/g, "127.0.0.1:PORT")
+          }`,
+        };
+      }),
+  }));
+}
+
 function messageCases(): HardeningCase[] {
   const group = "round 4: first messages";
   return [
+    ...cutHandshakeCases(group),
     {
       group,
       name: "https: to a plain-HTTP token endpoint (the TLS handshake fails)",
