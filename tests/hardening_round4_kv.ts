@@ -270,6 +270,38 @@ function kvCases(): HardeningCase[] {
     },
     {
       group,
+      name: "a co-writer 29 s ahead, read 10 s after its write, with 5 s tokens",
+      run: () => {
+        const server = issuing(5);
+        return serve(server.handler, (origin) =>
+          withSqliteKv(async (kvFast, kvNormal) => {
+            const options = { tokenUrl: `${origin}/token`, clientId: "r4", clientSecret: SECRET };
+            const fast = createTokenClient({
+              ...options,
+              kv: kvFast,
+              now: () => Date.now() + 29_000,
+            });
+            const normal = createTokenClient({ ...options, kv: kvNormal });
+            await fast.getToken();
+            await new Promise((resolve) => setTimeout(resolve, 10_000));
+            const expiry = (t: string) => {
+              const at = server.issued.get(t);
+              return at === undefined ? undefined : at + 5_000;
+            };
+            const { calls, worstLateMs, unknown } = await serveFor(normal, expiry, 3_000, 200);
+            return {
+              ok: worstLateMs <= 0 && unknown === 0,
+              outcome: `${calls} calls over 3 s, ` +
+                (worstLateMs > 0
+                  ? `a token served ${worstLateMs} ms past its real expiry`
+                  : "no token served past its real expiry") +
+                `; ${server.requests()} token requests`,
+            };
+          }));
+      },
+    },
+    {
+      group,
       name: "a record issued 20 s in the reader's future (inside the allowance), 5 s tokens",
       run: () => {
         const server = issuing(5);
