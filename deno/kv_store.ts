@@ -334,7 +334,7 @@ export class KvStore implements TokenStore {
       try {
         return await withTimeout(run(), KV_TIMEOUT_MS);
       } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
+        const message = messageOf(error);
         const wait = /database is locked/i.test(message)
           ? lockedRetryMs(attempt, started, Date.now())
           : undefined;
@@ -458,4 +458,18 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     AbortSignal.timeout(ms),
     () => new Error(`KV did not answer within ${ms} ms`),
   );
+}
+
+/**
+ * The text of a thrown value, read so that no throwable can make the read
+ * itself throw: a KV look-alike may throw a null-prototype object, a Proxy
+ * whose traps throw, or an Error whose `message` getter throws.
+ */
+function messageOf(error: unknown): string {
+  try {
+    const message = error instanceof Error ? error.message : String(error);
+    return typeof message === "string" ? message : "unreadable error";
+  } catch {
+    return "unreadable error";
+  }
 }

@@ -155,7 +155,8 @@ const MAX_URL_IN_MESSAGE: usize = 120;
 
 /// `url` as an error may show it: scheme, host, port and path, never
 /// credentials, query or fragment; visible ASCII only (no control
-/// character, no line break), at most [`MAX_URL_IN_MESSAGE`] characters.
+/// character, no line break; other characters percent-encoded as UTF-8),
+/// at most [`MAX_URL_IN_MESSAGE`] characters.
 /// For URLs a server named as well as configured ones.
 pub fn url_for_message(url: &str) -> String {
     let scheme_end = url.find("://").map_or(0, |at| at + 3);
@@ -163,10 +164,20 @@ pub fn url_for_message(url: &str) -> String {
     let rest = rest.split(['?', '#']).next().unwrap_or_default();
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let host_start = rest[..authority_end].rfind('@').map_or(0, |at| at + 1);
-    let shown: String = format!("{scheme}{}", &rest[host_start..])
-        .chars()
-        .filter(char::is_ascii_graphic)
-        .collect();
+    let mut shown = String::new();
+    for c in format!("{scheme}{}", &rest[host_start..]).chars() {
+        match c {
+            c if c.is_ascii_graphic() => shown.push(c),
+            c if c.is_ascii() => {} // white space and control characters
+            c => {
+                // Not ASCII (an international host name, say): shown percent-encoded, not dropped.
+                let mut bytes = [0; 4];
+                for byte in c.encode_utf8(&mut bytes).bytes() {
+                    shown.push_str(&format!("%{byte:02X}"));
+                }
+            }
+        }
+    }
     match shown.len() > MAX_URL_IN_MESSAGE {
         true => format!("{}…", &shown[..MAX_URL_IN_MESSAGE]),
         false => shown,
@@ -359,7 +370,11 @@ mod tests {
         );
         assert_eq!(
             url_for_message("https://evil.example/\r\nline\u{7f}é"),
-            "https://evil.example/line"
+            "https://evil.example/line%C3%A9"
+        );
+        assert_eq!(
+            url_for_message("https://bücher.example/"),
+            "https://b%C3%BCcher.example/"
         );
         let long = url_for_message(&format!("https://a.example/{}", "p".repeat(500)));
         assert_eq!(long.chars().count(), MAX_URL_IN_MESSAGE + 1);

@@ -5,6 +5,7 @@
 //! client would ever write them.
 
 use crate::response::{is_header_safe, MAX_ACCESS_TOKEN_BYTES, MAX_LIFETIME_SECONDS};
+use crate::schedule::skew_seconds;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -41,11 +42,15 @@ impl fmt::Debug for TokenRecord {
 }
 
 /// How far ahead of our clock another isolate's clock may be when it
-/// stamps a token (the token looks requested in the future by this much):
-/// the clock skew the schedule allows at most. A record from further ahead
-/// would keep a token looking valid past its real expiry, so it is refused
-/// (and replaced by the token this reader fetches instead).
-pub const MAX_RECORD_AHEAD_MS: f64 = 30_000.0;
+/// stamps a token of `lifetime_seconds` (the token looks requested in the
+/// future by this much): the clock skew the refresh schedule reserves before
+/// expiry for that lifetime (`schedule::skew_seconds`, at most 30 s). A
+/// record from further ahead would keep a token looking valid past its real
+/// expiry, so it is refused (and replaced by the token this reader fetches
+/// instead); within it, the lateness stays inside the reserved margin.
+pub fn max_record_ahead_ms(lifetime_seconds: f64) -> f64 {
+    skew_seconds(lifetime_seconds) * 1000.0
+}
 
 /// The longest shared back-off: no answer from a server, nor a value in
 /// KV, holds every isolate back for longer than this.
@@ -60,7 +65,7 @@ impl TokenRecord {
     /// is one: the same rules as a token response (header-safe token no
     /// longer than a response can carry, Bearer, 1 s to 1 year lifetime),
     /// finite times that agree with each other, and not requested further
-    /// in the future than [`MAX_RECORD_AHEAD_MS`].
+    /// in the future than [`max_record_ahead_ms`] allows for its lifetime.
     pub fn fault(&self, now_ms: f64) -> Option<&'static str> {
         let requested_at = self.expires_at - self.lifetime_seconds * 1000.0;
         if self.access_token.len() > MAX_ACCESS_TOKEN_BYTES {
@@ -81,7 +86,9 @@ impl TokenRecord {
             && self.usable_until <= self.expires_at)
         {
             Some("the refresh and usable times lie outside the token's life")
-        } else if requested_at > now_ms + MAX_RECORD_AHEAD_MS || requested_at < 0.0 {
+        } else if requested_at > now_ms + max_record_ahead_ms(self.lifetime_seconds)
+            || requested_at < 0.0
+        {
             Some("the token was requested in the future or before 1970")
         } else {
             None
@@ -90,7 +97,7 @@ impl TokenRecord {
 
     /// When the token was requested, as far as a reader whose clock reads
     /// `now_ms` can believe: never later than now. A writer whose clock runs
-    /// ahead (within [`MAX_RECORD_AHEAD_MS`]) stamps its token later than it
+    /// ahead (within [`max_record_ahead_ms`]) stamps its token later than it
     /// was issued; from this reader's clock the token lives its stated
     /// lifetime at most.
     pub fn requested_at(&self, now_ms: f64) -> f64 {
@@ -198,6 +205,25 @@ mod tests {
     }
 
     #[test]
+    fn a_short_token_may_be_stamped_ahead_only_by_its_own_skew_allowance() {
+        // A 5 s token: the schedule reserves 0.25 s of skew before expiry.
+        let short = |ahead_ms: f64| {
+            let requested = NOW + ahead_ms;
+            TokenRecord {
+                lifetime_seconds: 5.0,
+                expires_at: requested + 5_000.0,
+                refresh_at: requested + 4_000.0,
+                usable_until: requested + 4_750.0,
+                ..record()
+            }
+        };
+        assert_eq!(max_record_ahead_ms(5.0), 250.0);
+        assert_eq!(short(250.0).fault(NOW), None);
+        assert!(short(251.0).fault(NOW).is_some());
+        assert!(short(29_000.0).fault(NOW).is_some());
+    }
+
+    #[test]
     fn a_record_from_further_ahead_than_the_allowance_is_faulty() {
         let ahead = |ms: f64| {
             let mut r = record();
@@ -208,8 +234,10 @@ mod tests {
         };
         // `record()` was requested 600 s ago.
         let requested = NOW - 600_000.0;
-        assert_eq!(ahead(600_000.0 + MAX_RECORD_AHEAD_MS).fault(NOW), None);
-        assert!(ahead(600_001.0 + MAX_RECORD_AHEAD_MS).fault(NOW).is_some());
+        let allowance = max_record_ahead_ms(record().lifetime_seconds);
+        assert_eq!(allowance, 30_000.0);
+        assert_eq!(ahead(600_000.0 + allowance).fault(NOW), None);
+        assert!(ahead(600_001.0 + allowance).fault(NOW).is_some());
         assert_eq!(
             ahead(620_000.0).requested_at(NOW),
             NOW,

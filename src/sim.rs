@@ -334,7 +334,7 @@ struct Isolate {
     skewed: bool,
     /// Whether its last read showed a token it could not share, with clocks
     /// further apart than the core allows a record to be ahead
-    /// (`shared::MAX_RECORD_AHEAD_MS`): refused as from the future, or due
+    /// (`shared::max_record_ahead_ms`): refused as from the future, or due
     /// by this clock but not by its writer's (whose token may replace one a
     /// third isolate refused).
     apart: bool,
@@ -926,8 +926,9 @@ impl Sim {
             // more than the window, and this isolate must fetch a token of its own.
             skewed = record.refresh_at <= wall && record.refresh_at > self.t + writer_skew;
             let requested_at = record.expires_at - record.lifetime_seconds * 1000.0;
-            let ahead = requested_at > wall + shared::MAX_RECORD_AHEAD_MS;
-            apart = self.clock_spread() > shared::MAX_RECORD_AHEAD_MS && (ahead || skewed);
+            let allowance = shared::max_record_ahead_ms(record.lifetime_seconds);
+            let ahead = requested_at > wall + allowance;
+            apart = self.clock_spread() > allowance && (ahead || skewed);
         }
         if let Some((lease, _, _)) = &self.store.lease {
             if shared::lease_is_plausible(lease.until, wall, max_lease) {
@@ -1109,7 +1110,7 @@ impl Sim {
                 "invariant 1: isolate {isolate} served a token the server never issued"
             ));
         };
-        let allowance = (0.05 * self.s.lifetime_s * 1000.0).min(30_000.0);
+        let allowance = shared::max_record_ahead_ms(self.s.lifetime_s);
         if self.clock_spread() < allowance && self.t >= true_expiry {
             return Err(format!(
                 "invariant 1: isolate {isolate} served a token {:.0} ms past its true expiry",
@@ -1150,7 +1151,7 @@ impl Sim {
             ));
         }
         // A token readable in the store throughout the call, usable by any isolate's clock.
-        let allowance = (0.05 * self.s.lifetime_s * 1000.0).min(30_000.0);
+        let allowance = shared::max_record_ahead_ms(self.s.lifetime_s);
         let margin = allowance + self.clock_spread() + 1_000.0;
         // The store was sound for the call and for its acquisition's last read.
         let read_at = self.isolates[isolate].read_at;

@@ -766,17 +766,21 @@ mod tests {
 
     #[test]
     fn a_stored_token_from_a_clock_ahead_lives_its_lifetime_from_now_at_most() {
-        // A writer 20 s ahead: the 5 s token looks requested 20 s from now.
+        // A writer 20 s ahead: the 1 h token looks requested 20 s from now.
         let mut state = TokenState::new(None);
-        let ahead = record("tok-ahead", T0.wall + 25_000.0, 5.0);
+        let ahead = record("tok-ahead", T0.wall + 3_620_000.0, 3600.0);
         let taken = state.adopt(T0, ahead, false, 0.0).unwrap();
-        assert_eq!(taken.expires_at, T0.wall + 5_000.0);
-        assert!(state.status(T0.plus(5_000.0)).usable_until <= Some(T0.wall + 5_000.0));
-        assert_ne!(state.decide(T0.plus(5_000.0), 0.0, NO_WAIT), Serve);
-        // Beyond the allowance (30 s), it is refused outright.
+        assert_eq!(taken.expires_at, T0.wall + 3_600_000.0);
+        assert!(state.status(T0.plus(3_600_000.0)).usable_until <= Some(T0.wall + 3_600_000.0));
+        assert_ne!(state.decide(T0.plus(3_600_000.0), 0.0, NO_WAIT), Serve);
+        // Beyond the allowance (30 s for 1 h), it is refused outright.
         let mut state = TokenState::new(None);
-        let far = record("tok-far", T0.wall + 185_000.0, 5.0);
+        let far = record("tok-far", T0.wall + 3_631_000.0, 3600.0);
         assert!(state.adopt(T0, far, false, 0.0).is_none());
+        // A 5 s token's allowance is 0.25 s: from a writer 20 s ahead it is refused.
+        let mut state = TokenState::new(None);
+        let short = record("tok-short", T0.wall + 25_000.0, 5.0);
+        assert!(state.adopt(T0, short, false, 0.0).is_none());
         // Held, a record from a clock ahead is newer only by what it is from now.
         let (mut state, s) = holding(3600.0);
         let same_age = record("tok-same", s.expires_at + 20_000.0, 3600.0);

@@ -35,13 +35,17 @@ pub enum Failure {
 
 /// Words of a host's TLS errors (rustls, as Deno reports them): a plain-HTTP
 /// answer read as a TLS record ("received corrupt message of type
-/// InvalidContentType"), a certificate refused, an alert from the server.
-const TLS_SIGNS: [&str; 5] = [
-    "received corrupt message",
-    "invalidcontenttype",
+/// InvalidContentType"), a certificate refused, and only the server alerts
+/// that say the two ends' configurations disagree. A connection closed during
+/// the handshake ("tls handshake eof") or an InternalError alert is an outage.
+const TLS_SIGNS: [&str; 7] = [
+    "received corrupt message of type invalidcontenttype",
     "invalid peer certificate",
-    "received fatal alert",
-    "tls handshake",
+    "received fatal alert: handshakefailure",
+    "received fatal alert: protocolversion",
+    "received fatal alert: badcertificate",
+    "received fatal alert: certificaterequired",
+    "received fatal alert: unknownca",
 ];
 
 impl Failure {
@@ -127,9 +131,12 @@ mod tests {
             "error sending request for url (https://tls-handshake.invalidcontenttype.example/): \
              client error (Connect): tcp connect error: Connection refused",
             "fetch failed",
+            "client error (Connect): tls handshake eof",
+            "client error (Connect): received fatal alert: InternalError",
             "",
         ] {
             assert!(!is_tls_failure(text), "{text}");
+            assert_eq!(Failure::of_rejection("TypeError", text), Failure::Network);
         }
         assert_eq!(
             Failure::of_rejection("NotCapable", "received corrupt message"),

@@ -107,7 +107,40 @@ const throwing = () => {
  * whether reading it must count as a store failure (`kv_error`) or as a miss
  * (a value of a shape freshtoken never writes, which a real KV can hold too).
  */
+/** Values a look-alike may throw that are hard to read as an error. */
+const ODD_THROWABLES: [string, () => unknown][] = [
+  ["a null-prototype object", () => Object.create(null)],
+  [
+    "a Proxy whose getPrototypeOf trap throws",
+    () => new Proxy({}, { getPrototypeOf: throwing, get: throwing }),
+  ],
+  [
+    "an Error whose message getter throws",
+    () =>
+      Object.defineProperty(new Error("odd"), "message", {
+        get: () => {
+          throw Object.create(null);
+        },
+      }),
+  ],
+  ["a symbol", () => Symbol("odd")],
+];
+
 const ODD_ENTRIES: [string, (entry: { versionstamp: unknown }) => unknown, boolean][] = [
+  ...ODD_THROWABLES.map(([what, thrown]): [
+    string,
+    (entry: { versionstamp: unknown }) => unknown,
+    boolean,
+  ] => [
+    `an entry whose value getter throws ${what}`,
+    (e) =>
+      Object.defineProperty({ versionstamp: e.versionstamp }, "value", {
+        get: () => {
+          throw thrown();
+        },
+      }),
+    true,
+  ]),
   [
     "an entry whose value getter throws",
     (e) => Object.defineProperty({ versionstamp: e.versionstamp }, "value", { get: throwing }),
@@ -227,6 +260,38 @@ function kvCases(): HardeningCase[] {
               outcome:
                 `the far-future record ${replaced ? "was refused and replaced" : "was taken"}; ` +
                 `${calls} calls over 7 s, ` +
+                (worstLateMs > 0
+                  ? `a token served ${worstLateMs} ms past its real expiry`
+                  : "no token served past its real expiry") +
+                `; ${server.requests()} token requests`,
+            };
+          }));
+      },
+    },
+    {
+      group,
+      name: "a co-writer 29 s ahead, read 10 s after its write, with 5 s tokens",
+      run: () => {
+        const server = issuing(5);
+        return serve(server.handler, (origin) =>
+          withSqliteKv(async (kvFast, kvNormal) => {
+            const options = { tokenUrl: `${origin}/token`, clientId: "r4", clientSecret: SECRET };
+            const fast = createTokenClient({
+              ...options,
+              kv: kvFast,
+              now: () => Date.now() + 29_000,
+            });
+            const normal = createTokenClient({ ...options, kv: kvNormal });
+            await fast.getToken();
+            await new Promise((resolve) => setTimeout(resolve, 10_000));
+            const expiry = (t: string) => {
+              const at = server.issued.get(t);
+              return at === undefined ? undefined : at + 5_000;
+            };
+            const { calls, worstLateMs, unknown } = await serveFor(normal, expiry, 3_000, 200);
+            return {
+              ok: worstLateMs <= 0 && unknown === 0,
+              outcome: `${calls} calls over 3 s, ` +
                 (worstLateMs > 0
                   ? `a token served ${worstLateMs} ms past its real expiry`
                   : "no token served past its real expiry") +
@@ -390,9 +455,59 @@ function kvCases(): HardeningCase[] {
 /** A plain-HTTP loopback server that answers anything with a token: reached with https:, TLS fails. */
 const plainToken = () => Response.json({ access_token: "canary-token-r4-plain", expires_in: 3600 });
 
+/**
+ * A loopback TCP server that accepts each connection and closes it, at once
+ * or after reading the client's first bytes (its ClientHello): a server
+ * restarting or a balancer with no backend, as an https: client meets it.
+ */
+async function cutting<T>(readFirst: boolean, body: (origin: string) => Promise<T>): Promise<T> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepting = (async () => {
+    for await (const connection of listener) {
+      if (readFirst) await connection.read(new Uint8Array(16384)).catch(() => null);
+      connection.close();
+    }
+  })().catch(() => {});
+  try {
+    return await body(`https://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`);
+  } finally {
+    listener.close();
+    await accepting;
+  }
+}
+
+function cutHandshakeCases(group: string): HardeningCase[] {
+  return ([[false, "at once"], [true, "after reading the ClientHello"]] as const).map((
+    [readFirst, when],
+  ): HardeningCase => ({
+    group,
+    name: `https: to a server that closes the connection ${when} (an outage, not a TLS setup)`,
+    run: () =>
+      cutting(readFirst, async (origin) => {
+        const tokenUrl = `${origin}/token`;
+        const error = await failure(
+          createTokenClient({ tokenUrl, clientId: "r4", clientSecret: SECRET }).getToken(),
+        );
+        const run = await runCli(ALL_PERMISSIONS, ["token"], {
+          FRESHTOKEN_TOKEN_URL: tokenUrl,
+          FRESHTOKEN_CLIENT_ID: "r4",
+          FRESHTOKEN_CLIENT_SECRET: SECRET,
+        }, [SECRET]);
+        const said = run.stderr.trim().split("\n").at(-1) ?? "";
+        return {
+          ok: error.code === "network" && error.retryable && run.code === 4,
+          outcome: `${error.code}, retryable ${error.retryable}; CLI exit ${run.code}: ${
+            said.replace(/127\.0\.0\.1:\d+/g, "127.0.0.1:PORT")
+          }`,
+        };
+      }),
+  }));
+}
+
 function messageCases(): HardeningCase[] {
   const group = "round 4: first messages";
   return [
+    ...cutHandshakeCases(group),
     {
       group,
       name: "https: to a plain-HTTP token endpoint (the TLS handshake fails)",
