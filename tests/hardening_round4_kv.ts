@@ -302,7 +302,7 @@ function kvCases(): HardeningCase[] {
     },
     {
       group,
-      name: "a record issued 20 s in the reader's future (inside the allowance), 5 s tokens",
+      name: "a record issued 20 s in the reader's future, 5 s tokens (beyond their 0.25 s allowance)",
       run: () => {
         const server = issuing(5);
         return serve(server.handler, (origin) =>
