@@ -302,7 +302,8 @@ function kvCases(): HardeningCase[] {
     },
     {
       group,
-      name: "a record issued 20 s in the reader's future, 5 s tokens (beyond their 0.25 s allowance)",
+      name:
+        "a record issued 20 s in the reader's future, 5 s tokens (beyond their 0.25 s allowance)",
       run: () => {
         const server = issuing(5);
         return serve(server.handler, (origin) =>
