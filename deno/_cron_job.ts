@@ -32,23 +32,34 @@ interface Job {
   /** Held for good: the clients the job was made for (a caller may keep no other reference). */
   readonly clients: readonly TokenClient[];
   /**
-   * Clients of the same places on further `Deno.Kv` objects, held weakly:
-   * a store opened per request must not be kept alive, nor its client.
+   * The same places on further `Deno.Kv` objects. A store is held weakly
+   * (one opened per request must not be kept alive); its client lives as
+   * long as the store does, through its place's `stores`.
    */
-  readonly more: Set<WeakRef<TokenClient>>;
+  readonly more: Set<Further>;
 }
 
-/** A place a token lives: its job, and the client registered for it on each `Deno.Kv`. */
+/** A further store of a place. */
+interface Further {
+  readonly kv: WeakRef<Deno.Kv>;
+  readonly place: Place;
+}
+
+/**
+ * A place a token lives: its job, and the client registered for it on each
+ * `Deno.Kv`, kept while that `Deno.Kv` is reachable (a weak map's value
+ * lives as long as its key, whatever the value refers to).
+ */
 interface Place {
   readonly job: Job;
-  readonly stores: WeakMap<Deno.Kv, WeakRef<TokenClient>>;
+  readonly stores: WeakMap<Deno.Kv, TokenClient>;
 }
 
 /** Each place with a job, by {@linkcode placeOf}. */
 const places = new Map<string, Place>();
-/** Drops a further client's entry once it is collected. */
-const collected = new FinalizationRegistry<{ job: Job; ref: WeakRef<TokenClient> }>(
-  ({ job, ref }) => job.more.delete(ref),
+/** Drops a further store's entry once its `Deno.Kv` is collected. */
+const collected = new FinalizationRegistry<{ job: Job; entry: Further }>(
+  ({ job, entry }) => job.more.delete(entry),
 );
 
 /**
@@ -78,8 +89,8 @@ export function startJob(
   clients.forEach((client, i) => {
     const key = keys[i];
     if (key === undefined || places.has(key)) return;
-    const stores = new WeakMap<Deno.Kv, WeakRef<TokenClient>>();
-    stores.set(kvOf(client), new WeakRef(client));
+    const stores = new WeakMap<Deno.Kv, TokenClient>();
+    stores.set(kvOf(client), client);
     places.set(key, { job, stores });
   });
   return run;
@@ -95,11 +106,11 @@ export function joinPlace(key: string, client: TokenClient): boolean {
   const place = places.get(key);
   if (place === undefined) return false;
   const kv = kvOf(client);
-  if (place.stores.get(kv)?.deref() !== undefined) return true;
-  const ref = new WeakRef(client);
-  place.stores.set(kv, ref);
-  place.job.more.add(ref);
-  collected.register(client, { job: place.job, ref });
+  if (place.stores.has(kv)) return true;
+  place.stores.set(kv, client);
+  const entry: Further = { kv: new WeakRef(kv), place };
+  place.job.more.add(entry);
+  collected.register(kv, { job: place.job, entry });
   return true;
 }
 
@@ -127,15 +138,18 @@ async function runJob(job: Job, ahead: number): Promise<void> {
 }
 
 /**
- * The further clients of `job` that are alive and whose store is still
- * open; the others are dropped (a closed store would have its client fetch
- * a token of its own on every run).
+ * The further clients of `job` whose store is alive and still open; the
+ * others are dropped (a closed store would have its client fetch a token
+ * of its own on every run).
  */
 async function openOnes(job: Job): Promise<TokenClient[]> {
-  const refs = [...job.more];
-  const clients = refs.map((ref) => ref.deref());
+  const entries = [...job.more];
+  const clients = entries.map(({ kv, place }) => {
+    const store = kv.deref();
+    return store && place.stores.get(store);
+  });
   const open = await Promise.all(clients.map((c) => c !== undefined && isOpen(kvOf(c))));
-  refs.forEach((ref, i) => open[i] || job.more.delete(ref));
+  entries.forEach((entry, i) => open[i] || job.more.delete(entry));
   return clients.filter((_, i) => open[i]) as TokenClient[];
 }
 
