@@ -634,6 +634,15 @@ impl Driver {
                 };
             }
         }
+        // While this read was out, the client may have taken the stored token
+        // by another way (the cron check's read): a fresh one held is what
+        // an acquisition that is not forced is for, so no token request.
+        if let Some(held) = c.state.fresh(now).filter(|_| !self.force) {
+            return Phase::Ending {
+                steps: Vec::new(),
+                end: End::Token(held, TokenSource::Kv),
+            };
+        }
         if eventual {
             return Phase::Read; // A replica may lag: the lease's check needs the primary.
         }
@@ -984,5 +993,74 @@ fn unreachable_phase() -> Phase {
             ErrorCode::Network,
             "the acquisition reached an impossible state",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Decision;
+
+    const T0: Now = Now {
+        wall: 1_700_000_000_000.0,
+        mono: 1_000.0,
+    };
+
+    fn stored(token: &str) -> TokenRecord {
+        TokenRecord {
+            access_token: token.to_owned(),
+            token_type: "Bearer".to_owned(),
+            scope: None,
+            lifetime_seconds: 3_600.0,
+            expires_at: T0.wall + 3_600_000.0,
+            refresh_at: T0.wall + 3_000_000.0,
+            usable_until: T0.wall + 3_590_000.0,
+        }
+    }
+
+    /// An acquisition's read finds the token the client took from the store
+    /// by another way while that read was out: it ends with it, no request.
+    #[test]
+    fn a_token_taken_while_the_read_was_out_ends_the_acquisition() {
+        let options = serde_json::json!({
+            "tokenUrl": "https://login.example.com/oauth/token",
+            "clientId": "app",
+            "clientSecret": "secret",
+        });
+        let options = crate::options::read(options).unwrap();
+        let config = Config::new(options, |url| Some(url.to_owned())).unwrap();
+        let mut state = TokenState::new(None).sharing(true);
+        let mut metadata = None;
+        assert_eq!(state.decide(T0, 0.0, f64::NEG_INFINITY), Decision::Fetch);
+        state.begin(T0, false).unwrap();
+        let mut parts = Parts {
+            config: &config,
+            state: &mut state,
+            metadata: &mut metadata,
+            parse_url: |url| Some(url.to_owned()),
+        };
+        let mut driver = Driver::new(&config, T0, true, false);
+        assert!(matches!(
+            driver.poll(&mut parts, T0, 0.5),
+            Effect::ReadStore { .. }
+        ));
+        // The cron check's read takes the stored token meanwhile.
+        let now = T0.plus(5.0);
+        assert!(parts
+            .state
+            .adopt(now, stored("tok-1"), false, 0.5)
+            .is_some());
+        let seen = Seen {
+            token: Some(stored("tok-1")),
+            ..Seen::default()
+        };
+        driver.handle(&mut parts, now, Outcome::Snapshot(Some(seen)), 0.5);
+        match driver.poll(&mut parts, now, 0.5) {
+            Effect::Done { record, source } => {
+                assert_eq!(record.access_token, "tok-1");
+                assert_eq!(source, TokenSource::Kv);
+            }
+            other => panic!("expected the held token, got {other:?}"),
+        }
     }
 }

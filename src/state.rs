@@ -259,6 +259,13 @@ impl TokenState {
         self.held.as_ref().map(|held| held.token.secret())
     }
 
+    /// The token held, as a record, while it is fresh (before its refresh
+    /// time): what an acquisition that is not forced was started to get.
+    pub fn fresh(&self, now: Now) -> Option<TokenRecord> {
+        let held = self.held.as_ref()?;
+        (self.time(now) < held.schedule.refresh_at).then(|| record_of(held))
+    }
+
     /// Whether an acquisition is in flight.
     pub fn in_flight(&self) -> bool {
         self.in_flight.is_some()
@@ -363,15 +370,7 @@ impl TokenState {
     }
 
     fn hold(&mut self, held: Held) -> TokenRecord {
-        let record = TokenRecord {
-            access_token: held.token.secret().to_owned(),
-            token_type: "Bearer".to_owned(),
-            scope: held.scope.clone(),
-            lifetime_seconds: held.lifetime_seconds,
-            expires_at: held.schedule.expires_at,
-            refresh_at: held.schedule.refresh_at,
-            usable_until: held.schedule.usable_until,
-        };
+        let record = record_of(&held);
         self.held = Some(held);
         self.read_strongly = false;
         self.failures = 0;
@@ -487,6 +486,19 @@ fn fingerprint(token: &str) -> u64 {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     digest.max(1)
+}
+
+/// The token `held`, as the client and the store see it.
+fn record_of(held: &Held) -> TokenRecord {
+    TokenRecord {
+        access_token: held.token.secret().to_owned(),
+        token_type: "Bearer".to_owned(),
+        scope: held.scope.clone(),
+        lifetime_seconds: held.lifetime_seconds,
+        expires_at: held.schedule.expires_at,
+        refresh_at: held.schedule.refresh_at,
+        usable_until: held.schedule.usable_until,
+    }
 }
 
 #[cfg(test)]
