@@ -491,23 +491,6 @@ function inCliTerms(error: unknown, sources: Map<string, string>): unknown {
   return source === undefined ? error : configError(`${source}${text.slice(option!.length)}`);
 }
 
-/**
- * A message in the CLI's words: a token request that timed out names
- * --timeout, where the library's message names its option (timeoutMs).
- * `timeout` is the --timeout given, if any.
- */
-function inCliWords(text: string, timeout: string | undefined): string {
-  return text.replace(
-    "within timeoutMs",
-    timeout === undefined
-      ? `within ${DEFAULT_TIMEOUT_MS} ms (the default of --timeout)`
-      : `within ${Number(timeout)} ms (--timeout)`,
-  );
-}
-
-/** The library's timeoutMs when none is given, as --help states it. */
-const DEFAULT_TIMEOUT_MS = 10_000;
-
 /** A flag's number, at least `min`; the message never repeats what was given. */
 function number(flag: string, text: string, min: number, unit: string): number {
   const n = Number(text);
@@ -750,8 +733,7 @@ async function agent(
   },
 ): Promise<number> {
   const sinks = sinkPaths(invocation);
-  const timeout = invocation.values.get("--timeout");
-  const log = (line: string) => io.err(`freshtoken agent: ${inCliWords(line, timeout)}\n`);
+  const log = (line: string) => io.err(`freshtoken agent: ${line}\n`);
   /** A --background parent reads stdout until it hears ready. */
   let awaited = io.env(READY_VARIABLE) === "1";
   let heard = true;
@@ -1240,10 +1222,8 @@ export async function main(
   },
 ): Promise<number> {
   let kv: Deno.Kv | undefined;
-  let timeout: string | undefined;
   try {
     const invocation = parseArgs(args);
-    timeout = invocation.values.get("--timeout");
     if (invocation.command === "help") {
       io.out(HELP);
       return EXIT.ok;
@@ -1351,7 +1331,7 @@ export async function main(
         env.FRESHTOKEN_TOKEN_FILE = files.token;
         env.FRESHTOKEN_HEADER_FILE = files.header;
         const fresh = keepFresh(client, files, stop.signal, {
-          failed: (line) => io.err(`freshtoken: ${inCliWords(line, timeout)}\n`),
+          failed: (line) => io.err(`freshtoken: ${line}\n`),
         });
         try {
           return await exec(invocation.run, env);
@@ -1399,9 +1379,12 @@ export async function main(
     }
     const code = exitCode(error);
     const message = error instanceof TokenError
-      ? inCliWords(error.message, timeout)
+      ? error.message
       : `unexpected failure (${error instanceof Error ? error.name : typeof error})`;
-    const hint = code === EXIT.retryable
+    // A timeout's message says how long it waited (the core's words); the flag that sets it is ours.
+    const hint = error instanceof TokenError && error.code === "timeout"
+      ? " (transient: retry later, or wait longer with --timeout)"
+      : code === EXIT.retryable
       ? " (transient: retry later)"
       : code === EXIT.config
       ? " (see --help)"
@@ -1417,22 +1400,21 @@ export async function main(
 const DEFAULT_MIN_VALID_SECONDS = 60;
 
 /**
- * The token, valid `minValid` seconds more when given: then a server whose
- * tokens live no longer is a `config` error naming the flag. Without it,
- * valid a minute or half the server's lifetime, whichever is less: a
- * default is not a demand.
+ * The token, valid `minValid` seconds more when given: the core decides
+ * whether a server's tokens can meet that demand and words the refusal
+ * (`minValidSeconds`), which {@linkcode inCliTerms} says as `--min-valid`.
+ * Without it, valid a minute or half the server's lifetime, whichever is
+ * less: a default is not a demand.
  */
 async function validToken(client: TokenClient, minValid: number | undefined): Promise<Token> {
+  if (minValid !== undefined) {
+    return await client.getToken({ minValidSeconds: minValid }).catch((error) => {
+      throw inCliTerms(error, new Map([["minValidSeconds", "--min-valid"]]));
+    });
+  }
   const token = await client.getToken();
   const lifetime = held(client)?.lifetimeSeconds ?? 0;
-  if (minValid !== undefined && minValid >= lifetime) {
-    throw configError(
-      `--min-valid ${minValid} cannot be met: the token endpoint grants tokens valid for ${
-        Math.floor(lifetime)
-      } s`,
-    );
-  }
-  const want = minValid ?? Math.min(DEFAULT_MIN_VALID_SECONDS, lifetime / 2);
+  const want = Math.min(DEFAULT_MIN_VALID_SECONDS, lifetime / 2);
   return want > 0 ? await client.getToken({ minValidSeconds: want }) : token;
 }
 

@@ -644,7 +644,8 @@ export const ROUND4_FILES: HardeningCase[] = [
           clientEnv(server.tokenUrl),
           20_000,
         );
-        const names = /--timeout/.test(run.stderr) && !/timeoutMs/.test(run.stderr);
+        const names = /within 200 ms/.test(run.stderr) && /--timeout/.test(run.stderr) &&
+          !/timeoutMs/.test(run.stderr);
         return {
           ok: run.code === 4 && names,
           outcome: `exit ${run.code}, ${names ? "names --timeout" : "names timeoutMs"}`,
