@@ -16,11 +16,11 @@ import { Token } from "../deno/token.ts";
 import { type Handler, kvIdOf, serve, withKv } from "./_loopback.ts";
 import { startFaultServer } from "./servers/fault_server.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
-import { ROUND3 } from "./hardening_round3.ts";
-import { ROUND4_CRON } from "./hardening_round4_cron.ts";
-import { ROUND4_CLI } from "./hardening_round4_cli.ts";
-import { ROUND4_FILES } from "./hardening_round4_files.ts";
-import { ROUND4_KV } from "./hardening_round4_kv.ts";
+import { SETUP_CASES } from "./hardening_setup.ts";
+import { CRON_CASES } from "./hardening_cron.ts";
+import { CLI_CASES } from "./hardening_cli.ts";
+import { FILE_CASES } from "./hardening_files.ts";
+import { KV_CASES } from "./hardening_kv.ts";
 
 /** What a case found, and whether that is what freshtoken must do. */
 export interface Result {
@@ -725,9 +725,9 @@ export const CASES: HardeningCase[] = [
       });
     },
   },
-  ...ROUND3,
-  ...ROUND4_FILES,
-  ...ROUND4_CLI,
-  ...ROUND4_KV,
-  ...ROUND4_CRON,
+  ...SETUP_CASES,
+  ...FILE_CASES,
+  ...CLI_CASES,
+  ...KV_CASES,
+  ...CRON_CASES,
 ];

@@ -1,4 +1,4 @@
-// Hardening, round 4: a shared KV with a clock that runs ahead, a `kv`
+// Hardening of a shared KV: a clock that runs ahead, a `kv`
 // look-alike whose values cannot be read, and the messages a new user meets
 // when a URL is wrong. Each against real loopback servers, a real Deno KV
 // (SQLite files) and the CLI as a process. Part of the hardening matrix
@@ -620,4 +620,4 @@ function messageCases(): HardeningCase[] {
   ];
 }
 
-export const ROUND4_KV: HardeningCase[] = [...kvCases(), ...messageCases()];
+export const KV_CASES: HardeningCase[] = [...kvCases(), ...messageCases()];

@@ -1,4 +1,4 @@
-// Hardening, round 4: the cron job. Every case runs Deno's own `Deno.cron`
+// Hardening of the cron job. Every case runs Deno's own `Deno.cron`
 // in a process of its own (DENO_CRON_TEST_SCHEDULE_OFFSET=1, Deno's hook
 // that fires a job at once), against a real loopback token server and real
 // SQLite KV files. Part of the hardening matrix (tests/hardening.ts).
@@ -169,7 +169,7 @@ function jobsOf(run: Run): string[] {
   return run.stdout.match(/^job: .*$/gm) ?? [];
 }
 
-export const ROUND4_CRON: HardeningCase[] = [
+export const CRON_CASES: HardeningCase[] = [
   {
     group: "round 4 cron",
     name:

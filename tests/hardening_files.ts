@@ -1,4 +1,4 @@
-// Hardening, round 4: the agent's and exec's files, and masking in GitHub
+// Hardening of the agent's and exec's files, and masking in GitHub
 // Actions. Each case runs the CLI as real processes against a real loopback
 // token server, with real files, a real FIFO and real symbolic links in a
 // temporary folder. Part of the hardening matrix (tests/hardening.ts).
@@ -252,7 +252,7 @@ async function agentFiles(dir: string): Promise<string[]> {
   return (await listing(dir)).filter((name) => !name.startsWith("."));
 }
 
-export const ROUND4_FILES: HardeningCase[] = [
+export const FILE_CASES: HardeningCase[] = [
   {
     group: "round 4 files",
     name: "an existing file named as --sink, with a token endpoint that refuses",
