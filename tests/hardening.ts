@@ -8,12 +8,12 @@ import {
   createTokenClient,
   genesysCloud,
   refreshIfDue,
-  TokenError,
+  type TokenError,
   type TokenEvent,
 } from "../deno/mod.ts";
 import { backoffKey, leaseKey, tokenKey } from "../deno/kv_store.ts";
 import { Token } from "../deno/token.ts";
-import { type Handler, kvIdOf, serve, withKv } from "./_loopback.ts";
+import { failure, type Handler, kvIdOf, serve, withKv } from "./_loopback.ts";
 import { startFaultServer } from "./servers/fault_server.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 import { SETUP_CASES } from "./hardening_setup.ts";
@@ -32,16 +32,6 @@ export interface HardeningCase {
   group: string;
   name: string;
   run(): Promise<Result>;
-}
-
-async function failure(promise: Promise<unknown>): Promise<TokenError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof TokenError) return error;
-    throw error;
-  }
-  throw new Error("expected a TokenError");
 }
 
 const form = (text: string) => new URLSearchParams({ x: text }).toString().slice(2);
