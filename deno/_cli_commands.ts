@@ -5,7 +5,9 @@
 
 import { holdsCredential } from "../pkg/freshtoken.js";
 import { configError } from "./token_error.ts";
-import type { TokenClientOptions } from "./types.ts";
+import type { Token } from "./token.ts";
+import type { TokenClient, TokenClientOptions } from "./types.ts";
+import { keepFresh, writeTokenFiles } from "./_token_files.ts";
 import { type Invocation, variableName } from "./_cli_flags.ts";
 
 /** Variables that hold credentials freshtoken reads: never passed on to `exec`'s command. */
@@ -28,7 +30,7 @@ const KV_ACCESS_TOKEN = "DENO_KV_ACCESS_TOKEN";
  * passed on all the same. `withheld` names those held back for what they
  * hold (the credential variables themselves go without saying).
  */
-export function childEnv(
+function childEnv(
   env: Record<string, string>,
   used: { options: TokenClientOptions; remoteKv: boolean },
   name: string,
@@ -104,7 +106,7 @@ export function append(path: string, text: string): void {
  * SIGHUP and SIGQUIT on; resolves to its exit code (128 + the signal's
  * number when a signal ended it).
  */
-export async function exec(command: string[], env: Record<string, string>): Promise<number> {
+async function exec(command: string[], env: Record<string, string>): Promise<number> {
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(command[0], {
@@ -158,7 +160,7 @@ export function onSignals(
 }
 
 /** A token file that cannot be made for want of a permission: a `config` error saying which. */
-export function filePermission(error: unknown): never {
+function filePermission(error: unknown): never {
   throw error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
     ? configError("exec keeps token files for its command: run with --allow-read and --allow-write")
     : error;
@@ -166,3 +168,61 @@ export function filePermission(error: unknown): never {
 
 /** `exec`'s command could not be found: exit 127, as a shell does; the message is the command. */
 export class CommandNotFound extends Error {}
+
+/**
+ * `exec`: runs `command` with the token in `variable` and in two files kept
+ * fresh while it runs (in a folder of this run's own, removed after), and
+ * none of the credentials `used`; resolves to its exit code. `mask` is told
+ * of each token before a file gets it; `err` hears of withheld variables
+ * and of failed refreshes.
+ */
+export async function execWithToken(
+  client: TokenClient,
+  token: Token,
+  how: {
+    command: string[];
+    variable: string;
+    passEnv: string[];
+    used: { options: TokenClientOptions; remoteKv: boolean };
+    mask: (value: string) => void;
+    err: (text: string) => void;
+  },
+): Promise<number> {
+  const { child: env, withheld } = childEnv(
+    Deno.env.toObject(),
+    how.used,
+    how.variable,
+    token.accessToken,
+    how.passEnv,
+  );
+  if (withheld.length > 0) {
+    how.err(
+      `freshtoken: exec: withheld from the command, as they hold a credential: ${
+        withheld.join(", ")
+      } (--pass-env NAME passes one on)\n`,
+    );
+  }
+  const dir = await Deno.makeTempDir({ prefix: "freshtoken-" }).catch(filePermission);
+  const files = {
+    token: `${dir}/token`,
+    header: `${dir}/header`,
+    mask: (fresh: Token) => how.mask(fresh.accessToken),
+  };
+  const stop = new AbortController();
+  try {
+    await writeTokenFiles(files, token).catch(filePermission);
+    env.FRESHTOKEN_TOKEN_FILE = files.token;
+    env.FRESHTOKEN_HEADER_FILE = files.header;
+    const fresh = keepFresh(client, files, stop.signal, {
+      failed: (line) => how.err(`freshtoken: ${line}\n`),
+    });
+    try {
+      return await exec(how.command, env);
+    } finally {
+      stop.abort();
+      await fresh;
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}

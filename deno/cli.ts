@@ -12,7 +12,6 @@
 
 import { addMask, inGitHubActions, variableEntry } from "./_github.ts";
 import { DESCRIBE, HELD, type Held, LOAD_SHARED } from "./_internal.ts";
-import { keepFresh, writeTokenFiles } from "./_token_files.ts";
 import { createTokenClient } from "./client.ts";
 import { configError, TokenError, type TokenErrorCode } from "./token_error.ts";
 import type { Token } from "./token.ts";
@@ -20,14 +19,7 @@ import type { TokenClient, TokenClientOptions } from "./types.ts";
 import meta from "../deno.json" with { type: "json" };
 import { EXIT, HELP, NoCommand, number, parseArgs, setting, variableName } from "./_cli_flags.ts";
 import { clientOptions, inCliTerms, openKv } from "./_cli_options.ts";
-import {
-  append,
-  childEnv,
-  CommandNotFound,
-  exec,
-  exportTargets,
-  filePermission,
-} from "./_cli_commands.ts";
+import { append, CommandNotFound, execWithToken, exportTargets } from "./_cli_commands.ts";
 import { agent, agentNeeds, background, sinkPaths } from "./_cli_agent.ts";
 
 export { EXIT };
@@ -129,45 +121,14 @@ export async function main(
     mask(token.accessToken);
     if (invocation.switches.has("--json")) mask(json);
     if (invocation.command === "exec") {
-      const used = { options, remoteKv: /^https?:/i.test(kvPath ?? "") };
-      const { child: env, withheld } = childEnv(
-        Deno.env.toObject(),
-        used,
+      return await execWithToken(client, token, {
+        command: invocation.run,
         variable,
-        token.accessToken,
-        invocation.passEnv,
-      );
-      if (withheld.length > 0) {
-        io.err(
-          `freshtoken: exec: withheld from the command, as they hold a credential: ${
-            withheld.join(", ")
-          } (--pass-env NAME passes one on)\n`,
-        );
-      }
-      // Token files kept fresh for as long as the command runs, in a folder of this run's own.
-      const dir = await Deno.makeTempDir({ prefix: "freshtoken-" }).catch(filePermission);
-      const files = {
-        token: `${dir}/token`,
-        header: `${dir}/header`,
-        mask: (fresh: Token) => mask(fresh.accessToken),
-      };
-      const stop = new AbortController();
-      try {
-        await writeTokenFiles(files, token).catch(filePermission);
-        env.FRESHTOKEN_TOKEN_FILE = files.token;
-        env.FRESHTOKEN_HEADER_FILE = files.header;
-        const fresh = keepFresh(client, files, stop.signal, {
-          failed: (line) => io.err(`freshtoken: ${line}\n`),
-        });
-        try {
-          return await exec(invocation.run, env);
-        } finally {
-          stop.abort();
-          await fresh;
-        }
-      } finally {
-        await Deno.remove(dir, { recursive: true }).catch(() => {});
-      }
+        passEnv: invocation.passEnv,
+        used: { options, remoteKv: /^https?:/i.test(kvPath ?? "") },
+        mask,
+        err: io.err,
+      });
     }
     if (targets.length > 0) {
       for (const { flag, name, path } of targets) {
