@@ -10,7 +10,7 @@
 // files of its own (see `writeOwn`): the first made only where nothing is,
 // each later one only over the file the agent wrote last.
 
-import { filesNext } from "../pkg/freshtoken.js";
+import { FilesKeeper, FilesStep } from "../pkg/freshtoken.js";
 import { HELD, type Held, sleep } from "./_internal.ts";
 import type { Token } from "./token.ts";
 import { configError, TokenError } from "./token_error.ts";
@@ -217,45 +217,54 @@ export async function keepFresh(
   signal: AbortSignal,
   log: { refreshed?: Log; failed: Log },
 ): Promise<void> {
-  let inFiles: Held | undefined = held(client);
-  let failures = 0;
-  let emptied = false;
-  while (!signal.aborted) {
-    // Wake for the refresh, or for the moment the token in the files stops being usable.
-    const [sleepMs, refreshAt] = filesNext(
-      Date.now(),
-      failures,
-      inFiles?.refreshAt,
-      emptied ? undefined : inFiles?.usableUntil,
-    );
-    await sleep(sleepMs, signal);
-    if (signal.aborted) break;
-    if (!emptied && inFiles !== undefined && Date.now() >= inFiles.usableUntil) {
-      await writeTokenFiles(files, undefined);
-      emptied = true;
-      log.failed(
-        "the token in the files stopped being usable: they are empty until a new one comes",
-      );
+  // The core's keeper decides when (src/token_files.rs); this loop writes and sleeps.
+  const keeper = new FilesKeeper(Date.now(), ...schedule(client));
+  try {
+    while (!signal.aborted) {
+      const now = Date.now();
+      const step = keeper.poll(now);
+      if (step === FilesStep.Sleep) {
+        await sleep(keeper.waitMs(now), signal);
+      } else if (step === FilesStep.Empty) {
+        await writeTokenFiles(files, undefined);
+        keeper.emptied();
+        log.failed(
+          "the token in the files stopped being usable: they are empty until a new one comes",
+        );
+      } else {
+        await refreshFiles(client, files, keeper, log);
+      }
     }
-    if (Date.now() < refreshAt) continue;
-    try {
-      const fresh = await client.refresh();
-      await writeTokenFiles(files, fresh);
-      inFiles = held(client);
-      failures = 0;
-      emptied = false;
-      log.refreshed?.(`token refreshed; it expires ${new Date(fresh.expiresAt).toISOString()}`);
-    } catch (error) {
-      failures++;
-      const message = error instanceof TokenError ? error.message : "unexpected failure";
-      const keeps = emptied || inFiles === undefined
-        ? "the files are empty"
-        : `the files keep the current token until ${new Date(inFiles.usableUntil).toISOString()}`;
-      log.failed(`refresh failed: ${message}; ${keeps}`);
-    }
+  } finally {
+    keeper.free();
   }
 }
 
-function held(client: TokenClient): Held | undefined {
-  return (client as unknown as Record<symbol, () => Held | undefined>)[HELD]();
+/** One refresh of the token in `files`, told to `keeper` and to `log`. */
+async function refreshFiles(
+  client: TokenClient,
+  files: TokenFiles,
+  keeper: FilesKeeper,
+  log: { refreshed?: Log; failed: Log },
+): Promise<void> {
+  try {
+    const fresh = await client.refresh();
+    await writeTokenFiles(files, fresh);
+    keeper.refreshed(Date.now(), ...schedule(client));
+    log.refreshed?.(`token refreshed; it expires ${new Date(fresh.expiresAt).toISOString()}`);
+  } catch (error) {
+    keeper.failed(Date.now());
+    const message = error instanceof TokenError ? error.message : "unexpected failure";
+    const until = keeper.holdsUntil();
+    const keeps = until === undefined
+      ? "the files are empty"
+      : `the files keep the current token until ${new Date(until).toISOString()}`;
+    log.failed(`refresh failed: ${message}; ${keeps}`);
+  }
+}
+
+/** When the token `client` holds is refreshed and until when it is usable, if it holds one. */
+function schedule(client: TokenClient): [number | undefined, number | undefined] {
+  const held = (client as unknown as Record<symbol, () => Held | undefined>)[HELD]();
+  return [held?.refreshAt, held?.usableUntil];
 }

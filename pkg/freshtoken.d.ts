@@ -280,6 +280,61 @@ export enum Decision {
 }
 
 /**
+ * The keeper of `exec`'s and `agent`'s token files (`token_files::Keeper`):
+ * `deno/_token_files.ts` writes and sleeps, this decides when.
+ */
+export class FilesKeeper {
+    free(): void;
+    [Symbol.dispose](): void;
+    /**
+     * The files were written empty.
+     */
+    emptied(): void;
+    /**
+     * A refresh failed at `now`.
+     */
+    failed(now: number): void;
+    /**
+     * Until when the token in the files is usable, if they hold one.
+     */
+    holdsUntil(): number | undefined;
+    /**
+     * Files just written with a token on this schedule (none: refresh at once).
+     */
+    constructor(now: number, refresh_at?: number | null, usable_until?: number | null);
+    /**
+     * What to do at `now`.
+     */
+    poll(now: number): FilesStep;
+    /**
+     * A refresh succeeded and the files hold its token, on this schedule.
+     */
+    refreshed(now: number, refresh_at?: number | null, usable_until?: number | null): void;
+    /**
+     * How long to sleep from `now`, ms.
+     */
+    waitMs(now: number): number;
+}
+
+/**
+ * What a keeper of token files does next (`token_files::Step`).
+ */
+export enum FilesStep {
+    /**
+     * Sleep `waitMs(now)`, then ask again.
+     */
+    Sleep = 0,
+    /**
+     * Write the files empty, then call `emptied()`.
+     */
+    Empty = 1,
+    /**
+     * Refresh, then call `refreshed(…)` or `failed(now)`.
+     */
+    Refresh = 2,
+}
+
+/**
  * A signed assertion, or why there is none: handed from `sign` to `handleSigned`.
  */
 export class Signed {
@@ -321,12 +376,6 @@ export function closestName(name: string, known: string[]): string;
  * Every error code, and whether it is retryable by default: the one list.
  */
 export function errorCodes(): { code: string; retryable: boolean }[];
-
-/**
- * What a keeper of token files does next (`schedule::files_next`):
- * `[ms to sleep, when the refresh is due]`.
- */
-export function filesNext(now: number, failures: number, refresh_at?: number | null, usable_until?: number | null): Float64Array;
 
 /**
  * Whether `text` holds a credential: `secret`, its base64 or that of the

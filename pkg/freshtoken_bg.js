@@ -466,6 +466,103 @@ export const Decision = Object.freeze({
 });
 
 /**
+ * The keeper of `exec`'s and `agent`'s token files (`token_files::Keeper`):
+ * `deno/_token_files.ts` writes and sleeps, this decides when.
+ */
+export class FilesKeeper {
+    __destroy_into_raw() {
+        const ptr = this.__wbg_ptr;
+        this.__wbg_ptr = 0;
+        FilesKeeperFinalization.unregister(this);
+        return ptr;
+    }
+    free() {
+        const ptr = this.__destroy_into_raw();
+        wasm.__wbg_fileskeeper_free(ptr, 0);
+    }
+    /**
+     * The files were written empty.
+     */
+    emptied() {
+        wasm.fileskeeper_emptied(this.__wbg_ptr);
+    }
+    /**
+     * A refresh failed at `now`.
+     * @param {number} now
+     */
+    failed(now) {
+        wasm.fileskeeper_failed(this.__wbg_ptr, now);
+    }
+    /**
+     * Until when the token in the files is usable, if they hold one.
+     * @returns {number | undefined}
+     */
+    holdsUntil() {
+        const ret = wasm.fileskeeper_holdsUntil(this.__wbg_ptr);
+        return ret[0] === 0 ? undefined : ret[1];
+    }
+    /**
+     * Files just written with a token on this schedule (none: refresh at once).
+     * @param {number} now
+     * @param {number | null} [refresh_at]
+     * @param {number | null} [usable_until]
+     */
+    constructor(now, refresh_at, usable_until) {
+        const ret = wasm.fileskeeper_new(now, !isLikeNone(refresh_at), isLikeNone(refresh_at) ? 0 : refresh_at, !isLikeNone(usable_until), isLikeNone(usable_until) ? 0 : usable_until);
+        this.__wbg_ptr = ret;
+        FilesKeeperFinalization.register(this, this.__wbg_ptr, this);
+        return this;
+    }
+    /**
+     * What to do at `now`.
+     * @param {number} now
+     * @returns {FilesStep}
+     */
+    poll(now) {
+        const ret = wasm.fileskeeper_poll(this.__wbg_ptr, now);
+        return ret;
+    }
+    /**
+     * A refresh succeeded and the files hold its token, on this schedule.
+     * @param {number} now
+     * @param {number | null} [refresh_at]
+     * @param {number | null} [usable_until]
+     */
+    refreshed(now, refresh_at, usable_until) {
+        wasm.fileskeeper_refreshed(this.__wbg_ptr, now, !isLikeNone(refresh_at), isLikeNone(refresh_at) ? 0 : refresh_at, !isLikeNone(usable_until), isLikeNone(usable_until) ? 0 : usable_until);
+    }
+    /**
+     * How long to sleep from `now`, ms.
+     * @param {number} now
+     * @returns {number}
+     */
+    waitMs(now) {
+        const ret = wasm.fileskeeper_waitMs(this.__wbg_ptr, now);
+        return ret;
+    }
+}
+if (Symbol.dispose) FilesKeeper.prototype[Symbol.dispose] = FilesKeeper.prototype.free;
+
+/**
+ * What a keeper of token files does next (`token_files::Step`).
+ * @enum {0 | 1 | 2}
+ */
+export const FilesStep = Object.freeze({
+    /**
+     * Sleep `waitMs(now)`, then ask again.
+     */
+    Sleep: 0, "0": "Sleep",
+    /**
+     * Write the files empty, then call `emptied()`.
+     */
+    Empty: 1, "1": "Empty",
+    /**
+     * Refresh, then call `refreshed(…)` or `failed(now)`.
+     */
+    Refresh: 2, "2": "Refresh",
+});
+
+/**
  * A signed assertion, or why there is none: handed from `sign` to `handleSigned`.
  */
 export class Signed {
@@ -559,22 +656,6 @@ export function errorCodes() {
         throw takeFromExternrefTable0(ret[1]);
     }
     return takeFromExternrefTable0(ret[0]);
-}
-
-/**
- * What a keeper of token files does next (`schedule::files_next`):
- * `[ms to sleep, when the refresh is due]`.
- * @param {number} now
- * @param {number} failures
- * @param {number | null} [refresh_at]
- * @param {number | null} [usable_until]
- * @returns {Float64Array}
- */
-export function filesNext(now, failures, refresh_at, usable_until) {
-    const ret = wasm.filesNext(now, failures, !isLikeNone(refresh_at), isLikeNone(refresh_at) ? 0 : refresh_at, !isLikeNone(usable_until), isLikeNone(usable_until) ? 0 : usable_until);
-    var v1 = getArrayF64FromWasm0(ret[0], ret[1]).slice();
-    wasm.__wbindgen_free(ret[0], ret[1] * 8, 8);
-    return v1;
 }
 
 /**
@@ -1204,7 +1285,7 @@ export function __wbindgen_generic_0000000000000001(arg0, arg1) {
     return ret;
 }
 export function __wbindgen_generic_0000000000000002(arg0, arg1) {
-    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 89, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 90, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
     const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h60702a48838d1764);
     return ret;
 }
@@ -1259,6 +1340,9 @@ const AnswerFinalization = (typeof FinalizationRegistry === 'undefined')
 const CoreFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_core_free(ptr, 1));
+const FilesKeeperFinalization = (typeof FinalizationRegistry === 'undefined')
+    ? { register: () => {}, unregister: () => {} }
+    : new FinalizationRegistry(ptr => wasm.__wbg_fileskeeper_free(ptr, 1));
 const SignedFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_signed_free(ptr, 1));
@@ -1337,11 +1421,6 @@ function debugString(val) {
     }
 }
 
-function getArrayF64FromWasm0(ptr, len) {
-    ptr = ptr >>> 0;
-    return getFloat64ArrayMemory0().subarray(ptr / 8, ptr / 8 + len);
-}
-
 function getArrayU8FromWasm0(ptr, len) {
     ptr = ptr >>> 0;
     return getUint8ArrayMemory0().subarray(ptr / 1, ptr / 1 + len);
@@ -1353,14 +1432,6 @@ function getDataViewMemory0() {
         cachedDataViewMemory0 = new DataView(wasm.memory.buffer);
     }
     return cachedDataViewMemory0;
-}
-
-let cachedFloat64ArrayMemory0 = null;
-function getFloat64ArrayMemory0() {
-    if (cachedFloat64ArrayMemory0 === null || cachedFloat64ArrayMemory0.byteLength === 0) {
-        cachedFloat64ArrayMemory0 = new Float64Array(wasm.memory.buffer);
-    }
-    return cachedFloat64ArrayMemory0;
 }
 
 function getStringFromWasm0(ptr, len) {

@@ -240,3 +240,79 @@ fn records_errors_and_status_are_declared_as_they_serialise() {
         &serde_json::to_value(config.kv_identity()).unwrap(),
     );
 }
+
+/// The public `TokenEvent` of `deno/types.ts`: each member, by its `type`,
+/// with `TokenEventBase`'s fields added.
+fn token_event_members() -> BTreeMap<String, Fields> {
+    const TYPES: &str = include_str!("../deno/types.ts");
+    let start = TYPES
+        .find("export type TokenEvent =")
+        .expect("TokenEvent is declared");
+    let text = &TYPES[start..];
+    let text = &text[..text.find(";\n\n").expect("the union ends")];
+    let base = {
+        let start = TYPES
+            .find("export interface TokenEventBase {")
+            .expect("TokenEventBase is declared");
+        let body = &TYPES[start..];
+        let body = &body[body.find('{').unwrap() + 1..body.find("\n}").unwrap()];
+        let lines: Vec<&str> = body
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with("/**") && !l.starts_with('*') && !l.is_empty())
+            .collect();
+        fields(&lines.join(" "))
+    };
+    text.split("| TokenEventBase &")
+        .skip(1)
+        .map(|member| {
+            let body = &member[member.find('{').unwrap() + 1..member.rfind('}').unwrap()];
+            let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
+            let mut fields = fields(&body);
+            let tag = body.split('"').nth(1).expect("a type tag").to_owned();
+            fields.extend(base.clone());
+            (tag, fields)
+        })
+        .collect()
+}
+
+/// The events only the wrapper emits (the cache, the store, the background
+/// refresh it starts): members of `TokenEvent` the core never sends.
+const WRAPPER_EVENTS: [&str; 4] = ["cache_hit", "kv_write", "kv_error", "background_refresh"];
+
+#[test]
+fn the_public_token_event_declares_every_core_event_as_it_serialises() {
+    let declared = token_event_members();
+    let mut from_core = Vec::new();
+    for event in events() {
+        let value = serde_json::to_value(&event).unwrap();
+        let tag = value["type"].as_str().expect("a tagged event").to_owned();
+        let fields = declared
+            .get(&tag)
+            .unwrap_or_else(|| panic!("TokenEvent: the core's {tag} is not declared"));
+        fits(&format!("TokenEvent {tag}"), fields, &value);
+        for (name, optional) in fields {
+            assert!(
+                *optional || value.get(name).is_some(),
+                "TokenEvent {tag}: {name} is declared but the core never sends it"
+            );
+        }
+        from_core.push(tag);
+    }
+    for tag in declared.keys() {
+        assert!(
+            from_core.contains(tag) || WRAPPER_EVENTS.contains(&tag.as_str()),
+            "TokenEvent: {tag} is declared but neither the core nor the wrapper sends it"
+        );
+    }
+    for tag in WRAPPER_EVENTS {
+        assert!(
+            declared.contains_key(tag),
+            "TokenEvent: {tag} is not declared"
+        );
+        assert!(
+            !from_core.contains(&tag.to_owned()),
+            "{tag} is the core's now"
+        );
+    }
+}

@@ -35,6 +35,7 @@ pub mod shared;
 pub mod sim;
 pub mod state;
 pub mod text;
+pub mod token_files;
 pub mod transport;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

@@ -96,35 +96,6 @@ pub fn hold_back_ms(
     own.max(asked)
 }
 
-/// A keeper of token files (`exec`, `agent`) retries a failed refresh after
-/// this, doubling to [`FILES_MAX_RETRY_MS`].
-pub const FILES_FIRST_RETRY_MS: f64 = 1_000.0;
-/// The longest wait between a keeper's retries.
-pub const FILES_MAX_RETRY_MS: f64 = 60_000.0;
-
-/// What a keeper of token files does next, at `now` (epoch ms): it
-/// refreshes at `refresh_at`, the token's own refresh time, or after
-/// `failures` failed refreshes in a row, 1 s doubling to a minute from now;
-/// and it wakes earlier if the token in the files stops being usable
-/// (`usable_until`), to empty them. Returns how long to sleep and when the
-/// refresh is due.
-pub fn files_next(
-    now: f64,
-    failures: u32,
-    refresh_at: Option<f64>,
-    usable_until: Option<f64>,
-) -> (f64, f64) {
-    let refresh = match failures {
-        0 => refresh_at.unwrap_or(now),
-        n => {
-            let doubling = f64::from(1u32 << (n - 1).min(16));
-            now + (FILES_FIRST_RETRY_MS * doubling).min(FILES_MAX_RETRY_MS)
-        }
-    };
-    let wake = refresh.min(usable_until.unwrap_or(f64::INFINITY));
-    ((wake - now).max(0.0), refresh)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,25 +105,6 @@ mod tests {
     fn window_seconds(lifetime: f64, jitter: f64) -> f64 {
         let s = schedule(T0, lifetime, None, jitter);
         (s.expires_at - s.refresh_at) / 1000.0
-    }
-
-    #[test]
-    fn a_keeper_of_token_files_refreshes_on_time_and_backs_off() {
-        let now = T0;
-        assert_eq!(
-            files_next(now, 0, Some(now + 5_000.0), Some(now + 9_000.0)),
-            (5_000.0, now + 5_000.0)
-        );
-        assert_eq!(files_next(now, 0, Some(now - 1.0), None), (0.0, now - 1.0));
-        assert_eq!(
-            files_next(now, 1, Some(now + 5_000.0), None),
-            (1_000.0, now + 1_000.0)
-        );
-        assert_eq!(
-            files_next(now, 3, None, Some(now + 2_000.0)),
-            (2_000.0, now + 4_000.0)
-        );
-        assert_eq!(files_next(now, 40, None, None).0, FILES_MAX_RETRY_MS);
     }
 
     #[test]

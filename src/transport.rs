@@ -62,8 +62,11 @@ impl Failure {
         }
     }
 
-    /// The error the caller gets for this failure of `exchange`.
-    pub fn error(self, exchange: Exchange) -> TokenError {
+    /// The error the caller gets for this failure of `exchange`, whose
+    /// attempt had `timeout_ms` to answer: a timeout says how long that was,
+    /// so each front end (the library, the CLI's `--timeout`) reads the same
+    /// number without a copy of the default.
+    pub fn error(self, exchange: Exchange, timeout_ms: f64) -> TokenError {
         let (request, answerer, host, answer) = match exchange {
             Exchange::Token => (
                 "token request",
@@ -81,7 +84,10 @@ impl Failure {
         match self {
             Self::Timeout => TokenError::new(
                 ErrorCode::Timeout,
-                format!("{answerer} did not answer within timeoutMs"),
+                format!(
+                    "{answerer} did not answer within {} ms",
+                    timeout_ms.round().max(1.0)
+                ),
             ),
             Self::Network => TokenError::new(
                 ErrorCode::Network,
@@ -146,29 +152,35 @@ mod tests {
 
     #[test]
     fn a_tls_failure_is_a_config_error_naming_the_exchange() {
-        let token = Failure::Tls.error(Exchange::Token);
+        let token = Failure::Tls.error(Exchange::Token, 10_000.0);
         assert_eq!(token.code, ErrorCode::Config);
         assert!(!token.retryable);
         assert!(token
             .message()
             .contains("token request failed in the TLS handshake"));
-        let metadata = Failure::Tls.error(Exchange::Metadata);
+        let metadata = Failure::Tls.error(Exchange::Metadata, 10_000.0);
         assert!(metadata.message().contains("metadata request"));
     }
 
     #[test]
     fn network_and_timeout_failures_retry_and_name_the_exchange() {
-        let network = Failure::Network.error(Exchange::Metadata);
+        let network = Failure::Network.error(Exchange::Metadata, 10_000.0);
         assert!(network.retryable);
         assert_eq!(
             network.description.as_deref(),
             Some("the metadata request failed (connection refused, reset or DNS)")
         );
-        let timeout = Failure::Timeout.error(Exchange::Token);
+        let timeout = Failure::Timeout.error(Exchange::Token, 200.0);
         assert_eq!(timeout.code, ErrorCode::Timeout);
         assert_eq!(
             timeout.description.as_deref(),
-            Some("the token endpoint did not answer within timeoutMs")
+            Some("the token endpoint did not answer within 200 ms")
+        );
+        // An attempt cut short by the deadline says what it had, to the nearest ms.
+        let cut = Failure::Timeout.error(Exchange::Metadata, 1_234.2);
+        assert_eq!(
+            cut.description.as_deref(),
+            Some("the issuer's metadata did not answer within 1234 ms")
         );
     }
 }

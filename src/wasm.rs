@@ -582,19 +582,6 @@ pub fn locked_retry_ms(attempt: u32, started: f64, now: f64) -> Option<f64> {
     shared::locked_retry_ms(attempt, started, now, Math::random())
 }
 
-/// What a keeper of token files does next (`schedule::files_next`):
-/// `[ms to sleep, when the refresh is due]`.
-#[wasm_bindgen(js_name = filesNext)]
-pub fn files_next(
-    now: f64,
-    failures: u32,
-    refresh_at: Option<f64>,
-    usable_until: Option<f64>,
-) -> Vec<f64> {
-    let (sleep_ms, refresh) = crate::schedule::files_next(now, failures, refresh_at, usable_until);
-    vec![sleep_ms, refresh]
-}
-
 /// The longest access token a token response can carry
 /// (`response::MAX_ACCESS_TOKEN_BYTES`): a store copies no longer one.
 #[wasm_bindgen(js_name = maxAccessTokenBytes)]
@@ -760,4 +747,70 @@ fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
     value.serialize(&SERIALIZER).map_err(|_| {
         js_sys::Error::new("freshtoken could not convert a value for JavaScript").into()
     })
+}
+
+/// What a keeper of token files does next (`token_files::Step`).
+#[wasm_bindgen]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilesStep {
+    /// Sleep `waitMs(now)`, then ask again.
+    Sleep = 0,
+    /// Write the files empty, then call `emptied()`.
+    Empty = 1,
+    /// Refresh, then call `refreshed(…)` or `failed(now)`.
+    Refresh = 2,
+}
+
+/// The keeper of `exec`'s and `agent`'s token files (`token_files::Keeper`):
+/// `deno/_token_files.ts` writes and sleeps, this decides when.
+#[wasm_bindgen]
+pub struct FilesKeeper(crate::token_files::Keeper);
+
+#[wasm_bindgen]
+impl FilesKeeper {
+    /// Files just written with a token on this schedule (none: refresh at once).
+    #[wasm_bindgen(constructor)]
+    pub fn new(now: f64, refresh_at: Option<f64>, usable_until: Option<f64>) -> Self {
+        Self(crate::token_files::Keeper::new(
+            now,
+            refresh_at,
+            usable_until,
+        ))
+    }
+
+    /// What to do at `now`.
+    pub fn poll(&self, now: f64) -> FilesStep {
+        match self.0.poll(now) {
+            crate::token_files::Step::Sleep => FilesStep::Sleep,
+            crate::token_files::Step::Empty => FilesStep::Empty,
+            crate::token_files::Step::Refresh => FilesStep::Refresh,
+        }
+    }
+
+    /// How long to sleep from `now`, ms.
+    #[wasm_bindgen(js_name = waitMs)]
+    pub fn wait_ms(&self, now: f64) -> f64 {
+        self.0.wait_ms(now)
+    }
+
+    /// The files were written empty.
+    pub fn emptied(&mut self) {
+        self.0.emptied();
+    }
+
+    /// A refresh succeeded and the files hold its token, on this schedule.
+    pub fn refreshed(&mut self, now: f64, refresh_at: Option<f64>, usable_until: Option<f64>) {
+        self.0.refreshed(now, refresh_at, usable_until);
+    }
+
+    /// A refresh failed at `now`.
+    pub fn failed(&mut self, now: f64) {
+        self.0.failed(now);
+    }
+
+    /// Until when the token in the files is usable, if they hold one.
+    #[wasm_bindgen(js_name = holdsUntil)]
+    pub fn holds_until(&self) -> Option<f64> {
+        self.0.holds_until()
+    }
 }

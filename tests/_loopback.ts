@@ -2,6 +2,7 @@
 // length of one function, and a client's KV id.
 
 import { KV_ID } from "../deno/_internal.ts";
+import { TokenError } from "../deno/token_error.ts";
 
 /** What answers a request. */
 export type Handler = (request: Request) => Response | Promise<Response>;
@@ -32,4 +33,15 @@ export async function withKv<T>(fn: (kv: Deno.Kv) => Promise<T>): Promise<T> {
 /** The KV id of `client`'s token (a `TokenClient` with `kv`). */
 export function kvIdOf(client: unknown): Promise<string> {
   return (client as Record<symbol, () => Promise<string>>)[KV_ID]();
+}
+
+/** The `TokenError` `promise` rejects with; anything else, or no rejection, fails the test. */
+export async function failure(promise: Promise<unknown>): Promise<TokenError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof TokenError) return error;
+    throw error;
+  }
+  throw new Error("expected a TokenError");
 }

@@ -117,3 +117,86 @@ export async function startDenoKv(dir: string): Promise<DenoKvServer> {
     },
   };
 }
+
+/** What a program run by {@linkcode runDeno} printed and how it ended. */
+export interface DenoRun {
+  stdout: string;
+  stderr: string;
+  code: number;
+  /** Whether it was stopped at the time limit rather than ending or being done. */
+  timedOut: boolean;
+}
+
+/** How {@linkcode runDeno} runs a program. */
+export interface DenoRunOptions {
+  /** Stops it (SIGTERM) once its stdout so far satisfies this. */
+  done?: (stdout: string) => boolean;
+  /** Stops it after this long, ms (default 20 s). */
+  limitMs?: number;
+  /** Runtime flags before the permissions (`--v8-flags=…`). */
+  flags?: string[];
+  /** `--unstable-kv` too (default true). */
+  kv?: boolean;
+}
+
+/**
+ * Runs `args` (a script, then its arguments) under `deno run` with
+ * `--unstable-cron`, net on 127.0.0.1, read, write and env, and with only
+ * `env` set, until it ends, `done` holds or the time limit passes: as Deno
+ * Deploy runs an entry module, and as the cron tests need it.
+ */
+export async function runDeno(
+  args: string[],
+  env: Record<string, string>,
+  options: DenoRunOptions = {},
+): Promise<DenoRun> {
+  const { done = () => false, limitMs = 20_000, flags = [], kv = true } = options;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...flags,
+      "--unstable-cron",
+      ...(kv ? ["--unstable-kv"] : []),
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      ...args,
+    ],
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stdout = "";
+  let stopped = false;
+  let timedOut = false;
+  /** Once, and only while it runs: it may have ended on its own. */
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // It has ended already.
+    }
+  };
+  const reading = (async () => {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      stdout += chunk;
+      if (done(stdout)) stop();
+    }
+  })();
+  const timer = setTimeout(() => {
+    timedOut = !stopped;
+    stop();
+  }, limitMs);
+  const [{ code }, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stderr).text(),
+    reading,
+  ]);
+  clearTimeout(timer);
+  return { stdout, stderr, code, timedOut };
+}

@@ -2,7 +2,7 @@
 // Actions, exports through the runner's files, and exec.
 
 import assert from "node:assert/strict";
-import { ALL_PERMISSIONS, cliCommand, runCli } from "./_cli.ts";
+import { ALL_PERMISSIONS, cliCommand, runCli, waitFor } from "./_cli.ts";
 import { type OidcServer, type SecretClient, startOidcServer } from "./_oidc.ts";
 
 const APP: SecretClient = { client_id: "ci-app", client_secret: "ci-canary-secret-5" };
@@ -166,10 +166,7 @@ Deno.test("exec passes SIGTERM on to its command and returns what the command ma
     await withServer(async (_server, env) => {
       const script = `trap 'exit 42' TERM; : > ${dir}/ready; while :; do sleep 0.05; done`;
       const child = command(["exec", "--", "sh", "-c", script], env).spawn();
-      for (let i = 0; i < 200; i++) {
-        if (await Deno.stat(`${dir}/ready`).then(() => true, () => false)) break;
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      await waitFor(() => Deno.stat(`${dir}/ready`).then(() => true, () => false));
       child.kill("SIGTERM");
       const { code } = await child.status;
       await child.stdout.cancel();

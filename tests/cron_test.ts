@@ -6,65 +6,23 @@
 import assert from "node:assert/strict";
 import { createTokenClient } from "../deno/mod.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
+import { type DenoRun, runDeno } from "./_processes.ts";
 
 const MOD = new URL("../deno/mod.ts", import.meta.url).href;
 const CRON = new URL("../deno/cron.ts", import.meta.url).pathname;
 const SECRET = "cron-canary-secret-1";
 
 /**
- * Runs `args` under Deno (with `--unstable-kv` unless `kv` is false) until
- * `done(output)` or 20 s; returns stdout, stderr and the exit code.
+ * Runs `args` under Deno (with `--unstable-kv` unless `kv` is false), the
+ * cron hook set, until `done(output)` or 20 s.
  */
-async function run(
+function run(
   args: string[],
   env: Record<string, string>,
   done: (stdout: string) => boolean = () => false,
   kv = true,
-): Promise<{ stdout: string; stderr: string; code: number }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-cron",
-      ...(kv ? ["--unstable-kv"] : []),
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      ...args,
-    ],
-    env: { DENO_CRON_TEST_SCHEDULE_OFFSET: "1", ...env },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const decoder = new TextDecoder();
-  let stdout = "";
-  let stopped = false;
-  /** Once, and only while it runs: it may have ended on its own. */
-  const stop = () => {
-    if (stopped) return;
-    stopped = true;
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // It has ended already.
-    }
-  };
-  const reading = (async () => {
-    for await (const chunk of child.stdout) {
-      stdout += decoder.decode(chunk, { stream: true });
-      if (done(stdout)) stop();
-    }
-  })();
-  const timer = setTimeout(stop, 20_000);
-  const [{ code }, stderr] = await Promise.all([
-    child.status,
-    new Response(child.stderr).text(),
-    reading,
-  ]).then(([status, err]) => [status, err] as const);
-  clearTimeout(timer);
-  return { stdout, stderr, code };
+): Promise<DenoRun> {
+  return runDeno(args, { DENO_CRON_TEST_SCHEDULE_OFFSET: "1", ...env }, { done, kv });
 }
 
 Deno.test("deno/cron.ts with nothing configured fails at start-up, naming the variables and registerRefreshCron", async () => {

@@ -8,19 +8,19 @@ import {
   createTokenClient,
   genesysCloud,
   refreshIfDue,
-  TokenError,
+  type TokenError,
   type TokenEvent,
 } from "../deno/mod.ts";
 import { backoffKey, leaseKey, tokenKey } from "../deno/kv_store.ts";
 import { Token } from "../deno/token.ts";
-import { type Handler, kvIdOf, serve, withKv } from "./_loopback.ts";
+import { failure, type Handler, kvIdOf, serve, withKv } from "./_loopback.ts";
 import { startFaultServer } from "./servers/fault_server.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
-import { ROUND3 } from "./hardening_round3.ts";
-import { ROUND4_CRON } from "./hardening_round4_cron.ts";
-import { ROUND4_CLI } from "./hardening_round4_cli.ts";
-import { ROUND4_FILES } from "./hardening_round4_files.ts";
-import { ROUND4_KV } from "./hardening_round4_kv.ts";
+import { SETUP_CASES } from "./hardening_setup.ts";
+import { CRON_CASES } from "./hardening_cron.ts";
+import { CLI_CASES } from "./hardening_cli.ts";
+import { FILE_CASES } from "./hardening_files.ts";
+import { KV_CASES } from "./hardening_kv.ts";
 
 /** What a case found, and whether that is what freshtoken must do. */
 export interface Result {
@@ -32,16 +32,6 @@ export interface HardeningCase {
   group: string;
   name: string;
   run(): Promise<Result>;
-}
-
-async function failure(promise: Promise<unknown>): Promise<TokenError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof TokenError) return error;
-    throw error;
-  }
-  throw new Error("expected a TokenError");
 }
 
 const form = (text: string) => new URLSearchParams({ x: text }).toString().slice(2);
@@ -725,9 +715,9 @@ export const CASES: HardeningCase[] = [
       });
     },
   },
-  ...ROUND3,
-  ...ROUND4_FILES,
-  ...ROUND4_CLI,
-  ...ROUND4_KV,
-  ...ROUND4_CRON,
+  ...SETUP_CASES,
+  ...FILE_CASES,
+  ...CLI_CASES,
+  ...KV_CASES,
+  ...CRON_CASES,
 ];

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { createTokenClient } from "../deno/mod.ts";
 import { keepFresh, writeTokenFiles } from "../deno/_token_files.ts";
-import { ALL_PERMISSIONS, cliCommand, runCli } from "./_cli.ts";
+import { ALL_PERMISSIONS, cliCommand, runCli, waitFor } from "./_cli.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 
 const SECRET = "files-canary-secret-1";
@@ -118,10 +118,7 @@ Deno.test("agent keeps sink files fresh until SIGTERM, refuses a held or symlink
   const header = `${dir}/header`;
   const agent = cliCommand(FLAGS, ["agent", "--sink", sink, "--header-sink", header], env).spawn();
   try {
-    for (let i = 0; i < 100; i++) {
-      if ((await Deno.readTextFile(sink).catch(() => "")) !== "") break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(async () => (await Deno.readTextFile(sink).catch(() => "")) !== "");
     const call = async () => {
       const line = (await Deno.readTextFile(header)).trim();
       const response = await fetch(`${server.baseUrl}/api/v2/organizations/me`, {

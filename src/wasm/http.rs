@@ -127,7 +127,7 @@ pub async fn send(
 ) -> Result<Received, TokenError> {
     received(fetch, request, timeout_ms)
         .await
-        .map_err(|failure| failure.error(request.exchange))
+        .map_err(|failure| failure.error(request.exchange, timeout_ms))
 }
 
 async fn received(

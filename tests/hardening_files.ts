@@ -1,9 +1,9 @@
-// Hardening, round 4: the agent's and exec's files, and masking in GitHub
+// Hardening of the agent's and exec's files, and masking in GitHub
 // Actions. Each case runs the CLI as real processes against a real loopback
 // token server, with real files, a real FIFO and real symbolic links in a
 // temporary folder. Part of the hardening matrix (tests/hardening.ts).
 
-import { ALL_PERMISSIONS, CLI, cliCommand, type Run } from "./_cli.ts";
+import { ended, type Run, runCliFor, spawnCliToFiles as spawnCli, stop, waitFor } from "./_cli.ts";
 import { startFaultServer } from "./servers/fault_server.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 import type { HardeningCase, Result } from "./hardening.ts";
@@ -23,16 +23,6 @@ function clientEnv(tokenUrl: string, extra: Record<string, string> = {}): Record
 
 const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits up to `ms` for `check`; whether it came true. */
-async function waitFor(check: () => Promise<boolean>, ms = 5_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await sleep(25);
-  }
-  return await check();
-}
 
 /** What a folder holds, sorted. */
 async function listing(dir: string): Promise<string[]> {
@@ -56,75 +46,6 @@ async function withSetup(
   }
 }
 
-/**
- * The CLI as a process whose stdout and stderr go to the files `out` and
- * `err`, as a recipe's redirection sends them (so what it writes there is
- * in order with what it writes to other files).
- */
-function spawnCli(
-  args: string[],
-  env: Record<string, string>,
-  out: string,
-  err: string,
-): Deno.ChildProcess {
-  return new Deno.Command("sh", {
-    args: [
-      "-c",
-      // The same file for both: one stream, in the order it was written.
-      out === err
-        ? 'out=$1; shift 2; exec "$@" >"$out" 2>&1'
-        : 'out=$1; err=$2; shift 2; exec "$@" >"$out" 2>"$err"',
-      "sh",
-      out,
-      err,
-      Deno.execPath(),
-      "run",
-      ...ALL_PERMISSIONS,
-      CLI,
-      ...args,
-    ],
-    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", ...env },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-}
-
-/**
- * The CLI run to its end, or stopped with SIGTERM after `ms` (an agent
- * that should have refused keeps running); the secret is never printed.
- */
-async function runCli(args: string[], env: Record<string, string>, ms = 4_000): Promise<Run> {
-  const child = cliCommand(ALL_PERMISSIONS, args, env).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // It has ended.
-    }
-  }, ms);
-  try {
-    const output = await child.output();
-    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-    const run = { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
-    if (`${run.stdout}${run.stderr}`.includes(SECRET)) throw new Error("the secret was printed");
-    return run;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Stops an agent with SIGTERM; its exit code. */
-async function stop(agent: Deno.ChildProcess): Promise<number> {
-  try {
-    agent.kill("SIGTERM");
-  } catch {
-    // It has ended.
-  }
-  return (await agent.status).code;
-}
-
 /** Whether the process `pid` runs. */
 function running(pid: number): boolean {
   try {
@@ -134,6 +55,10 @@ function running(pid: number): boolean {
     return false;
   }
 }
+
+/** The CLI run to its end, or stopped after `ms`; the secret is never printed. */
+const runCli = (args: string[], env: Record<string, string>, ms = 4_000): Promise<Run> =>
+  runCliFor(args, env, ms, [SECRET]);
 
 /** The process id a sink's lock file names. */
 async function lockPid(lock: string): Promise<number | undefined> {
@@ -224,19 +149,6 @@ function gatedProxy(target: string) {
   };
 }
 
-/** Waits up to `ms` for `child` to end: its exit code, or `undefined` if it still runs. */
-async function ended(child: Deno.ChildProcess, ms: number): Promise<number | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<undefined>((resolve) =>
-    timer = setTimeout(() => resolve(undefined), ms)
-  );
-  try {
-    return (await Promise.race([child.status, late]))?.code;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** The command line of process `pid`, as ps shows it to anyone (Deno reads /proc only with -A). */
 async function commandLine(pid: number): Promise<string> {
   const { stdout } = await new Deno.Command("cat", {
@@ -252,7 +164,7 @@ async function agentFiles(dir: string): Promise<string[]> {
   return (await listing(dir)).filter((name) => !name.startsWith("."));
 }
 
-export const ROUND4_FILES: HardeningCase[] = [
+export const FILE_CASES: HardeningCase[] = [
   {
     group: "round 4 files",
     name: "an existing file named as --sink, with a token endpoint that refuses",
@@ -644,7 +556,8 @@ export const ROUND4_FILES: HardeningCase[] = [
           clientEnv(server.tokenUrl),
           20_000,
         );
-        const names = /--timeout/.test(run.stderr) && !/timeoutMs/.test(run.stderr);
+        const names = /within 200 ms/.test(run.stderr) && /--timeout/.test(run.stderr) &&
+          !/timeoutMs/.test(run.stderr);
         return {
           ok: run.code === 4 && names,
           outcome: `exit ${run.code}, ${names ? "names --timeout" : "names timeoutMs"}`,

@@ -1,4 +1,4 @@
-// Hardening, round 4, the CLI's part: secrets typed into the wrong place
+// Hardening of the CLI: secrets typed into the wrong place
 // (the Genesys region, a variable that holds a credential inside it) and
 // the messages a new user meets, each against the CLI as a process, real
 // loopback token servers and a real Deno KV file. Part of the hardening
@@ -109,7 +109,7 @@ async function keyVariables(): Promise<{ ok: boolean; outcome: string }> {
   });
 }
 
-export const ROUND4_CLI: HardeningCase[] = [
+export const CLI_CASES: HardeningCase[] = [
   {
     group: "round 4 secrets cli",
     name: "a secret given as the Genesys region (--region, GENESYS_CLOUD_REGION, " +

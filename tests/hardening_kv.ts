@@ -1,14 +1,15 @@
-// Hardening, round 4: a shared KV with a clock that runs ahead, a `kv`
+// Hardening of a shared KV: a clock that runs ahead, a `kv`
 // look-alike whose values cannot be read, and the messages a new user meets
 // when a URL is wrong. Each against real loopback servers, a real Deno KV
 // (SQLite files) and the CLI as a process. Part of the hardening matrix
 // (tests/hardening.ts).
 
-import { createTokenClient, TokenError, type TokenEvent } from "../deno/mod.ts";
+import { createTokenClient, type TokenEvent } from "../deno/mod.ts";
 import { tokenKey } from "../deno/kv_store.ts";
 import { ALL_PERMISSIONS, runCli } from "./_cli.ts";
 import type { HardeningCase } from "./hardening.ts";
-import { kvIdOf, serve, withKv } from "./_loopback.ts";
+import { failure, kvIdOf, serve, withKv } from "./_loopback.ts";
+import { freePort } from "./_processes.ts";
 
 const SECRET = "round4-kv-canary-secret";
 
@@ -37,25 +38,6 @@ async function withSqliteKv<T>(fn: (a: Deno.Kv, b: Deno.Kv) => Promise<T>): Prom
     b.close();
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-/** The error `promise` rejects with. */
-async function failure(promise: Promise<unknown>): Promise<TokenError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof TokenError) return error;
-    throw error;
-  }
-  throw new Error("expected a TokenError");
-}
-
-/** A port nothing listens on (it was free a moment ago). */
-function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 /** A value nested `depth` arrays deep. */
@@ -575,7 +557,7 @@ function messageCases(): HardeningCase[] {
       group,
       name: "an issuer nothing listens on (the metadata request fails)",
       run: async () => {
-        const issuer = `http://127.0.0.1:${closedPort()}`;
+        const issuer = `http://127.0.0.1:${freePort()}`;
         const error = await failure(
           createTokenClient({
             issuer,
@@ -620,4 +602,4 @@ function messageCases(): HardeningCase[] {
   ];
 }
 
-export const ROUND4_KV: HardeningCase[] = [...kvCases(), ...messageCases()];
+export const KV_CASES: HardeningCase[] = [...kvCases(), ...messageCases()];

@@ -1,4 +1,4 @@
-// Hardening, round 4: the cron job. Every case runs Deno's own `Deno.cron`
+// Hardening of the cron job. Every case runs Deno's own `Deno.cron`
 // in a process of its own (DENO_CRON_TEST_SCHEDULE_OFFSET=1, Deno's hook
 // that fires a job at once), against a real loopback token server and real
 // SQLite KV files. Part of the hardening matrix (tests/hardening.ts).
@@ -7,80 +7,13 @@ import { createTokenClient, TokenError } from "../deno/mod.ts";
 import type { TokenClientOptions } from "../deno/types.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 import type { HardeningCase } from "./hardening.ts";
+import { type DenoRun as Run, runDeno } from "./_processes.ts";
 
 const MOD = new URL("../deno/mod.ts", import.meta.url).href;
 const CRON = new URL("../deno/cron.ts", import.meta.url).href;
 const README = new URL("../README.md", import.meta.url);
 const SECRET = "round4-cron-canary-secret";
 const REFRESHED = /freshtoken cron: app at http:\/\/127\.0\.0\.1:\d+: refreshed/g;
-
-interface Run {
-  stdout: string;
-  stderr: string;
-  code: number;
-  /** Whether it was stopped at the time limit rather than ending or being done. */
-  timedOut: boolean;
-}
-
-/**
- * Runs `script` under `deno run` (with `flags` too) with only `env` set,
- * until it ends, `done(stdout)` holds (then it is stopped) or `limitMs` passes.
- */
-async function runDeno(
-  script: string,
-  env: Record<string, string>,
-  done: (stdout: string) => boolean = () => false,
-  limitMs = 20_000,
-  flags: string[] = [],
-): Promise<Run> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...flags,
-      "--unstable-cron",
-      "--unstable-kv",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      script,
-    ],
-    env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let stdout = "";
-  let stopped = false;
-  let timedOut = false;
-  const stop = () => {
-    if (stopped) return;
-    stopped = true;
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // It has ended already.
-    }
-  };
-  const reading = (async () => {
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      stdout += chunk;
-      if (done(stdout)) stop();
-    }
-  })();
-  const timer = setTimeout(() => {
-    timedOut = !stopped;
-    stop();
-  }, limitMs);
-  const [{ code }, stderr] = await Promise.all([
-    child.status,
-    new Response(child.stderr).text(),
-    reading,
-  ]);
-  clearTimeout(timer);
-  return { stdout, stderr, code, timedOut };
-}
 
 /** What a client made with `options` (and a KV) is refused with, or `undefined`. */
 async function refusal(options: TokenClientOptions): Promise<TokenError | undefined> {
@@ -117,12 +50,9 @@ function refusedAtImport(
       const dir = await Deno.makeTempDir();
       try {
         const started = performance.now();
-        const run = await runDeno(
-          CRON,
-          { FRESHTOKEN_KV: `${dir}/kv.sqlite`, ...env },
-          () => false,
-          8_000,
-        );
+        const run = await runDeno([CRON], { FRESHTOKEN_KV: `${dir}/kv.sqlite`, ...env }, {
+          limitMs: 8_000,
+        });
         const seconds = ((performance.now() - started) / 1000).toFixed(1);
         const named = run.stderr.includes(expected.message);
         const leaked = run.stderr.includes(SECRET) || run.stdout.includes(SECRET);
@@ -169,7 +99,7 @@ function jobsOf(run: Run): string[] {
   return run.stdout.match(/^job: .*$/gm) ?? [];
 }
 
-export const ROUND4_CRON: HardeningCase[] = [
+export const CRON_CASES: HardeningCase[] = [
   {
     group: "round 4 cron",
     name:
@@ -212,13 +142,11 @@ console.log("registered");
         const starts: Run[] = [];
         for (const refreshes of [4, 1]) {
           starts.push(
-            await runDeno(
-              script,
-              { DENO_CRON_TEST_SCHEDULE_OFFSET: "1", SECRET },
-              (out) => (out.match(REFRESHED) ?? []).length >= refreshes,
-              15_000,
-              ["--v8-flags=--expose-gc"],
-            ),
+            await runDeno([script], { DENO_CRON_TEST_SCHEDULE_OFFSET: "1", SECRET }, {
+              done: (out) => (out.match(REFRESHED) ?? []).length >= refreshes,
+              limitMs: 15_000,
+              flags: ["--v8-flags=--expose-gc"],
+            }),
           );
         }
         const [run, again] = starts;
@@ -340,7 +268,7 @@ const client = createTokenClient({ ...options, kv });
             script,
             `${handler}\nconsole.log("handler: " + (await client.getToken()).expiresAt);\n`,
           );
-          runs.push(await runDeno(script, env, done, 15_000));
+          runs.push(await runDeno([script], env, { done, limitMs: 15_000 }));
         }
         const served = runs.map((r) => r.stdout.match(/^handler: (\d+)$/m)?.[1]);
         const jobs = runs.map((r) => r.stdout.match(/freshtoken cron: app at .*: (\w+)/)?.[1]);
@@ -402,12 +330,9 @@ try {
         // Deno's hook fires the job again and again: two runs after the requests are enough. The
         // job's first run may fetch while the first request does (the job refreshes what it finds
         // due), so up to 2 token requests, not one per request.
-        const run = await runDeno(
-          script,
-          { DENO_CRON_TEST_SCHEDULE_OFFSET: "1", SECRET },
-          (out) => /^refused/m.test(out) || runsAfter(out, "registered") >= 2,
-          20_000,
-        );
+        const run = await runDeno([script], { DENO_CRON_TEST_SCHEDULE_OFFSET: "1", SECRET }, {
+          done: (out) => /^refused/m.test(out) || runsAfter(out, "registered") >= 2,
+        });
         const jobs = jobsOf(run);
         const refused = run.stdout.match(/^refused: (.*)$/m)?.[1];
         const requests = server.stats.tokenRequests;
@@ -462,8 +387,8 @@ Deno.exit(0);
 `,
         );
         const starts = [
-          await runDeno(script, { SECRET }),
-          await runDeno(script, { SECRET, REVERSED: "1" }),
+          await runDeno([script], { SECRET }),
+          await runDeno([script], { SECRET, REVERSED: "1" }),
         ];
         const places = starts.map((start) =>
           new Map([...start.stdout.matchAll(/^place (\w): (.*)$/gm)].map((m) => [m[1], m[2]]))
@@ -502,7 +427,7 @@ console.log("registered");
 `,
         );
         const run = await runDeno(
-          script,
+          [script],
           {
             DENO_CRON_TEST_SCHEDULE_OFFSET: "1",
             FRESHTOKEN_KV: `${dir}/kv.sqlite`,
@@ -510,8 +435,10 @@ console.log("registered");
             FRESHTOKEN_CLIENT_ID: "app",
             FRESHTOKEN_CLIENT_SECRET: SECRET,
           },
-          (out) => out.includes("registered") && runsAfter(out, "registered") >= 1,
-          15_000,
+          {
+            done: (out) => out.includes("registered") && runsAfter(out, "registered") >= 1,
+            limitMs: 15_000,
+          },
         );
         const jobs = jobsOf(run);
         const registered = run.stdout.includes("registered");
@@ -572,9 +499,10 @@ Deno.exit(0);
         const memory: number[][] = [];
         let refused: string | undefined;
         for (const register of ["0", "1"]) {
-          const run = await runDeno(script, { SECRET, REGISTER: register }, () => false, 60_000, [
-            "--v8-flags=--expose-gc",
-          ]);
+          const run = await runDeno([script], { SECRET, REGISTER: register }, {
+            limitMs: 60_000,
+            flags: ["--v8-flags=--expose-gc"],
+          });
           const [, heap, rss] = run.stdout.match(/^memory: (\d+) (\d+)$/m) ?? [];
           memory.push([Number(heap) / 1e6, Number(rss) / 1e6]);
           refused ??= run.stdout.match(/^refused: (.*)$/m)?.[1];

@@ -1,6 +1,7 @@
-// Hardening, round 3: what an adversarial review and a new-user trial
-// broke, each against real loopback servers, a real Deno KV and the CLI as
-// a process. Part of the hardening matrix (tests/hardening.ts).
+// Hardening of a new user's setup: the CLI's defaults, secrets echoed or
+// handed on, tenants that share one KV, options that look harmless, and
+// process hygiene; each against real loopback servers, a real Deno KV and
+// the CLI as a process. Part of the hardening matrix (tests/hardening.ts).
 
 import { createTokenClient, TokenError } from "../deno/mod.ts";
 import { leaseKey } from "../deno/kv_store.ts";
@@ -59,7 +60,7 @@ async function ecKey(): Promise<{ pem: string; jwk: JsonWebKey }> {
   };
 }
 
-export const ROUND3: HardeningCase[] = [
+export const SETUP_CASES: HardeningCase[] = [
   ...[8, 20, 30, 60].map((lifetime): HardeningCase => ({
     group: "day one",
     name: `the CLI without --min-valid against ${lifetime} s tokens`,
