@@ -539,16 +539,19 @@ export const SETUP_CASES: HardeningCase[] = [
             FRESHTOKEN_CLIENT_ID: "sig",
             FRESHTOKEN_CLIENT_SECRET: secret,
           }).spawn();
-          for (let i = 0; i < 200; i++) {
-            if (await Deno.stat(`${dir}/ready`).then(() => true, () => false)) break;
-            await new Promise((r) => setTimeout(r, 25));
+          // A signal before the command runs would meet no forwarding yet: wait for it (a loaded
+          // machine may take seconds to start the CLI and fetch the token).
+          let ready = false;
+          for (let i = 0; i < 1200 && !ready; i++) {
+            ready = await Deno.stat(`${dir}/ready`).then(() => true, () => false);
+            if (!ready) await new Promise((r) => setTimeout(r, 25));
           }
           child.kill(signal);
           const { code } = await child.status;
           await child.stdout.cancel();
           await child.stderr.cancel();
-          ok &&= code === 40 + number;
-          outcomes.push(`${signal}: exit ${code}`);
+          ok &&= ready && code === 40 + number;
+          outcomes.push(`${signal}: ${ready ? "" : "the command never started; "}exit ${code}`);
         } finally {
           await server.close();
           await Deno.remove(dir, { recursive: true });
