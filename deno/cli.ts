@@ -571,7 +571,7 @@ function exitCode(error: unknown): number {
   if (code === "config") return EXIT.config;
   if (code === "invalid_response") return EXIT.invalidResponse;
   if (error.retryable) return EXIT.retryable;
-  return code === "aborted" ? EXIT.failure : EXIT.refused;
+  return code === "aborted" || code === "internal" ? EXIT.failure : EXIT.refused;
 }
 
 /** Variables that hold credentials freshtoken reads: never passed on to `exec`'s command. */

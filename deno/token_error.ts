@@ -21,7 +21,8 @@ export type TokenErrorCode =
   | "timeout"
   | "invalid_response"
   | "config"
-  | "aborted";
+  | "aborted"
+  | "internal";
 
 /** Optional details of a {@linkcode TokenError}. */
 export interface TokenErrorInit {

@@ -33,7 +33,8 @@ export type CoreEvent =
 | { type: "fetch_ok"; at: number; lifetimeSeconds: number; attempts: number }
 | { type: "fetch_error"; at: number; code: string; status?: number; retryable: boolean; attempt: number }
 | { type: "lease_wait"; at: number }
-| { type: "retry"; at: number; delayMs: number; attempt: number };
+| { type: "retry"; at: number; delayMs: number; attempt: number }
+| { type: "internal_error"; at: number; message: string };
 
 /** What the executor does next (`core.poll`), and the `handle…` call its result goes to. */
 export type CoreEffect =

@@ -467,13 +467,16 @@ impl Driver {
                             continue;
                         }
                         End::Error(error) => {
+                            if error.code == ErrorCode::Internal {
+                                self.events.push(Event::internal(now, &error));
+                            }
                             let failure = (!self.read_only).then_some(&error);
                             c.state.finish(now, failure, rand);
                             Effect::Fail { error }
                         }
                     };
                 }
-                Phase::Awaiting(_) | Phase::Over => return out_of_order(c, now, rand),
+                Phase::Awaiting(_) | Phase::Over => return self.out_of_order(c, now, rand),
             }
         }
     }
@@ -903,6 +906,17 @@ impl Driver {
         }
     }
 
+    /// The executor polled without handing back an outcome, or after the
+    /// end: a bug in the executor, so an `internal` error, reported.
+    #[cold]
+    #[inline(never)]
+    fn out_of_order(&mut self, c: &mut Parts<'_>, now: Now, rand: f64) -> Effect {
+        let error = TokenError::internal("the acquisition was driven out of order");
+        self.events.push(Event::internal(now, &error));
+        c.state.finish(now, Some(&error), rand);
+        Effect::Fail { error }
+    }
+
     /// The acquisition fails with `error` (after `attempt`, if one was
     /// made): a holder sets the shared back-off after a retryable failure,
     /// and releases the lease.
@@ -964,25 +978,16 @@ fn metadata_copy(c: &mut Parts<'_>, now: Now, copy: Option<String>) -> Phase {
     Phase::Endpoint
 }
 
-/// The executor polled without handing back an outcome, or after the end.
-#[cold]
-#[inline(never)]
-fn out_of_order(c: &mut Parts<'_>, now: Now, rand: f64) -> Effect {
-    let error = TokenError::new(
-        ErrorCode::Network,
-        "the acquisition was driven out of order",
-    );
-    c.state.finish(now, Some(&error), rand);
-    Effect::Fail { error }
-}
-
-/// A phase the driver never reaches: the acquisition fails rather than panics.
+/// A phase the driver never reaches: the acquisition fails (with an
+/// `internal` error, a bug) rather than panics.
 fn unreachable_phase() -> Phase {
     Phase::Ending {
         steps: Vec::new(),
-        end: End::Error(TokenError::new(
-            ErrorCode::Network,
+        end: End::Error(TokenError::internal(
             "the acquisition reached an impossible state",
         )),
     }
 }
+
+#[cfg(test)]
+mod internal_tests;

@@ -1059,6 +1059,7 @@ impl Sim {
     }
 
     fn fail(&mut self, isolate: usize, error: TokenError) -> Checked {
+        no_bug(&format!("isolate {isolate}'s acquisition"), &error)?;
         let now = self.now(isolate);
         let iso = &mut self.isolates[isolate];
         iso.driver = None;
@@ -1123,6 +1124,7 @@ impl Sim {
     /// A caller gets an error: invariants 2 and 6.
     fn failed(&mut self, call: usize, error: &TokenError) -> Checked {
         self.errors += 1;
+        no_bug(&format!("call {call}"), error)?;
         let Call {
             isolate,
             started,
@@ -1231,6 +1233,18 @@ impl Sim {
             ));
         }
         Ok(())
+    }
+}
+
+/// Invariant 0: no error is a bug. The executor here drives the core as
+/// `deno/client.ts` does; an `internal` error means one of them is wrong.
+fn no_bug(who: &str, error: &TokenError) -> Checked {
+    match error.code {
+        ErrorCode::Internal => Err(format!(
+            "invariant 0 (no internal errors): {who} ended with {}",
+            error.message()
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -64,7 +64,8 @@ export type CoreEvent =
   | { type: "fetch_ok"; at: number; lifetimeSeconds: number; attempts: number }
   | { type: "fetch_error"; at: number; code: string; status?: number; retryable: boolean; attempt: number }
   | { type: "lease_wait"; at: number }
-  | { type: "retry"; at: number; delayMs: number; attempt: number };
+  | { type: "retry"; at: number; delayMs: number; attempt: number }
+  | { type: "internal_error"; at: number; message: string };
 
 /** What the executor does next (`core.poll`), and the `handle…` call its result goes to. */
 export type CoreEffect =
@@ -309,8 +310,11 @@ impl Core {
         let mut inner = self.inner.borrow_mut();
         let effect = inner
             .drive(|driver, parts| driver.poll(parts, at(now, mono), Math::random()))
-            .unwrap_or_else(|| Effect::Fail {
-                error: TokenError::new(ErrorCode::Network, "no acquisition is in flight"),
+            .unwrap_or_else(|| {
+                // Polled with no acquisition begun: the executor's bug.
+                let error = TokenError::internal("no acquisition is in flight");
+                inner.events.push(Event::internal(at(now, mono), &error));
+                Effect::Fail { error }
             });
         match effect {
             Effect::Fail { error } => to_js(&Effect::Fail {
@@ -410,7 +414,7 @@ impl Core {
                 (Some(signer), Some(audience)) => {
                     signer.assertion(&client_id, &audience, now).await
                 }
-                _ => Err(TokenError::new(ErrorCode::Network, "nothing to sign")),
+                _ => Err(TokenError::internal("nothing to sign")),
             };
             Ok(Signed(signed).into())
         })
@@ -454,7 +458,7 @@ impl Core {
         future_to_promise(async move {
             let answer = match request {
                 Some(request) => http::send(&fetch, &request, timeout_ms).await,
-                None => Err(TokenError::new(ErrorCode::Network, "nothing to send")),
+                None => Err(TokenError::internal("nothing to send")),
             };
             Ok(Answer(answer).into())
         })
@@ -472,8 +476,8 @@ impl Core {
         let mut inner = self.inner.borrow_mut();
         inner.driver = None;
         if inner.state.in_flight() {
-            let error =
-                TokenError::new(ErrorCode::Network, "token acquisition failed unexpectedly");
+            // The executor's own code threw: a bug, not an outage.
+            let error = TokenError::internal("token acquisition failed unexpectedly");
             inner
                 .state
                 .finish(at(now, mono), Some(&error), Math::random());
