@@ -21,8 +21,9 @@ use crate::driver::{Driver, Effect, LeaseResult, Outcome, Parts, Seen};
 use crate::error::{ErrorCode, Source, TokenError};
 use crate::options::{check_names, option_names, read, Options, RetryOptions};
 use crate::response::{self, Received};
-use crate::shared::{self, TokenRecord};
+use crate::shared::TokenRecord;
 use crate::state::{self, TokenState};
+use crate::store_guard::{StoreGuard, STORE_TIMEOUT_MS};
 use js_sys::{Function, Math, Object, Promise, Reflect};
 use serde::Serialize;
 use sign::Signer;
@@ -337,7 +338,8 @@ impl Core {
     }
 
     /// After `read_store`: the stored token (undecoded), the lease and the
-    /// back-off as read; `store_failed` when the store did not answer.
+    /// back-off as the store holds them (the driver judges them, see
+    /// `Seen::judged`); `store_failed` when the store did not answer.
     #[wasm_bindgen(js_name = handleSnapshot)]
     #[allow(clippy::too_many_arguments)]
     pub fn handle_snapshot(
@@ -540,13 +542,6 @@ impl Core {
         to_js(&status)
     }
 
-    /// Whether a lease deadline read from KV is live and could be one this
-    /// client writes, on clocks that may disagree (`shared::lease_is_plausible`).
-    #[wasm_bindgen(js_name = leaseIsPlausible)]
-    pub fn lease_is_plausible(&self, until: f64, now: f64) -> bool {
-        shared::lease_is_plausible(until, now, self.inner.borrow().config.max_lease_ms())
-    }
-
     /// An error the wrapper raises for this client (an aborted wait, a
     /// shared back-off), formatted like every other: `code` is one of the
     /// error codes (else `network`), and the message names the endpoint and id.
@@ -579,13 +574,6 @@ impl Core {
     }
 }
 
-/// The wait before trying again a store operation refused as locked
-/// (`shared::locked_retry_ms`), or `undefined` to give up.
-#[wasm_bindgen(js_name = lockedRetryMs)]
-pub fn locked_retry_ms(attempt: u32, started: f64, now: f64) -> Option<f64> {
-    shared::locked_retry_ms(attempt, started, now, Math::random())
-}
-
 /// What a keeper of token files does next (`schedule::files_next`):
 /// `[ms to sleep, when the refresh is due]`.
 #[wasm_bindgen(js_name = filesNext)]
@@ -606,16 +594,38 @@ pub fn max_access_token_bytes() -> usize {
     response::MAX_ACCESS_TOKEN_BYTES
 }
 
-/// Until when the store is skipped after a failure at `now`.
-#[wasm_bindgen(js_name = storeDownUntil)]
-pub fn store_down_until(now: f64) -> f64 {
-    now + shared::STORE_COOLDOWN_MS
-}
+/// One client's store guard (`store_guard::StoreGuard`): the store's
+/// failure policy, which `deno/kv_store.ts` performs on the client's clock.
+#[wasm_bindgen(js_name = StoreGuard)]
+pub struct JsStoreGuard(StoreGuard);
 
-/// Whether a shared back-off read from KV is within the 10-minute cap.
-#[wasm_bindgen(js_name = backoffIsPlausible)]
-pub fn backoff_is_plausible(until: f64, now: f64) -> bool {
-    shared::backoff_is_plausible(until, now)
+#[wasm_bindgen(js_class = StoreGuard)]
+impl JsStoreGuard {
+    /// A guard for a store that has not failed.
+    #[wasm_bindgen(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> JsStoreGuard {
+        JsStoreGuard(StoreGuard::new())
+    }
+
+    /// How long one operation may take, ms.
+    #[wasm_bindgen(getter, js_name = timeoutMs)]
+    pub fn timeout_ms(&self) -> f64 {
+        STORE_TIMEOUT_MS
+    }
+
+    /// Whether an operation may run at `now`: not while cooling down after a failure.
+    pub fn allows(&self, now: f64) -> bool {
+        self.0.allows(now)
+    }
+
+    /// The operation begun at `started` failed for the `attempt`th time at
+    /// `now` with `message`: the ms to wait before trying it again, or
+    /// `undefined`: it failed, and the store is skipped for a while.
+    pub fn failed(&mut self, message: &str, attempt: u32, started: f64, now: f64) -> Option<f64> {
+        self.0
+            .failed(message, attempt, started, now, Math::random())
+    }
 }
 
 /// The DER bytes of the PEM block labelled `label` that `text` holds, by
