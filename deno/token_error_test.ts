@@ -69,3 +69,11 @@ Deno.test("a core driven out of order fails with internal, not retryable, and sa
     message: "no acquisition is in flight",
   }]);
 });
+
+Deno.test("fromCore() of a value that is not the core's error is internal, not retryable", () => {
+  for (const thrown of [new TypeError("x is undefined"), undefined, "text"]) {
+    const error = fromCore(thrown);
+    assert.equal(error.code, "internal");
+    assert.equal(error.retryable, false);
+  }
+});
