@@ -190,7 +190,7 @@ function exitCode(error: unknown): number {
   if (code === "config") return EXIT.config;
   if (code === "invalid_response") return EXIT.invalidResponse;
   if (error.retryable) return EXIT.retryable;
-  return code === "aborted" ? EXIT.failure : EXIT.refused;
+  return code === "aborted" || code === "internal" ? EXIT.failure : EXIT.refused;
 }
 
 /** With no --min-valid, the token must stay valid this long, or half the server's lifetime if less. */

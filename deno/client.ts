@@ -7,7 +7,6 @@
  */
 
 import {
-  backoffIsPlausible,
   Core,
   type CoreEffect,
   type CoreEvent,
@@ -635,8 +634,6 @@ class FreshTokenClient implements TokenClient {
         seal,
         now: this.#now,
         emit: (event) => this.#emit(event),
-        leaseIsPlausible: (until, now) => core.leaseIsPlausible(until, now),
-        backoffIsPlausible,
       })
     );
   }

@@ -3,20 +3,15 @@
  * shared token per client identity, the lease that lets one isolate fetch
  * for all, and the shared back-off, optionally encrypted. Everything read
  * back is untrusted: values are read once, inside the guard of the
- * operation that read them, into plain data, decoded here and checked by
- * the core (a token) or against the core's bounds (a lease, a back-off). Every KV
+ * operation that read them, into plain data, decoded here and judged by
+ * the core (a token, a lease, a back-off: docs/DESIGN.md, "Shared state"). Every KV
  * failure is reported as a `kv_error` event and answered with "nothing
  * there", so the client falls back to memory: KV never fails a caller.
  *
  * @module
  */
 
-import {
-  lockedRetryMs,
-  maxAccessTokenBytes,
-  storeDownUntil,
-  type TokenRecord,
-} from "../pkg/freshtoken.js";
+import { maxAccessTokenBytes, StoreGuard, type TokenRecord } from "../pkg/freshtoken.js";
 import { base64, Cipher, unbase64 } from "./_cipher.ts";
 import { sleep, unlessAborted } from "./_internal.ts";
 import { observe } from "./_observe.ts";
@@ -24,8 +19,6 @@ import type { TokenEvent } from "./types.ts";
 
 /** Bumped when the stored shape changes; other versions read as absent. */
 const FORMAT = 2;
-/** A KV operation slower than this counts as a failure. */
-const KV_TIMEOUT_MS = 2_000;
 /** The longest a metadata copy is kept (the core keeps none longer). */
 const METADATA_TTL_MS = 86_400_000;
 
@@ -44,7 +37,7 @@ export interface Snapshot {
   token?: unknown;
   /** The token entry's versionstamp: the lease is taken only if it is unchanged. */
   tokenVersion: string | null;
-  /** When another isolate's lease ends, if a live and plausible one is held. */
+  /** When a lease ends, as its value says (a finite number; the core judges it). */
   leaseUntil?: number;
   /** Who holds that lease, as its value says (any string; an opaque name). */
   leaseHolder?: string;
@@ -52,7 +45,7 @@ export interface Snapshot {
   leaseTakenAt?: number;
   /** The lease entry's versionstamp. */
   leaseVersion: string | null;
-  /** Until when every isolate holds token requests back; 0 for none. */
+  /** Until when every isolate holds token requests back, as stored (the core judges it); 0 for none. */
   backoffUntil: number;
   /** The back-off entry's versionstamp. */
   backoffVersion: string | null;
@@ -89,10 +82,6 @@ export interface StoreOptions {
   seal?: CryptoKey;
   now: () => number;
   emit: (event: TokenEvent) => void;
-  /** Whether a lease deadline read from KV is live and one a client like this would write (the core's rule). */
-  leaseIsPlausible: (until: number, now: number) => boolean;
-  /** Whether a shared back-off read from KV is within the cap. */
-  backoffIsPlausible: (until: number, now: number) => boolean;
 }
 
 /**
@@ -138,7 +127,8 @@ export class KvStore implements TokenStore {
   readonly #options: StoreOptions;
   /** Made on first use, so that no key import runs unawaited. */
   #cipherMade?: Promise<Cipher>;
-  #downUntil = 0;
+  /** The core's failure policy: timeout, locked retries, cool-down (src/store_guard.rs). */
+  readonly #guard = new StoreGuard();
 
   constructor(kv: Deno.Kv, options: StoreOptions) {
     this.#kv = kv;
@@ -160,10 +150,11 @@ export class KvStore implements TokenStore {
   }
 
   /**
-   * The token, the lease and the back-off; `undefined` when KV failed or
-   * answered with something that is not a list of three entries. Stale,
-   * implausible or undecodable values read as absent. `eventual` reads the
-   * nearest replica (`consistency: "eventual"`).
+   * The token, the lease and the back-off as KV holds them, for the core
+   * to judge; `undefined` when KV failed or answered with something that is
+   * not a list of three entries. Values of another shape or that do not
+   * decode read as absent. `eventual` reads the nearest replica
+   * (`consistency: "eventual"`).
    */
   async snapshot(eventual = false): Promise<Snapshot | undefined> {
     // Every read of what the store answered happens in the guard: a value
@@ -184,7 +175,6 @@ export class KvStore implements TokenStore {
     });
     if (entries === undefined) return undefined;
     const { token, tokenVersion, lease, backoff } = entries;
-    const now = this.#options.now();
     const snapshot: Snapshot = {
       token,
       tokenVersion,
@@ -193,16 +183,14 @@ export class KvStore implements TokenStore {
       backoffVersion: backoff.versionstamp,
     };
     const until = readUntil(lease.value);
-    if (until !== undefined && this.#options.leaseIsPlausible(until, now)) {
+    if (until !== undefined) {
       snapshot.leaseUntil = until;
       const { holder, takenAt } = lease.value as { holder?: unknown; takenAt?: unknown };
       snapshot.leaseHolder = typeof holder === "string" ? holder.slice(0, 64) : "";
       if (typeof takenAt === "number" && Number.isFinite(takenAt)) snapshot.leaseTakenAt = takenAt;
     }
     const backoffUntil = readUntil(backoff.value);
-    if (backoffUntil !== undefined && this.#options.backoffIsPlausible(backoffUntil, now)) {
-      snapshot.backoffUntil = backoffUntil;
-    }
+    if (backoffUntil !== undefined) snapshot.backoffUntil = backoffUntil;
     return snapshot;
   }
 
@@ -323,27 +311,28 @@ export class KvStore implements TokenStore {
   }
 
   /**
-   * Runs one KV operation: bounded in time, retried while SQLite says
-   * "database is locked" (other processes committing), and on any other
-   * failure reported as `kv_error` and answered with `undefined`.
+   * Runs one KV operation as the core's store guard says: bounded in time,
+   * tried again while SQLite says "database is locked" (other processes
+   * committing), skipped while cooling down after a failure, all on the
+   * client's clock; a failure is reported as `kv_error` and answered with
+   * `undefined`.
    */
   async #op<T>(operation: string, run: () => Promise<T>): Promise<T | undefined> {
-    if (Date.now() < this.#downUntil) return undefined;
-    const started = Date.now();
+    const guard = this.#guard;
+    const { now, emit } = this.#options;
+    if (!guard.allows(now())) return undefined;
+    const started = now();
     for (let attempt = 1;; attempt++) {
       try {
-        return await withTimeout(run(), KV_TIMEOUT_MS);
+        return await withTimeout(run(), guard.timeoutMs);
       } catch (error) {
         const message = messageOf(error);
-        const wait = /database is locked/i.test(message)
-          ? lockedRetryMs(attempt, started, Date.now())
-          : undefined;
+        const wait = guard.failed(message, attempt, started, now());
         if (wait !== undefined) {
           await sleep(wait);
           continue;
         }
-        this.#downUntil = storeDownUntil(Date.now());
-        this.#options.emit({ type: "kv_error", at: this.#options.now(), operation, message });
+        emit({ type: "kv_error", at: now(), operation, message });
         return undefined;
       }
     }

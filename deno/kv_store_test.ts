@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { backoffIsPlausible, Core, type TokenRecord } from "../pkg/freshtoken.js";
+import type { TokenRecord } from "../pkg/freshtoken.js";
 import { decodeKey } from "./_cipher.ts";
 import { hex } from "./_cipher.ts";
 import { backoffKey, KvStore, leaseKey, type Snapshot, tokenKey } from "./kv_store.ts";
@@ -11,8 +11,6 @@ const identity = {
   resource: [],
 };
 const RAW_KEY = crypto.getRandomValues(new Uint8Array(32));
-/** The core whose bounds the store applies: 10 s requests, 30 s deadline. */
-const core = new Core({ ...identity, clientSecret: "kv-unit-canary-secret" });
 
 function token(now: number, extra: Partial<TokenRecord> = {}): TokenRecord {
   return {
@@ -40,8 +38,6 @@ function storeFor(kv: Deno.Kv, id: string, key?: Uint8Array, events: TokenEvent[
     key,
     now: Date.now,
     emit: (e) => events.push(e),
-    leaseIsPlausible: (until, now) => core.leaseIsPlausible(until, now),
-    backoffIsPlausible,
   });
 }
 
@@ -170,34 +166,26 @@ Deno.test("the lease is not taken past a back-off set since the entries were rea
   });
 });
 
-Deno.test("an expired lease is taken over even before KV deletes it", async () => {
-  await withStore(async (store, kv) => {
-    const key = leaseKey(["freshtoken"], await clientId(identity));
-    // Just past by this clock: its holder's may be up to a minute ahead (waited on one attempt at most).
-    await kv.set(key, { holder: "dead", until: Date.now() - 1 });
-    assert.notEqual((await read(store)).leaseUntil, undefined);
-    // Past by more than clocks can disagree: over.
-    await kv.set(key, { holder: "dead", until: Date.now() - 60_001 });
-    const seen = await read(store);
-    assert.equal(seen.leaseUntil, undefined);
-    assert.equal(typeof await store.takeLease(5_000, seen), "object");
-  });
-});
-
-Deno.test("a lease or back-off further ahead than this client would ever write reads as absent", async () => {
+Deno.test("a lease or back-off is handed over as KV holds it, for the core to judge", async () => {
   await withStore(async (store, kv) => {
     const id = await clientId(identity);
     const now = Date.now();
-    // 30 s deadline + 10 s request + 1 s margin: 41 s is the longest lease, written
-    // by a clock up to a minute ahead of this one.
-    await kv.set(leaseKey(["freshtoken"], id), { holder: "x", until: now + 100_000 });
-    assert.ok((await read(store)).leaseUntil !== undefined);
-    await kv.set(leaseKey(["freshtoken"], id), { holder: "x", until: now + 102_000 });
-    assert.equal((await read(store)).leaseUntil, undefined);
-    await kv.set(backoffKey(["freshtoken"], id), { until: now + 9 * 60_000 });
-    assert.equal((await read(store)).backoffUntil, now + 9 * 60_000);
-    await kv.set(backoffKey(["freshtoken"], id), { until: now + 365 * 86_400_000 });
-    assert.equal((await read(store)).backoffUntil, 0);
+    // Past, or a year ahead: the core's driver judges them (src/driver.rs, `Seen::judged`).
+    for (const until of [now - 60_001, now + 365 * 86_400_000]) {
+      await kv.set(leaseKey(["freshtoken"], id), { holder: "x", until, takenAt: now });
+      const seen = await read(store);
+      assert.deepEqual([seen.leaseUntil, seen.leaseHolder, seen.leaseTakenAt], [until, "x", now]);
+      await kv.set(backoffKey(["freshtoken"], id), { until });
+      assert.equal((await read(store)).backoffUntil, until);
+    }
+    // A lease whose `until` is not a finite number is no lease; a back-off likewise.
+    await kv.set(leaseKey(["freshtoken"], id), { holder: "x", until: "soon" });
+    await kv.set(backoffKey(["freshtoken"], id), { until: null });
+    const seen = await read(store);
+    assert.deepEqual([seen.leaseUntil, seen.backoffUntil], [undefined, 0]);
+    // A lease that is over is taken over even before KV deletes it.
+    await kv.set(leaseKey(["freshtoken"], id), { holder: "dead", until: now - 60_001 });
+    assert.equal(typeof await store.takeLease(5_000, await read(store)), "object");
   });
 });
 
@@ -291,4 +279,63 @@ Deno.test("a stored value is read as a flat copy: nested or array fields are lef
     await kv.set(tokenKey(["freshtoken"], store.id), [stored]);
     assert.equal((await read(store)).token, undefined);
   });
+});
+
+/** A store on a KV whose `getMany` throws `message` (counting calls), on the clock `now`. */
+async function failingStore(message: string, now: () => number, events: TokenEvent[]) {
+  const kv = await Deno.openKv(":memory:");
+  const calls = { getMany: 0 };
+  const failing = new Proxy(kv, {
+    get: (target, name) =>
+      name === "getMany"
+        ? () => {
+          calls.getMany++;
+          return Promise.reject(new Error(message));
+        }
+        : Reflect.get(target, name),
+  });
+  const store = new KvStore(failing, {
+    prefix: ["freshtoken"],
+    id: await clientId(identity),
+    now,
+    emit: (e) => events.push(e),
+  });
+  return { store, calls, kv };
+}
+
+Deno.test("the cool-down after a KV failure is timed by the client's clock", async () => {
+  let t = 1_700_000_000_000;
+  const events: TokenEvent[] = [];
+  const { store, calls, kv } = await failingStore("boom", () => t, events);
+  try {
+    assert.equal(await store.snapshot(), undefined);
+    assert.equal(calls.getMany, 1);
+    t += 4_999;
+    assert.equal(await store.snapshot(), undefined);
+    assert.equal(calls.getMany, 1, "skipped while cooling down");
+    t += 1;
+    assert.equal(await store.snapshot(), undefined);
+    assert.equal(calls.getMany, 2, "tried again 5 s later by the client's clock");
+    assert.equal(events.filter((e) => e.type === "kv_error").length, 2);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a KV locked for 3 s of the client's clock is given up on", async () => {
+  let t = 1_700_000_000_000;
+  const events: TokenEvent[] = [];
+  // Each read of the clock is 400 ms later: 3 s pass within a few tries.
+  const { store, calls, kv } = await failingStore("database is locked", () => t += 400, events);
+  try {
+    const started = performance.now();
+    assert.equal(await store.snapshot(), undefined);
+    assert.ok(performance.now() - started < 1_000, "not 3 s of real time");
+    assert.ok(calls.getMany > 1 && calls.getMany < 10, `${calls.getMany} tries`);
+    const errors = events.filter((e) => e.type === "kv_error");
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0].type === "kv_error" && errors[0].message, "database is locked");
+  } finally {
+    kv.close();
+  }
 });

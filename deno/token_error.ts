@@ -21,7 +21,8 @@ export type TokenErrorCode =
   | "timeout"
   | "invalid_response"
   | "config"
-  | "aborted";
+  | "aborted"
+  | "internal";
 
 /** Optional details of a {@linkcode TokenError}. */
 export interface TokenErrorInit {
@@ -107,7 +108,8 @@ export function fromCore(error: unknown): TokenError {
   if (error instanceof TokenError) return error;
   const e = (error ?? {}) as Record<string, unknown>;
   if (typeof e.code !== "string") {
-    return new TokenError("network", "token request failed unexpectedly");
+    // Not the core's error: the executor's own code threw, a bug in freshtoken.
+    return new TokenError("internal", "token acquisition failed unexpectedly");
   }
   return new TokenError(e.code as TokenErrorCode, String(e.message), {
     status: e.status as number | undefined,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { errorCodes } from "../pkg/freshtoken.js";
+import { Core, type CoreEffect, errorCodes } from "../pkg/freshtoken.js";
 import { fromCore, TokenError, type TokenErrorCode } from "./token_error.ts";
 
 /** Every member of the TypeScript union, once: the compiler refuses a missing or extra one. */
@@ -17,6 +17,7 @@ const DOCUMENTED: Record<TokenErrorCode, true> = {
   invalid_response: true,
   config: true,
   aborted: true,
+  internal: true,
 };
 
 Deno.test("TokenErrorCode is exactly the core's list of codes", () => {
@@ -52,4 +53,27 @@ Deno.test("fromCore() keeps every field of the core's error", () => {
       retryAfterSeconds: 5,
     },
   );
+});
+
+Deno.test("a core driven out of order fails with internal, not retryable, and says so in an event", () => {
+  const core = new Core({ tokenUrl: "https://a.example/token", clientId: "id", clientSecret: "s" });
+  // Polled with no acquisition begun: the executor's bug, not an outage.
+  const effect = core.poll(1_700_000_000_000, 1) as CoreEffect;
+  assert.equal(effect.type, "fail");
+  const error = fromCore((effect as Extract<CoreEffect, { type: "fail" }>).error);
+  assert.equal(error.code, "internal");
+  assert.equal(error.retryable, false);
+  assert.deepEqual(core.events(), [{
+    type: "internal_error",
+    at: 1_700_000_000_000,
+    message: "no acquisition is in flight",
+  }]);
+});
+
+Deno.test("fromCore() of a value that is not the core's error is internal, not retryable", () => {
+  for (const thrown of [new TypeError("x is undefined"), undefined, "text"]) {
+    const error = fromCore(thrown);
+    assert.equal(error.code, "internal");
+    assert.equal(error.retryable, false);
+  }
 });

@@ -224,6 +224,7 @@ export type TokenEvent =
     attempt: number;
   }
   | TokenEventBase & { type: "retry"; delayMs: number; attempt: number }
+  | TokenEventBase & { type: "internal_error"; message: string }
   | TokenEventBase & { type: "cache_hit"; source: "memory" | "kv" }
   | TokenEventBase & { type: "kv_write" }
   | TokenEventBase & { type: "kv_error"; operation: string; message: string }

@@ -33,7 +33,8 @@ export type CoreEvent =
 | { type: "fetch_ok"; at: number; lifetimeSeconds: number; attempts: number }
 | { type: "fetch_error"; at: number; code: string; status?: number; retryable: boolean; attempt: number }
 | { type: "lease_wait"; at: number }
-| { type: "retry"; at: number; delayMs: number; attempt: number };
+| { type: "retry"; at: number; delayMs: number; attempt: number }
+| { type: "internal_error"; at: number; message: string };
 
 /** What the executor does next (`core.poll`), and the `handle…` call its result goes to. */
 export type CoreEffect =
@@ -170,7 +171,8 @@ export class Core {
     handleSlept(now: number, mono: number): void;
     /**
      * After `read_store`: the stored token (undecoded), the lease and the
-     * back-off as read; `store_failed` when the store did not answer.
+     * back-off as the store holds them (the driver judges them, see
+     * `Seen::judged`); `store_failed` when the store did not answer.
      */
     handleSnapshot(now: number, mono: number, store_failed: boolean, token: unknown, lease_until: number | null | undefined, lease_holder: string | null | undefined, lease_taken_at: number | null | undefined, backoff_until: number): void;
     /**
@@ -185,11 +187,6 @@ export class Core {
      * Forgets the cached token.
      */
     invalidate(): void;
-    /**
-     * Whether a lease deadline read from KV is live and could be one this
-     * client writes, on clocks that may disagree (`shared::lease_is_plausible`).
-     */
-    leaseIsPlausible(until: number, now: number): boolean;
     /**
      * Checks `options` (the object given to `createTokenClient`); throws a
      * `CoreError` with code `config` naming the first problem.
@@ -344,6 +341,33 @@ export class Signed {
 }
 
 /**
+ * One client's store guard (`store_guard::StoreGuard`): the store's
+ * failure policy, which `deno/kv_store.ts` performs on the client's clock.
+ */
+export class StoreGuard {
+    free(): void;
+    [Symbol.dispose](): void;
+    /**
+     * Whether an operation may run at `now`: not while cooling down after a failure.
+     */
+    allows(now: number): boolean;
+    /**
+     * The operation begun at `started` failed for the `attempt`th time at
+     * `now` with `message`: the ms to wait before trying it again, or
+     * `undefined`: it failed, and the store is skipped for a while.
+     */
+    failed(message: string, attempt: number, started: number, now: number): number | undefined;
+    /**
+     * A guard for a store that has not failed.
+     */
+    constructor();
+    /**
+     * How long one operation may take, ms.
+     */
+    readonly timeoutMs: number;
+}
+
+/**
  * What `client.fetch` does after a 401 (see `TokenState::unauthorized`).
  */
 export enum Unauthorized {
@@ -360,11 +384,6 @@ export enum Unauthorized {
      */
     GiveUp = 2,
 }
-
-/**
- * Whether a shared back-off read from KV is within the 10-minute cap.
- */
-export function backoffIsPlausible(until: number, now: number): boolean;
 
 /**
  * The one of `known` closest to `name` (ignoring case, `_` and `-`): the
@@ -387,12 +406,6 @@ export function errorCodes(): { code: string; retryable: boolean }[];
 export function holdsCredential(text: string, client_id: string, secret: string | null | undefined, others: string[]): boolean;
 
 /**
- * The wait before trying again a store operation refused as locked
- * (`shared::locked_retry_ms`), or `undefined` to give up.
- */
-export function lockedRetryMs(attempt: number, started: number, now: number): number | undefined;
-
-/**
  * The longest access token a token response can carry
  * (`response::MAX_ACCESS_TOKEN_BYTES`): a store copies no longer one.
  */
@@ -409,8 +422,3 @@ export function nearName(name: string, known: string[], max: number): string | u
  * the decoder the signer and the configuration use; `undefined` if none.
  */
 export function pemDer(text: string, label: string): Uint8Array | undefined;
-
-/**
- * Until when the store is skipped after a failure at `now`.
- */
-export function storeDownUntil(now: number): number;

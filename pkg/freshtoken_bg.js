@@ -237,7 +237,8 @@ export class Core {
     }
     /**
      * After `read_store`: the stored token (undecoded), the lease and the
-     * back-off as read; `store_failed` when the store did not answer.
+     * back-off as the store holds them (the driver judges them, see
+     * `Seen::judged`); `store_failed` when the store did not answer.
      * @param {number} now
      * @param {number} mono
      * @param {boolean} store_failed
@@ -292,17 +293,6 @@ export class Core {
      */
     invalidate() {
         wasm.core_invalidate(this.__wbg_ptr);
-    }
-    /**
-     * Whether a lease deadline read from KV is live and could be one this
-     * client writes, on clocks that may disagree (`shared::lease_is_plausible`).
-     * @param {number} until
-     * @param {number} now
-     * @returns {boolean}
-     */
-    leaseIsPlausible(until, now) {
-        const ret = wasm.core_leaseIsPlausible(this.__wbg_ptr, until, now);
-        return ret !== 0;
     }
     /**
      * Checks `options` (the object given to `createTokenClient`); throws a
@@ -586,6 +576,69 @@ export class Signed {
 if (Symbol.dispose) Signed.prototype[Symbol.dispose] = Signed.prototype.free;
 
 /**
+ * One client's store guard (`store_guard::StoreGuard`): the store's
+ * failure policy, which `deno/kv_store.ts` performs on the client's clock.
+ */
+export class StoreGuard {
+    __destroy_into_raw() {
+        const ptr = this.__wbg_ptr;
+        this.__wbg_ptr = 0;
+        StoreGuardFinalization.unregister(this);
+        return ptr;
+    }
+    free() {
+        const ptr = this.__destroy_into_raw();
+        wasm.__wbg_storeguard_free(ptr, 0);
+    }
+    /**
+     * Whether an operation may run at `now`: not while cooling down after a failure.
+     * @param {number} now
+     * @returns {boolean}
+     */
+    allows(now) {
+        const ret = wasm.storeguard_allows(this.__wbg_ptr, now);
+        return ret !== 0;
+    }
+    /**
+     * The operation begun at `started` failed for the `attempt`th time at
+     * `now` with `message`: the ms to wait before trying it again, or
+     * `undefined`: it failed, and the store is skipped for a while.
+     * @param {string} message
+     * @param {number} attempt
+     * @param {number} started
+     * @param {number} now
+     * @returns {number | undefined}
+     */
+    failed(message, attempt, started, now) {
+        const val2 = +attempt;
+        const val3 = +started;
+        const val4 = +now;
+        const ptr0 = passStringToWasm0(message, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.storeguard_failed(this.__wbg_ptr, ptr0, len0, val2, val3, val4);
+        return ret[0] === 0 ? undefined : ret[1];
+    }
+    /**
+     * A guard for a store that has not failed.
+     */
+    constructor() {
+        const ret = wasm.storeguard_new();
+        this.__wbg_ptr = ret;
+        StoreGuardFinalization.register(this, this.__wbg_ptr, this);
+        return this;
+    }
+    /**
+     * How long one operation may take, ms.
+     * @returns {number}
+     */
+    get timeoutMs() {
+        const ret = wasm.storeguard_timeoutMs(this.__wbg_ptr);
+        return ret;
+    }
+}
+if (Symbol.dispose) StoreGuard.prototype[Symbol.dispose] = StoreGuard.prototype.free;
+
+/**
  * What `client.fetch` does after a 401 (see `TokenState::unauthorized`).
  * @enum {0 | 1 | 2}
  */
@@ -603,17 +656,6 @@ export const Unauthorized = Object.freeze({
      */
     GiveUp: 2, "2": "GiveUp",
 });
-
-/**
- * Whether a shared back-off read from KV is within the 10-minute cap.
- * @param {number} until
- * @param {number} now
- * @returns {boolean}
- */
-export function backoffIsPlausible(until, now) {
-    const ret = wasm.backoffIsPlausible(until, now);
-    return ret !== 0;
-}
 
 /**
  * The one of `known` closest to `name` (ignoring case, `_` and `-`): the
@@ -693,19 +735,6 @@ export function holdsCredential(text, client_id, secret, others) {
 }
 
 /**
- * The wait before trying again a store operation refused as locked
- * (`shared::locked_retry_ms`), or `undefined` to give up.
- * @param {number} attempt
- * @param {number} started
- * @param {number} now
- * @returns {number | undefined}
- */
-export function lockedRetryMs(attempt, started, now) {
-    const ret = wasm.lockedRetryMs(attempt, started, now);
-    return ret[0] === 0 ? undefined : ret[1];
-}
-
-/**
  * The longest access token a token response can carry
  * (`response::MAX_ACCESS_TOKEN_BYTES`): a store copies no longer one.
  * @returns {number}
@@ -771,16 +800,6 @@ export function pemDer(text, label) {
         wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
     }
     return v3;
-}
-
-/**
- * Until when the store is skipped after a failure at `now`.
- * @param {number} now
- * @returns {number}
- */
-export function storeDownUntil(now) {
-    const ret = wasm.storeDownUntil(now);
-    return ret;
 }
 export function __wbg_Error_208446807d0d1e30(arg0, arg1) {
     const ret = Error(getStringFromWasm0(arg0, arg1));
@@ -1346,6 +1365,9 @@ const FilesKeeperFinalization = (typeof FinalizationRegistry === 'undefined')
 const SignedFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_signed_free(ptr, 1));
+const StoreGuardFinalization = (typeof FinalizationRegistry === 'undefined')
+    ? { register: () => {}, unregister: () => {} }
+    : new FinalizationRegistry(ptr => wasm.__wbg_storeguard_free(ptr, 1));
 
 function addToExternrefTable0(obj) {
     const idx = wasm.__externref_table_alloc();

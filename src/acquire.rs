@@ -66,9 +66,24 @@ pub enum Event {
         /// The attempt that failed.
         attempt: u32,
     },
+    /// freshtoken went wrong itself (an `internal` error): a bug to report.
+    InternalError {
+        /// When, epoch ms.
+        at: f64,
+        /// What went wrong (our words, never a credential).
+        message: String,
+    },
 }
 
 impl Event {
+    /// The `internal_error` event of `error`, an `internal` one.
+    pub fn internal(now: Now, error: &TokenError) -> Self {
+        Self::InternalError {
+            at: now.wall,
+            message: error.description.clone().unwrap_or_default(),
+        }
+    }
+
     /// The `fetch_error` event of `error`.
     pub fn error(now: Now, error: &TokenError, attempt: u32) -> Self {
         Self::FetchError {

@@ -157,6 +157,10 @@ fn events() -> Vec<Event> {
             delay_ms: 5.0,
             attempt: 1,
         },
+        Event::InternalError {
+            at: 1.0,
+            message: "a bug".into(),
+        },
     ];
     for event in &all {
         match event {
@@ -164,7 +168,8 @@ fn events() -> Vec<Event> {
             | Event::FetchOk { .. }
             | Event::FetchError { .. }
             | Event::LeaseWait { .. }
-            | Event::Retry { .. } => {}
+            | Event::Retry { .. }
+            | Event::InternalError { .. } => {}
         }
     }
     all

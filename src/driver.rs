@@ -164,13 +164,14 @@ pub enum Outcome {
     Stored,
 }
 
-/// What a read of the store found (the token undecoded or unchecked: the
-/// core checks it; the lease and back-off already checked for plausibility).
+/// What a read of the store found, as the store holds it: the store is
+/// untrusted (docs/DESIGN.md, "Shared state"), so the core checks the token
+/// and judges the lease and the back-off ([`Seen::judged`]).
 #[derive(Clone, Debug, Default)]
 pub struct Seen {
     /// The stored token, if one decoded as a record.
     pub token: Option<TokenRecord>,
-    /// When another isolate's live lease ends, epoch ms.
+    /// When another isolate's lease ends, epoch ms, as its value says.
     pub lease_until: Option<f64>,
     /// Who holds it, as its value says.
     pub lease_holder: Option<String>,
@@ -178,6 +179,26 @@ pub struct Seen {
     pub lease_taken_at: Option<f64>,
     /// Until when every isolate holds token requests back; 0 for none.
     pub backoff_until: f64,
+}
+
+impl Seen {
+    /// The lease and the back-off this client believes, on a wall clock
+    /// reading `now_ms`: a lease that is over, or further ahead than
+    /// `max_lease_ms` (the longest this client writes) on clocks that may
+    /// disagree, reads as absent, and so does a back-off beyond the cap
+    /// (`shared::lease_is_plausible`, `shared::backoff_is_plausible`).
+    pub fn judged(mut self, now_ms: f64, max_lease_ms: f64) -> Self {
+        let live = |until| shared::lease_is_plausible(until, now_ms, max_lease_ms);
+        if !self.lease_until.is_some_and(live) {
+            self.lease_until = None;
+            self.lease_holder = None;
+            self.lease_taken_at = None;
+        }
+        if !shared::backoff_is_plausible(self.backoff_until, now_ms) {
+            self.backoff_until = 0.0;
+        }
+        self
+    }
 }
 
 /// How an attempt to take the lease went.
@@ -467,13 +488,16 @@ impl Driver {
                             continue;
                         }
                         End::Error(error) => {
+                            if error.code == ErrorCode::Internal {
+                                self.events.push(Event::internal(now, &error));
+                            }
                             let failure = (!self.read_only).then_some(&error);
                             c.state.finish(now, failure, rand);
                             Effect::Fail { error }
                         }
                     };
                 }
-                Phase::Awaiting(_) | Phase::Over => return out_of_order(c, now, rand),
+                Phase::Awaiting(_) | Phase::Over => return self.out_of_order(c, now, rand),
             }
         }
     }
@@ -655,6 +679,7 @@ impl Driver {
     /// A read found no token to take: wait out a back-off, wait on a lease, or take it.
     #[inline(never)]
     fn nothing_to_take(&mut self, c: &mut Parts<'_>, now: Now, seen: Seen, rand: f64) -> Phase {
+        let seen = seen.judged(now.wall, c.config.max_lease_ms());
         if seen.backoff_until > now.wall {
             let wait_ms = seen.backoff_until - now.wall;
             if c.state.status(now).has_token || now.mono + wait_ms > self.started + self.wait_ms {
@@ -912,6 +937,17 @@ impl Driver {
         }
     }
 
+    /// The executor polled without handing back an outcome, or after the
+    /// end: a bug in the executor, so an `internal` error, reported.
+    #[cold]
+    #[inline(never)]
+    fn out_of_order(&mut self, c: &mut Parts<'_>, now: Now, rand: f64) -> Effect {
+        let error = TokenError::internal("the acquisition was driven out of order");
+        self.events.push(Event::internal(now, &error));
+        c.state.finish(now, Some(&error), rand);
+        Effect::Fail { error }
+    }
+
     /// The acquisition fails with `error` (after `attempt`, if one was
     /// made): a holder sets the shared back-off after a retryable failure,
     /// and releases the lease.
@@ -973,28 +1009,22 @@ fn metadata_copy(c: &mut Parts<'_>, now: Now, copy: Option<String>) -> Phase {
     Phase::Endpoint
 }
 
-/// The executor polled without handing back an outcome, or after the end.
-#[cold]
-#[inline(never)]
-fn out_of_order(c: &mut Parts<'_>, now: Now, rand: f64) -> Effect {
-    let error = TokenError::new(
-        ErrorCode::Network,
-        "the acquisition was driven out of order",
-    );
-    c.state.finish(now, Some(&error), rand);
-    Effect::Fail { error }
-}
-
-/// A phase the driver never reaches: the acquisition fails rather than panics.
+/// A phase the driver never reaches: the acquisition fails (with an
+/// `internal` error, a bug) rather than panics.
 fn unreachable_phase() -> Phase {
     Phase::Ending {
         steps: Vec::new(),
-        end: End::Error(TokenError::new(
-            ErrorCode::Network,
+        end: End::Error(TokenError::internal(
             "the acquisition reached an impossible state",
         )),
     }
 }
+
+#[cfg(test)]
+mod internal_tests;
+
+#[cfg(test)]
+mod judged_tests;
 
 #[cfg(test)]
 mod tests {

@@ -37,11 +37,15 @@ pub enum ErrorCode {
     Config,
     /// The caller's `AbortSignal` fired.
     Aborted,
+    /// A bug in freshtoken: its executor drove the core out of order, or
+    /// the core reached a state it holds impossible. Never retried, so that
+    /// it surfaces as what it is rather than as retries and a hold-back.
+    Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order the documentation lists them.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         Self::InvalidClient,
         Self::InvalidScope,
         Self::InvalidRequest,
@@ -55,6 +59,7 @@ impl ErrorCode {
         Self::InvalidResponse,
         Self::Config,
         Self::Aborted,
+        Self::Internal,
     ];
 
     /// The code as JavaScript sees it, e.g. `"invalid_client"`.
@@ -73,6 +78,7 @@ impl ErrorCode {
             Self::InvalidResponse => "invalid_response",
             Self::Config => "config",
             Self::Aborted => "aborted",
+            Self::Internal => "internal",
         }
     }
 
@@ -225,6 +231,11 @@ impl TokenError {
     /// A `"config"` error: the options are wrong.
     pub fn config(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::Config, description)
+    }
+
+    /// An `"internal"` error: a bug in freshtoken, not a failure of the server or store.
+    pub fn internal(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Internal, description)
     }
 
     /// An `"invalid_response"` error: the answer was not a usable token.

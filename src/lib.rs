@@ -34,6 +34,7 @@ pub mod shared;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod sim;
 pub mod state;
+pub mod store_guard;
 pub mod text;
 pub mod token_files;
 pub mod transport;

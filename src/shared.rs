@@ -122,22 +122,6 @@ pub fn lease_is_plausible(until: f64, now_ms: f64, max_lease_ms: f64) -> bool {
         && until <= now_ms + max_lease_ms + MAX_CLOCK_SPREAD_MS
 }
 
-/// After a store failure the store is skipped this long, so that a dead
-/// store costs no time (callers carry on in memory).
-pub const STORE_COOLDOWN_MS: f64 = 5_000.0;
-/// How long a store operation that SQLite refuses as "database is locked"
-/// (other processes committing) is tried again.
-pub const LOCKED_RETRY_MS: f64 = 3_000.0;
-
-/// The wait before trying again a store operation refused as locked for
-/// the `attempt`th time, begun at `started` (ms, now `now`): 5 ms doubling
-/// to 100 ms, jittered by `rand` so that processes do not retry in step;
-/// `None` once [`LOCKED_RETRY_MS`] have passed.
-pub fn locked_retry_ms(attempt: u32, started: f64, now: f64, rand: f64) -> Option<f64> {
-    let step = (5.0 * f64::from(1u32 << attempt.min(10))).min(100.0);
-    (now - started < LOCKED_RETRY_MS).then_some(rand * step)
-}
-
 /// Whether a shared back-off read from KV is within the cap.
 pub fn backoff_is_plausible(until: f64, now_ms: f64) -> bool {
     until.is_finite() && until <= now_ms + MAX_SHARED_BACKOFF_MS

@@ -3,9 +3,10 @@
 //! simulation testing. Each isolate runs the shipped core — [`TokenState`]
 //! deciding for callers, a [`Driver`] per acquisition — natively, against a
 //! simulated store with the semantics `deno/kv_store.ts` relies on
-//! (versionstamped atomic checks, expiry, the plausibility filters), a
-//! simulated token server, and skewed clocks, all driven by one seeded
-//! scheduler. What the executor does here is what `#run` in
+//! (versionstamped atomic checks, expiry; what it holds goes to the driver
+//! unjudged, as the executor hands it over; its failures, timeouts and
+//! locked retries go through the same [`StoreGuard`]), a simulated token
+//! server, and skewed clocks, all driven by one seeded scheduler. What the executor does here is what `#run` in
 //! `deno/client.ts` does: perform the effect, hand back the outcome.
 //!
 //! Each seed draws its scenario (isolates, token lifetime, faults) and the
@@ -22,6 +23,7 @@ use crate::error::{ErrorCode, TokenError};
 use crate::response::Received;
 use crate::shared::{self, TokenRecord, MAX_SHARED_BACKOFF_MS};
 use crate::state::{Decision, TokenState};
+use crate::store_guard::{StoreGuard, STORE_COOLDOWN_MS, STORE_TIMEOUT_MS};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt::Write;
@@ -340,6 +342,8 @@ struct Isolate {
     apart: bool,
     /// Races for a free lease the acquisition in flight lost (the driver's conflicts).
     lost_races: u32,
+    /// Its store's failure policy, as `KvStore` keeps it (it survives acquisitions).
+    store_guard: StoreGuard,
 }
 
 struct Call {
@@ -486,6 +490,7 @@ impl Isolate {
             skewed: false,
             apart: false,
             lost_races: 0,
+            store_guard: StoreGuard::new(),
             skew,
         }
     }
@@ -757,28 +762,83 @@ impl Sim {
         self.at(self.t + ms, Happening::Effect { isolate, epoch });
     }
 
-    fn store_fails(&mut self) -> bool {
-        self.t < self.s.store_faults_until && self.rng.chance(self.s.store_fault_rate)
+    /// One store operation of `isolate`, run as `KvStore.#op` runs it: through
+    /// the isolate's [`StoreGuard`] on its clock. In the store's bad time an
+    /// attempt may fail, be refused as locked (tried again as the guard says),
+    /// or be slow: it lands, but after the guard's timeout.
+    fn store_op(&mut self, isolate: usize) -> StoreOp {
+        let wall = |sim: &Self, spent: f64| sim.now(isolate).wall + spent;
+        let started = wall(self, 0.0);
+        if !self.isolates[isolate].store_guard.allows(started) {
+            return StoreOp {
+                result: StoreResult::Skipped,
+                ms: 0.0,
+                waited: 0.0,
+            };
+        }
+        let mut spent = 0.0;
+        for attempt in 1.. {
+            let bad = self.t + spent < self.s.store_faults_until;
+            let rate = self.s.store_fault_rate;
+            let latency = self.rng.between(1.0, 15.0);
+            let (result, ms, message) = if bad && self.rng.chance(rate / 2.0) {
+                let timeout = STORE_TIMEOUT_MS;
+                let message = "KV did not answer in time";
+                (StoreResult::TimedOut, timeout, message)
+            } else if bad && self.rng.chance(rate) {
+                let message = match self.rng.chance(0.5) {
+                    true => "database is locked",
+                    false => "KV failed",
+                };
+                (StoreResult::Failed, latency, message)
+            } else {
+                return StoreOp {
+                    result: StoreResult::Done,
+                    ms: spent + latency,
+                    waited: spent,
+                };
+            };
+            let waited = spent;
+            spent += ms;
+            let rand = self.rng.uniform();
+            let now = wall(self, spent);
+            let guard = &mut self.isolates[isolate].store_guard;
+            match guard.failed(message, attempt, started, now, rand) {
+                Some(wait) => spent += wait,
+                None => {
+                    return StoreOp {
+                        result,
+                        ms: spent,
+                        waited,
+                    }
+                }
+            }
+        }
+        unreachable!("an operation ends within its attempts")
     }
 
     fn perform(&mut self, isolate: usize, effect: Effect, request: bool) -> Checked {
-        // In the store's bad time some operations are slow (the executor's 2 s timeout fails them).
-        let slow =
-            self.t < self.s.store_faults_until && self.rng.chance(self.s.store_fault_rate / 2.0);
-        let latency = if slow {
-            2_000.0
-        } else {
-            self.rng.between(1.0, 15.0)
-        };
         let wall = self.now(isolate).wall;
         self.log(format!("isolate {isolate}: {}", describe(&effect)));
+        if !effect_is_store(&effect) {
+            return self.perform_other(isolate, effect, request);
+        }
+        let op = self.store_op(isolate);
+        let latency = op.ms;
+        // What the executor hears: only an operation that went through.
+        let ok = op.result == StoreResult::Done;
+        // What the store sees: a timed-out operation landed all the same.
+        let lands = matches!(op.result, StoreResult::Done | StoreResult::TimedOut);
+        if op.result != StoreResult::Done {
+            self.log(format!("isolate {isolate}: store {:?}", op.result));
+        }
         match effect {
             Effect::ReadStore { eventual: true } => {
                 // A nearby replica, up to 1.5 s behind: only its token counts.
                 let lag = self.rng.between(0.0, 1_500.0);
-                let seen = match slow || self.store_fails() {
-                    true => None,
-                    false => Some(Seen {
+                let seen = match ok {
+                    false => None,
+                    true => Some(Seen {
                         token: match self.store.token_behind(self.t, lag) {
                             Some(StoredToken::Token(record, ..)) => Some(record.clone()),
                             _ => None,
@@ -790,13 +850,12 @@ impl Sim {
             }
             Effect::ReadStore { eventual: false } => {
                 self.isolates[isolate].read_at = self.t;
-                // A slow read times out in the executor: nothing read.
-                let seen = match slow || self.store_fails() {
-                    true => {
+                let seen = match ok {
+                    false => {
                         self.isolates[isolate].backoff_seen = 0.0; // nothing read
                         None
                     }
-                    false => Some(self.read(isolate, wall)),
+                    true => Some(self.read(isolate, wall, op.waited)),
                 };
                 self.complete(isolate, latency, Outcome::Snapshot(seen));
             }
@@ -805,7 +864,7 @@ impl Sim {
                 let free = self.isolates[isolate].last_holder.is_none();
                 // A take-over tried: the wait on that holder is over (a lost race reads again).
                 self.isolates[isolate].last_holder = None;
-                let result = if self.store_fails() {
+                let result = if !lands {
                     LeaseResult::Failed
                 } else if self.store.versions() == self.isolates[isolate].seen {
                     let v = self.store.next_version();
@@ -822,18 +881,17 @@ impl Sim {
                     LeaseResult::Held
                 };
                 // A slow commit may land after the executor's timeout: a lease nobody knows it holds.
-                let result = if slow { LeaseResult::Failed } else { result };
+                let result = if ok { result } else { LeaseResult::Failed };
                 self.isolates[isolate].lost_races += u32::from(free && result == LeaseResult::Held);
-                if slow {
+                if !ok {
                     self.isolates[isolate].lease = None;
                 }
                 self.complete(isolate, latency, Outcome::Lease(result));
             }
             Effect::RenewLease { ttl_ms } => {
                 let mine = self.isolates[isolate].lease.clone();
-                let fails = self.store_fails();
                 let kept = match (&mine, &self.store.lease) {
-                    (Some((holder, v)), Some((lease, version, _))) if !fails && v == version => {
+                    (Some((holder, v)), Some((lease, version, _))) if lands && v == version => {
                         let (holder, taken_at) = (holder.clone(), lease.taken_at);
                         let v = self.store.next_version();
                         let lease = StoredLease {
@@ -847,21 +905,17 @@ impl Sim {
                     }
                     _ => false,
                 };
-                if !kept {
-                    self.isolates[isolate].lease = None;
-                }
-                let kept = kept && !slow;
+                let kept = kept && ok;
                 if !kept {
                     self.isolates[isolate].lease = None;
                 }
                 self.complete(isolate, latency, Outcome::Renewed(kept));
             }
             Effect::ReleaseLease => {
-                let fails = self.store_fails();
                 if let (Some((_, v)), Some((_, version, _))) =
                     (&self.isolates[isolate].lease, &self.store.lease)
                 {
-                    if v == version && !fails {
+                    if v == version && lands {
                         self.store.lease = None;
                     }
                 }
@@ -869,7 +923,7 @@ impl Sim {
                 self.complete(isolate, latency, Outcome::Stored);
             }
             Effect::WriteStore { record } => {
-                if !self.store_fails() {
+                if lands {
                     let true_expiry = self
                         .issued
                         .get(&record.access_token)
@@ -883,13 +937,21 @@ impl Sim {
                 self.complete(isolate, latency, Outcome::Stored);
             }
             Effect::SetBackoff { until } => {
-                if !self.store_fails() {
+                if lands {
                     let v = self.store.next_version();
                     let expire = self.t + (until - wall).max(0.0);
                     self.store.backoff = Some((until, v, expire));
                 }
                 self.complete(isolate, latency, Outcome::Stored);
             }
+            _ => unreachable!("a store effect"),
+        }
+        Ok(())
+    }
+
+    /// The effects that are no store operation.
+    fn perform_other(&mut self, isolate: usize, effect: Effect, request: bool) -> Checked {
+        match effect {
             Effect::ReadMetadata | Effect::WriteMetadata { .. } | Effect::Sign => {
                 return Err(format!(
                     "isolate {isolate}: an effect a tokenUrl client never asks for"
@@ -909,14 +971,16 @@ impl Sim {
             }
             Effect::Done { record, source } => self.done(isolate, record, source)?,
             Effect::Fail { error } => self.fail(isolate, error)?,
+            _ => unreachable!("no store effect"),
         }
         Ok(())
     }
 
-    /// What a read shows `isolate`: the entries, filtered as `kv_store.ts` filters them.
-    fn read(&mut self, isolate: usize, wall: f64) -> Seen {
+    /// What a read shows `isolate`: the entries as the store holds them, as
+    /// `kv_store.ts` hands them over; the driver judges them.
+    /// `waited`: the time its locked attempts took before the one that read.
+    fn read(&mut self, isolate: usize, wall: f64, waited: f64) -> Seen {
         let versions = self.store.versions();
-        let max_lease = self.config.max_lease_ms();
         let mut seen = Seen::default();
         let mut skewed = false;
         let mut apart = false;
@@ -931,26 +995,27 @@ impl Sim {
             apart = self.clock_spread() > allowance && (ahead || skewed);
         }
         if let Some((lease, _, _)) = &self.store.lease {
-            if shared::lease_is_plausible(lease.until, wall, max_lease) {
-                seen.lease_until = Some(lease.until);
-                seen.lease_holder = Some(lease.holder.clone());
-                seen.lease_taken_at = Some(lease.taken_at);
-            }
+            seen.lease_until = Some(lease.until);
+            seen.lease_holder = Some(lease.holder.clone());
+            seen.lease_taken_at = Some(lease.taken_at);
         }
         if let Some((until, _, _)) = &self.store.backoff {
-            if shared::backoff_is_plausible(*until, wall) {
-                seen.backoff_until = *until;
-            }
+            seen.backoff_until = *until;
         }
         let iso = &mut self.isolates[isolate];
         iso.seen = versions;
         iso.skewed = skewed;
         iso.apart = apart;
-        iso.backoff_seen = seen.backoff_until;
+        // Invariant 4 holds an isolate to a back-off within the cap every
+        // isolate writes (docs/DESIGN.md, "Shared state"); a longer one is corrupt.
+        let within_cap = seen.backoff_until <= wall + MAX_SHARED_BACKOFF_MS;
+        iso.backoff_seen = if within_cap { seen.backoff_until } else { 0.0 };
         iso.last_holder = seen.lease_holder.clone();
         // A waiter counts its wait on a holder from reads that showed no back-off in force.
-        if let (Some(holder), true) = (&seen.lease_holder, seen.backoff_until <= wall) {
-            iso.holders_seen.entry(holder.clone()).or_insert(self.t);
+        if let (Some(holder), true) = (&seen.lease_holder, iso.backoff_seen <= wall) {
+            iso.holders_seen
+                .entry(holder.clone())
+                .or_insert(self.t + waited);
         }
         seen
     }
@@ -1059,6 +1124,7 @@ impl Sim {
     }
 
     fn fail(&mut self, isolate: usize, error: TokenError) -> Checked {
+        no_bug(&format!("isolate {isolate}'s acquisition"), &error)?;
         let now = self.now(isolate);
         let iso = &mut self.isolates[isolate];
         iso.driver = None;
@@ -1123,6 +1189,7 @@ impl Sim {
     /// A caller gets an error: invariants 2 and 6.
     fn failed(&mut self, call: usize, error: &TokenError) -> Checked {
         self.errors += 1;
+        no_bug(&format!("call {call}"), error)?;
         let Call {
             isolate,
             started,
@@ -1155,7 +1222,8 @@ impl Sim {
         let margin = allowance + self.clock_spread() + 1_000.0;
         // The store was sound for the call and for its acquisition's last read.
         let read_at = self.isolates[isolate].read_at;
-        let faults_over = started.min(read_at) > self.s.store_faults_until;
+        // A failure near their end keeps the store skipped for the cool-down after.
+        let faults_over = started.min(read_at) > self.s.store_faults_until + STORE_COOLDOWN_MS;
         let store_sound = self.s.store_fault_rate == 0.0 || faults_over;
         // Written before the call began and before its acquisition's last read of the store
         // (a token stored while that read was under way is not one it could see).
@@ -1231,6 +1299,52 @@ impl Sim {
             ));
         }
         Ok(())
+    }
+}
+
+/// How a store operation went, through the guard.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum StoreResult {
+    /// It went through.
+    Done,
+    /// Skipped: the store is cooling down after a failure.
+    Skipped,
+    /// It failed (after locked retries, perhaps): nothing landed.
+    Failed,
+    /// It landed, but after the guard's timeout: the executor hears a failure.
+    TimedOut,
+}
+
+/// A store operation's result, when its answer arrives, and how long its
+/// locked attempts before the last took.
+struct StoreOp {
+    result: StoreResult,
+    ms: f64,
+    waited: f64,
+}
+
+/// Whether `effect` is a store operation (run through the store guard).
+fn effect_is_store(effect: &Effect) -> bool {
+    matches!(
+        effect,
+        Effect::ReadStore { .. }
+            | Effect::TakeLease { .. }
+            | Effect::RenewLease { .. }
+            | Effect::ReleaseLease
+            | Effect::WriteStore { .. }
+            | Effect::SetBackoff { .. }
+    )
+}
+
+/// Invariant 0: no error is a bug. The executor here drives the core as
+/// `deno/client.ts` does; an `internal` error means one of them is wrong.
+fn no_bug(who: &str, error: &TokenError) -> Checked {
+    match error.code {
+        ErrorCode::Internal => Err(format!(
+            "invariant 0 (no internal errors): {who} ended with {}",
+            error.message()
+        )),
+        _ => Ok(()),
     }
 }
 

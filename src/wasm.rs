@@ -21,8 +21,9 @@ use crate::driver::{Driver, Effect, LeaseResult, Outcome, Parts, Seen};
 use crate::error::{ErrorCode, Source, TokenError};
 use crate::options::{check_names, option_names, read, Options, RetryOptions};
 use crate::response::{self, Received};
-use crate::shared::{self, TokenRecord};
+use crate::shared::TokenRecord;
 use crate::state::{self, TokenState};
+use crate::store_guard::{StoreGuard, STORE_TIMEOUT_MS};
 use js_sys::{Function, Math, Object, Promise, Reflect};
 use serde::Serialize;
 use sign::Signer;
@@ -64,7 +65,8 @@ export type CoreEvent =
   | { type: "fetch_ok"; at: number; lifetimeSeconds: number; attempts: number }
   | { type: "fetch_error"; at: number; code: string; status?: number; retryable: boolean; attempt: number }
   | { type: "lease_wait"; at: number }
-  | { type: "retry"; at: number; delayMs: number; attempt: number };
+  | { type: "retry"; at: number; delayMs: number; attempt: number }
+  | { type: "internal_error"; at: number; message: string };
 
 /** What the executor does next (`core.poll`), and the `handle…` call its result goes to. */
 export type CoreEffect =
@@ -309,8 +311,11 @@ impl Core {
         let mut inner = self.inner.borrow_mut();
         let effect = inner
             .drive(|driver, parts| driver.poll(parts, at(now, mono), Math::random()))
-            .unwrap_or_else(|| Effect::Fail {
-                error: TokenError::new(ErrorCode::Network, "no acquisition is in flight"),
+            .unwrap_or_else(|| {
+                // Polled with no acquisition begun: the executor's bug.
+                let error = TokenError::internal("no acquisition is in flight");
+                inner.events.push(Event::internal(at(now, mono), &error));
+                Effect::Fail { error }
             });
         match effect {
             Effect::Fail { error } => to_js(&Effect::Fail {
@@ -333,7 +338,8 @@ impl Core {
     }
 
     /// After `read_store`: the stored token (undecoded), the lease and the
-    /// back-off as read; `store_failed` when the store did not answer.
+    /// back-off as the store holds them (the driver judges them, see
+    /// `Seen::judged`); `store_failed` when the store did not answer.
     #[wasm_bindgen(js_name = handleSnapshot)]
     #[allow(clippy::too_many_arguments)]
     pub fn handle_snapshot(
@@ -410,7 +416,7 @@ impl Core {
                 (Some(signer), Some(audience)) => {
                     signer.assertion(&client_id, &audience, now).await
                 }
-                _ => Err(TokenError::new(ErrorCode::Network, "nothing to sign")),
+                _ => Err(TokenError::internal("nothing to sign")),
             };
             Ok(Signed(signed).into())
         })
@@ -454,7 +460,7 @@ impl Core {
         future_to_promise(async move {
             let answer = match request {
                 Some(request) => http::send(&fetch, &request, timeout_ms).await,
-                None => Err(TokenError::new(ErrorCode::Network, "nothing to send")),
+                None => Err(TokenError::internal("nothing to send")),
             };
             Ok(Answer(answer).into())
         })
@@ -472,8 +478,8 @@ impl Core {
         let mut inner = self.inner.borrow_mut();
         inner.driver = None;
         if inner.state.in_flight() {
-            let error =
-                TokenError::new(ErrorCode::Network, "token acquisition failed unexpectedly");
+            // The executor's own code threw: a bug, not an outage.
+            let error = TokenError::internal("token acquisition failed unexpectedly");
             inner
                 .state
                 .finish(at(now, mono), Some(&error), Math::random());
@@ -536,13 +542,6 @@ impl Core {
         to_js(&status)
     }
 
-    /// Whether a lease deadline read from KV is live and could be one this
-    /// client writes, on clocks that may disagree (`shared::lease_is_plausible`).
-    #[wasm_bindgen(js_name = leaseIsPlausible)]
-    pub fn lease_is_plausible(&self, until: f64, now: f64) -> bool {
-        shared::lease_is_plausible(until, now, self.inner.borrow().config.max_lease_ms())
-    }
-
     /// An error the wrapper raises for this client (an aborted wait, a
     /// shared back-off), formatted like every other: `code` is one of the
     /// error codes (else `network`), and the message names the endpoint and id.
@@ -575,13 +574,6 @@ impl Core {
     }
 }
 
-/// The wait before trying again a store operation refused as locked
-/// (`shared::locked_retry_ms`), or `undefined` to give up.
-#[wasm_bindgen(js_name = lockedRetryMs)]
-pub fn locked_retry_ms(attempt: u32, started: f64, now: f64) -> Option<f64> {
-    shared::locked_retry_ms(attempt, started, now, Math::random())
-}
-
 /// The longest access token a token response can carry
 /// (`response::MAX_ACCESS_TOKEN_BYTES`): a store copies no longer one.
 #[wasm_bindgen(js_name = maxAccessTokenBytes)]
@@ -589,16 +581,38 @@ pub fn max_access_token_bytes() -> usize {
     response::MAX_ACCESS_TOKEN_BYTES
 }
 
-/// Until when the store is skipped after a failure at `now`.
-#[wasm_bindgen(js_name = storeDownUntil)]
-pub fn store_down_until(now: f64) -> f64 {
-    now + shared::STORE_COOLDOWN_MS
-}
+/// One client's store guard (`store_guard::StoreGuard`): the store's
+/// failure policy, which `deno/kv_store.ts` performs on the client's clock.
+#[wasm_bindgen(js_name = StoreGuard)]
+pub struct JsStoreGuard(StoreGuard);
 
-/// Whether a shared back-off read from KV is within the 10-minute cap.
-#[wasm_bindgen(js_name = backoffIsPlausible)]
-pub fn backoff_is_plausible(until: f64, now: f64) -> bool {
-    shared::backoff_is_plausible(until, now)
+#[wasm_bindgen(js_class = StoreGuard)]
+impl JsStoreGuard {
+    /// A guard for a store that has not failed.
+    #[wasm_bindgen(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> JsStoreGuard {
+        JsStoreGuard(StoreGuard::new())
+    }
+
+    /// How long one operation may take, ms.
+    #[wasm_bindgen(getter, js_name = timeoutMs)]
+    pub fn timeout_ms(&self) -> f64 {
+        STORE_TIMEOUT_MS
+    }
+
+    /// Whether an operation may run at `now`: not while cooling down after a failure.
+    pub fn allows(&self, now: f64) -> bool {
+        self.0.allows(now)
+    }
+
+    /// The operation begun at `started` failed for the `attempt`th time at
+    /// `now` with `message`: the ms to wait before trying it again, or
+    /// `undefined`: it failed, and the store is skipped for a while.
+    pub fn failed(&mut self, message: &str, attempt: u32, started: f64, now: f64) -> Option<f64> {
+        self.0
+            .failed(message, attempt, started, now, Math::random())
+    }
 }
 
 /// The DER bytes of the PEM block labelled `label` that `text` holds, by
