@@ -22,8 +22,6 @@ pub mod discovery;
 pub mod driver;
 pub mod error;
 pub mod options;
-#[cfg(test)]
-mod outage_sim;
 pub mod redact;
 pub mod request;
 pub mod response;
