@@ -6,7 +6,7 @@
 //! clocks. None reads the driver's internals; the one client state a check
 //! reads is what `client.status()` reports to anyone.
 
-use super::{Checked, Sim, StoredToken, MIN_SPACING_MS, RECOVERY_MS};
+use super::{Checked, Sim, StoredToken, MIN_SPACING_MS, RECOVERY_MS, WALL0};
 use crate::error::TokenError;
 use crate::shared;
 
@@ -24,11 +24,21 @@ pub(super) fn taken_token_was_issued(sim: &Sim, isolate: usize, token: &str) -> 
     }
 }
 
-/// Invariant 1: a caller is served a token its own isolate's clock still finds usable.
-pub(super) fn served_token_is_usable(sim: &Sim, isolate: usize, usable_until: f64) -> Checked {
-    if sim.now(isolate).wall >= usable_until {
+/// Invariant 1: a caller is served a token its own isolate's clock still
+/// finds usable (as `client.status()` reports it, and by the wall clock).
+pub(super) fn served_token_is_usable(
+    sim: &Sim,
+    isolate: usize,
+    has_token: bool,
+    usable_until: f64,
+) -> Checked {
+    let wall = sim.now(isolate).wall;
+    if !has_token || wall >= usable_until {
         return Err(format!(
-            "invariant 1: isolate {isolate} served a token past its usable time by its own clock"
+            "invariant 1: isolate {isolate} served a token past its usable time by its own clock \
+             (usable until {:.0} ms, served at {:.0} ms)",
+            usable_until - WALL0,
+            wall - WALL0
         ));
     }
     Ok(())
