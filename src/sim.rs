@@ -644,6 +644,9 @@ impl Sim {
         // Callers: each isolate gets a caller every 1/40 of a token lifetime
         // on average (at least every 5 s), with bursts, and tight loops.
         let window = self.s.lifetime_s * 1000.0;
+        // Callers arrive in the order of their times, beside the queue: a
+        // queue holding every arrival of a day-long run is slow to pop.
+        let mut arrivals = Vec::new();
         for i in 0..self.s.isolates {
             let mut t = self.rng.between(0.0, 100.0);
             while t < self.s.run_ms {
@@ -662,7 +665,8 @@ impl Sim {
                     force,
                 });
                 let call = self.calls.len() - 1;
-                self.at(t, Happening::Ask(call));
+                self.order += 1;
+                arrivals.push(((t * 1000.0) as u64, self.order, Happening::Ask(call)));
                 if self.rng.chance(0.05) {
                     let after = self.rng.between(0.0, 2_000.0);
                     self.at(t + after, Happening::Abort(call));
@@ -684,7 +688,20 @@ impl Sim {
         if let Some((start, _, _)) = self.s.hostile {
             self.at(start, Happening::Hostile);
         }
-        while let Some(Reverse((micros, _, what))) = self.queue.pop() {
+        arrivals.sort(); // one ascending run per isolate, merged
+        let mut arrivals = arrivals.into_iter().peekable();
+        loop {
+            let arrival_first = match (self.queue.peek(), arrivals.peek()) {
+                (Some(Reverse(queued)), Some(arrival)) => arrival < queued,
+                (queued, arrival) => queued.is_none() && arrival.is_some(),
+            };
+            let next = match arrival_first {
+                true => arrivals.next(),
+                false => self.queue.pop().map(|Reverse(next)| next),
+            };
+            let Some((micros, _, what)) = next else {
+                break;
+            };
             self.t = micros as f64 / 1000.0;
             self.store.expire(self.t);
             match what {
@@ -1257,13 +1274,13 @@ impl Sim {
     fn served(&mut self, call: usize) -> Checked {
         let isolate = self.calls[call].isolate;
         let now = self.now(isolate);
-        let state = &self.isolates[isolate].state;
-        let status = state.status(now);
-        let token = state.held_token().unwrap_or_default().to_owned();
+        let status = self.isolates[isolate].state.status(now);
         self.served += 1;
+        let state = &self.isolates[isolate].state;
+        let token = state.held_token().unwrap_or_default();
         let usable_until = status.usable_until.unwrap_or(f64::NEG_INFINITY);
         invariants::served_token_is_usable(self, isolate, status.has_token, usable_until)?;
-        invariants::served_token_is_live(self, isolate, &token)
+        invariants::served_token_is_live(self, isolate, token)
     }
 
     /// A caller gets an error: invariants 2, 6 and 7.
