@@ -11,4 +11,4 @@ if [ $# -lt 1 ] || [ $# -gt 2 ]; then
   echo "usage: scripts/simulate.sh SEEDS [FIRST_SEED]" >&2
   exit 2
 fi
-exec cargo run --quiet --release --example simulate -- "$@"
+exec cargo run --quiet --profile sim --example simulate -- "$@"

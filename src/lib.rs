@@ -20,10 +20,10 @@ pub mod clock;
 pub mod config;
 pub mod discovery;
 pub mod driver;
+#[cfg(test)]
+mod driver_tests;
 pub mod error;
 pub mod options;
-#[cfg(test)]
-mod outage_sim;
 pub mod redact;
 pub mod request;
 pub mod response;

@@ -1,0 +1,293 @@
+//! The simulator's invariants (docs/DESIGN.md, "The simulator"), one
+//! checker per function. Each is stated from what can be observed from
+//! outside the core: the token requests the server received and when, the
+//! tokens it issued and their true expiry, what callers were served or
+//! told, what the store held and what each read of it showed, and the
+//! clocks. None reads the driver's internals; the one client state a check
+//! reads is what `client.status()` reports to anyone.
+
+use super::{Checked, Sim, StoredToken, MIN_SPACING_MS, RECOVERY_MS, WALL0};
+use crate::error::{ErrorCode, TokenError};
+use crate::shared;
+use crate::store_guard::STORE_COOLDOWN_MS;
+
+/// The lone client's outage (docs/DESIGN.md, "Outages"): 5 s inside the
+/// refresh window costs at most this many token requests.
+pub(super) const MAX_REQUESTS_IN_OUTAGE: u32 = 5;
+
+/// Invariant 1: an acquisition ends with a token the server issued.
+pub(super) fn taken_token_was_issued(sim: &Sim, isolate: usize, token: &str) -> Checked {
+    match sim.issued.contains_key(token) {
+        true => Ok(()),
+        false => Err(format!(
+            "invariant 1: isolate {isolate} took a token the server never issued"
+        )),
+    }
+}
+
+/// Invariant 1: a caller is served a token its own isolate's clock still
+/// finds usable (as `client.status()` reports it, and by the wall clock).
+pub(super) fn served_token_is_usable(
+    sim: &Sim,
+    isolate: usize,
+    has_token: bool,
+    usable_until: f64,
+) -> Checked {
+    let wall = sim.now(isolate).wall;
+    if !has_token || wall >= usable_until {
+        return Err(format!(
+            "invariant 1: isolate {isolate} served a token past its usable time by its own clock \
+             (usable until {:.0} ms, served at {:.0} ms)",
+            usable_until - WALL0,
+            wall - WALL0
+        ));
+    }
+    Ok(())
+}
+
+/// Invariant 1: a caller is served a token the server issued, and, when the clocks
+/// agree within what a record may be ahead, before its true expiry.
+pub(super) fn served_token_is_live(sim: &Sim, isolate: usize, token: &str) -> Checked {
+    let Some(&true_expiry) = sim.issued.get(token) else {
+        return Err(format!(
+            "invariant 1: isolate {isolate} served a token the server never issued"
+        ));
+    };
+    let allowance = shared::max_record_ahead_ms(sim.s.lifetime_s);
+    if clock_spread(sim) < allowance && sim.t >= true_expiry {
+        return Err(format!(
+            "invariant 1: isolate {isolate} served a token {:.0} ms past its true expiry",
+            sim.t - true_expiry
+        ));
+    }
+    Ok(())
+}
+
+/// Invariant 2: with a healthy server and store, no caller gets an error.
+pub(super) fn no_error_when_healthy(sim: &Sim, call: usize, error: &TokenError) -> Checked {
+    let c = &sim.calls[call];
+    if c.min_valid_ms == 0.0 && sim.s.healthy() {
+        return Err(format!(
+            "invariant 2: call {call} on isolate {} got an error with a healthy server and store: \
+             {}",
+            c.isolate,
+            error.message()
+        ));
+    }
+    Ok(())
+}
+
+/// Invariant 2: no caller gets an error while a token it could take sat in a sound
+/// store since before the call and its acquisition's last read.
+pub(super) fn no_error_beside_a_stored_token(
+    sim: &Sim,
+    call: usize,
+    error: &TokenError,
+) -> Checked {
+    let c = &sim.calls[call];
+    let isolate = c.isolate;
+    // A token readable in the store throughout the call, usable by any isolate's clock.
+    let allowance = shared::max_record_ahead_ms(sim.s.lifetime_s);
+    let margin = allowance + clock_spread(sim) + 1_000.0;
+    // The store was sound for the call and for its acquisition's last read.
+    let read_at = sim.isolates[isolate].read_at;
+    // A failure near their end keeps the store skipped for the cool-down after.
+    let faults_over = c.started.min(read_at) > sim.s.store_faults_until + STORE_COOLDOWN_MS;
+    let store_sound = sim.s.store_fault_rate == 0.0 || faults_over;
+    // Written before the call began and before its acquisition's last read of the store
+    // (a token stored while that read was under way is not one it could see).
+    // One this isolate believes: not from further in its future than a record may be.
+    let Some((StoredToken::Token(record, expiry, written, _), _)) = &sim.store.token else {
+        return Ok(());
+    };
+    let before = *written <= c.started && *written <= read_at;
+    let believable = record.fault(sim.now(isolate).wall).is_none();
+    if c.min_valid_ms == 0.0 && store_sound && before && believable && expiry - sim.t > margin {
+        return Err(format!(
+            "invariant 2: call {call} on isolate {isolate} got an error while a usable token was \
+             in the store throughout its wait (written at {written:.0} ms, {:.0} ms before its \
+             true expiry; the call began at {:.0} ms): {}",
+            expiry - sim.t,
+            c.started,
+            error.message()
+        ));
+    }
+    Ok(())
+}
+
+/// Invariant 2: no caller gets an error while its client reports a usable token
+/// (`client.status()`).
+pub(super) fn no_error_beside_a_held_token(sim: &Sim, call: usize, error: &TokenError) -> Checked {
+    let c = &sim.calls[call];
+    let now = sim.now(c.isolate);
+    if c.min_valid_ms == 0.0 && sim.isolates[c.isolate].state.status(now).has_token {
+        return Err(format!(
+            "invariant 2: call {call} on isolate {} got an error while a usable token was in its \
+             memory: {}",
+            c.isolate,
+            error.message()
+        ));
+    }
+    Ok(())
+}
+
+/// Invariant 3: with a healthy server and store, no token request while another
+/// isolate's is in flight, unless the sender's clock shares no refresh
+/// window with the stored token's writer ([`shares_no_window`]).
+pub(super) fn one_request_at_a_time(sim: &Sim, isolate: usize, others_in_flight: bool) -> Checked {
+    if others_in_flight && sim.s.healthy() && !shares_no_window(sim, isolate) {
+        return Err(format!(
+            "invariant 3 (one request per window): isolate {isolate} sent a token request while \
+             another isolate's was in flight, with a healthy server and store"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `isolate`'s clock and the clock of the writer of the token its
+/// last read showed share no refresh window: that token is due by its clock
+/// and not by its writer's, or, with clocks further apart than a record may
+/// be ahead (`shared::max_record_ahead_ms`), it refused that token as from
+/// its future. Such clocks cannot share one token; a request from them is
+/// the design, not a duplicate. Read from the store's contents and the
+/// clocks alone.
+pub(super) fn shares_no_window(sim: &Sim, isolate: usize) -> bool {
+    let iso = &sim.isolates[isolate];
+    iso.skewed || iso.apart
+}
+
+/// Invariant 3: at the end of a healthy run: about one token request per refresh
+/// (at least 40 % of a lifetime apart: the window is at most half of it,
+/// jittered), besides `refresh()` calls and requests from clocks that
+/// share no window.
+pub(super) fn requests_per_window(sim: &Sim) -> Checked {
+    if !sim.s.healthy() {
+        return Ok(());
+    }
+    let bound = (sim.s.run_ms / (0.4 * sim.s.lifetime_s * 1000.0)).ceil() as u32 + 1;
+    let bound = bound + sim.refresh_calls;
+    if sim.requests - sim.skewed_requests > bound {
+        return Err(format!(
+            "invariant 3 (one request per window): {} token requests in {:.0} s of {} s tokens \
+             (at most {bound})",
+            sim.requests,
+            sim.s.run_ms / 1000.0,
+            sim.s.lifetime_s
+        ));
+    }
+    Ok(())
+}
+
+/// Invariant 4: no token request right after a read that showed a shared back-off in force.
+pub(super) fn shared_backoff_honoured(sim: &Sim, isolate: usize) -> Checked {
+    if sim.isolates[isolate].backoff_seen > sim.now(isolate).wall {
+        return Err(format!(
+            "invariant 4 (shared back-off honoured): isolate {isolate} sent a token request right \
+             after reading a shared back-off in force"
+        ));
+    }
+    Ok(())
+}
+
+/// Invariant 4: an acquisition's first token request comes no sooner than half a
+/// second after the isolate's last failed one (less only as its token ends).
+pub(super) fn hold_back_honoured(sim: &Sim, isolate: usize) -> Checked {
+    let iso = &sim.isolates[isolate];
+    if let (false, Some((at, least))) = (iso.sent, iso.failed_at) {
+        if sim.t - at < least {
+            return Err(format!(
+                "invariant 4 (hold-back): isolate {isolate} sent a token request {:.0} ms after \
+                 its last acquisition failed (at least {least:.0} ms)",
+                sim.t - at
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The least hold-back after a failed acquisition at `wall` by `isolate`'s
+/// clock, whose client reports a token usable until `usable_until` (if any).
+pub(super) fn least_hold_back(wall: f64, usable_until: Option<f64>) -> f64 {
+    let left = usable_until.map_or(f64::INFINITY, |until| until - wall);
+    MIN_SPACING_MS.min(left - 1.0)
+}
+
+/// Invariant 5: a waiter waits on one lease holder its reads showed no longer than
+/// one attempt before it tries to take the lease over.
+pub(super) fn lease_wait_bounded(sim: &Sim, isolate: usize) -> Checked {
+    let iso = &sim.isolates[isolate];
+    let Some(holder) = &iso.last_holder else {
+        return Ok(());
+    };
+    let first = iso.holders_seen.get(holder).copied().unwrap_or(sim.t);
+    let lease_ms = sim.config.lease_ms();
+    // A read's answer reaches the driver a store latency (≤ 15 ms) after the sim saw it.
+    if sim.t - first > lease_ms + 20.0 {
+        return Err(format!(
+            "invariant 5 (lease wait): isolate {isolate} still waits on lease {holder} {:.0} ms \
+             after it first saw it (one attempt is {lease_ms} ms)",
+            sim.t - first
+        ));
+    }
+    Ok(())
+}
+
+/// Invariant 6: every call begun a minute (and any `Retry-After`) after the faults end is served.
+pub(super) fn recovered(sim: &Sim, call: usize, error: &TokenError) -> Checked {
+    let c = &sim.calls[call];
+    let recovered = sim.s.faults_end() + RECOVERY_MS + sim.max_retry_after_ms;
+    if c.min_valid_ms == 0.0 && c.started > recovered {
+        return Err(format!(
+            "invariant 6 (recovery): call {call} on isolate {}, begun {:.0} ms after the faults \
+             ended, got {}",
+            c.isolate,
+            c.started - sim.s.faults_end(),
+            error.message()
+        ));
+    }
+    Ok(())
+}
+
+/// Invariant 7: a client without a store, through a 5 s outage inside its refresh
+/// window, sends at most [`MAX_REQUESTS_IN_OUTAGE`] token requests during it.
+pub(super) fn outage_costs_few_requests(sim: &Sim) -> Checked {
+    if sim.s.lone && sim.requests_in_outage > MAX_REQUESTS_IN_OUTAGE {
+        return Err(format!(
+            "invariant 7 (outage): {} token requests during a 5 s outage (at most \
+             {MAX_REQUESTS_IN_OUTAGE})",
+            sim.requests_in_outage
+        ));
+    }
+    Ok(())
+}
+
+/// Invariant 7: through that outage, every caller gets a usable token.
+pub(super) fn outage_fails_no_caller(sim: &Sim, call: usize, error: &TokenError) -> Checked {
+    if sim.s.lone {
+        return Err(format!(
+            "invariant 7 (outage): call {call}, begun at {:.0} ms, got an error through a 5 s \
+             outage in the refresh window: {}",
+            sim.calls[call].started,
+            error.message()
+        ));
+    }
+    Ok(())
+}
+
+/// How far apart the isolates' clocks are.
+pub(super) fn clock_spread(sim: &Sim) -> f64 {
+    let skews = sim.isolates.iter().map(|i| i.skew);
+    skews.clone().fold(f64::NEG_INFINITY, f64::max) - skews.fold(f64::INFINITY, f64::min)
+}
+
+/// Invariant 0: no error is a bug. The executor here drives the core as
+/// `deno/client.ts` does; an `internal` error means one of them is wrong.
+pub(super) fn no_internal_error(who: &str, error: &TokenError) -> Checked {
+    match error.code {
+        ErrorCode::Internal => Err(format!(
+            "invariant 0 (no internal errors): {who} ended with {}",
+            error.message()
+        )),
+        _ => Ok(()),
+    }
+}
