@@ -6,5 +6,5 @@ import { __wbg_set_wasm } from "./freshtoken_bg.js";
 __wbg_set_wasm(wasm);
 wasm.__wbindgen_start();
 export {
-    Answer, Core, Decision, Signed, Unauthorized, backoffIsPlausible, closestName, errorCodes, filesNext, holdsCredential, lockedRetryMs, maxAccessTokenBytes, nearName, pemDer, storeDownUntil
+    Answer, CallState, Core, Signed, backoffIsPlausible, closestName, errorCodes, filesNext, holdsCredential, lockedRetryMs, maxAccessTokenBytes, nearName, pemDer, storeDownUntil
 } from "./freshtoken_bg.js";

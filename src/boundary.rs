@@ -106,6 +106,9 @@ fn effects() -> Vec<Effect> {
         Effect::RenewLease { ttl_ms: 1.0 },
         Effect::ReleaseLease,
         Effect::WriteStore { record: record() },
+        Effect::RemoveStore {
+            only: Some("t".into()),
+        },
         Effect::SetBackoff { until: 1.0 },
         Effect::ReadMetadata,
         Effect::WriteMetadata { copy: "{}".into() },
@@ -128,6 +131,7 @@ fn effects() -> Vec<Effect> {
             | Effect::RenewLease { .. }
             | Effect::ReleaseLease
             | Effect::WriteStore { .. }
+            | Effect::RemoveStore { .. }
             | Effect::SetBackoff { .. }
             | Effect::ReadMetadata
             | Effect::WriteMetadata { .. }

@@ -1,27 +1,27 @@
 //! A deterministic simulation of many isolates sharing one store (docs/DESIGN.md,
 //! "The simulator"), in the spirit of FoundationDB's and TigerBeetle's
-//! simulation testing. Each isolate runs the shipped core — [`TokenState`]
-//! deciding for callers, a [`Driver`] per acquisition — natively, against a
+//! simulation testing. Each isolate runs the shipped core — a [`Client`]
+//! with a [`Call`] per caller (the caller's loop) and a driver per
+//! acquisition, invalidations, 401s and cron checks — natively, against a
 //! simulated store with the semantics `deno/kv_store.ts` relies on
 //! (versionstamped atomic checks, expiry, the plausibility filters), a
 //! simulated token server, and skewed clocks, all driven by one seeded
-//! scheduler. What the executor does here is what `#run` in
-//! `deno/client.ts` does: perform the effect, hand back the outcome.
+//! scheduler. What the executor does here is what `deno/_executor.ts`
+//! does: perform the effect, hand back the outcome.
 //!
 //! Each seed draws its scenario (isolates, token lifetime, faults) and the
 //! invariants are checked as it runs; [`run`] returns the first violation
 //! with a trace of the steps before it.
 
+use crate::call::{Call, Step};
+use crate::client::{Client, Start, Started};
 use crate::clock::Now;
 use crate::config::Config;
-use crate::discovery::Metadata;
-use crate::driver::{
-    Driver, Effect, LeaseResult, Outcome, Parts, Seen, TokenSource, Wait, MAX_CONFLICTS,
-};
+use crate::driver::{Effect, LeaseResult, Outcome, Seen, TokenSource, Wait, MAX_CONFLICTS};
 use crate::error::{ErrorCode, TokenError};
 use crate::response::Received;
 use crate::shared::{self, TokenRecord, MAX_SHARED_BACKOFF_MS};
-use crate::state::{Decision, TokenState};
+use crate::state::Unauthorized;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt::Write;
@@ -62,8 +62,6 @@ impl Rng {
 const WALL0: f64 = 1_700_000_000_000.0;
 /// Steps kept for the trace of a violation.
 const TRACE: usize = 40;
-/// `getToken`'s limit of acquisitions per call (deno/client.ts).
-const MAX_ACQUISITIONS_PER_CALL: u32 = 3;
 
 /// What the token server does in an outage.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -91,6 +89,10 @@ struct Scenario {
     crashes: Vec<(f64, usize)>,
     hostile: Option<(f64, f64, Hostile)>,
     min_valid: bool,
+    /// `invalidate()` calls and 401s from a resource server: (when, isolate, a 401?).
+    rejections: Vec<(f64, usize, bool)>,
+    /// A cron check on every isolate, with this period (ms).
+    cron_ms: Option<f64>,
     run_ms: f64,
 }
 
@@ -170,6 +172,20 @@ impl Scenario {
         ]
         .into_iter()
         .fold(0.0, f64::max);
+        let rejections = (0..(if rng.chance(0.2) {
+            1 + (rng.uniform() * 4.0) as usize
+        } else {
+            0
+        }))
+            .map(|_| {
+                (
+                    rng.between(0.0, 3.0) * window_ms,
+                    (rng.uniform() * isolates as f64) as usize,
+                    rng.chance(0.5),
+                )
+            })
+            .collect();
+        let cron_ms = rng.chance(0.2).then(|| rng.between(0.05, 0.5) * window_ms);
         Self {
             isolates,
             lifetime_s,
@@ -180,6 +196,8 @@ impl Scenario {
             store_faults_until,
             crashes,
             hostile,
+            rejections,
+            cron_ms,
             min_valid: rng.chance(0.3),
             run_ms: (faults_end + 2.5 * window_ms).max(3.0 * window_ms) + RECOVERY_MS,
         }
@@ -305,9 +323,8 @@ impl Store {
 }
 
 struct Isolate {
-    state: TokenState,
-    metadata: Option<Box<Metadata>>,
-    driver: Option<Driver>,
+    /// The shipped core of one client.
+    client: Client,
     /// Bumped by a crash: outcomes of effects begun before it are dropped.
     epoch: u32,
     seen: Versions,
@@ -340,22 +357,21 @@ struct Isolate {
     apart: bool,
     /// Races for a free lease the acquisition in flight lost (the driver's conflicts).
     lost_races: u32,
+    /// Tokens it invalidated or saw refused with a 401: never served again.
+    rejected: Vec<String>,
+    /// Whether the acquisition in flight is a cron check's.
+    cron: bool,
 }
 
-struct Call {
+/// A `getToken` caller.
+struct Caller {
     isolate: usize,
     started: f64,
-    may_wait: bool,
-    acquisitions: u32,
+    /// The core's call, made when the caller first asks.
+    call: Option<Call>,
+    /// Served, failed, aborted, or gone with its isolate.
+    over: bool,
     min_valid_ms: f64,
-}
-
-/// What kind of acquisition a caller starts (`#acquire`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Start {
-    Fetch,
-    Background,
-    Read,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -369,6 +385,15 @@ enum Happening {
     },
     Crash(usize),
     Hostile,
+    /// `invalidate()` (`false`) or a 401 from a resource server (`true`) on an isolate.
+    Reject(usize, bool),
+    /// A store delete lands: the isolate's, in its epoch.
+    Removed {
+        isolate: usize,
+        epoch: u32,
+    },
+    /// A cron check on an isolate.
+    Cron(usize),
 }
 
 struct Sim {
@@ -380,7 +405,13 @@ struct Sim {
     order: u64,
     store: Store,
     isolates: Vec<Isolate>,
-    calls: Vec<Call>,
+    calls: Vec<Caller>,
+    /// Deletes under way: (isolate, only that token).
+    removals: HashMap<usize, VecDeque<Option<String>>>,
+    /// Acquisitions begun by a cron check and the checks run.
+    cron_refreshes: u32,
+    /// Token requests a rejection (an `invalidate()` or a 401) called for.
+    rejections: u32,
     /// Outcomes waiting for their effect's completion, per isolate.
     pending: HashMap<usize, VecDeque<Outcome>>,
     /// Token requests in flight: (isolate, answered at).
@@ -415,6 +446,7 @@ pub struct Report {
 
 fn config(s: &Scenario) -> Config {
     let options = serde_json::json!({
+        "kv": {},
         "tokenUrl": "https://login.example.com/oauth/token",
         "clientId": "simulated",
         "clientSecret": "simulated-secret",
@@ -429,7 +461,9 @@ pub fn run(seed: u64) -> Report {
     let mut rng = Rng::new(seed);
     let s = Scenario::draw(&mut rng);
     let config = config(&s);
-    let isolates = (0..s.isolates).map(|i| Isolate::new(s.skews[i])).collect();
+    let isolates = (0..s.isolates)
+        .map(|i| Isolate::new(&config, s.skews[i]))
+        .collect();
     let mut sim = Sim {
         config,
         rng,
@@ -439,6 +473,9 @@ pub fn run(seed: u64) -> Report {
         store: Store::default(),
         isolates,
         calls: Vec::new(),
+        removals: HashMap::new(),
+        cron_refreshes: 0,
+        rejections: 0,
         pending: HashMap::new(),
         in_flight: Vec::new(),
         issued: HashMap::new(),
@@ -468,11 +505,9 @@ pub fn run(seed: u64) -> Report {
 }
 
 impl Isolate {
-    fn new(skew: f64) -> Self {
+    fn new(config: &Config, skew: f64) -> Self {
         Self {
-            state: TokenState::new(None).sharing(true),
-            metadata: None,
-            driver: None,
+            client: Client::new(config.clone(), |url| Some(url.to_owned())),
             epoch: 0,
             seen: Versions::default(),
             lease: None,
@@ -486,6 +521,8 @@ impl Isolate {
             skewed: false,
             apart: false,
             lost_races: 0,
+            rejected: Vec::new(),
+            cron: false,
             skew,
         }
     }
@@ -525,11 +562,11 @@ impl Sim {
                     true => (self.rng.uniform() * 0.4 * window).min(60_000.0).floor(),
                     false => 0.0,
                 };
-                self.calls.push(Call {
+                self.calls.push(Caller {
                     isolate: i,
                     started: t,
-                    may_wait: true,
-                    acquisitions: 0,
+                    call: None,
+                    over: false,
                     min_valid_ms,
                 });
                 let call = self.calls.len() - 1;
@@ -551,6 +588,15 @@ impl Sim {
         if let Some((start, _, _)) = self.s.hostile {
             self.at(start, Happening::Hostile);
         }
+        for &(t, isolate, unauthorized) in &self.s.rejections.clone() {
+            self.at(t, Happening::Reject(isolate, unauthorized));
+        }
+        if let Some(period) = self.s.cron_ms {
+            for isolate in 0..self.s.isolates {
+                let first = self.rng.between(0.0, period);
+                self.at(first, Happening::Cron(isolate));
+            }
+        }
         while let Some(Reverse((micros, _, what))) = self.queue.pop() {
             self.t = micros as f64 / 1000.0;
             self.store.expire(self.t);
@@ -559,7 +605,7 @@ impl Sim {
                 Happening::Abort(call) => {
                     let isolate = self.calls[call].isolate;
                     self.isolates[isolate].waiting.retain(|c| *c != call);
-                    self.calls[call].acquisitions = u32::MAX;
+                    self.calls[call].over = true;
                 }
                 Happening::Effect { isolate, epoch } => {
                     if epoch != self.isolates[isolate].epoch {
@@ -572,6 +618,13 @@ impl Sim {
                 }
                 Happening::Crash(isolate) => self.crash(isolate),
                 Happening::Hostile => self.hostile(),
+                Happening::Reject(isolate, unauthorized) => self.reject(isolate, unauthorized)?,
+                Happening::Removed { isolate, epoch } => {
+                    if epoch == self.isolates[isolate].epoch {
+                        self.removed(isolate);
+                    }
+                }
+                Happening::Cron(isolate) => self.cron(isolate)?,
             }
         }
         self.check_end()
@@ -584,13 +637,14 @@ impl Sim {
         let epoch = self.isolates[isolate].epoch + 1;
         self.isolates[isolate] = Isolate {
             epoch,
-            ..Isolate::new(skew)
+            ..Isolate::new(&self.config, skew)
         };
         self.in_flight.retain(|(i, _)| *i != isolate);
         self.pending.remove(&isolate);
+        self.removals.remove(&isolate);
         // Its callers are gone with it.
         for call in waiting {
-            self.calls[call].acquisitions = u32::MAX;
+            self.calls[call].over = true;
         }
     }
 
@@ -626,93 +680,41 @@ impl Sim {
         self.at(next, Happening::Hostile);
     }
 
-    /// A caller asks (again), as `getToken` does.
+    /// A caller asks (again): the core's caller loop ([`Call`]) says what it does.
     fn ask(&mut self, call: usize) -> Checked {
-        if self.calls[call].acquisitions == u32::MAX {
+        if self.calls[call].over {
             return Ok(());
         }
         let isolate = self.calls[call].isolate;
         let now = self.now(isolate);
-        let Call {
-            started,
-            may_wait,
-            min_valid_ms,
-            ..
-        } = self.calls[call];
-        let limit = match may_wait {
-            true => now.mono - (self.t - started) + self.config.retry.deadline_ms,
-            false => f64::NEG_INFINITY,
-        };
-        let decision = self.isolates[isolate]
-            .state
-            .decide(now, min_valid_ms, limit);
-        match decision {
-            Decision::Serve | Decision::ServeAndRefresh => {
+        let min_valid_ms = self.calls[call].min_valid_ms;
+        let mut core_call = self.calls[call]
+            .call
+            .take()
+            .unwrap_or_else(|| Call::new(now, min_valid_ms));
+        let step = core_call.poll(&mut self.isolates[isolate].client, now);
+        self.calls[call].call = Some(core_call);
+        match step {
+            Step::Serve { refresh, .. } => {
                 self.served(call)?;
-                if decision == Decision::ServeAndRefresh {
-                    self.start(isolate, Start::Background, None)?;
+                if refresh {
+                    self.run_flight(isolate)?;
                 }
             }
-            Decision::Read => {
-                self.calls[call].acquisitions += 1;
-                self.start(isolate, Start::Read, Some(call))?;
+            Step::Wait { ms } => self.at(self.t + ms, Happening::Ask(call)),
+            Step::Run => {
+                self.isolates[isolate].waiting.push(call);
+                self.run_flight(isolate)?;
             }
-            Decision::Fail => {
-                let error = self.isolates[isolate].state.refusal(now, min_valid_ms);
-                self.failed(call, &error)?;
-            }
-            Decision::Wait => {
-                self.calls[call].may_wait = false;
-                let hold = self.isolates[isolate].state.hold_ms(now);
-                self.at(self.t + hold, Happening::Ask(call));
-            }
-            Decision::Fetch | Decision::Join => {
-                if self.calls[call].acquisitions >= MAX_ACQUISITIONS_PER_CALL {
-                    let error = TokenError::invalid_response("no token valid for minValidSeconds");
-                    return self.failed(call, &error);
-                }
-                self.calls[call].acquisitions += 1;
-                match decision == Decision::Join || self.isolates[isolate].driver.is_some() {
-                    true => self.isolates[isolate].waiting.push(call),
-                    false => self.start(isolate, Start::Fetch, Some(call))?,
-                }
-            }
+            Step::Join => self.isolates[isolate].waiting.push(call),
+            Step::Fail { error } => self.failed(call, &error)?,
         }
         Ok(())
     }
 
-    /// An acquisition begins on `isolate` (`#acquire`).
-    fn start(&mut self, isolate: usize, kind: Start, call: Option<usize>) -> Checked {
-        if self.isolates[isolate].driver.is_some() {
-            if let Some(call) = call {
-                self.isolates[isolate].waiting.push(call);
-            }
-            return Ok(());
-        }
-        let now = self.now(isolate);
-        let state = &mut self.isolates[isolate].state;
-        let begun = match kind {
-            Start::Read => {
-                state.begin_reading();
-                Ok(())
-            }
-            _ => state.begin(now, kind == Start::Background),
-        };
-        if let Err(error) = begun {
-            return match call {
-                Some(call) => self.failed(call, &error),
-                None => Ok(()),
-            };
-        }
-        if let Some(call) = call {
-            self.isolates[isolate].waiting.push(call);
-        }
-        let driver = match kind {
-            Start::Read => Driver::reading(&self.config, now),
-            _ => Driver::new(&self.config, now, true, false),
-        };
+    /// An acquisition was begun on `isolate`: the executor runs it.
+    fn run_flight(&mut self, isolate: usize) -> Checked {
         let iso = &mut self.isolates[isolate];
-        iso.driver = Some(driver);
         iso.holders_seen.clear();
         iso.backoff_seen = 0.0;
         iso.last_holder = None;
@@ -720,6 +722,101 @@ impl Sim {
         iso.lost_races = 0;
         iso.read_at = f64::NEG_INFINITY;
         self.step(isolate, None)
+    }
+
+    /// `invalidate()`, or a 401 from a resource server for the token the
+    /// isolate serves (`client.fetch`): the core forgets it and names the
+    /// delete; with a 401, the request is sent again with a new token.
+    fn reject(&mut self, isolate: usize, unauthorized: bool) -> Checked {
+        let now = self.now(isolate);
+        let rand = self.rng.uniform();
+        let client = &mut self.isolates[isolate].client;
+        let Some(token) = client.state.held_token().map(str::to_owned) else {
+            return Ok(());
+        };
+        let remove = match unauthorized {
+            false => client.invalidate(),
+            true => match client.unauthorized(now, &token, rand) {
+                (Unauthorized::Refresh, remove) => remove,
+                _ => return Ok(()),
+            },
+        };
+        self.rejections += 1;
+        self.log(format!(
+            "isolate {isolate}: {} its token",
+            if unauthorized {
+                "a 401 for"
+            } else {
+                "invalidate()s"
+            }
+        ));
+        self.isolates[isolate].rejected.push(token);
+        if let Some(effect) = remove {
+            self.perform(isolate, effect, false)?;
+        }
+        if unauthorized {
+            // `client.fetch` sends again with a new token: a caller of its own.
+            self.calls.push(Caller {
+                isolate,
+                started: self.t,
+                call: None,
+                over: false,
+                min_valid_ms: 0.0,
+            });
+            let call = self.calls.len() - 1;
+            self.ask(call)?;
+        }
+        Ok(())
+    }
+
+    /// A delete lands in the store; its outcome goes back to the core.
+    fn removed(&mut self, isolate: usize) {
+        let Some(only) = self
+            .removals
+            .get_mut(&isolate)
+            .and_then(VecDeque::pop_front)
+        else {
+            return;
+        };
+        let stored = match &self.store.token {
+            Some((StoredToken::Token(record, ..), _)) => Some(record.access_token.as_str()),
+            Some((StoredToken::Garbage, _)) => Some(""),
+            None => None,
+        };
+        let matches = match (&only, stored) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(only), Some(stored)) => only == stored,
+        };
+        if matches && !self.store_fails() {
+            self.store.set_token(self.t, None);
+        }
+        let now = self.now(isolate);
+        let rand = self.rng.uniform();
+        self.isolates[isolate]
+            .client
+            .handle(now, Outcome::Removed, rand);
+    }
+
+    /// A cron check on `isolate` (`refreshIfDue`), then the next one.
+    fn cron(&mut self, isolate: usize) -> Checked {
+        let Some(period) = self.s.cron_ms else {
+            return Ok(());
+        };
+        if self.t + period < self.s.run_ms {
+            self.at(self.t + period, Happening::Cron(isolate));
+        }
+        let now = self.now(isolate);
+        let started = self.isolates[isolate]
+            .client
+            .start(now, Start::Cron { ahead_ms: period });
+        self.log(format!("isolate {isolate}: cron check ({started:?})"));
+        if started == Ok(Started::Begun) {
+            self.isolates[isolate].cron = true;
+            self.cron_refreshes += 1;
+            self.run_flight(isolate)?;
+        }
+        Ok(())
     }
 
     /// Hands `outcome` to the isolate's driver, then performs what it asks next.
@@ -730,23 +827,16 @@ impl Sim {
     fn step(&mut self, isolate: usize, outcome: Option<Outcome>) -> Checked {
         let now = self.now(isolate);
         let rand = self.rng.uniform();
-        let config = &self.config;
-        let iso = &mut self.isolates[isolate];
-        let Some(driver) = iso.driver.as_mut() else {
+        let client = &mut self.isolates[isolate].client;
+        if !client.state.in_flight() {
             return Ok(());
-        };
-        let mut parts = Parts {
-            config,
-            state: &mut iso.state,
-            metadata: &mut iso.metadata,
-            parse_url: |url| Some(url.to_owned()),
-        };
+        }
         if let Some(outcome) = outcome {
-            driver.handle(&mut parts, now, outcome, rand);
+            client.handle(now, outcome, rand);
         }
         let rand = self.rng.uniform();
-        let effect = driver.poll(&mut parts, now, rand);
-        let request = driver.take_request();
+        let effect = client.poll(now, rand);
+        let request = client.take_request();
         self.perform(isolate, effect, request.is_some())
     }
 
@@ -881,6 +971,12 @@ impl Sim {
                     // Expiry is the reader's check; the entry lives until the true one.
                 }
                 self.complete(isolate, latency, Outcome::Stored);
+            }
+            Effect::RemoveStore { only } => {
+                // Performed apart from any acquisition: its outcome comes back on its own.
+                self.removals.entry(isolate).or_default().push_back(only);
+                let epoch = self.isolates[isolate].epoch;
+                self.at(self.t + latency, Happening::Removed { isolate, epoch });
             }
             Effect::SetBackoff { until } => {
                 if !self.store_fails() {
@@ -1048,7 +1144,7 @@ impl Sim {
     }
 
     fn done(&mut self, isolate: usize, record: TokenRecord, source: TokenSource) -> Checked {
-        self.isolates[isolate].driver = None;
+        self.end_cron(isolate);
         self.log(format!("isolate {isolate}: token from {source:?}"));
         if !self.issued.contains_key(&record.access_token) {
             return Err(format!(
@@ -1060,11 +1156,17 @@ impl Sim {
 
     fn fail(&mut self, isolate: usize, error: TokenError) -> Checked {
         let now = self.now(isolate);
+        if self.end_cron(isolate) && self.s.healthy() {
+            return Err(format!(
+                "invariant 2: a cron check on isolate {isolate} failed with a healthy server and \
+                 store: {}",
+                error.message()
+            ));
+        }
         let iso = &mut self.isolates[isolate];
-        iso.driver = None;
         if iso.sent {
             // The hold-back ends no later than the token served stops being usable.
-            let status = iso.state.status(now);
+            let status = iso.client.state.status(now);
             let left = match status.has_token {
                 true => status.usable_until.unwrap_or(now.wall) - now.wall,
                 false => f64::INFINITY,
@@ -1082,6 +1184,15 @@ impl Sim {
         Ok(())
     }
 
+    /// An acquisition ended: whether a cron check began it (its request, if
+    /// it sent one, is one invariant 3 allows beside the refresh windows).
+    fn end_cron(&mut self, isolate: usize) -> bool {
+        let iso = &mut self.isolates[isolate];
+        let cron = std::mem::take(&mut iso.cron);
+        self.cron_refreshes += u32::from(cron && iso.sent);
+        cron
+    }
+
     /// The acquisition ended with a token: its callers ask again (`getToken`'s loop).
     fn resume(&mut self, isolate: usize) -> Checked {
         let waiting = std::mem::take(&mut self.isolates[isolate].waiting);
@@ -1091,14 +1202,21 @@ impl Sim {
         Ok(())
     }
 
-    /// A caller is served: invariant 1.
+    /// A caller is served: invariants 1 and 7.
     fn served(&mut self, call: usize) -> Checked {
+        self.calls[call].over = true;
         let isolate = self.calls[call].isolate;
         let now = self.now(isolate);
-        let state = &self.isolates[isolate].state;
+        let state = &self.isolates[isolate].client.state;
         let status = state.status(now);
         let token = state.held_token().unwrap_or_default().to_owned();
         self.served += 1;
+        if self.isolates[isolate].rejected.contains(&token) {
+            return Err(format!(
+                "invariant 7 (rejected tokens stay gone): isolate {isolate} served a token it had \
+                 invalidated or seen refused with a 401"
+            ));
+        }
         let usable_until = status.usable_until.unwrap_or(f64::NEG_INFINITY);
         if !status.has_token || now.wall >= usable_until {
             return Err(format!(
@@ -1123,13 +1241,13 @@ impl Sim {
     /// A caller gets an error: invariants 2 and 6.
     fn failed(&mut self, call: usize, error: &TokenError) -> Checked {
         self.errors += 1;
-        let Call {
+        let Caller {
             isolate,
             started,
             min_valid_ms,
             ..
         } = self.calls[call];
-        self.calls[call].acquisitions = u32::MAX;
+        self.calls[call].over = true;
         self.log(format!(
             "call {call} on isolate {isolate} fails: {}",
             error.message()
@@ -1179,7 +1297,7 @@ impl Sim {
             }
         }
         let now = self.now(isolate);
-        if min_valid_ms == 0.0 && self.isolates[isolate].state.status(now).has_token {
+        if min_valid_ms == 0.0 && self.isolates[isolate].client.state.status(now).has_token {
             return Err(format!(
                 "invariant 2: call {call} on isolate {isolate} got an error while a usable token \
                  was in its memory: {}",
@@ -1221,6 +1339,8 @@ impl Sim {
         }
         // Refreshes come at least 40 % of a lifetime apart (the window is at most half of it, jittered).
         let bound = (self.s.run_ms / (0.4 * self.s.lifetime_s * 1000.0)).ceil() as u32 + 1;
+        // An invalidation or a 401 calls for a token of its own, as may a cron check.
+        let bound = bound + self.rejections + self.cron_refreshes;
         if self.requests - self.skewed_requests > bound {
             return Err(format!(
                 "invariant 3 (one request per window): {} token requests in {:.0} s of {} s tokens \
@@ -1248,6 +1368,7 @@ fn describe(effect: &Effect) -> String {
         Effect::Done { source, .. } => format!("done ({source:?})"),
         Effect::Fail { error } => format!("fail: {}", error.message()),
         Effect::WriteStore { .. } => "write_store".into(),
+        Effect::RemoveStore { only } => format!("remove_store (only: {})", only.is_some()),
         other => format!("{other:?}"),
     }
 }

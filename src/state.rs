@@ -7,6 +7,7 @@
 //! what time it is, on both clocks ([`Now`]).
 
 use crate::clock::Now;
+use crate::driver::Driver;
 use crate::error::{ErrorCode, TokenError};
 use crate::redact::Redactor;
 use crate::response::TokenResponse;
@@ -40,7 +41,8 @@ pub enum Decision {
 }
 
 /// What to do after `client.fetch` got a 401.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Unauthorized {
     /// Another token is held by now: send again with it.
     RetryWithCurrent,
@@ -86,11 +88,16 @@ struct Held {
     offset: f64,
 }
 
+/// The acquisition in flight: its one record (docs/DESIGN.md, "The effect
+/// loop"). It ends only through its driver's end (`Done` / `Fail`), which
+/// calls [`TokenState::finish`].
 struct Flight {
     /// Started to refresh a token still being served.
     background: bool,
     /// A caller with no token to serve waits for it.
     waited: bool,
+    /// What drives it, between the executor's steps (out only while one runs).
+    driver: Option<Box<Driver>>,
 }
 
 /// One client's token state.
@@ -182,7 +189,8 @@ impl TokenState {
         (self.hold_until - now.mono).max(0.0)
     }
 
-    fn held_back(&self, now: Now) -> bool {
+    /// Whether token requests are held back after failures.
+    pub fn held_back(&self, now: Now) -> bool {
         now.mono < self.hold_until
     }
 
@@ -251,7 +259,30 @@ impl TokenState {
         self.in_flight = Some(Flight {
             background,
             waited: !background,
+            driver: None,
         });
+    }
+
+    /// The flight begun (`begin`, `begin_reading`) is driven by `driver`.
+    pub fn carry(&mut self, driver: Box<Driver>) {
+        if let Some(flight) = &mut self.in_flight {
+            flight.driver = Some(driver);
+        }
+    }
+
+    /// The driver of the flight, taken out for one step (`carry` puts it back).
+    pub fn take_driver(&mut self) -> Option<Box<Driver>> {
+        self.in_flight.as_mut()?.driver.take()
+    }
+
+    /// The driver of the flight, if one is carried.
+    pub fn driver(&self) -> Option<&Driver> {
+        self.in_flight.as_ref()?.driver.as_deref()
+    }
+
+    /// The token held as a record, if one is held (a cron check that found it fresh).
+    pub fn held_record(&self) -> Option<TokenRecord> {
+        self.held.as_ref().map(record)
     }
 
     /// The token held, if any (for the simulator's checks).
@@ -363,15 +394,7 @@ impl TokenState {
     }
 
     fn hold(&mut self, held: Held) -> TokenRecord {
-        let record = TokenRecord {
-            access_token: held.token.secret().to_owned(),
-            token_type: "Bearer".to_owned(),
-            scope: held.scope.clone(),
-            lifetime_seconds: held.lifetime_seconds,
-            expires_at: held.schedule.expires_at,
-            refresh_at: held.schedule.refresh_at,
-            usable_until: held.schedule.usable_until,
-        };
+        let record = record(&held);
         self.held = Some(held);
         self.read_strongly = false;
         self.failures = 0;
@@ -477,6 +500,19 @@ impl TokenState {
             fetches: self.fetches,
             last_error: self.last_error.clone(),
         }
+    }
+}
+
+/// The token `held`, as callers and the store get it.
+fn record(held: &Held) -> TokenRecord {
+    TokenRecord {
+        access_token: held.token.secret().to_owned(),
+        token_type: "Bearer".to_owned(),
+        scope: held.scope.clone(),
+        lifetime_seconds: held.lifetime_seconds,
+        expires_at: held.schedule.expires_at,
+        refresh_at: held.schedule.refresh_at,
+        usable_until: held.schedule.usable_until,
     }
 }
 
