@@ -750,9 +750,26 @@ impl Sim {
                 "invalidate()s"
             }
         ));
-        self.isolates[isolate].rejected.push(token);
-        if let Some(effect) = remove {
-            self.perform(isolate, effect, false)?;
+        self.isolates[isolate].rejected.push(token.clone());
+        // Invariant 8: with a store, the token forgotten is deleted from it too
+        // (after a 401 only that token: another isolate may have stored a new one).
+        let only = unauthorized.then_some(token);
+        match remove {
+            Some(Effect::RemoveStore { only: named }) if named == only => {
+                self.perform(isolate, Effect::RemoveStore { only }, false)?;
+            }
+            other => {
+                return Err(format!(
+                    "invariant 8 (deletes): isolate {isolate} forgot its token ({}) and named {} \
+                     instead of its delete from the store",
+                    if unauthorized {
+                        "a 401"
+                    } else {
+                        "invalidate()"
+                    },
+                    other.as_ref().map_or("nothing".into(), describe)
+                ));
+            }
         }
         if unauthorized {
             // `client.fetch` sends again with a new token: a caller of its own.
