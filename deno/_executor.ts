@@ -56,13 +56,14 @@ export async function execute(
   try {
     for (;;) {
       const effect: CoreEffect = core.poll(host.now(), host.mono());
-      if (core.eventCount !== 0) { for (const event of core.events()) host.event(event); }
-      if (effect.type === "done" || effect.type === "fail") return effect;
-      if (effect.type === "write_store") written(effect.record);
       let outcome: CoreOutcome;
       try {
+        if (core.eventCount !== 0) { for (const event of core.events()) host.event(event); }
+        if (effect.type === "done" || effect.type === "fail") return effect;
+        if (effect.type === "write_store") written(effect.record);
         outcome = await perform(host, effect, io);
       } catch {
+        // The core ends the acquisition: its record of it never outlives the executor.
         outcome = { type: "broken" };
       }
       core.handle(host.now(), host.mono(), outcome);
