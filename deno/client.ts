@@ -418,10 +418,17 @@ class FreshTokenClient implements TokenClient {
 
   /** Executes the acquisition in flight and turns its end into a token or a thrown error. */
   async #execute(report: AcquisitionReport): Promise<Acquired> {
-    const store = await this.#store;
-    // Mutual TLS: a connection of its own for this acquisition's requests,
-    // closed after it, so that no client holds one between refreshes.
-    const tls = this.#certificate && Deno.createHttpClient(this.#certificate);
+    let store: TokenStore | undefined;
+    let tls: Deno.HttpClient | undefined;
+    try {
+      store = await this.#store;
+      // Mutual TLS: a connection of its own for this acquisition's requests,
+      // closed after it, so that no client holds one between refreshes.
+      tls = this.#certificate && Deno.createHttpClient(this.#certificate);
+    } catch {
+      // Nothing can be performed: the core ends the acquisition at its first poll.
+      this.#core.handle(this.#now(), this.#mono(), { type: "broken" });
+    }
     let waiting: Span | undefined;
     let requested = false;
     const event = (event: CoreEvent) => {

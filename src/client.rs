@@ -114,8 +114,12 @@ impl Client {
     /// executor driven out of order), a failure.
     pub fn poll(&mut self, now: Now, rand: f64) -> Effect {
         let effect = self.drive(|driver, parts| driver.poll(parts, now, rand));
-        effect.unwrap_or_else(|| Effect::Fail {
-            error: TokenError::new(ErrorCode::Network, "no acquisition is in flight"),
+        effect.unwrap_or_else(|| {
+            let error = TokenError::new(ErrorCode::Network, "no acquisition is in flight");
+            if self.state.in_flight() {
+                self.state.finish(now, Some(&error), rand); // a flight with no driver ends
+            }
+            Effect::Fail { error }
         })
     }
 
@@ -376,6 +380,15 @@ mod tests {
         c.start(T0, Start::Cron { ahead_ms: 0.0 }).unwrap();
         assert!(matches!(c.poll(T0, 0.5), Effect::Fail { .. }));
         assert_eq!(c.state.hold_ms(T0), hold, "no further failure counted");
+    }
+
+    #[test]
+    fn an_acquisition_the_executor_cannot_begin_ends_at_its_first_poll() {
+        let mut c = client(true);
+        c.start(T0, Start::Fetch).unwrap();
+        c.handle(T0, Outcome::Broken, 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Fail { .. }));
+        assert!(!c.state.in_flight());
     }
 
     #[test]

@@ -10,6 +10,12 @@
 //! token and set the shared back-off. The executor only does the I/O it is
 //! told to do and reads no clock but to hand the time in.
 //!
+//! Besides a caller's acquisition ([`Driver::new`]) and a read of the store
+//! alone ([`Driver::reading`]), it runs a cron check ([`Driver::checking`]):
+//! fresh for the job's period ends it; else the replica's token, then the
+//! primary's, may settle it; else it refreshes. An effect the executor could
+//! not perform comes back as [`Outcome::Broken`] and ends the acquisition.
+//!
 //! ```text
 //!  ┌──────────── ReadStore ◄──────── Sleep (poll, back-off) ◄──┐
 //!  │ token to adopt │ back-off │ lease held         no lease │  │
@@ -529,7 +535,9 @@ impl Driver {
     #[inline(never)]
     fn handle_other(&mut self, c: &mut Parts<'_>, now: Now, outcome: Outcome, rand: f64) {
         let Phase::Awaiting(awaiting) = std::mem::replace(&mut self.phase, Phase::Over) else {
-            return; // Nothing was asked: `poll` reports it.
+            // Nothing was asked (or the executor could not begin): `poll` fails it.
+            self.phase = Phase::Awaiting(Awaiting::Answer);
+            return;
         };
         self.phase = match (awaiting, outcome) {
             (_, Outcome::Broken) => Phase::Ending {

@@ -1297,7 +1297,11 @@ impl Sim {
         // One this isolate believes: not from further in its future than a record may be.
         if let Some((StoredToken::Token(record, expiry, written, _), _)) = &self.store.token {
             let before = *written <= started && *written <= read_at;
-            let believable = record.fault(self.now(isolate).wall).is_none();
+            // Not one this isolate invalidated or saw refused: it never takes that again.
+            let believable = record.fault(self.now(isolate).wall).is_none()
+                && !self.isolates[isolate]
+                    .rejected
+                    .contains(&record.access_token);
             if min_valid_ms == 0.0
                 && store_sound
                 && before
