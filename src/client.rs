@@ -392,6 +392,36 @@ mod tests {
     }
 
     #[test]
+    fn a_held_back_cron_check_whose_store_fails_still_sends_nothing() {
+        let config =
+            crate::config::tests::config(json!({ "kv": {}, "retry": { "maxAttempts": 1 } }));
+        let mut c = Client::new(config.unwrap(), |url| Some(url.to_owned()));
+        c.start(T0, Start::Fetch).unwrap();
+        assert!(matches!(c.poll(T0, 0.5), Effect::ReadStore { .. }));
+        c.handle(T0, Outcome::Snapshot(None), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Send { .. }));
+        c.handle(
+            T0,
+            Outcome::Answer(Err(TokenError::new(ErrorCode::Network, "down"))),
+            0.5,
+        );
+        // A last look at the store before failing: it fails too.
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(T0, Outcome::Snapshot(None), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Fail { .. }));
+        c.start(T0, Start::Cron { ahead_ms: 0.0 }).unwrap();
+        assert!(matches!(
+            c.poll(T0, 0.5),
+            Effect::ReadStore { eventual: true }
+        ));
+        c.handle(T0, Outcome::Snapshot(None), 0.5);
+        assert!(
+            matches!(c.poll(T0, 0.5), Effect::Fail { .. }),
+            "held back: no request"
+        );
+    }
+
+    #[test]
     fn a_broken_effect_ends_the_acquisition_through_its_driver() {
         let mut c = client(true);
         c.start(T0, Start::Fetch).unwrap();

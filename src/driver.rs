@@ -555,7 +555,11 @@ impl Driver {
             }
             (Awaiting::Snapshot { .. }, Outcome::Snapshot(None)) => {
                 self.role = Role::Alone; // The store failed: this isolate alone, in memory.
-                Phase::Attempt
+                match self.cron {
+                    // A cron check still due refreshes, unless held back.
+                    Some(_) => self.refresh_due(c, now).unwrap_or(Phase::Attempt),
+                    None => Phase::Attempt,
+                }
             }
             (Awaiting::Snapshot { eventual }, Outcome::Snapshot(Some(seen))) => {
                 self.after_read(c, now, seen, eventual, rand)
