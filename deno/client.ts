@@ -7,14 +7,15 @@
  */
 
 import {
+  CallState,
+  type CallStep,
   Core,
-  type CoreEffect,
   type CoreEvent,
-  Decision,
+  type CoreStart,
   type TokenRecord,
-  Unauthorized,
 } from "../pkg/freshtoken.js";
 import { decodeKey } from "./_cipher.ts";
+import { type Ending, execute, type Host, perform } from "./_executor.ts";
 import {
   DESCRIBE,
   HELD,
@@ -38,7 +39,7 @@ import {
   type Telemetry,
   telemetry,
 } from "./_telemetry.ts";
-import { KvStore, type Lease, type Snapshot, type TokenStore } from "./kv_store.ts";
+import { KvStore, type TokenStore } from "./kv_store.ts";
 import { kvId, sealKey } from "./_identity.ts";
 import { Token } from "./token.ts";
 import { configError, fromCore, TokenError, type TokenErrorCode } from "./token_error.ts";
@@ -56,13 +57,6 @@ const hostFetch = (input: RequestInfo | URL, init?: RequestInit) => globalThis.f
 /** The monotonic clock when the wall clock is the host's. */
 const monotonic = () => performance.now();
 
-/**
- * A call asks the core at most this many times for a token to be acquired:
- * enough for a token adopted from KV that falls short of `minValidSeconds`
- * and one fetched instead, never a loop.
- */
-const MAX_ACQUISITIONS_PER_CALL = 3;
-
 /** The KV key prefix unless the `kvPrefix` option names another. */
 const DEFAULT_KV_PREFIX: Deno.KvKey = ["freshtoken"];
 
@@ -73,6 +67,12 @@ const MAX_MIN_VALID_SECONDS = 31_536_000;
 interface Entry {
   token: Token;
   resolved: Promise<Token>;
+}
+
+/** What an acquisition ended with: the token, and where it came from. */
+interface Acquired {
+  token: Token;
+  source: "network" | "kv" | "held";
 }
 
 /**
@@ -118,10 +118,13 @@ class FreshTokenClient implements TokenClient {
   readonly #telemetry?: Telemetry;
   /** What identifies this client in them, made on first use. */
   #attributesMade?: Record<string, string>;
-  /** What the acquisition in flight has found out, for its span. */
-  #report?: AcquisitionReport;
   #entry?: Entry;
-  #inflight?: Promise<Token>;
+  /**
+   * The promise of the acquisition in flight, for its joiners. The core
+   * holds the only record of the acquisition itself and says when to
+   * begin one (`start`, `step`) or join this one.
+   */
+  #flight?: Promise<Acquired>;
   /** The hot path serves while the clock reads in [#servedAt, #serveUntil): the core's answer. */
   #serveUntil = -Infinity;
   #servedAt = Infinity;
@@ -173,6 +176,7 @@ class FreshTokenClient implements TokenClient {
     return this.#getSlow(options);
   }
 
+  /** The caller's loop, as the core steps it (src/call.rs): this decides nothing. */
   async #getSlow(options: GetTokenOptions = {}): Promise<Token> {
     const { signal, minValidSeconds = 0 } = options;
     if (
@@ -181,58 +185,49 @@ class FreshTokenClient implements TokenClient {
     ) {
       throw configError(`minValidSeconds must be a number from 0 to ${MAX_MIN_VALID_SECONDS}`);
     }
-    const minValidMs = minValidSeconds * 1000;
-    // The call may wait once for a hold-back to end, within its deadline from here.
-    let started: number | undefined = this.#mono();
-    for (let acquisitions = 0;; acquisitions++) {
-      if (signal?.aborted) throw this.#aborted();
-      const now = this.#now();
-      const mono = this.#mono();
-      const decision = this.#core.decide(now, mono, minValidMs, started);
-      if (decision === Decision.Wait) {
-        started = undefined;
-        await sleep(this.#core.holdMs(now, mono), signal);
-        acquisitions--;
-        continue;
-      }
-      if (decision === Decision.Serve || decision === Decision.ServeAndRefresh) {
-        // A token this call waited for is not a cache hit.
-        if (acquisitions === 0) {
-          this.#hits++;
-          this.#emit({ type: "cache_hit", at: now, source: "memory" });
+    const call = new CallState(this.#now(), this.#mono(), minValidSeconds * 1000);
+    try {
+      for (;;) {
+        if (signal?.aborted) throw this.#aborted();
+        const step: CallStep = this.#core.step(call, this.#now(), this.#mono());
+        switch (step.type) {
+          case "serve":
+            if (step.hit) {
+              this.#hits++;
+              this.#emit({ type: "cache_hit", at: this.#now(), source: "memory" });
+            }
+            if (step.refresh) this.#refreshInBackground();
+            else this.#sync();
+            return this.#entry!.token;
+          case "wait":
+            await sleep(step.ms, signal);
+            break;
+          case "run":
+          case "join": {
+            const flight = step.type === "run" ? this.#run(false) : this.#flight!;
+            await (signal === undefined
+              ? flight
+              : unlessAborted(flight, signal, () => this.#aborted()));
+            break;
+          }
+          case "fail":
+            throw fromCore(step.error);
         }
-        if (decision === Decision.ServeAndRefresh) this.#refreshInBackground();
-        else this.#sync();
-        return this.#entry!.token;
       }
-      if (decision === Decision.Fail) throw fromCore(this.#core.refusal(now, mono, minValidMs));
-      if (decision === Decision.Read) {
-        // Held back here; another isolate may have stored a token since.
-        const read = this.#acquire(false, false, true);
-        await (signal === undefined ? read : unlessAborted(read, signal, () => this.#aborted()));
-        continue;
-      }
-      if (acquisitions === MAX_ACQUISITIONS_PER_CALL) {
-        throw this.#error(
-          "invalid_response",
-          `no token valid for minValidSeconds (${minValidSeconds}) after ${acquisitions} acquisitions`,
-        );
-      }
-      // Fetch or join: either way, wait for the acquisition in flight.
-      const shared = this.#acquire(false, false);
-      await (signal === undefined ? shared : unlessAborted(shared, signal, () => this.#aborted()));
+    } finally {
+      call.free();
     }
   }
 
-  refresh(): Promise<Token> {
-    return this.#acquire(true, false);
+  async refresh(): Promise<Token> {
+    return (await this.#start({ type: "refresh" })).token;
   }
 
   async invalidate(): Promise<void> {
-    this.#core.invalidate();
+    const remove = this.#core.invalidate();
     this.#entry = undefined;
     this.#sync();
-    await (await this.#store)?.remove();
+    if (remove !== undefined) await this.#performApart(remove);
   }
 
   async fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
@@ -252,14 +247,13 @@ class FreshTokenClient implements TokenClient {
     const token = await this.getToken();
     const first = await this.#send(replayable ? request.clone() : request, token);
     if (first.status !== 401 || !replayable) return first;
-    const next = this.#core.unauthorized(this.#now(), this.#mono(), token.accessToken);
-    if (next === Unauthorized.GiveUp) return first;
+    const { next, remove } = this.#core.unauthorized(this.#now(), this.#mono(), token.accessToken);
+    if (next === "give_up") return first;
     await first.body?.cancel();
-    if (next === Unauthorized.Refresh) {
-      // Only that token: another isolate may have stored a new one already.
+    if (next === "refresh") {
       this.#entry = undefined;
       this.#sync();
-      await (await this.#store)?.remove(token.accessToken);
+      if (remove !== undefined) await this.#performApart(remove);
     }
     const second = await this.#send(request, await this.getToken());
     if (second.status !== 401) this.#core.authorized();
@@ -288,16 +282,11 @@ class FreshTokenClient implements TokenClient {
     if (stored !== undefined) this.#adopt(stored, false);
   }
 
-  /** Refreshes when the newest token (in memory or KV) is due within `aheadMs`. */
+  /** A cron check (the core's, src/driver.rs): refreshes when the newest token is due within `aheadMs`. */
   async [REFRESH_IF_DUE](aheadMs: number): Promise<RefreshResult> {
-    const due = () => this.#core.due(this.#now(), this.#mono(), aheadMs);
-    // A replica's token that is not due settles it; else the primary's.
-    if (due()) await this[LOAD_SHARED](true);
-    if (due()) await this[LOAD_SHARED]();
-    if (!due()) return "fresh";
     try {
-      await this.#acquire(true, false);
-      return "refreshed";
+      const { source } = await this.#start({ type: "cron", aheadMs });
+      return source === "network" ? "refreshed" : "fresh";
     } catch {
       return "failed";
     }
@@ -378,170 +367,124 @@ class FreshTokenClient implements TokenClient {
     return this.#fetch(request);
   }
 
-  /**
-   * Starts an acquisition, or joins the one in flight: one at a time per
-   * client. With `read`, only a read of the store (`Decision.Read`).
-   */
-  #acquire(force: boolean, background: boolean, read = false): Promise<Token> {
-    if (this.#inflight !== undefined) return this.#inflight;
+  /** Begins an acquisition of kind `start` in the core, or joins the one in flight. */
+  #start(start: CoreStart): Promise<Acquired> {
+    let started: "begun" | "joined";
     try {
-      if (read) this.#core.beginReading();
-      else this.#core.begin(this.#now(), this.#mono(), background);
+      started = this.#core.start(this.#now(), this.#mono(), start);
     } catch (error) {
       return Promise.reject(fromCore(error));
     }
+    if (started === "joined") {
+      return this.#flight!.then(({ token }) => ({ token, source: "network" as const }));
+    }
+    return this.#run(start.type === "background");
+  }
+
+  /**
+   * Runs the acquisition the core began, through the executor
+   * (`deno/_executor.ts`), with its telemetry; `#flight` is its promise.
+   */
+  #run(background: boolean): Promise<Acquired> {
     // A background refresh starts in a task of its own, so that the caller
     // who happened to trigger it is not charged for starting the request.
     const work = () =>
-      background ? sleep(0).then(() => this.#run(force, read)) : this.#run(force, read);
+      background ? sleep(0).then(() => this.#execute(report)) : this.#execute(report);
     const report: AcquisitionReport = {};
-    this.#report = report;
     const telemetry = this.#telemetry;
     const run = telemetry === undefined ? work() : telemetry.acquisition(
       { ...this.#attributes(), "freshtoken.background": background },
       report,
       work,
     );
-    this.#inflight = run.then((token) => {
-      this.#finish(undefined);
-      return token;
+    const flight = run.then((acquired) => {
+      this.#landed(flight);
+      return acquired;
     }, (error: unknown) => {
-      const failure = error instanceof TokenError ? error : fromCore(error);
-      this.#finish(failure);
-      throw failure;
+      this.#landed(flight);
+      throw error instanceof TokenError ? error : fromCore(error);
     });
+    this.#flight = flight;
     this.#sync();
-    return this.#inflight;
+    return flight;
   }
 
-  /** The acquisition's promise settled; a run that threw before its end is abandoned in the core. */
-  #finish(error: TokenError | undefined): void {
-    this.#inflight = undefined;
-    this.#report = undefined;
-    if (error !== undefined) this.#core.abandon(this.#now(), this.#mono());
+  /** The acquisition's promise settled (the core ended it before). */
+  #landed(flight: Promise<Acquired>): void {
+    if (this.#flight === flight) this.#flight = undefined;
     this.#sync();
   }
 
-  /**
-   * Runs one acquisition as the core drives it (docs/DESIGN.md, "The effect
-   * loop"): performs each effect the core names, hands the result back, and
-   * reports the events the core produced. It decides nothing.
-   */
-  async #run(force: boolean, read: boolean): Promise<Token> {
-    const core = this.#core;
-    const store = await this.#store;
-    const report = this.#report ?? {};
-    // Mutual TLS: a connection of its own for this acquisition's requests,
-    // closed after it, so that no client holds one between refreshes.
-    const tls = this.#certificate && Deno.createHttpClient(this.#certificate);
-    const fetch = this.#fetch;
-    const send = (request: Request) => tls ? fetch(request, { client: tls }) : fetch(request);
-    /** The executor's own I/O state: the last read (for the lease's check) and the lease held. */
-    let seen: Snapshot | undefined;
-    let lease: Lease | undefined;
-    let held: Token | undefined;
+  /** Executes the acquisition in flight and turns its end into a token or a thrown error. */
+  async #execute(report: AcquisitionReport): Promise<Acquired> {
+    let store: TokenStore | undefined;
+    let tls: Deno.HttpClient | undefined;
+    try {
+      store = await this.#store;
+      // Mutual TLS: a connection of its own for this acquisition's requests,
+      // closed after it, so that no client holds one between refreshes.
+      tls = this.#certificate && Deno.createHttpClient(this.#certificate);
+    } catch {
+      // Nothing can be performed: the core ends the acquisition at its first poll.
+      this.#core.handle(this.#now(), this.#mono(), { type: "broken" });
+    }
     let waiting: Span | undefined;
     let requested = false;
-    const now = () => [this.#now(), this.#mono()] as const;
-    core.drive(this.#now(), this.#mono(), store !== undefined, force, read);
-    try {
-      for (;;) {
-        const effect: CoreEffect = core.poll(...now());
-        const events = core.eventCount === 0 ? [] : core.events() as CoreEvent[];
-        for (const event of events) {
-          if (event.type === "fetch_start") {
-            requested = true;
-            report.source = "network";
-          }
-          if (event.type === "fetch_ok") report.attempts = event.attempts;
-          if (event.type === "fetch_error") report.attempts = event.attempt;
-          if (event.type === "lease_wait") waiting = this.#telemetry?.wait("freshtoken.lease_wait");
-          this.#emit(event as TokenEvent);
-        }
-        switch (effect.type) {
-          case "read_store":
-            seen = await store!.snapshot(effect.eventual);
-            core.handleSnapshot(
-              ...now(),
-              seen === undefined,
-              seen?.token,
-              seen?.leaseUntil,
-              seen?.leaseHolder,
-              seen?.leaseTakenAt,
-              seen?.backoffUntil ?? 0,
-            );
-            break;
-          case "take_lease": {
-            const taken = await store!.takeLease(effect.ttlMs, seen!);
-            if (taken !== undefined && taken !== "held") lease = taken;
-            core.handleLease(...now(), taken === undefined ? undefined : taken !== "held");
-            break;
-          }
-          case "renew_lease":
-            lease = lease && await store!.renewLease(lease, effect.ttlMs);
-            core.handleRenewed(...now(), lease !== undefined);
-            break;
-          case "release_lease":
-            if (lease !== undefined) await store!.releaseLease(lease);
-            lease = undefined;
-            core.handleStored(...now());
-            break;
-          case "write_store":
-            held = this.#remember(effect.record); // callers are served before the write ends
-            await store!.write(effect.record);
-            core.handleStored(...now());
-            break;
-          case "set_backoff":
-            await store!.setBackoff(effect.until);
-            core.handleStored(...now());
-            break;
-          case "read_metadata": {
-            const copy = await store!.readMetadata();
-            core.handleMetadataCopy(...now(), copy);
-            break;
-          }
-          case "write_metadata":
-            await store!.writeMetadata(effect.copy);
-            core.handleStored(...now());
-            break;
-          case "sleep": {
-            const span = effect.why === "backoff"
-              ? this.#telemetry?.wait("freshtoken.backoff_wait")
-              : undefined;
-            await sleep(effect.ms);
-            span?.end();
-            core.handleSlept(...now());
-            break;
-          }
-          case "sign": {
-            const signed = await core.sign(this.#now());
-            core.handleSigned(...now(), signed);
-            break;
-          }
-          case "send": {
-            // The time handed back is the answer's: read after it arrived.
-            const answer = await core.send(send, effect.timeoutMs);
-            core.handleAnswer(...now(), answer);
-            break;
-          }
-          case "done": {
-            report.lifetimeSeconds = effect.record.lifetimeSeconds;
-            if (effect.source === "kv") return this.#fromStore(effect.record, report);
-            this.#telemetry?.tokenRequest(this.#attributes(), "ok");
-            return held ?? this.#remember(effect.record);
-          }
-          case "fail": {
-            const failure = fromCore(effect.error);
-            if (requested) this.#telemetry?.tokenRequest(this.#attributes(), failure.code);
-            throw failure;
-          }
-        }
+    const event = (event: CoreEvent) => {
+      if (event.type === "fetch_start") {
+        requested = true;
+        report.source = "network";
       }
+      if (event.type === "fetch_ok") report.attempts = event.attempts;
+      if (event.type === "fetch_error") report.attempts = event.attempt;
+      if (event.type === "lease_wait") waiting = this.#telemetry?.wait("freshtoken.lease_wait");
+      this.#emit(event as TokenEvent);
+    };
+    let held: Token | undefined;
+    let end: Ending;
+    try {
+      end = await execute(this.#host(store, tls, event), (record) => {
+        held = this.#remember(record); // callers are served before the write ends
+      });
     } finally {
       tls?.close();
       waiting?.end();
-      if (lease !== undefined) await store!.releaseLease(lease); // the run threw mid-way
     }
+    if (end.type === "fail") {
+      const failure = fromCore(end.error);
+      if (requested) this.#telemetry?.tokenRequest(this.#attributes(), failure.code);
+      throw failure;
+    }
+    const { record, source } = end;
+    report.lifetimeSeconds = record.lifetimeSeconds;
+    if (source === "kv") return { token: this.#fromStore(record, report), source };
+    if (source === "held") return { token: this.#entry?.token ?? this.#remember(record), source };
+    this.#telemetry?.tokenRequest(this.#attributes(), "ok");
+    return { token: held ?? this.#remember(record), source };
+  }
+
+  /** What the executor works with, for this client. */
+  #host(
+    store: TokenStore | undefined,
+    tls?: Deno.HttpClient,
+    event: (event: CoreEvent) => void = (event) => this.#emit(event as TokenEvent),
+  ): Host {
+    const fetch = this.#fetch;
+    return {
+      core: this.#core,
+      store,
+      now: this.#now,
+      mono: this.#mono,
+      send: (request) => tls ? fetch(request, { client: tls }) : fetch(request),
+      event,
+      wait: (name) => this.#telemetry?.wait(name as "freshtoken.backoff_wait"),
+    };
+  }
+
+  /** Performs an effect the core named apart from any acquisition (a delete), and hands back its outcome. */
+  async #performApart(effect: Parameters<typeof perform>[1]): Promise<void> {
+    const outcome = await perform(this.#host(await this.#store), effect, {});
+    this.#core.handle(this.#now(), this.#mono(), outcome);
   }
 
   /** A token another isolate stored, taken by the core: a cache hit from KV. */
@@ -576,10 +519,10 @@ class FreshTokenClient implements TokenClient {
     this.#servedAt = now;
   }
 
-  /** Stale-while-revalidate: one background refresh at a time, spaced by the core's hold-back. */
+  /** Stale-while-revalidate: runs the background refresh the core began. */
   #refreshInBackground(): void {
     this.#emit({ type: "background_refresh", at: this.#now() });
-    this.#acquire(false, true).catch((error: TokenError) => {
+    this.#run(true).catch((error: TokenError) => {
       // The core holds further refreshes back; callers keep the current token.
       this.#telemetry?.backgroundFailure(this.#attributes(), error.code);
     });

@@ -355,3 +355,38 @@ Deno.test("every error says where: the endpoint's origin (never its path or quer
   assert.ok(aborted instanceof TokenError && aborted.code === "aborted");
   assert.ok(aborted.message.startsWith(`aborted ${where}`), aborted.message);
 });
+
+Deno.test("invalidate() and a 401 delete the stored token: the delete the core names is performed", async () => {
+  const kv = await Deno.openKv(":memory:");
+  let refuse = false;
+  const fetch = (input: RequestInfo | URL, init?: RequestInit) =>
+    refuse && new Request(input, init).url.endsWith("/oauth/token")
+      ? Promise.resolve(new Response("{}", { status: 503 }))
+      : globalThis.fetch(input, init);
+  const stored = async () => {
+    const entries = [];
+    for await (const entry of kv.list({ prefix: ["freshtoken", "token"] })) entries.push(entry);
+    return entries.length;
+  };
+  try {
+    await withClient(
+      { kv, fetch, now: Date.now, retry: { maxAttempts: 1 } },
+      async ({ client, server }) => {
+        await client.getToken();
+        assert.equal(await stored(), 1);
+        await client.invalidate();
+        assert.equal(await stored(), 0);
+
+        await client.getToken();
+        assert.equal(await stored(), 1);
+        server.revokeAll();
+        refuse = true; // no new token: what is left in KV is what the 401 left
+        const api = `${server.baseUrl}/api/v2/organizations/me`;
+        await assert.rejects(client.fetch(api), TokenError);
+        assert.equal(await stored(), 0);
+      },
+    );
+  } finally {
+    kv.close();
+  }
+});

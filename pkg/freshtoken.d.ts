@@ -36,21 +36,67 @@ export type CoreEvent =
 | { type: "retry"; at: number; delayMs: number; attempt: number }
 | { type: "internal_error"; at: number; message: string };
 
-/** What the executor does next (`core.poll`), and the `handle…` call its result goes to. */
+/** What the executor does next (`core.poll`), and the outcome `core.handle` takes after it. */
 export type CoreEffect =
-| { type: "read_store"; eventual: boolean } // handleSnapshot
-| { type: "take_lease"; ttlMs: number } // handleLease
-| { type: "renew_lease"; ttlMs: number } // handleRenewed
-| { type: "release_lease" } // handleStored
-| { type: "write_store"; record: TokenRecord } // handleStored
-| { type: "set_backoff"; until: number } // handleStored
-| { type: "read_metadata" } // handleMetadataCopy
-| { type: "write_metadata"; copy: string } // handleStored
-| { type: "sleep"; ms: number; why: "lease" | "backoff" | "retry" } // handleSlept
-| { type: "sign" } // core.sign(), then handleSigned
-| { type: "send"; timeoutMs: number } // core.send(), then handleAnswer
-| { type: "done"; record: TokenRecord; source: "network" | "kv" }
+| { type: "read_store"; eventual: boolean } // snapshot
+| { type: "take_lease"; ttlMs: number } // lease
+| { type: "renew_lease"; ttlMs: number } // renewed
+| { type: "release_lease" } // stored
+| { type: "write_store"; record: TokenRecord } // stored
+| { type: "remove_store"; only?: string } // removed
+| { type: "set_backoff"; until: number } // stored
+| { type: "read_metadata" } // metadata_copy
+| { type: "write_metadata"; copy: string } // stored
+| { type: "sleep"; ms: number; why: "lease" | "backoff" | "retry" } // slept
+| { type: "sign" } // core.sign() resolves to the outcome
+| { type: "send"; timeoutMs: number } // core.send() resolves to the outcome
+| { type: "done"; record: TokenRecord; source: "network" | "kv" | "held" }
 | { type: "fail"; error: CoreError };
+
+/** What the executor hands back after an effect (`core.handle`): the one input. */
+export type CoreOutcome =
+| { type: "snapshot"; snapshot?: CoreSnapshot } // absent: the store failed
+| { type: "lease"; taken?: boolean } // taken; false: held by another; absent: the store failed
+| { type: "renewed"; kept: boolean }
+| { type: "metadata_copy"; copy?: string }
+| { type: "slept" }
+| { type: "stored" }
+| { type: "removed" }
+| { type: "signed"; signed: Signed }
+| { type: "answer"; answer: Answer }
+| { type: "broken" }; // the executor could not perform the effect
+
+/** What a read of the store found, as `core.handle` takes it. */
+export interface CoreSnapshot {
+    /** The stored token, undecoded: the core checks it. */
+    token?: unknown;
+    leaseUntil?: number;
+    leaseHolder?: string;
+    leaseTakenAt?: number;
+    backoffUntil?: number;
+}
+
+/** What an acquisition is started for (`core.start`). */
+export type CoreStart =
+| { type: "fetch" }
+| { type: "background" }
+| { type: "refresh" }
+| { type: "read" }
+| { type: "cron"; aheadMs: number };
+
+/** What a `getToken` caller does next (`core.step`). */
+export type CallStep =
+| { type: "serve"; hit: boolean; refresh: boolean } // refresh: run the background acquisition begun
+| { type: "wait"; ms: number }
+| { type: "run" } // run the acquisition begun, then step again
+| { type: "join" } // wait for the acquisition in flight, then step again
+| { type: "fail"; error: CoreError };
+
+/** What `client.fetch` does after a 401 (`core.unauthorized`), and the delete to perform first. */
+export interface CoreUnauthorized {
+    next: "retry_with_current" | "refresh" | "give_up";
+    remove?: CoreEffect;
+}
 
 /** What `status()` reports, never the token. */
 export interface CoreStatus {
@@ -80,12 +126,24 @@ export interface Identity {
 
 
 /**
- * An answer, or why there is none: handed from `send` to `handleAnswer`.
+ * An answer, or why there is none: in the `answer` outcome of `send`.
  */
 export class Answer {
     private constructor();
     free(): void;
     [Symbol.dispose](): void;
+}
+
+/**
+ * One `getToken` call's loop (`core.step`), held by the wrapper for the call.
+ */
+export class CallState {
+    free(): void;
+    [Symbol.dispose](): void;
+    /**
+     * A call at `now`/`mono` for a token valid `min_valid_ms` more.
+     */
+    constructor(now: number, mono: number, min_valid_ms: number);
 }
 
 /**
@@ -95,11 +153,6 @@ export class Core {
     free(): void;
     [Symbol.dispose](): void;
     /**
-     * The executor stopped before the acquisition's end (its own code
-     * threw): the acquisition ends as a failure.
-     */
-    abandon(now: number, mono: number): void;
-    /**
      * Takes a token read from KV when it is sound and one to take (see
      * `TokenState::adopt`); returns it as taken, or `undefined`.
      */
@@ -108,32 +161,6 @@ export class Core {
      * A request sent again after a 401 was accepted.
      */
     authorized(): void;
-    /**
-     * A read of the store begins (`Decision::Read`): never refused.
-     */
-    beginReading(): void;
-    /**
-     * An acquisition starts; throws a `CoreError` while token requests
-     * are held back after failures.
-     */
-    begin(now: number, mono: number, background: boolean): void;
-    /**
-     * The decision for a caller at `now`/`mono` who needs the token to
-     * stay valid for `min_valid_ms` more. `started` (monotonic ms) is when
-     * the call began, if it may still wait for a hold-back to end: within
-     * its retry deadline from then.
-     */
-    decide(now: number, mono: number, min_valid_ms: number, started?: number | null): Decision;
-    /**
-     * Starts driving the acquisition begun (`begin`, `beginReading`):
-     * through the store when `store`; a stored token is taken only if
-     * newer when `force`; only a read of the store when `read`.
-     */
-    drive(now: number, mono: number, store: boolean, force: boolean, read: boolean): void;
-    /**
-     * Whether the token is missing or due for refresh within `ahead_ms`.
-     */
-    due(now: number, mono: number, ahead_ms: number): boolean;
     /**
      * An error the wrapper raises for this client (an aborted wait, a
      * shared back-off), formatted like every other: `code` is one of the
@@ -145,48 +172,15 @@ export class Core {
      */
     events(): CoreEvent[];
     /**
-     * After `send`.
+     * The outcome of the effect polled last (a `CoreOutcome`): the
+     * executor's one input. One that does not read as an outcome is `broken`.
      */
-    handleAnswer(now: number, mono: number, answer: Answer): void;
+    handle(now: number, mono: number, outcome: CoreOutcome): void;
     /**
-     * After `take_lease`: `true` taken, `false` held by another (read
-     * again), `undefined` when the store failed.
+     * Forgets the cached token; returns the delete of the stored one to
+     * perform (a `remove_store` effect), or `undefined` without a store.
      */
-    handleLease(now: number, mono: number, taken?: boolean | null): void;
-    /**
-     * After `read_metadata`: the stored copy, if one sealed by this client was there.
-     */
-    handleMetadataCopy(now: number, mono: number, copy?: string | null): void;
-    /**
-     * After `renew_lease`: whether the lease is still this isolate's.
-     */
-    handleRenewed(now: number, mono: number, kept: boolean): void;
-    /**
-     * After `sign`.
-     */
-    handleSigned(now: number, mono: number, signed: Signed): void;
-    /**
-     * After `sleep`.
-     */
-    handleSlept(now: number, mono: number): void;
-    /**
-     * After `read_store`: the stored token (undecoded), the lease and the
-     * back-off as the store holds them (the driver judges them, see
-     * `Seen::judged`); `store_failed` when the store did not answer.
-     */
-    handleSnapshot(now: number, mono: number, store_failed: boolean, token: unknown, lease_until: number | null | undefined, lease_holder: string | null | undefined, lease_taken_at: number | null | undefined, backoff_until: number): void;
-    /**
-     * After `write_store`, `set_backoff`, `release_lease` or `write_metadata`.
-     */
-    handleStored(now: number, mono: number): void;
-    /**
-     * How long token requests stay held back, ms (for `Wait`).
-     */
-    holdMs(now: number, mono: number): number;
-    /**
-     * Forgets the cached token.
-     */
-    invalidate(): void;
+    invalidate(): CoreEffect | undefined;
     /**
      * Checks `options` (the object given to `createTokenClient`); throws a
      * `CoreError` with code `config` naming the first problem.
@@ -202,31 +196,40 @@ export class Core {
      */
     prepareKey(): Promise<CoreError | undefined>;
     /**
-     * Why `decide` answered `Fail`.
-     */
-    refusal(now: number, mono: number, min_valid_ms: number): CoreError;
-    /**
      * Sends the request the `send` effect names through `fetch` (the
-     * `fetch` option, or the global fetch), within `timeout_ms`; keeps no state.
+     * `fetch` option, or the global fetch), within `timeout_ms`; keeps no
+     * state. Resolves to the `answer` outcome for `handle`.
      */
-    send(fetch: (request: Request) => Promise<Response>, timeout_ms: number): Promise<Answer>;
+    send(fetch: (request: Request) => Promise<Response>, timeout_ms: number): Promise<CoreOutcome>;
     /**
-     * Until when (wall clock) `decide` keeps answering `Serve` to callers
-     * with no `minValidSeconds`: the wrapper's hot path compares with it.
+     * Until when (wall clock) a caller with no `minValidSeconds` is served
+     * the token held: the wrapper's hot path compares with it.
      */
     serveUntil(now: number, mono: number): number;
     /**
-     * Signs the assertion the `sign` effect asks for (WebCrypto); keeps no state.
+     * Signs the assertion the `sign` effect asks for (WebCrypto); keeps no
+     * state. Resolves to the `signed` outcome for `handle`.
      */
-    sign(now: number): Promise<Signed>;
+    sign(now: number): Promise<CoreOutcome>;
+    /**
+     * Begins an acquisition (a `CoreStart`), or joins the one in flight:
+     * `"begun"` (run it) or `"joined"`; throws a `CoreError` while token
+     * requests are held back after failures.
+     */
+    start(now: number, mono: number, start: CoreStart): "begun" | "joined";
     /**
      * What `status()` reports.
      */
     status(now: number, mono: number): CoreStatus;
     /**
-     * `client.fetch` got a 401 with `token`: what to do next.
+     * What the caller of `call` does next (a `CallStep`; see `Call::poll`).
      */
-    unauthorized(now: number, mono: number, token: string): Unauthorized;
+    step(call: CallState, now: number, mono: number): CallStep;
+    /**
+     * `client.fetch` got a 401 with `token`: what to do next, and the
+     * delete of that token to perform first (a `CoreUnauthorized`).
+     */
+    unauthorized(now: number, mono: number, token: string): CoreUnauthorized;
     /**
      * How many events wait to be taken (`events()` is called only then).
      */
@@ -239,41 +242,6 @@ export class Core {
      * The token endpoint's origin, as error messages name it.
      */
     readonly origin: string;
-}
-
-/**
- * What a caller asking for a token gets (see `TokenState::decide`).
- */
-export enum Decision {
-    /**
-     * Serve the cached token.
-     */
-    Serve = 0,
-    /**
-     * Serve the cached token and start one background refresh.
-     */
-    ServeAndRefresh = 1,
-    /**
-     * Start an acquisition and wait for it.
-     */
-    Fetch = 2,
-    /**
-     * Wait for the acquisition in flight.
-     */
-    Join = 3,
-    /**
-     * Fail at once with `refusal()`.
-     */
-    Fail = 4,
-    /**
-     * Wait `holdMs()` for the hold-back to end, then ask again.
-     */
-    Wait = 5,
-    /**
-     * Held back, with a store: read it (`beginReading`, `drive` with
-     * `read`), taking a stored token, else failing with `refusal()`.
-     */
-    Read = 6,
 }
 
 /**
@@ -332,7 +300,7 @@ export enum FilesStep {
 }
 
 /**
- * A signed assertion, or why there is none: handed from `sign` to `handleSigned`.
+ * A signed assertion, or why there is none: in the `signed` outcome of `sign`.
  */
 export class Signed {
     private constructor();
@@ -365,24 +333,6 @@ export class StoreGuard {
      * How long one operation may take, ms.
      */
     readonly timeoutMs: number;
-}
-
-/**
- * What `client.fetch` does after a 401 (see `TokenState::unauthorized`).
- */
-export enum Unauthorized {
-    /**
-     * Send again with the token held now.
-     */
-    RetryWithCurrent = 0,
-    /**
-     * The token was forgotten: send again with a new one.
-     */
-    Refresh = 1,
-    /**
-     * Hand the 401 to the caller.
-     */
-    GiveUp = 2,
 }
 
 /**

@@ -6,6 +6,7 @@
 //! (the `match`es below) or fails these tests.
 
 use crate::acquire::Event;
+use crate::call::Step;
 use crate::driver::{Effect, TokenSource, Wait};
 use crate::error::{ErrorCode, TokenError};
 use crate::shared::TokenRecord;
@@ -106,6 +107,9 @@ fn effects() -> Vec<Effect> {
         Effect::RenewLease { ttl_ms: 1.0 },
         Effect::ReleaseLease,
         Effect::WriteStore { record: record() },
+        Effect::RemoveStore {
+            only: Some("t".into()),
+        },
         Effect::SetBackoff { until: 1.0 },
         Effect::ReadMetadata,
         Effect::WriteMetadata { copy: "{}".into() },
@@ -128,6 +132,7 @@ fn effects() -> Vec<Effect> {
             | Effect::RenewLease { .. }
             | Effect::ReleaseLease
             | Effect::WriteStore { .. }
+            | Effect::RemoveStore { .. }
             | Effect::SetBackoff { .. }
             | Effect::ReadMetadata
             | Effect::WriteMetadata { .. }
@@ -175,6 +180,27 @@ fn events() -> Vec<Event> {
     all
 }
 
+/// One of each caller's step; the `match` fails to compile when a variant is added.
+fn steps() -> Vec<Step> {
+    let all = vec![
+        Step::Serve {
+            hit: true,
+            refresh: false,
+        },
+        Step::Wait { ms: 1.0 },
+        Step::Run,
+        Step::Join,
+        Step::Fail { error: error() },
+    ];
+    for step in &all {
+        match step {
+            Step::Serve { .. } | Step::Wait { .. } | Step::Run | Step::Join | Step::Fail { .. } => {
+            }
+        }
+    }
+    all
+}
+
 /// Every member of the union `name` is sent, and every value sent is a member.
 fn check_union(name: &str, values: Vec<Value>) {
     let declared = union(name);
@@ -202,6 +228,13 @@ fn effects_and_events_are_declared_as_they_serialise() {
         effects()
             .iter()
             .map(|e| serde_json::to_value(e).unwrap())
+            .collect(),
+    );
+    check_union(
+        "CallStep",
+        steps()
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap())
             .collect(),
     );
     check_union(

@@ -10,6 +10,12 @@
 //! token and set the shared back-off. The executor only does the I/O it is
 //! told to do and reads no clock but to hand the time in.
 //!
+//! Besides a caller's acquisition ([`Driver::new`]) and a read of the store
+//! alone ([`Driver::reading`]), it runs a cron check ([`Driver::checking`]):
+//! fresh for the job's period ends it; else the replica's token, then the
+//! primary's, may settle it; else it refreshes. An effect the executor could
+//! not perform comes back as [`Outcome::Broken`] and ends the acquisition.
+//!
 //! ```text
 //!  ┌──────────── ReadStore ◄──────── Sleep (poll, back-off) ◄──┐
 //!  │ token to adopt │ back-off │ lease held         no lease │  │
@@ -80,6 +86,14 @@ pub enum Effect {
         /// The token.
         record: TokenRecord,
     },
+    /// Delete the stored token (only if it is still `only`, when given);
+    /// then [`Outcome::Removed`]. Named by `invalidate()` and by a 401
+    /// ([`crate::client::Client::invalidate`], `unauthorized`), apart from any acquisition.
+    RemoveStore {
+        /// The token refused with a 401: another isolate may have stored a new one since.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        only: Option<String>,
+    },
     /// Hold every isolate back until `until` (epoch ms); then [`Outcome::Stored`].
     SetBackoff {
         /// The end of the back-off.
@@ -141,6 +155,8 @@ pub enum TokenSource {
     Network,
     /// Another isolate, through the store.
     Kv,
+    /// The token already held: a cron check found it fresh.
+    Held,
 }
 
 /// What the executor hands back after an effect.
@@ -162,6 +178,11 @@ pub enum Outcome {
     /// After `WriteStore`, `SetBackoff`, `ReleaseLease` or `WriteMetadata`
     /// (a store failure changes nothing: the executor reports it).
     Stored,
+    /// After `RemoveStore`.
+    Removed,
+    /// The executor could not perform the effect (its own code threw): the
+    /// acquisition ends as a failure, through the driver like any other end.
+    Broken,
 }
 
 /// What a read of the store found, as the store holds it: the store is
@@ -246,6 +267,8 @@ pub fn issuer_to_ask<'a>(
 /// Where the acquisition stands.
 #[derive(Debug)]
 enum Phase {
+    /// Next: a cron check asks whether the token is due within its period.
+    Check,
     /// Next: the acquisition's first read of the store, an eventual one
     /// unless the token was just invalidated.
     FirstRead,
@@ -330,6 +353,8 @@ pub struct Driver {
     force: bool,
     /// Only a read of the store (`Decision::Read`): no token request.
     read_only: bool,
+    /// A cron check, with its period (ms): it refreshes only a token due within it.
+    cron: Option<f64>,
     /// Whether there is a store to read.
     store: bool,
     /// When it began, monotonic ms; a waiter fetches alone `wait_ms` later.
@@ -372,6 +397,7 @@ impl Driver {
             role: if store { Role::Waiter } else { Role::Alone },
             force,
             read_only: false,
+            cron: None,
             store,
             started: now.mono,
             lease_ms,
@@ -401,6 +427,19 @@ impl Driver {
         }
     }
 
+    /// A cron check (docs/DESIGN.md, "The cron job"): when the token is
+    /// missing or due within `ahead_ms`, the nearest replica's token, then
+    /// the primary's, may settle it; if neither does, a refresh (taking a
+    /// stored token only if newer). Held back after failures, it fails
+    /// with the hold-back's refusal, counting no failure.
+    pub fn checking(config: &Config, now: Now, store: bool, ahead_ms: f64) -> Self {
+        Self {
+            phase: Phase::Check,
+            cron: Some(ahead_ms),
+            ..Self::new(config, now, store, false)
+        }
+    }
+
     /// The events of the transitions so far, to report after them.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
@@ -426,6 +465,7 @@ impl Driver {
     pub fn poll(&mut self, c: &mut Parts<'_>, now: Now, rand: f64) -> Effect {
         loop {
             match std::mem::replace(&mut self.phase, Phase::Over) {
+                Phase::Check => self.phase = self.check(c, now),
                 phase @ (Phase::FirstRead | Phase::Read) => {
                     // Only an acquisition's first read may go to a replica.
                     let eventual = matches!(phase, Phase::FirstRead) && c.state.reads_eventually();
@@ -519,9 +559,20 @@ impl Driver {
     #[inline(never)]
     fn handle_other(&mut self, c: &mut Parts<'_>, now: Now, outcome: Outcome, rand: f64) {
         let Phase::Awaiting(awaiting) = std::mem::replace(&mut self.phase, Phase::Over) else {
-            return; // Nothing was asked: `poll` reports it.
+            // Nothing was asked (or the executor could not begin): `poll` fails it.
+            self.phase = Phase::Awaiting(Awaiting::Answer);
+            return;
         };
         self.phase = match (awaiting, outcome) {
+            (_, Outcome::Broken) => {
+                // The executor's own code threw: a bug, not an outage.
+                let error = TokenError::internal("token acquisition failed unexpectedly");
+                self.events.push(Event::internal(now, &error));
+                Phase::Ending {
+                    steps: Vec::new(),
+                    end: End::Error(error),
+                }
+            }
             (Awaiting::LastLook(error), Outcome::Snapshot(seen)) => {
                 last_look(c, now, seen, error, rand)
             }
@@ -530,7 +581,11 @@ impl Driver {
             }
             (Awaiting::Snapshot { .. }, Outcome::Snapshot(None)) => {
                 self.role = Role::Alone; // The store failed: this isolate alone, in memory.
-                Phase::Attempt
+                match self.cron {
+                    // A cron check still due refreshes, unless held back.
+                    Some(_) => self.refresh_due(c, now).unwrap_or(Phase::Attempt),
+                    None => Phase::Attempt,
+                }
             }
             (Awaiting::Snapshot { eventual }, Outcome::Snapshot(Some(seen))) => {
                 self.after_read(c, now, seen, eventual, rand)
@@ -650,18 +705,35 @@ impl Driver {
         eventual: bool,
         rand: f64,
     ) -> Phase {
+        let mut adopted = None;
         if let Some(record) = seen.token.take() {
-            if let Some(taken) = c.state.adopt(now, record, self.force, rand) {
+            adopted = c.state.adopt(now, record, self.force, rand);
+            if let (Some(taken), None) = (&adopted, self.cron) {
                 return Phase::Ending {
                     steps: Vec::new(),
-                    end: End::Token(taken, TokenSource::Kv),
+                    end: End::Token(taken.clone(), TokenSource::Kv),
                 };
             }
         }
+        if self.cron.is_some() {
+            if let Some(end) = self.fresh(c, now, adopted) {
+                return end;
+            }
+            if !eventual {
+                if let Some(refused) = self.refresh_due(c, now) {
+                    return refused;
+                }
+                return self.nothing_to_take(c, now, seen, rand);
+            }
+        }
         // While this read was out, the client may have taken the stored token
-        // by another way (the cron check's read): a fresh one held is what
-        // an acquisition that is not forced is for, so no token request.
-        if let Some(held) = c.state.fresh(now).filter(|_| !self.force) {
+        // by another way (a read outside any acquisition): a fresh one held is
+        // what an acquisition that is not forced is for, so no token request.
+        if let Some(held) = c
+            .state
+            .fresh(now)
+            .filter(|_| !self.force && self.cron.is_none())
+        {
             return Phase::Ending {
                 steps: Vec::new(),
                 end: End::Token(held, TokenSource::Kv),
@@ -674,6 +746,48 @@ impl Driver {
             return self.refused(c, now);
         }
         self.nothing_to_take(c, now, seen, rand)
+    }
+
+    /// A cron check's question: the token is fresh for its period (held,
+    /// or just `adopted` from the store), which ends the check; `None` when due.
+    #[inline(never)]
+    fn fresh(&self, c: &mut Parts<'_>, now: Now, adopted: Option<TokenRecord>) -> Option<Phase> {
+        if c.state.due(now, self.cron?) {
+            return None;
+        }
+        let (record, source) = match adopted {
+            Some(record) => (record, TokenSource::Kv),
+            None => (c.state.held_record()?, TokenSource::Held),
+        };
+        Some(Phase::Ending {
+            steps: Vec::new(),
+            end: End::Token(record, source),
+        })
+    }
+
+    /// A cron check found the token due: it refreshes now (a stored token
+    /// taken only if newer), unless token requests are held back.
+    #[inline(never)]
+    fn refresh_due(&mut self, c: &mut Parts<'_>, now: Now) -> Option<Phase> {
+        if c.state.held_back(now) {
+            self.read_only = true; // the refusal counts no failure, as `begin`'s does not
+            return Some(self.refused(c, now));
+        }
+        self.cron = None;
+        self.force = true;
+        None
+    }
+
+    /// The start of a cron check: fresh, or read the store, or refresh.
+    #[inline(never)]
+    fn check(&mut self, c: &mut Parts<'_>, now: Now) -> Phase {
+        if let Some(end) = self.fresh(c, now, None) {
+            return end;
+        }
+        if self.store {
+            return Phase::FirstRead;
+        }
+        self.refresh_due(c, now).unwrap_or(Phase::Attempt)
     }
 
     /// A read found no token to take: wait out a back-off, wait on a lease, or take it.

@@ -16,6 +16,8 @@ pub mod acquire;
 pub mod assertion;
 #[cfg(test)]
 mod boundary;
+pub mod call;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod discovery;

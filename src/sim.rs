@@ -1,27 +1,29 @@
 //! A deterministic simulation of many isolates sharing one store (docs/DESIGN.md,
 //! "The simulator"), in the spirit of FoundationDB's and TigerBeetle's
-//! simulation testing. Each isolate runs the shipped core — [`TokenState`]
-//! deciding for callers, a [`Driver`] per acquisition — natively, against a
+//! simulation testing. Each isolate runs the shipped core — a [`Client`]
+//! with a [`Call`] per caller (the caller's loop) and a driver per
+//! acquisition, invalidations, 401s and cron checks — natively, against a
 //! simulated store with the semantics `deno/kv_store.ts` relies on
 //! (versionstamped atomic checks, expiry; what it holds goes to the driver
 //! unjudged, as the executor hands it over; its failures, timeouts and
 //! locked retries go through the same [`StoreGuard`]), a simulated token
 //! server, and skewed clocks, all driven by one seeded scheduler. What the
-//! executor does here is what `#run` in `deno/client.ts` does: perform the
+//! executor does here is what `deno/_executor.ts` does: perform the
 //! effect, hand back the outcome.
 //!
 //! Each seed draws its scenario (isolates, token lifetime, faults) and the
 //! invariants are checked as it runs; [`run`] returns the first violation
 //! with a trace of the steps before it.
 
+use crate::call::{Call, Step};
+use crate::client::{Client, Start, Started};
 use crate::clock::Now;
 use crate::config::Config;
-use crate::discovery::Metadata;
-use crate::driver::{Driver, Effect, LeaseResult, Outcome, Parts, Seen, Wait};
+use crate::driver::{Effect, LeaseResult, Outcome, Seen, Wait};
 use crate::error::{ErrorCode, TokenError};
 use crate::response::Received;
 use crate::shared::{self, TokenRecord, MAX_SHARED_BACKOFF_MS};
-use crate::state::{Decision, TokenState};
+use crate::state::Unauthorized;
 use crate::store_guard::{StoreGuard, STORE_TIMEOUT_MS};
 use crate::transport::Exchange;
 use std::cmp::Reverse;
@@ -67,8 +69,6 @@ impl Rng {
 const WALL0: f64 = 1_700_000_000_000.0;
 /// Steps kept for the trace of a violation.
 const TRACE: usize = 200;
-/// `getToken`'s limit of acquisitions per call (deno/client.ts).
-const MAX_ACQUISITIONS_PER_CALL: u32 = 3;
 
 /// What the token server does in an outage.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -108,6 +108,10 @@ struct Scenario {
     sign_fault_rate: f64,
     /// Some callers call `refresh()`.
     refreshes: bool,
+    /// `invalidate()` calls and 401s from a resource server: (when, isolate, a 401?).
+    rejections: Vec<(f64, usize, bool)>,
+    /// A cron check on every isolate, with this period (ms).
+    cron_ms: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -186,6 +190,20 @@ impl Scenario {
         ]
         .into_iter()
         .fold(0.0, f64::max);
+        let rejections = (0..(if rng.chance(0.2) {
+            1 + (rng.uniform() * 4.0) as usize
+        } else {
+            0
+        }))
+            .map(|_| {
+                (
+                    rng.between(0.0, 3.0) * window_ms,
+                    (rng.uniform() * isolates as f64) as usize,
+                    rng.chance(0.5),
+                )
+            })
+            .collect();
+        let cron_ms = rng.chance(0.2).then(|| rng.between(0.05, 0.5) * window_ms);
         Self {
             isolates,
             lifetime_s,
@@ -206,6 +224,8 @@ impl Scenario {
                 false => 0.0,
             },
             refreshes: rng.chance(0.2),
+            rejections,
+            cron_ms,
         }
     }
 
@@ -232,6 +252,8 @@ impl Scenario {
             jwt: false,
             sign_fault_rate: 0.0,
             refreshes: false,
+            rejections: Vec::new(),
+            cron_ms: None,
         }
     }
 
@@ -377,9 +399,8 @@ impl Store {
 }
 
 struct Isolate {
-    state: TokenState,
-    metadata: Option<Box<Metadata>>,
-    driver: Option<Driver>,
+    /// The shipped core of one client.
+    client: Client,
     /// Bumped by a crash: outcomes of effects begun before it are dropped.
     epoch: u32,
     seen: Versions,
@@ -412,26 +433,25 @@ struct Isolate {
     apart: bool,
     /// Its store's failure policy, as `KvStore` keeps it (it survives acquisitions).
     store_guard: StoreGuard,
+    /// Tokens it invalidated or saw refused with a 401: never served again.
+    rejected: Vec<String>,
+    /// Whether the acquisition in flight is a cron check's.
+    cron: bool,
 }
 
-struct Call {
+/// A `getToken` or `refresh()` caller.
+struct Caller {
     isolate: usize,
     started: f64,
-    may_wait: bool,
-    acquisitions: u32,
+    /// The core's call, made when a `getToken` caller first asks.
+    call: Option<Call>,
+    /// Served, failed, aborted, or gone with its isolate.
+    over: bool,
     min_valid_ms: f64,
     /// `refresh()` rather than `getToken()`.
     force: bool,
-}
-
-/// What kind of acquisition a caller starts (`#acquire`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Start {
-    Fetch,
-    /// `refresh()`: a stored token is taken only if newer than the one held.
-    Force,
-    Background,
-    Read,
+    /// `refresh()`: the acquisition it waits for was begun or joined.
+    refreshing: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -445,6 +465,15 @@ enum Happening {
     },
     Crash(usize),
     Hostile,
+    /// `invalidate()` (`false`) or a 401 from a resource server (`true`) on an isolate.
+    Reject(usize, bool),
+    /// A store delete's outcome reaches the isolate, in its epoch.
+    Removed {
+        isolate: usize,
+        epoch: u32,
+    },
+    /// A cron check on an isolate.
+    Cron(usize),
 }
 
 struct Sim {
@@ -456,7 +485,11 @@ struct Sim {
     order: u64,
     store: Store,
     isolates: Vec<Isolate>,
-    calls: Vec<Call>,
+    calls: Vec<Caller>,
+    /// Acquisitions begun by a cron check that sent a token request.
+    cron_refreshes: u32,
+    /// Token requests a rejection (an `invalidate()` or a 401) called for.
+    rejections: u32,
     /// Outcomes waiting for their effect's completion, per isolate.
     pending: HashMap<usize, VecDeque<Outcome>>,
     /// Token requests in flight: (isolate, answered at).
@@ -515,6 +548,9 @@ fn config(s: &Scenario) -> Config {
     if s.jwt {
         options["authMethod"] = "client_secret_jwt".into();
     }
+    if !s.lone {
+        options["kv"] = serde_json::json!({}); // the store the isolates share
+    }
     let options = crate::options::read(options).expect("the simulated options read");
     Config::new(options, |url| Some(url.to_owned())).expect("the simulated options are sound")
 }
@@ -553,7 +589,7 @@ fn replayed(seed: u64, draw: impl Fn(Rng) -> (Scenario, Rng)) -> Report {
 fn run_scenario(s: Scenario, rng: Rng, tracing: bool) -> Report {
     let config = config(&s);
     let isolates = (0..s.isolates)
-        .map(|i| Isolate::new(s.skews[i], !s.lone))
+        .map(|i| Isolate::new(&config, s.skews[i]))
         .collect();
     let mut sim = Sim {
         config,
@@ -564,6 +600,8 @@ fn run_scenario(s: Scenario, rng: Rng, tracing: bool) -> Report {
         store: Store::default(),
         isolates,
         calls: Vec::new(),
+        cron_refreshes: 0,
+        rejections: 0,
         pending: HashMap::new(),
         in_flight: Vec::new(),
         issued: HashMap::new(),
@@ -597,11 +635,10 @@ fn run_scenario(s: Scenario, rng: Rng, tracing: bool) -> Report {
 }
 
 impl Isolate {
-    fn new(skew: f64, store: bool) -> Self {
+    /// An isolate of `config`'s client (with a store when it names one).
+    fn new(config: &Config, skew: f64) -> Self {
         Self {
-            state: TokenState::new(None).sharing(store),
-            metadata: None,
-            driver: None,
+            client: Client::new(config.clone(), |url| Some(url.to_owned())),
             epoch: 0,
             seen: Versions::default(),
             lease: None,
@@ -615,6 +652,8 @@ impl Isolate {
             skewed: false,
             apart: false,
             store_guard: StoreGuard::new(),
+            rejected: Vec::new(),
+            cron: false,
             skew,
         }
     }
@@ -662,13 +701,14 @@ impl Sim {
                 };
                 let force = self.s.refreshes && self.rng.chance(0.02);
                 self.refresh_calls += u32::from(force);
-                self.calls.push(Call {
+                self.calls.push(Caller {
                     isolate: i,
                     started: t,
-                    may_wait: true,
-                    acquisitions: 0,
+                    call: None,
+                    over: false,
                     min_valid_ms: if force { 0.0 } else { min_valid_ms },
                     force,
+                    refreshing: false,
                 });
                 let call = self.calls.len() - 1;
                 self.order += 1;
@@ -694,6 +734,15 @@ impl Sim {
         if let Some((start, _, _)) = self.s.hostile {
             self.at(start, Happening::Hostile);
         }
+        for &(t, isolate, unauthorized) in &self.s.rejections.clone() {
+            self.at(t, Happening::Reject(isolate, unauthorized));
+        }
+        if let Some(period) = self.s.cron_ms {
+            for isolate in 0..self.s.isolates {
+                let first = self.rng.between(0.0, period);
+                self.at(first, Happening::Cron(isolate));
+            }
+        }
         arrivals.sort(); // one ascending run per isolate, merged
         let mut arrivals = arrivals.into_iter().peekable();
         loop {
@@ -715,7 +764,7 @@ impl Sim {
                 Happening::Abort(call) => {
                     let isolate = self.calls[call].isolate;
                     self.isolates[isolate].waiting.retain(|c| *c != call);
-                    self.calls[call].acquisitions = u32::MAX;
+                    self.calls[call].over = true;
                 }
                 Happening::Effect { isolate, epoch } => {
                     if epoch != self.isolates[isolate].epoch {
@@ -732,6 +781,13 @@ impl Sim {
                 }
                 Happening::Crash(isolate) => self.crash(isolate),
                 Happening::Hostile => self.hostile(),
+                Happening::Reject(isolate, unauthorized) => self.reject(isolate, unauthorized)?,
+                Happening::Removed { isolate, epoch } => {
+                    if epoch == self.isolates[isolate].epoch {
+                        self.removed(isolate);
+                    }
+                }
+                Happening::Cron(isolate) => self.cron(isolate)?,
             }
         }
         invariants::requests_per_window(self)
@@ -744,13 +800,13 @@ impl Sim {
         let epoch = self.isolates[isolate].epoch + 1;
         self.isolates[isolate] = Isolate {
             epoch,
-            ..Isolate::new(skew, !self.s.lone)
+            ..Isolate::new(&self.config, skew)
         };
         self.in_flight.retain(|(i, _)| *i != isolate);
         self.pending.remove(&isolate);
         // Its callers are gone with it.
         for call in waiting {
-            self.calls[call].acquisitions = u32::MAX;
+            self.calls[call].over = true;
         }
     }
 
@@ -786,9 +842,9 @@ impl Sim {
         self.at(next, Happening::Hostile);
     }
 
-    /// A caller asks (again), as `getToken` does.
+    /// A caller asks (again): the core's caller loop ([`Call`]) says what it does.
     fn ask(&mut self, call: usize) -> Checked {
-        if self.calls[call].acquisitions == u32::MAX {
+        if self.calls[call].over {
             return Ok(());
         }
         if self.calls[call].force {
@@ -796,50 +852,27 @@ impl Sim {
         }
         let isolate = self.calls[call].isolate;
         let now = self.now(isolate);
-        let Call {
-            started,
-            may_wait,
-            min_valid_ms,
-            ..
-        } = self.calls[call];
-        let limit = match may_wait {
-            true => now.mono - (self.t - started) + self.config.retry.deadline_ms,
-            false => f64::NEG_INFINITY,
-        };
-        let decision = self.isolates[isolate]
-            .state
-            .decide(now, min_valid_ms, limit);
-        match decision {
-            Decision::Serve | Decision::ServeAndRefresh => {
+        let min_valid_ms = self.calls[call].min_valid_ms;
+        let mut core_call = self.calls[call]
+            .call
+            .take()
+            .unwrap_or_else(|| Call::new(now, min_valid_ms));
+        let step = core_call.poll(&mut self.isolates[isolate].client, now);
+        self.calls[call].call = Some(core_call);
+        match step {
+            Step::Serve { refresh, .. } => {
                 self.served(call)?;
-                if decision == Decision::ServeAndRefresh {
-                    self.start(isolate, Start::Background, None)?;
+                if refresh {
+                    self.run_flight(isolate)?;
                 }
             }
-            Decision::Read => {
-                self.calls[call].acquisitions += 1;
-                self.start(isolate, Start::Read, Some(call))?;
+            Step::Wait { ms } => self.at(self.t + ms, Happening::Ask(call)),
+            Step::Run => {
+                self.isolates[isolate].waiting.push(call);
+                self.run_flight(isolate)?;
             }
-            Decision::Fail => {
-                let error = self.isolates[isolate].state.refusal(now, min_valid_ms);
-                self.failed(call, &error)?;
-            }
-            Decision::Wait => {
-                self.calls[call].may_wait = false;
-                let hold = self.isolates[isolate].state.hold_ms(now);
-                self.at(self.t + hold, Happening::Ask(call));
-            }
-            Decision::Fetch | Decision::Join => {
-                if self.calls[call].acquisitions >= MAX_ACQUISITIONS_PER_CALL {
-                    let error = TokenError::invalid_response("no token valid for minValidSeconds");
-                    return self.failed(call, &error);
-                }
-                self.calls[call].acquisitions += 1;
-                match decision == Decision::Join || self.isolates[isolate].driver.is_some() {
-                    true => self.isolates[isolate].waiting.push(call),
-                    false => self.start(isolate, Start::Fetch, Some(call))?,
-                }
-            }
+            Step::Join => self.isolates[isolate].waiting.push(call),
+            Step::Fail { error } => self.failed(call, &error)?,
         }
         Ok(())
     }
@@ -847,54 +880,122 @@ impl Sim {
     /// A `refresh()` call: an acquisition that takes a stored token only if
     /// newer, or joins the one in flight; its caller is served what it ends with.
     fn refresh(&mut self, call: usize) -> Checked {
-        if self.calls[call].acquisitions > 0 {
+        if self.calls[call].refreshing {
             return self.served(call); // The acquisition ended with a token.
         }
-        self.calls[call].acquisitions = 1;
+        self.calls[call].refreshing = true;
         let isolate = self.calls[call].isolate;
         self.log(format!("call {call} on isolate {isolate}: refresh()"));
-        self.start(isolate, Start::Force, Some(call))
-    }
-
-    /// An acquisition begins on `isolate` (`#acquire`).
-    fn start(&mut self, isolate: usize, kind: Start, call: Option<usize>) -> Checked {
-        if self.isolates[isolate].driver.is_some() {
-            if let Some(call) = call {
-                self.isolates[isolate].waiting.push(call);
-            }
-            return Ok(());
-        }
         let now = self.now(isolate);
-        let state = &mut self.isolates[isolate].state;
-        let begun = match kind {
-            Start::Read => {
-                state.begin_reading();
+        match self.isolates[isolate].client.start(now, Start::Refresh) {
+            Ok(Started::Begun) => {
+                self.isolates[isolate].waiting.push(call);
+                self.run_flight(isolate)
+            }
+            Ok(Started::Joined) => {
+                self.isolates[isolate].waiting.push(call);
                 Ok(())
             }
-            _ => state.begin(now, kind == Start::Background),
-        };
-        if let Err(error) = begun {
-            return match call {
-                Some(call) => self.failed(call, &error),
-                None => Ok(()),
-            };
+            Err(error) => self.failed(call, &error),
         }
-        if let Some(call) = call {
-            self.isolates[isolate].waiting.push(call);
-        }
-        let store = !self.s.lone;
-        let driver = match kind {
-            Start::Read => Driver::reading(&self.config, now),
-            _ => Driver::new(&self.config, now, store, kind == Start::Force),
-        };
+    }
+
+    /// An acquisition was begun on `isolate` (`Client::start`): the executor runs it.
+    fn run_flight(&mut self, isolate: usize) -> Checked {
         let iso = &mut self.isolates[isolate];
-        iso.driver = Some(driver);
         iso.holders_seen.clear();
         iso.backoff_seen = 0.0;
         iso.last_holder = None;
         iso.sent = false;
         iso.read_at = f64::NEG_INFINITY;
         self.step(isolate, None)
+    }
+
+    /// `invalidate()`, or a 401 from a resource server for the token the
+    /// isolate serves (`client.fetch`): the core forgets it and names the
+    /// delete, performed as a store operation; with a 401, the request is
+    /// sent again with a new token.
+    fn reject(&mut self, isolate: usize, unauthorized: bool) -> Checked {
+        let now = self.now(isolate);
+        let rand = self.rng.uniform();
+        let client = &mut self.isolates[isolate].client;
+        let Some(token) = client.state.held_token().map(str::to_owned) else {
+            return Ok(());
+        };
+        let remove = match unauthorized {
+            false => client.invalidate(),
+            true => match client.unauthorized(now, &token, rand) {
+                (Unauthorized::Refresh, remove) => remove,
+                _ => return Ok(()),
+            },
+        };
+        self.rejections += 1;
+        self.log(format!(
+            "isolate {isolate}: {} its token",
+            match unauthorized {
+                true => "a 401 for",
+                false => "invalidate()s",
+            }
+        ));
+        self.isolates[isolate].rejected.push(token.clone());
+        invariants::rejection_names_the_delete(
+            self,
+            isolate,
+            unauthorized,
+            &token,
+            remove.as_ref(),
+        )?;
+        if let Some(remove) = remove {
+            self.perform(isolate, remove, None)?;
+        }
+        if unauthorized {
+            // `client.fetch` sends again with a new token: a caller of its own.
+            self.calls.push(Caller {
+                isolate,
+                started: self.t,
+                call: None,
+                over: false,
+                min_valid_ms: 0.0,
+                force: false,
+                refreshing: false,
+            });
+            let call = self.calls.len() - 1;
+            self.ask(call)?;
+        }
+        Ok(())
+    }
+
+    /// A delete's outcome goes back to the core (apart from any acquisition).
+    fn removed(&mut self, isolate: usize) {
+        if self.tracing {
+            let text = trace::outcome(&Outcome::Removed);
+            self.log(format!("isolate {isolate}: ← {text}"));
+        }
+        let now = self.now(isolate);
+        let rand = self.rng.uniform();
+        self.isolates[isolate]
+            .client
+            .handle(now, Outcome::Removed, rand);
+    }
+
+    /// A cron check on `isolate` (`refreshIfDue`), then the next one.
+    fn cron(&mut self, isolate: usize) -> Checked {
+        let Some(period) = self.s.cron_ms else {
+            return Ok(());
+        };
+        if self.t + period < self.s.run_ms {
+            self.at(self.t + period, Happening::Cron(isolate));
+        }
+        let now = self.now(isolate);
+        let started = self.isolates[isolate]
+            .client
+            .start(now, Start::Cron { ahead_ms: period });
+        self.log(format!("isolate {isolate}: cron check ({started:?})"));
+        if started == Ok(Started::Begun) {
+            self.isolates[isolate].cron = true;
+            self.run_flight(isolate)?;
+        }
+        Ok(())
     }
 
     /// Hands `outcome` to the isolate's driver, then performs what it asks next.
@@ -905,23 +1006,16 @@ impl Sim {
     fn step(&mut self, isolate: usize, outcome: Option<Outcome>) -> Checked {
         let now = self.now(isolate);
         let rand = self.rng.uniform();
-        let config = &self.config;
-        let iso = &mut self.isolates[isolate];
-        let Some(driver) = iso.driver.as_mut() else {
+        let client = &mut self.isolates[isolate].client;
+        if !client.state.in_flight() {
             return Ok(());
-        };
-        let mut parts = Parts {
-            config,
-            state: &mut iso.state,
-            metadata: &mut iso.metadata,
-            parse_url: |url| Some(url.to_owned()),
-        };
+        }
         if let Some(outcome) = outcome {
-            driver.handle(&mut parts, now, outcome, rand);
+            client.handle(now, outcome, rand);
         }
         let rand = self.rng.uniform();
-        let effect = driver.poll(&mut parts, now, rand);
-        let request = driver.take_request().map(|r| r.exchange);
+        let effect = client.poll(now, rand);
+        let request = client.take_request().map(|r| r.exchange);
         self.perform(isolate, effect, request)
     }
 
@@ -1106,6 +1200,21 @@ impl Sim {
                     // Expiry is the reader's check; the entry lives until the true one.
                 }
                 self.complete(isolate, latency, Outcome::Stored);
+            }
+            Effect::RemoveStore { only } => {
+                // Deleted only if still the token named (`KvStore.remove`): a
+                // garbage entry is no token refused, but `invalidate()` deletes it.
+                let stored = match &self.store.token {
+                    Some((StoredToken::Token(record, ..), _)) => Some(&record.access_token),
+                    _ => None,
+                };
+                let named = only.is_none() || only.as_ref() == stored;
+                if lands && self.store.token.is_some() && named {
+                    self.store.set_token(self.t, None);
+                }
+                // Performed apart from any acquisition: its outcome comes back on its own.
+                let epoch = self.isolates[isolate].epoch;
+                self.at(self.t + latency, Happening::Removed { isolate, epoch });
             }
             Effect::SetBackoff { until } => {
                 if lands {
@@ -1309,19 +1418,20 @@ impl Sim {
     }
 
     fn done(&mut self, isolate: usize, record: TokenRecord) -> Checked {
-        self.isolates[isolate].driver = None;
+        self.end_cron(isolate);
         invariants::taken_token_was_issued(self, isolate, &record.access_token)?;
         self.resume(isolate)
     }
 
     fn fail(&mut self, isolate: usize, error: TokenError) -> Checked {
         invariants::no_internal_error(&format!("isolate {isolate}'s acquisition"), &error)?;
+        let cron = self.end_cron(isolate);
+        invariants::cron_check_fails_not_when_healthy(self, isolate, cron, &error)?;
         let now = self.now(isolate);
         let iso = &mut self.isolates[isolate];
-        iso.driver = None;
         if iso.sent {
             // The hold-back ends no later than the token served stops being usable.
-            let status = iso.state.status(now);
+            let status = iso.client.state.status(now);
             let usable_until = status.usable_until.filter(|_| status.has_token);
             let least = invariants::least_hold_back(now.wall, usable_until);
             iso.failed_at = Some((self.t, least));
@@ -1333,6 +1443,15 @@ impl Sim {
         Ok(())
     }
 
+    /// An acquisition ended: whether a cron check began it (its request, if
+    /// it sent one, is one invariant 3 allows beside the refresh windows).
+    fn end_cron(&mut self, isolate: usize) -> bool {
+        let iso = &mut self.isolates[isolate];
+        let cron = std::mem::take(&mut iso.cron);
+        self.cron_refreshes += u32::from(cron && iso.sent);
+        cron
+    }
+
     /// The acquisition ended with a token: its callers ask again (`getToken`'s loop).
     fn resume(&mut self, isolate: usize) -> Checked {
         let waiting = std::mem::take(&mut self.isolates[isolate].waiting);
@@ -1342,17 +1461,19 @@ impl Sim {
         Ok(())
     }
 
-    /// A caller is served: invariant 1.
+    /// A caller is served: invariants 1 and 8.
     fn served(&mut self, call: usize) -> Checked {
+        self.calls[call].over = true;
         let isolate = self.calls[call].isolate;
         let now = self.now(isolate);
-        let status = self.isolates[isolate].state.status(now);
+        let status = self.isolates[isolate].client.state.status(now);
         self.served += 1;
-        let state = &self.isolates[isolate].state;
+        let state = &self.isolates[isolate].client.state;
         let token = state.held_token().unwrap_or_default();
         let usable_until = status.usable_until.unwrap_or(f64::NEG_INFINITY);
         invariants::served_token_is_usable(self, isolate, status.has_token, usable_until)?;
-        invariants::served_token_is_live(self, isolate, token)
+        invariants::served_token_is_live(self, isolate, token)?;
+        invariants::served_token_was_not_rejected(self, isolate, token)
     }
 
     /// A caller gets an error: invariants 2, 6 and 7.
@@ -1360,7 +1481,7 @@ impl Sim {
         self.errors += 1;
         invariants::no_internal_error(&format!("call {call}"), error)?;
         let isolate = self.calls[call].isolate;
-        self.calls[call].acquisitions = u32::MAX;
+        self.calls[call].over = true;
         self.log(format!(
             "call {call} on isolate {isolate} fails: {}",
             error.message()
@@ -1406,6 +1527,7 @@ fn effect_is_store(effect: &Effect) -> bool {
             | Effect::RenewLease { .. }
             | Effect::ReleaseLease
             | Effect::WriteStore { .. }
+            | Effect::RemoveStore { .. }
             | Effect::SetBackoff { .. }
             | Effect::ReadMetadata
             | Effect::WriteMetadata { .. }

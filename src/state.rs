@@ -7,6 +7,7 @@
 //! what time it is, on both clocks ([`Now`]).
 
 use crate::clock::Now;
+use crate::driver::Driver;
 use crate::error::{ErrorCode, TokenError};
 use crate::redact::Redactor;
 use crate::response::TokenResponse;
@@ -40,7 +41,8 @@ pub enum Decision {
 }
 
 /// What to do after `client.fetch` got a 401.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Unauthorized {
     /// Another token is held by now: send again with it.
     RetryWithCurrent,
@@ -86,12 +88,21 @@ struct Held {
     offset: f64,
 }
 
+/// The acquisition in flight: its one record (docs/DESIGN.md, "The effect
+/// loop"). It ends only through its driver's end (`Done` / `Fail`), which
+/// calls [`TokenState::finish`].
 struct Flight {
     /// Started to refresh a token still being served.
     background: bool,
     /// A caller with no token to serve waits for it.
     waited: bool,
+    /// What drives it, between the executor's steps (out only while one runs).
+    driver: Option<Box<Driver>>,
 }
+
+/// Tokens invalidated or refused remembered, so that none comes back from a
+/// store whose delete failed.
+const REJECTED_KEPT: usize = 8;
 
 /// One client's token state.
 #[derive(Default)]
@@ -109,9 +120,12 @@ pub struct TokenState {
     /// No refresh for a 401 before this, monotonic ms.
     unauthorized_until: f64,
     fetches: u32,
-    /// A fingerprint of the last token invalidated or refused with a 401
-    /// (0 for none): never taken again, from any read.
-    rejected: u64,
+    /// Fingerprints of the last tokens invalidated or refused with a 401
+    /// (0 for none), oldest replaced first: never taken again, from any
+    /// read. More than one, as the delete of each may have failed.
+    rejected: [u64; REJECTED_KEPT],
+    /// Where the next rejected token's fingerprint goes in `rejected`.
+    rejected_next: usize,
     /// The next read of the store is a strong one: the token was just
     /// invalidated or refused, and a replica may still show it.
     read_strongly: bool,
@@ -182,7 +196,8 @@ impl TokenState {
         (self.hold_until - now.mono).max(0.0)
     }
 
-    fn held_back(&self, now: Now) -> bool {
+    /// Whether token requests are held back after failures.
+    pub fn held_back(&self, now: Now) -> bool {
         now.mono < self.hold_until
     }
 
@@ -251,7 +266,30 @@ impl TokenState {
         self.in_flight = Some(Flight {
             background,
             waited: !background,
+            driver: None,
         });
+    }
+
+    /// The flight begun (`begin`, `begin_reading`) is driven by `driver`.
+    pub fn carry(&mut self, driver: Box<Driver>) {
+        if let Some(flight) = &mut self.in_flight {
+            flight.driver = Some(driver);
+        }
+    }
+
+    /// The driver of the flight, taken out for one step (`carry` puts it back).
+    pub fn take_driver(&mut self) -> Option<Box<Driver>> {
+        self.in_flight.as_mut()?.driver.take()
+    }
+
+    /// The driver of the flight, if one is carried.
+    pub fn driver(&self) -> Option<&Driver> {
+        self.in_flight.as_ref()?.driver.as_deref()
+    }
+
+    /// The token held as a record, if one is held (a cron check that found it fresh).
+    pub fn held_record(&self) -> Option<TokenRecord> {
+        self.held.as_ref().map(record)
     }
 
     /// The token held, if any (for the simulator's checks).
@@ -263,7 +301,7 @@ impl TokenState {
     /// time): what an acquisition that is not forced was started to get.
     pub fn fresh(&self, now: Now) -> Option<TokenRecord> {
         let held = self.held.as_ref()?;
-        (self.time(now) < held.schedule.refresh_at).then(|| record_of(held))
+        (self.time(now) < held.schedule.refresh_at).then(|| record(held))
     }
 
     /// Whether an acquisition is in flight.
@@ -333,7 +371,9 @@ impl TokenState {
         force: bool,
         jitter: f64,
     ) -> Option<TokenRecord> {
-        if record.fault(now.wall).is_some() || fingerprint(&record.access_token) == self.rejected {
+        if record.fault(now.wall).is_some()
+            || self.rejected.contains(&fingerprint(&record.access_token))
+        {
             return None;
         }
         let t = self.time(now);
@@ -370,7 +410,7 @@ impl TokenState {
     }
 
     fn hold(&mut self, held: Held) -> TokenRecord {
-        let record = record_of(&held);
+        let record = record(&held);
         self.held = Some(held);
         self.read_strongly = false;
         self.failures = 0;
@@ -410,7 +450,8 @@ impl TokenState {
     /// "Shared state").
     fn reject(&mut self) {
         if let Some(held) = self.held.take() {
-            self.rejected = fingerprint(held.token.secret());
+            self.rejected[self.rejected_next] = fingerprint(held.token.secret());
+            self.rejected_next = (self.rejected_next + 1) % REJECTED_KEPT;
         }
         self.read_strongly = true;
     }
@@ -479,17 +520,8 @@ impl TokenState {
     }
 }
 
-/// A 64-bit FNV-1a digest of `token`, never 0: enough to know a token
-/// again without keeping it.
-fn fingerprint(token: &str) -> u64 {
-    let digest = token.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    digest.max(1)
-}
-
-/// The token `held`, as the client and the store see it.
-fn record_of(held: &Held) -> TokenRecord {
+/// The token `held`, as callers and the store get it.
+fn record(held: &Held) -> TokenRecord {
     TokenRecord {
         access_token: held.token.secret().to_owned(),
         token_type: "Bearer".to_owned(),
@@ -499,6 +531,15 @@ fn record_of(held: &Held) -> TokenRecord {
         refresh_at: held.schedule.refresh_at,
         usable_until: held.schedule.usable_until,
     }
+}
+
+/// A 64-bit FNV-1a digest of `token`, never 0: enough to know a token
+/// again without keeping it.
+fn fingerprint(token: &str) -> u64 {
+    let digest = token.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    digest.max(1)
 }
 
 #[cfg(test)]
@@ -824,6 +865,9 @@ mod tests {
         assert!(!state.reads_eventually());
         let again = record("tok-2", s.expires_at + 2_000.0, 3600.0);
         assert!(state.adopt(T0, again, false, 0.0).is_none());
+        // The token invalidated before it stays refused too: its delete may have failed.
+        let first = record("tok-1", s.expires_at + 3_000.0, 3600.0);
+        assert!(state.adopt(T0, first, false, 0.0).is_none());
     }
 
     #[test]

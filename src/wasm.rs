@@ -1,10 +1,10 @@
 //! The WebAssembly binding: the only module that knows wasm-bindgen.
 //!
-//! [`Core`] is one client's core for the Deno wrapper (deno/client.ts): its
-//! checked configuration, its [`TokenState`] and the [`Driver`] of the
-//! acquisition in flight, which the wrapper's executor runs: `poll` names
-//! the next effect, the executor performs it, a `handle…` call hands the
-//! result back. No call into the core calls back into JavaScript. Values
+//! [`Core`] is one client's [`Client`] for the Deno wrapper (deno/client.ts):
+//! a caller's loop is a [`CallState`] the wrapper steps (`core.step`); an
+//! acquisition is run by the executor (deno/_executor.ts): `poll` names the
+//! next effect, the executor performs it, `handle` takes its outcome (one
+//! tagged input). No call into the core calls back into JavaScript. Values
 //! cross the boundary through serde-wasm-bindgen; the two effects the core
 //! performs itself are stateless async functions: `send` (the host's
 //! `fetch`, [`http`]) and `sign` (WebCrypto, [`sign`]). The core keeps no
@@ -13,12 +13,12 @@
 mod http;
 mod sign;
 
-use crate::acquire::Event;
+use crate::call::Call;
+use crate::client::{Client, Start};
 use crate::clock::Now;
 use crate::config::Config;
-use crate::discovery::Metadata;
-use crate::driver::{Driver, Effect, LeaseResult, Outcome, Parts, Seen};
-use crate::error::{ErrorCode, Source, TokenError};
+use crate::driver::{Effect, LeaseResult, Outcome, Seen};
+use crate::error::{ErrorCode, TokenError};
 use crate::options::{check_names, option_names, read, Options, RetryOptions};
 use crate::response::{self, Received};
 use crate::shared::TokenRecord;
@@ -29,6 +29,7 @@ use serde::Serialize;
 use sign::Signer;
 use std::cell::RefCell;
 use std::rc::Rc;
+use wasm_bindgen::convert::TryFromJsValue;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
@@ -68,21 +69,67 @@ export type CoreEvent =
   | { type: "retry"; at: number; delayMs: number; attempt: number }
   | { type: "internal_error"; at: number; message: string };
 
-/** What the executor does next (`core.poll`), and the `handle…` call its result goes to. */
+/** What the executor does next (`core.poll`), and the outcome `core.handle` takes after it. */
 export type CoreEffect =
-  | { type: "read_store"; eventual: boolean } // handleSnapshot
-  | { type: "take_lease"; ttlMs: number } // handleLease
-  | { type: "renew_lease"; ttlMs: number } // handleRenewed
-  | { type: "release_lease" } // handleStored
-  | { type: "write_store"; record: TokenRecord } // handleStored
-  | { type: "set_backoff"; until: number } // handleStored
-  | { type: "read_metadata" } // handleMetadataCopy
-  | { type: "write_metadata"; copy: string } // handleStored
-  | { type: "sleep"; ms: number; why: "lease" | "backoff" | "retry" } // handleSlept
-  | { type: "sign" } // core.sign(), then handleSigned
-  | { type: "send"; timeoutMs: number } // core.send(), then handleAnswer
-  | { type: "done"; record: TokenRecord; source: "network" | "kv" }
+  | { type: "read_store"; eventual: boolean } // snapshot
+  | { type: "take_lease"; ttlMs: number } // lease
+  | { type: "renew_lease"; ttlMs: number } // renewed
+  | { type: "release_lease" } // stored
+  | { type: "write_store"; record: TokenRecord } // stored
+  | { type: "remove_store"; only?: string } // removed
+  | { type: "set_backoff"; until: number } // stored
+  | { type: "read_metadata" } // metadata_copy
+  | { type: "write_metadata"; copy: string } // stored
+  | { type: "sleep"; ms: number; why: "lease" | "backoff" | "retry" } // slept
+  | { type: "sign" } // core.sign() resolves to the outcome
+  | { type: "send"; timeoutMs: number } // core.send() resolves to the outcome
+  | { type: "done"; record: TokenRecord; source: "network" | "kv" | "held" }
   | { type: "fail"; error: CoreError };
+
+/** What the executor hands back after an effect (`core.handle`): the one input. */
+export type CoreOutcome =
+  | { type: "snapshot"; snapshot?: CoreSnapshot } // absent: the store failed
+  | { type: "lease"; taken?: boolean } // taken; false: held by another; absent: the store failed
+  | { type: "renewed"; kept: boolean }
+  | { type: "metadata_copy"; copy?: string }
+  | { type: "slept" }
+  | { type: "stored" }
+  | { type: "removed" }
+  | { type: "signed"; signed: Signed }
+  | { type: "answer"; answer: Answer }
+  | { type: "broken" }; // the executor could not perform the effect
+
+/** What a read of the store found, as `core.handle` takes it. */
+export interface CoreSnapshot {
+  /** The stored token, undecoded: the core checks it. */
+  token?: unknown;
+  leaseUntil?: number;
+  leaseHolder?: string;
+  leaseTakenAt?: number;
+  backoffUntil?: number;
+}
+
+/** What an acquisition is started for (`core.start`). */
+export type CoreStart =
+  | { type: "fetch" }
+  | { type: "background" }
+  | { type: "refresh" }
+  | { type: "read" }
+  | { type: "cron"; aheadMs: number };
+
+/** What a `getToken` caller does next (`core.step`). */
+export type CallStep =
+  | { type: "serve"; hit: boolean; refresh: boolean } // refresh: run the background acquisition begun
+  | { type: "wait"; ms: number }
+  | { type: "run" } // run the acquisition begun, then step again
+  | { type: "join" } // wait for the acquisition in flight, then step again
+  | { type: "fail"; error: CoreError };
+
+/** What `client.fetch` does after a 401 (`core.unauthorized`), and the delete to perform first. */
+export interface CoreUnauthorized {
+  next: "retry_with_current" | "refresh" | "give_up";
+  remove?: CoreEffect;
+}
 
 /** What `status()` reports, never the token. */
 export interface CoreStatus {
@@ -110,93 +157,29 @@ export interface Identity {
 
 "#;
 
-/// What a caller asking for a token gets (see `TokenState::decide`).
-#[wasm_bindgen]
-pub enum Decision {
-    /// Serve the cached token.
-    Serve,
-    /// Serve the cached token and start one background refresh.
-    ServeAndRefresh,
-    /// Start an acquisition and wait for it.
-    Fetch,
-    /// Wait for the acquisition in flight.
-    Join,
-    /// Fail at once with `refusal()`.
-    Fail,
-    /// Wait `holdMs()` for the hold-back to end, then ask again.
-    Wait,
-    /// Held back, with a store: read it (`beginReading`, `drive` with
-    /// `read`), taking a stored token, else failing with `refusal()`.
-    Read,
-}
-
-/// What `client.fetch` does after a 401 (see `TokenState::unauthorized`).
-#[wasm_bindgen]
-pub enum Unauthorized {
-    /// Send again with the token held now.
-    RetryWithCurrent,
-    /// The token was forgotten: send again with a new one.
-    Refresh,
-    /// Hand the 401 to the caller.
-    GiveUp,
-}
-
 struct Inner {
-    config: Config,
-    state: TokenState,
+    client: Client,
     /// Signs the assertions of the JWT methods.
     signer: Option<Rc<Signer>>,
-    /// With `issuer`: its metadata, once read.
-    metadata: Option<Box<Metadata>>,
-    /// The acquisition in flight (boxed: a client holds none most of its life).
-    driver: Option<Box<Driver>>,
-    /// What the transitions reported, until the executor takes it.
-    events: Vec<Event>,
-}
-
-impl Inner {
-    /// Where this client's errors come from: the token endpoint, once known.
-    fn source(&self) -> Source {
-        match &self.metadata {
-            Some(metadata) => Source::new(
-                metadata.token_endpoint(self.config.mutual_tls),
-                &self.config.identity.client_id,
-            ),
-            None => self.config.source(),
-        }
-    }
-
-    /// Runs `step` on the driver in flight with this client's parts, and
-    /// keeps the events it produced; `None` without one.
-    fn drive<T>(&mut self, step: impl FnOnce(&mut Driver, &mut Parts<'_>) -> T) -> Option<T> {
-        let Inner {
-            config,
-            state,
-            metadata,
-            driver,
-            events,
-            ..
-        } = self;
-        let running = driver.as_mut()?;
-        let mut parts = Parts {
-            config,
-            state,
-            metadata,
-            parse_url: normalise_url,
-        };
-        let result = step(running, &mut parts);
-        collect_events(events, running);
-        if running.is_over() {
-            end(driver);
-        }
-        Some(result)
-    }
 }
 
 /// One client's core: its configuration and its token state.
 #[wasm_bindgen]
 pub struct Core {
     inner: Rc<RefCell<Inner>>,
+}
+
+/// One `getToken` call's loop (`core.step`), held by the wrapper for the call.
+#[wasm_bindgen]
+pub struct CallState(Call);
+
+#[wasm_bindgen]
+impl CallState {
+    /// A call at `now`/`mono` for a token valid `min_valid_ms` more.
+    #[wasm_bindgen(constructor)]
+    pub fn new(now: f64, mono: f64, min_valid_ms: f64) -> CallState {
+        CallState(Call::new(at(now, mono), min_valid_ms))
+    }
 }
 
 #[wasm_bindgen]
@@ -215,15 +198,10 @@ impl Core {
             Some(_) => signer(&config, &options)?,
             None => None,
         };
-        let state = TokenState::new(config.refresh_ahead_seconds).sharing(config.shared);
         Ok(Core {
             inner: Rc::new(RefCell::new(Inner {
-                config,
-                state,
+                client: Client::new(config, normalise_url),
                 signer,
-                metadata: None,
-                driver: None,
-                events: Vec::new(),
             })),
         })
     }
@@ -231,184 +209,100 @@ impl Core {
     /// The token endpoint's origin, as error messages name it.
     #[wasm_bindgen(getter)]
     pub fn origin(&self) -> String {
-        self.inner.borrow().source().origin
+        self.inner.borrow().client.source().origin
     }
 
     /// What names this client's token in KV (the wrapper adds a fingerprint of the credential).
     #[wasm_bindgen(getter, unchecked_return_type = "Identity")]
     pub fn identity(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.inner.borrow().config.kv_identity())
+        to_js(&self.inner.borrow().client.config.kv_identity())
     }
 
-    /// The decision for a caller at `now`/`mono` who needs the token to
-    /// stay valid for `min_valid_ms` more. `started` (monotonic ms) is when
-    /// the call began, if it may still wait for a hold-back to end: within
-    /// its retry deadline from then.
-    pub fn decide(&self, now: f64, mono: f64, min_valid_ms: f64, started: Option<f64>) -> Decision {
-        let wait_limit = started.map_or(f64::NEG_INFINITY, |s| {
-            s + self.inner.borrow().config.retry.deadline_ms
-        });
-        let decision = self.state().decide(at(now, mono), min_valid_ms, wait_limit);
-        match decision {
-            state::Decision::Serve => Decision::Serve,
-            state::Decision::ServeAndRefresh => Decision::ServeAndRefresh,
-            state::Decision::Fetch => Decision::Fetch,
-            state::Decision::Join => Decision::Join,
-            state::Decision::Fail => Decision::Fail,
-            state::Decision::Wait => Decision::Wait,
-            state::Decision::Read => Decision::Read,
+    /// What the caller of `call` does next (a `CallStep`; see `Call::poll`).
+    #[wasm_bindgen(unchecked_return_type = "CallStep")]
+    pub fn step(&self, call: &mut CallState, now: f64, mono: f64) -> Result<JsValue, JsValue> {
+        let mut inner = self.inner.borrow_mut();
+        let step = call.0.poll(&mut inner.client, at(now, mono));
+        let source = inner.client.source();
+        match step {
+            crate::call::Step::Fail { error } => to_js(&crate::call::Step::Fail {
+                error: error.from_source(&source),
+            }),
+            step => to_js(&step),
         }
     }
 
-    /// How long token requests stay held back, ms (for `Wait`).
-    #[wasm_bindgen(js_name = holdMs)]
-    pub fn hold_ms(&self, now: f64, mono: f64) -> f64 {
-        self.state().hold_ms(at(now, mono))
-    }
-
-    /// Why `decide` answered `Fail`.
-    #[wasm_bindgen(unchecked_return_type = "CoreError")]
-    pub fn refusal(&self, now: f64, mono: f64, min_valid_ms: f64) -> JsValue {
-        let error = self.state().refusal(at(now, mono), min_valid_ms);
-        self.report(error)
-    }
-
-    /// Until when (wall clock) `decide` keeps answering `Serve` to callers
-    /// with no `minValidSeconds`: the wrapper's hot path compares with it.
+    /// Until when (wall clock) a caller with no `minValidSeconds` is served
+    /// the token held: the wrapper's hot path compares with it.
     #[wasm_bindgen(js_name = serveUntil)]
     pub fn serve_until(&self, now: f64, mono: f64) -> f64 {
         self.state().serve_until(at(now, mono))
     }
 
-    /// An acquisition starts; throws a `CoreError` while token requests
-    /// are held back after failures.
-    pub fn begin(&self, now: f64, mono: f64, background: bool) -> Result<(), JsValue> {
-        let begun = self.state().begin(at(now, mono), background);
-        begun.map_err(|e| self.report(e))
-    }
-
-    /// A read of the store begins (`Decision::Read`): never refused.
-    #[wasm_bindgen(js_name = beginReading)]
-    pub fn begin_reading(&self) {
-        self.state().begin_reading();
-    }
-
-    /// Starts driving the acquisition begun (`begin`, `beginReading`):
-    /// through the store when `store`; a stored token is taken only if
-    /// newer when `force`; only a read of the store when `read`.
-    pub fn drive(&self, now: f64, mono: f64, store: bool, force: bool, read: bool) {
-        let mut inner = self.inner.borrow_mut();
-        let now = at(now, mono);
-        inner.driver = Some(Box::new(match read {
-            true => Driver::reading(&inner.config, now),
-            false => Driver::new(&inner.config, now, store, force),
-        }));
+    /// Begins an acquisition (a `CoreStart`), or joins the one in flight:
+    /// `"begun"` (run it) or `"joined"`; throws a `CoreError` while token
+    /// requests are held back after failures.
+    #[wasm_bindgen(unchecked_return_type = "\"begun\" | \"joined\"")]
+    pub fn start(
+        &self,
+        now: f64,
+        mono: f64,
+        #[wasm_bindgen(unchecked_param_type = "CoreStart")] start: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let start =
+            read_start(&start).ok_or_else(|| js_sys::Error::new("freshtoken: not a CoreStart"))?;
+        let started = self.inner.borrow_mut().client.start(at(now, mono), start);
+        match started {
+            Ok(started) => to_js(&started),
+            Err(error) => Err(self.report(error)),
+        }
     }
 
     /// The next effect of the acquisition in flight (a `CoreEffect`).
     #[wasm_bindgen(unchecked_return_type = "CoreEffect")]
     pub fn poll(&self, now: f64, mono: f64) -> Result<JsValue, JsValue> {
         let mut inner = self.inner.borrow_mut();
-        let effect = inner
-            .drive(|driver, parts| driver.poll(parts, at(now, mono), Math::random()))
-            .unwrap_or_else(|| {
-                // Polled with no acquisition begun: the executor's bug.
-                let error = TokenError::internal("no acquisition is in flight");
-                inner.events.push(Event::internal(at(now, mono), &error));
-                Effect::Fail { error }
-            });
-        match effect {
+        match inner.client.poll(at(now, mono), Math::random()) {
             Effect::Fail { error } => to_js(&Effect::Fail {
-                error: error.from_source(&inner.source()),
+                error: error.from_source(&inner.client.source()),
             }),
             effect => to_js(&effect),
         }
     }
 
+    /// The outcome of the effect polled last (a `CoreOutcome`): the
+    /// executor's one input. One that does not read as an outcome is `broken`.
+    pub fn handle(
+        &self,
+        now: f64,
+        mono: f64,
+        #[wasm_bindgen(unchecked_param_type = "CoreOutcome")] outcome: JsValue,
+    ) {
+        let outcome = read_outcome(outcome);
+        let mut inner = self.inner.borrow_mut();
+        inner.client.handle(at(now, mono), outcome, Math::random());
+    }
+
     /// How many events wait to be taken (`events()` is called only then).
     #[wasm_bindgen(getter, js_name = eventCount)]
     pub fn event_count(&self) -> usize {
-        self.inner.borrow().events.len()
+        self.inner.borrow().client.event_count()
     }
 
     /// What the transitions so far reported (`CoreEvent`s), once.
     #[wasm_bindgen(unchecked_return_type = "CoreEvent[]")]
     pub fn events(&self) -> Result<JsValue, JsValue> {
-        to_js(&std::mem::take(&mut self.inner.borrow_mut().events))
+        to_js(&self.inner.borrow_mut().client.take_events())
     }
 
-    /// After `read_store`: the stored token (undecoded), the lease and the
-    /// back-off as the store holds them (the driver judges them, see
-    /// `Seen::judged`); `store_failed` when the store did not answer.
-    #[wasm_bindgen(js_name = handleSnapshot)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn handle_snapshot(
-        &self,
-        now: f64,
-        mono: f64,
-        store_failed: bool,
-        #[wasm_bindgen(unchecked_param_type = "unknown")] token: JsValue,
-        lease_until: Option<f64>,
-        lease_holder: Option<String>,
-        lease_taken_at: Option<f64>,
-        backoff_until: f64,
-    ) {
-        let seen = (!store_failed).then(|| Seen {
-            token: serde_wasm_bindgen::from_value(token).ok(),
-            lease_until,
-            lease_holder,
-            lease_taken_at,
-            backoff_until,
-        });
-        self.handle(now, mono, Outcome::Snapshot(seen));
-    }
-
-    /// After `take_lease`: `true` taken, `false` held by another (read
-    /// again), `undefined` when the store failed.
-    #[wasm_bindgen(js_name = handleLease)]
-    pub fn handle_lease(&self, now: f64, mono: f64, taken: Option<bool>) {
-        let result = match taken {
-            Some(true) => LeaseResult::Taken,
-            Some(false) => LeaseResult::Held,
-            None => LeaseResult::Failed,
-        };
-        self.handle(now, mono, Outcome::Lease(result));
-    }
-
-    /// After `renew_lease`: whether the lease is still this isolate's.
-    #[wasm_bindgen(js_name = handleRenewed)]
-    pub fn handle_renewed(&self, now: f64, mono: f64, kept: bool) {
-        self.handle(now, mono, Outcome::Renewed(kept));
-    }
-
-    /// After `read_metadata`: the stored copy, if one sealed by this client was there.
-    #[wasm_bindgen(js_name = handleMetadataCopy)]
-    pub fn handle_metadata_copy(&self, now: f64, mono: f64, copy: Option<String>) {
-        self.handle(now, mono, Outcome::MetadataCopy(copy));
-    }
-
-    /// After `sleep`.
-    #[wasm_bindgen(js_name = handleSlept)]
-    pub fn handle_slept(&self, now: f64, mono: f64) {
-        self.handle(now, mono, Outcome::Slept);
-    }
-
-    /// After `write_store`, `set_backoff`, `release_lease` or `write_metadata`.
-    #[wasm_bindgen(js_name = handleStored)]
-    pub fn handle_stored(&self, now: f64, mono: f64) {
-        self.handle(now, mono, Outcome::Stored);
-    }
-
-    /// Signs the assertion the `sign` effect asks for (WebCrypto); keeps no state.
-    #[wasm_bindgen(unchecked_return_type = "Promise<Signed>")]
+    /// Signs the assertion the `sign` effect asks for (WebCrypto); keeps no
+    /// state. Resolves to the `signed` outcome for `handle`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<CoreOutcome>")]
     pub fn sign(&self, now: f64) -> Promise {
         let (signer, client_id, audience) = {
             let inner = self.inner.borrow();
-            let audience = inner
-                .driver
-                .as_ref()
-                .and_then(|d| d.audience().map(str::to_owned));
-            let client_id = inner.config.identity.client_id.clone();
+            let audience = inner.client.audience();
+            let client_id = inner.client.config.identity.client_id.clone();
             (inner.signer.clone(), client_id, audience)
         };
         future_to_promise(async move {
@@ -418,7 +312,7 @@ impl Core {
                 }
                 _ => Err(TokenError::internal("nothing to sign")),
             };
-            Ok(Signed(signed).into())
+            Ok(tagged("signed", "signed", Signed(signed).into()))
         })
     }
 
@@ -436,54 +330,24 @@ impl Core {
         })
     }
 
-    /// After `sign`.
-    #[wasm_bindgen(js_name = handleSigned)]
-    pub fn handle_signed(&self, now: f64, mono: f64, signed: Signed) {
-        self.handle(now, mono, Outcome::Signed(signed.0));
-    }
-
     /// Sends the request the `send` effect names through `fetch` (the
-    /// `fetch` option, or the global fetch), within `timeout_ms`; keeps no state.
-    #[wasm_bindgen(unchecked_return_type = "Promise<Answer>")]
+    /// `fetch` option, or the global fetch), within `timeout_ms`; keeps no
+    /// state. Resolves to the `answer` outcome for `handle`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<CoreOutcome>")]
     pub fn send(
         &self,
         #[wasm_bindgen(unchecked_param_type = "(request: Request) => Promise<Response>")]
         fetch: Function,
         timeout_ms: f64,
     ) -> Promise {
-        let request = self
-            .inner
-            .borrow_mut()
-            .driver
-            .as_mut()
-            .and_then(|driver| driver.take_request());
+        let request = self.inner.borrow_mut().client.take_request();
         future_to_promise(async move {
             let answer = match request {
                 Some(request) => http::send(&fetch, &request, timeout_ms).await,
                 None => Err(TokenError::internal("nothing to send")),
             };
-            Ok(Answer(answer).into())
+            Ok(tagged("answer", "answer", Answer(answer).into()))
         })
-    }
-
-    /// After `send`.
-    #[wasm_bindgen(js_name = handleAnswer)]
-    pub fn handle_answer(&self, now: f64, mono: f64, answer: Answer) {
-        self.handle(now, mono, Outcome::Answer(answer.0));
-    }
-
-    /// The executor stopped before the acquisition's end (its own code
-    /// threw): the acquisition ends as a failure.
-    pub fn abandon(&self, now: f64, mono: f64) {
-        let mut inner = self.inner.borrow_mut();
-        inner.driver = None;
-        if inner.state.in_flight() {
-            // The executor's own code threw: a bug, not an outage.
-            let error = TokenError::internal("token acquisition failed unexpectedly");
-            inner
-                .state
-                .finish(at(now, mono), Some(&error), Math::random());
-        }
     }
 
     /// Takes a token read from KV when it is sound and one to take (see
@@ -506,21 +370,30 @@ impl Core {
         taken.map_or(Ok(JsValue::UNDEFINED), |record| to_js(&record))
     }
 
-    /// Forgets the cached token.
-    pub fn invalidate(&self) {
-        self.state().invalidate();
+    /// Forgets the cached token; returns the delete of the stored one to
+    /// perform (a `remove_store` effect), or `undefined` without a store.
+    #[wasm_bindgen(unchecked_return_type = "CoreEffect | undefined")]
+    pub fn invalidate(&self) -> Result<JsValue, JsValue> {
+        let remove = self.inner.borrow_mut().client.invalidate();
+        remove.map_or(Ok(JsValue::UNDEFINED), |effect| to_js(&effect))
     }
 
-    /// `client.fetch` got a 401 with `token`: what to do next.
-    pub fn unauthorized(&self, now: f64, mono: f64, token: &str) -> Unauthorized {
-        match self
-            .state()
-            .unauthorized(at(now, mono), token, Math::random())
-        {
-            state::Unauthorized::RetryWithCurrent => Unauthorized::RetryWithCurrent,
-            state::Unauthorized::Refresh => Unauthorized::Refresh,
-            state::Unauthorized::GiveUp => Unauthorized::GiveUp,
+    /// `client.fetch` got a 401 with `token`: what to do next, and the
+    /// delete of that token to perform first (a `CoreUnauthorized`).
+    #[wasm_bindgen(unchecked_return_type = "CoreUnauthorized")]
+    pub fn unauthorized(&self, now: f64, mono: f64, token: &str) -> Result<JsValue, JsValue> {
+        #[derive(Serialize)]
+        struct Next {
+            next: state::Unauthorized,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            remove: Option<Effect>,
         }
+        let (next, remove) =
+            self.inner
+                .borrow_mut()
+                .client
+                .unauthorized(at(now, mono), token, Math::random());
+        to_js(&Next { next, remove })
     }
 
     /// A request sent again after a 401 was accepted.
@@ -528,16 +401,11 @@ impl Core {
         self.state().authorized();
     }
 
-    /// Whether the token is missing or due for refresh within `ahead_ms`.
-    pub fn due(&self, now: f64, mono: f64, ahead_ms: f64) -> bool {
-        self.state().due(at(now, mono), ahead_ms)
-    }
-
     /// What `status()` reports.
     #[wasm_bindgen(unchecked_return_type = "CoreStatus")]
     pub fn status(&self, now: f64, mono: f64) -> Result<JsValue, JsValue> {
         let mut status = self.state().status(at(now, mono));
-        let source = self.inner.borrow().source();
+        let source = self.inner.borrow().client.source();
         status.last_error = status.last_error.map(|e| e.from_source(&source));
         to_js(&status)
     }
@@ -561,16 +429,11 @@ impl Core {
 
     /// `error` as JavaScript gets it, naming this client's endpoint and id.
     fn report(&self, error: TokenError) -> JsValue {
-        report(&error.from_source(&self.inner.borrow().source()))
-    }
-
-    fn handle(&self, now: f64, mono: f64, outcome: Outcome) {
-        let mut inner = self.inner.borrow_mut();
-        inner.drive(|driver, parts| driver.handle(parts, at(now, mono), outcome, Math::random()));
+        report(&error.from_source(&self.inner.borrow().client.source()))
     }
 
     fn state(&self) -> std::cell::RefMut<'_, TokenState> {
-        std::cell::RefMut::map(self.inner.borrow_mut(), |inner| &mut inner.state)
+        std::cell::RefMut::map(self.inner.borrow_mut(), |inner| &mut inner.client.state)
     }
 }
 
@@ -678,25 +541,11 @@ pub fn error_codes() -> Result<JsValue, JsValue> {
     to_js(&codes)
 }
 
-/// Moves the events a transition produced to where `events()` takes them.
-/// Apart from the transitions (as `end` is), so that the cold start's
-/// short path compiles only what it runs.
-#[inline(never)]
-fn collect_events(events: &mut Vec<Event>, driver: &mut Driver) {
-    events.extend(driver.take_events());
-}
-
-/// Drops the driver of an acquisition that ended.
-#[inline(never)]
-fn end(driver: &mut Option<Box<Driver>>) {
-    *driver = None;
-}
-
-/// A signed assertion, or why there is none: handed from `sign` to `handleSigned`.
+/// A signed assertion, or why there is none: in the `signed` outcome of `sign`.
 #[wasm_bindgen]
 pub struct Signed(Result<String, TokenError>);
 
-/// An answer, or why there is none: handed from `send` to `handleAnswer`.
+/// An answer, or why there is none: in the `answer` outcome of `send`.
 #[wasm_bindgen]
 pub struct Answer(Result<Received, TokenError>);
 
@@ -736,6 +585,81 @@ fn read_options(value: &JsValue) -> Result<Options, TokenError> {
         }
     }
     read(serde_wasm_bindgen::Deserializer::from(value.clone()))
+}
+
+/// The outcome `{ type: tag, [field]: value }` (for `sign` and `send`).
+fn tagged(tag: &str, field: &str, value: JsValue) -> JsValue {
+    let outcome = Object::new();
+    let _ = Reflect::set(
+        &outcome,
+        &JsValue::from_str("type"),
+        &JsValue::from_str(tag),
+    );
+    let _ = Reflect::set(&outcome, &JsValue::from_str(field), &value);
+    outcome.into()
+}
+
+/// `value[name]` (`undefined` when absent).
+fn field(value: &JsValue, name: &str) -> JsValue {
+    Reflect::get(value, &JsValue::from_str(name)).unwrap_or_default()
+}
+
+/// The executor's outcome (a `CoreOutcome`) for the driver, read field by
+/// field (serde's tagged enums would cost the wasm some 40 KB); one that
+/// does not read as an outcome is `Broken`.
+fn read_outcome(value: JsValue) -> Outcome {
+    let tag = field(&value, "type").as_string().unwrap_or_default();
+    match tag.as_str() {
+        "snapshot" => Outcome::Snapshot(read_snapshot(field(&value, "snapshot"))),
+        "lease" => Outcome::Lease(match field(&value, "taken").as_bool() {
+            Some(true) => LeaseResult::Taken,
+            Some(false) => LeaseResult::Held,
+            None => LeaseResult::Failed,
+        }),
+        "renewed" => Outcome::Renewed(field(&value, "kept").as_bool() == Some(true)),
+        "metadata_copy" => Outcome::MetadataCopy(field(&value, "copy").as_string()),
+        "slept" => Outcome::Slept,
+        "stored" => Outcome::Stored,
+        "removed" => Outcome::Removed,
+        "signed" => match Signed::try_from_js_value(field(&value, "signed")) {
+            Ok(signed) => Outcome::Signed(signed.0),
+            Err(_) => Outcome::Broken,
+        },
+        "answer" => match Answer::try_from_js_value(field(&value, "answer")) {
+            Ok(answer) => Outcome::Answer(answer.0),
+            Err(_) => Outcome::Broken,
+        },
+        _ => Outcome::Broken,
+    }
+}
+
+/// What a read of the store found (a `CoreSnapshot`); `None` when the store failed.
+fn read_snapshot(snapshot: JsValue) -> Option<Seen> {
+    if !snapshot.is_object() {
+        return None;
+    }
+    Some(Seen {
+        token: serde_wasm_bindgen::from_value(field(&snapshot, "token")).ok(),
+        lease_until: field(&snapshot, "leaseUntil").as_f64(),
+        lease_holder: field(&snapshot, "leaseHolder").as_string(),
+        lease_taken_at: field(&snapshot, "leaseTakenAt").as_f64(),
+        backoff_until: field(&snapshot, "backoffUntil").as_f64().unwrap_or(0.0),
+    })
+}
+
+/// What an acquisition is started for (a `CoreStart`).
+fn read_start(value: &JsValue) -> Option<Start> {
+    let tag = field(value, "type").as_string()?;
+    Some(match tag.as_str() {
+        "fetch" => Start::Fetch,
+        "background" => Start::Background,
+        "refresh" => Start::Refresh,
+        "read" => Start::Read,
+        "cron" => Start::Cron {
+            ahead_ms: field(value, "aheadMs").as_f64()?,
+        },
+        _ => return None,
+    })
 }
 
 /// The URL as the host's WHATWG parser (and so its fetch) reads it.

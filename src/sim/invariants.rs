@@ -2,11 +2,13 @@
 //! checker per function. Each is stated from what can be observed from
 //! outside the core: the token requests the server received and when, the
 //! tokens it issued and their true expiry, what callers were served or
-//! told, what the store held and what each read of it showed, and the
-//! clocks. None reads the driver's internals; the one client state a check
-//! reads is what `client.status()` reports to anyone.
+//! told, what the store held and what each read of it showed, the
+//! effects the core named, the tokens an isolate invalidated or saw refused
+//! with a 401, and the clocks. None reads the driver's internals; the one
+//! client state a check reads is what `client.status()` reports to anyone.
 
-use super::{Checked, Sim, StoredToken, MIN_SPACING_MS, RECOVERY_MS, WALL0};
+use super::{trace, Checked, Sim, StoredToken, MIN_SPACING_MS, RECOVERY_MS, WALL0};
+use crate::driver::Effect;
 use crate::error::{ErrorCode, TokenError};
 use crate::shared;
 use crate::store_guard::STORE_COOLDOWN_MS;
@@ -101,7 +103,11 @@ pub(super) fn no_error_beside_a_stored_token(
         return Ok(());
     };
     let before = *written <= c.started && *written <= read_at;
-    let believable = record.fault(sim.now(isolate).wall).is_none();
+    // Not one this isolate invalidated or saw refused: it never takes that again.
+    let believable = record.fault(sim.now(isolate).wall).is_none()
+        && !sim.isolates[isolate]
+            .rejected
+            .contains(&record.access_token);
     if c.min_valid_ms == 0.0 && store_sound && before && believable && expiry - sim.t > margin {
         return Err(format!(
             "invariant 2: call {call} on isolate {isolate} got an error while a usable token was \
@@ -120,7 +126,8 @@ pub(super) fn no_error_beside_a_stored_token(
 pub(super) fn no_error_beside_a_held_token(sim: &Sim, call: usize, error: &TokenError) -> Checked {
     let c = &sim.calls[call];
     let now = sim.now(c.isolate);
-    if c.min_valid_ms == 0.0 && sim.isolates[c.isolate].state.status(now).has_token {
+    let status = sim.isolates[c.isolate].client.state.status(now);
+    if c.min_valid_ms == 0.0 && status.has_token {
         return Err(format!(
             "invariant 2: call {call} on isolate {} got an error while a usable token was in its \
              memory: {}",
@@ -156,16 +163,34 @@ pub(super) fn shares_no_window(sim: &Sim, isolate: usize) -> bool {
     iso.skewed || iso.apart
 }
 
+/// Invariant 2: with a healthy server and store, no cron check fails.
+pub(super) fn cron_check_fails_not_when_healthy(
+    sim: &Sim,
+    isolate: usize,
+    cron: bool,
+    error: &TokenError,
+) -> Checked {
+    if cron && sim.s.healthy() {
+        return Err(format!(
+            "invariant 2: a cron check on isolate {isolate} failed with a healthy server and \
+             store: {}",
+            error.message()
+        ));
+    }
+    Ok(())
+}
+
 /// Invariant 3: at the end of a healthy run: about one token request per refresh
 /// (at least 40 % of a lifetime apart: the window is at most half of it,
-/// jittered), besides `refresh()` calls and requests from clocks that
-/// share no window.
+/// jittered), besides `refresh()` calls, the new token each `invalidate()`
+/// or 401 calls for, cron checks that refreshed, and requests from clocks
+/// that share no window.
 pub(super) fn requests_per_window(sim: &Sim) -> Checked {
     if !sim.s.healthy() {
         return Ok(());
     }
     let bound = (sim.s.run_ms / (0.4 * sim.s.lifetime_s * 1000.0)).ceil() as u32 + 1;
-    let bound = bound + sim.refresh_calls;
+    let bound = bound + sim.refresh_calls + sim.rejections + sim.cron_refreshes;
     if sim.requests - sim.skewed_requests > bound {
         return Err(format!(
             "invariant 3 (one request per window): {} token requests in {:.0} s of {} s tokens \
@@ -272,6 +297,47 @@ pub(super) fn outage_fails_no_caller(sim: &Sim, call: usize, error: &TokenError)
         ));
     }
     Ok(())
+}
+
+/// Invariant 8 (rejected tokens stay gone): no isolate serves a token it
+/// invalidated or saw refused with a 401.
+pub(super) fn served_token_was_not_rejected(sim: &Sim, isolate: usize, token: &str) -> Checked {
+    if sim.isolates[isolate].rejected.iter().any(|t| t == token) {
+        return Err(format!(
+            "invariant 8 (rejected tokens stay gone): isolate {isolate} served a token it had \
+             invalidated or seen refused with a 401"
+        ));
+    }
+    Ok(())
+}
+
+/// Invariant 9 (deletes): with a store, a token an isolate's client forgets on
+/// `invalidate()` or a 401 is deleted from the store too (docs/DESIGN.md,
+/// "Shared state"): the core names the delete, after a 401 of that token
+/// only (another isolate may have stored a new one since). Without a store,
+/// it names none.
+pub(super) fn rejection_names_the_delete(
+    sim: &Sim,
+    isolate: usize,
+    unauthorized: bool,
+    token: &str,
+    named: Option<&Effect>,
+) -> Checked {
+    let only = unauthorized.then(|| token.to_owned());
+    let expected = (!sim.s.lone).then_some(Effect::RemoveStore { only });
+    if named == expected.as_ref() {
+        return Ok(());
+    }
+    Err(format!(
+        "invariant 9 (deletes): isolate {isolate} forgot its token ({}) and named {} instead of \
+         {}",
+        match unauthorized {
+            true => "a 401",
+            false => "invalidate()",
+        },
+        named.map_or("nothing".into(), trace::effect),
+        expected.as_ref().map_or("nothing".into(), trace::effect),
+    ))
 }
 
 /// How far apart the isolates' clocks are.

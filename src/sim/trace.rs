@@ -1,6 +1,6 @@
 //! How a violation's trace shows each effect and its result: what a read
 //! found, how the lease went, what the server answered (its status and the
-//! fields that matter). Times are ms of the simulation's true clock; a
+//! fields that matter), which delete an `invalidate()` or a 401 named. Times are ms of the simulation's true clock; a
 //! token's text never appears, only when it ends.
 
 use super::WALL0;
@@ -14,6 +14,8 @@ pub(super) fn effect(effect: &Effect) -> String {
         Effect::Done { record, source } => format!("done ({source:?}): {}", token(record)),
         Effect::Fail { error } => format!("fail: {}", error.message()),
         Effect::WriteStore { record } => format!("write_store: {}", token(record)),
+        Effect::RemoveStore { only: None } => "remove_store".into(),
+        Effect::RemoveStore { only: Some(_) } => "remove_store (only the token refused)".into(),
         Effect::SetBackoff { until } => format!("set_backoff until {}", at(*until)),
         Effect::WriteMetadata { .. } => "write_metadata".into(),
         other => format!("{other:?}"),
@@ -37,6 +39,8 @@ pub(super) fn outcome(outcome: &Outcome) -> String {
         Outcome::Answer(Err(error)) => format!("no answer: {}", error.message()),
         Outcome::Slept => "slept".into(),
         Outcome::Stored => "stored".into(),
+        Outcome::Removed => "removed".into(),
+        Outcome::Broken => "broken: the executor could not perform it".into(),
     }
 }
 

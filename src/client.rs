@@ -1,0 +1,439 @@
+//! One client's core (docs/DESIGN.md, "The effect loop"): its checked
+//! configuration, its [`TokenState`] (which holds the acquisition in
+//! flight, driver and all: the one record of it), the issuer's metadata and
+//! the events to report. The wasm binding and the simulator both run it:
+//! [`Client::start`] begins an acquisition or joins the one in flight,
+//! [`Client::poll`] names the next effect, [`Client::handle`] takes its
+//! outcome; `invalidate` and a 401 name the store's delete.
+
+use crate::acquire::Event;
+use crate::clock::Now;
+use crate::config::Config;
+use crate::discovery::Metadata;
+use crate::driver::{Driver, Effect, Outcome, Parts};
+use crate::error::{Source, TokenError};
+use crate::request::HttpRequest;
+use crate::state::{TokenState, Unauthorized};
+use serde::Serialize;
+
+/// What an acquisition is started for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Start {
+    /// A caller with no token to serve (`getToken`).
+    Fetch,
+    /// A refresh while the token is still served (stale-while-revalidate).
+    Background,
+    /// `refresh()`: a stored token is taken only if newer than the one held.
+    Refresh,
+    /// Held back, with a store: only a read of it (`Decision::Read`).
+    Read,
+    /// A cron check: refresh when the token is due within `ahead_ms`.
+    Cron {
+        /// The job's period, ms.
+        ahead_ms: f64,
+    },
+}
+
+/// Whether [`Client::start`] began an acquisition or found one in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Started {
+    /// Begun: the executor runs it (`poll` / `handle`).
+    Begun,
+    /// One is in flight already: wait for that one.
+    Joined,
+}
+
+/// One client's core.
+pub struct Client {
+    /// The checked configuration.
+    pub config: Config,
+    /// The token, its schedule and the acquisition in flight.
+    pub state: TokenState,
+    /// With `issuer`: its metadata, once read.
+    pub metadata: Option<Box<Metadata>>,
+    /// What the transitions reported, until the executor takes it.
+    events: Vec<Event>,
+    /// The host's URL parser (WHATWG in the wasm).
+    parse_url: fn(&str) -> Option<String>,
+}
+
+impl Client {
+    /// A client with no token.
+    pub fn new(config: Config, parse_url: fn(&str) -> Option<String>) -> Self {
+        let state = TokenState::new(config.refresh_ahead_seconds).sharing(config.shared);
+        Self {
+            config,
+            state,
+            metadata: None,
+            events: Vec::new(),
+            parse_url,
+        }
+    }
+
+    /// Where this client's errors come from: the token endpoint, once known.
+    pub fn source(&self) -> Source {
+        match &self.metadata {
+            Some(metadata) => Source::new(
+                metadata.token_endpoint(self.config.mutual_tls),
+                &self.config.identity.client_id,
+            ),
+            None => self.config.source(),
+        }
+    }
+
+    /// Begins an acquisition of kind `start`, or joins the one in flight;
+    /// a token request refused while they are held back after failures
+    /// (a read of the store and a cron check are never refused: they
+    /// decide for themselves).
+    pub fn start(&mut self, now: Now, start: Start) -> Result<Started, TokenError> {
+        if self.state.in_flight() {
+            return Ok(Started::Joined);
+        }
+        let config = &self.config;
+        let store = config.shared;
+        let driver = match start {
+            Start::Read => {
+                self.state.begin_reading();
+                Driver::reading(config, now)
+            }
+            Start::Cron { ahead_ms } => {
+                self.state.begin_reading();
+                Driver::checking(config, now, store, ahead_ms)
+            }
+            Start::Fetch | Start::Refresh | Start::Background => {
+                self.state.begin(now, start == Start::Background)?;
+                Driver::new(config, now, store, start == Start::Refresh)
+            }
+        };
+        self.state.carry(Box::new(driver));
+        Ok(Started::Begun)
+    }
+
+    /// The next effect of the acquisition in flight. Without one (an
+    /// executor driven out of order), a failure.
+    pub fn poll(&mut self, now: Now, rand: f64) -> Effect {
+        let effect = self.drive(|driver, parts| driver.poll(parts, now, rand));
+        effect.unwrap_or_else(|| {
+            // The executor's bug: polled with no acquisition begun.
+            let error = TokenError::internal("no acquisition is in flight");
+            self.events.push(Event::internal(now, &error));
+            if self.state.in_flight() {
+                self.state.finish(now, Some(&error), rand); // a flight with no driver ends
+            }
+            Effect::Fail { error }
+        })
+    }
+
+    /// The outcome of the effect polled last: the one input of the executor.
+    pub fn handle(&mut self, now: Now, outcome: Outcome, rand: f64) {
+        if let Outcome::Removed = outcome {
+            return; // A delete's outcome changes nothing: the token was forgotten first.
+        }
+        self.drive(|driver, parts| driver.handle(parts, now, outcome, rand));
+    }
+
+    /// The events reported since they were last taken.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// How many events wait to be taken.
+    pub fn event_count(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The request of the `Send` just polled (once).
+    pub fn take_request(&mut self) -> Option<HttpRequest> {
+        let mut driver = self.state.take_driver()?;
+        let request = driver.take_request();
+        self.state.carry(driver);
+        request
+    }
+
+    /// The `aud` of the assertion the `Sign` just polled asks for.
+    pub fn audience(&self) -> Option<String> {
+        self.state.driver()?.audience().map(str::to_owned)
+    }
+
+    /// `invalidate()`: forgets the cached token, and names the delete of
+    /// the stored one when there is a store (docs/DESIGN.md, "Shared state").
+    pub fn invalidate(&mut self) -> Option<Effect> {
+        self.state.invalidate();
+        self.config
+            .shared
+            .then_some(Effect::RemoveStore { only: None })
+    }
+
+    /// `client.fetch` got a 401 with `token`: what to do next, and, when
+    /// the token is forgotten, the delete of that token from the store
+    /// (only that one: another isolate may have stored a new one since).
+    pub fn unauthorized(
+        &mut self,
+        now: Now,
+        token: &str,
+        rand: f64,
+    ) -> (Unauthorized, Option<Effect>) {
+        let next = self.state.unauthorized(now, token, rand);
+        let remove =
+            (next == Unauthorized::Refresh && self.config.shared).then(|| Effect::RemoveStore {
+                only: Some(token.to_owned()),
+            });
+        (next, remove)
+    }
+
+    /// Runs `step` on the driver in flight with this client's parts, and
+    /// keeps the events it produced; `None` without one. The driver goes
+    /// back into the flight unless the step ended it.
+    fn drive<T>(&mut self, step: impl FnOnce(&mut Driver, &mut Parts<'_>) -> T) -> Option<T> {
+        let mut driver = self.state.take_driver()?;
+        let mut parts = Parts {
+            config: &self.config,
+            state: &mut self.state,
+            metadata: &mut self.metadata,
+            parse_url: self.parse_url,
+        };
+        let result = step(&mut driver, &mut parts);
+        collect_events(&mut self.events, &mut driver);
+        if !driver.is_over() {
+            self.state.carry(driver);
+        }
+        Some(result)
+    }
+}
+
+/// Moves the events a transition produced to where the executor takes them.
+/// Apart from the transitions, so that the cold start's short path compiles
+/// only what it runs.
+#[inline(never)]
+fn collect_events(events: &mut Vec<Event>, driver: &mut Driver) {
+    events.extend(driver.take_events());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::{LeaseResult, Seen, TokenSource};
+    use crate::error::ErrorCode;
+    use crate::response::Received;
+    use crate::shared::TokenRecord;
+    use serde_json::json;
+
+    const T0: Now = Now {
+        wall: 1_700_000_000_000.0,
+        mono: 5_000.0,
+    };
+
+    fn client(kv: bool) -> Client {
+        let options = match kv {
+            true => json!({ "kv": {} }),
+            false => json!({}),
+        };
+        let config = crate::config::tests::config(options).unwrap();
+        Client::new(config, |url| Some(url.to_owned()))
+    }
+
+    fn answer(token: &str) -> Outcome {
+        let body = json!({ "access_token": token, "token_type": "Bearer", "expires_in": 3600 });
+        Outcome::Answer(Ok(Received {
+            status: 200,
+            retry_after: None,
+            cache_control: None,
+            body: body.to_string().into_bytes(),
+        }))
+    }
+
+    /// A token another isolate stored at `now`.
+    fn stored(token: &str, now: Now) -> TokenRecord {
+        TokenRecord {
+            access_token: token.into(),
+            token_type: "Bearer".into(),
+            scope: None,
+            lifetime_seconds: 3600.0,
+            expires_at: now.wall + 3_600_000.0,
+            refresh_at: now.wall + 3_000_000.0,
+            usable_until: now.wall + 3_590_000.0,
+        }
+    }
+
+    /// Fetches a token into `c` (no store: straight to the server).
+    fn holding(c: &mut Client, token: &str) {
+        assert_eq!(c.start(T0, Start::Fetch), Ok(Started::Begun));
+        loop {
+            match c.poll(T0, 0.5) {
+                Effect::Send { .. } => c.handle(T0, answer(token), 0.5),
+                Effect::ReadStore { .. } => c.handle(T0, Outcome::Snapshot(None), 0.5),
+                Effect::Done { .. } => return,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn invalidate_names_the_delete_only_with_a_store() {
+        let mut alone = client(false);
+        holding(&mut alone, "a");
+        assert_eq!(alone.invalidate(), None);
+        assert_eq!(alone.state.held_token(), None);
+        let mut shared = client(true);
+        holding(&mut shared, "a");
+        assert_eq!(
+            shared.invalidate(),
+            Some(Effect::RemoveStore { only: None })
+        );
+        assert_eq!(shared.state.held_token(), None);
+    }
+
+    #[test]
+    fn a_401_names_the_delete_of_that_token_only() {
+        let mut c = client(true);
+        holding(&mut c, "a");
+        let (next, remove) = c.unauthorized(T0, "a", 0.5);
+        assert_eq!(next, Unauthorized::Refresh);
+        let only = Some("a".to_owned());
+        assert_eq!(remove, Some(Effect::RemoveStore { only }));
+        // Its outcome changes nothing, and reaches no acquisition.
+        c.handle(T0, Outcome::Removed, 0.5);
+        assert!(!c.state.in_flight());
+        // A 401 for a token no longer held deletes nothing.
+        assert_eq!(c.unauthorized(T0, "old", 0.5).1, None);
+    }
+
+    #[test]
+    fn a_removal_outcome_does_not_disturb_the_acquisition_in_flight() {
+        let mut c = client(true);
+        c.start(T0, Start::Fetch).unwrap();
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: true });
+        c.handle(T0, Outcome::Removed, 0.5);
+        c.handle(T0, Outcome::Snapshot(Some(Seen::default())), 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
+    }
+
+    #[test]
+    fn a_cron_check_of_a_fresh_token_reads_nothing() {
+        let mut c = client(true);
+        holding(&mut c, "a");
+        assert_eq!(
+            c.start(T0, Start::Cron { ahead_ms: 60_000.0 }),
+            Ok(Started::Begun)
+        );
+        let Effect::Done { record, source } = c.poll(T0, 0.5) else {
+            panic!("fresh");
+        };
+        assert_eq!(
+            (record.access_token.as_str(), source),
+            ("a", TokenSource::Held)
+        );
+        assert!(!c.state.in_flight());
+    }
+
+    #[test]
+    fn a_cron_check_reads_the_replica_then_the_primary_before_it_refreshes() {
+        let mut c = client(true);
+        c.start(T0, Start::Cron { ahead_ms: 60_000.0 }).unwrap();
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: true });
+        c.handle(T0, Outcome::Snapshot(Some(Seen::default())), 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(T0, Outcome::Snapshot(Some(Seen::default())), 0.5);
+        // Still due: it refreshes, through the lease like any acquisition.
+        assert_eq!(c.poll(T0, 0.5), Effect::TakeLease { ttl_ms: 11_000.0 });
+        c.handle(T0, Outcome::Lease(LeaseResult::Taken), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Send { .. }));
+        c.handle(T0, answer("b"), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::WriteStore { .. }));
+        c.handle(T0, Outcome::Stored, 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReleaseLease);
+        c.handle(T0, Outcome::Stored, 0.5);
+        let Effect::Done { source, .. } = c.poll(T0, 0.5) else {
+            panic!("refreshed");
+        };
+        assert_eq!(source, TokenSource::Network);
+    }
+
+    #[test]
+    fn a_cron_check_settled_by_the_replicas_token_ends_there() {
+        let mut c = client(true);
+        c.start(T0, Start::Cron { ahead_ms: 60_000.0 }).unwrap();
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: true });
+        let seen = Seen {
+            token: Some(stored("s", T0)),
+            ..Seen::default()
+        };
+        c.handle(T0, Outcome::Snapshot(Some(seen)), 0.5);
+        let Effect::Done { source, .. } = c.poll(T0, 0.5) else {
+            panic!("fresh from the store");
+        };
+        assert_eq!(source, TokenSource::Kv);
+        assert_eq!(c.state.held_token(), Some("s"));
+    }
+
+    #[test]
+    fn a_held_back_cron_check_fails_without_counting_a_failure() {
+        let config = crate::config::tests::config(json!({ "retry": { "maxAttempts": 1 } }));
+        let mut c = Client::new(config.unwrap(), |url| Some(url.to_owned()));
+        c.start(T0, Start::Fetch).unwrap();
+        assert!(matches!(c.poll(T0, 0.5), Effect::Send { .. }));
+        c.handle(
+            T0,
+            Outcome::Answer(Err(TokenError::new(ErrorCode::Network, "down"))),
+            0.5,
+        );
+        assert!(matches!(c.poll(T0, 0.5), Effect::Fail { .. }));
+        let hold = c.state.hold_ms(T0);
+        c.start(T0, Start::Cron { ahead_ms: 0.0 }).unwrap();
+        assert!(matches!(c.poll(T0, 0.5), Effect::Fail { .. }));
+        assert_eq!(c.state.hold_ms(T0), hold, "no further failure counted");
+    }
+
+    #[test]
+    fn an_acquisition_the_executor_cannot_begin_ends_at_its_first_poll() {
+        let mut c = client(true);
+        c.start(T0, Start::Fetch).unwrap();
+        c.handle(T0, Outcome::Broken, 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Fail { .. }));
+        assert!(!c.state.in_flight());
+    }
+
+    #[test]
+    fn a_held_back_cron_check_whose_store_fails_still_sends_nothing() {
+        let config =
+            crate::config::tests::config(json!({ "kv": {}, "retry": { "maxAttempts": 1 } }));
+        let mut c = Client::new(config.unwrap(), |url| Some(url.to_owned()));
+        c.start(T0, Start::Fetch).unwrap();
+        assert!(matches!(c.poll(T0, 0.5), Effect::ReadStore { .. }));
+        c.handle(T0, Outcome::Snapshot(None), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Send { .. }));
+        c.handle(
+            T0,
+            Outcome::Answer(Err(TokenError::new(ErrorCode::Network, "down"))),
+            0.5,
+        );
+        // A last look at the store before failing: it fails too.
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(T0, Outcome::Snapshot(None), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Fail { .. }));
+        c.start(T0, Start::Cron { ahead_ms: 0.0 }).unwrap();
+        assert!(matches!(
+            c.poll(T0, 0.5),
+            Effect::ReadStore { eventual: true }
+        ));
+        c.handle(T0, Outcome::Snapshot(None), 0.5);
+        assert!(
+            matches!(c.poll(T0, 0.5), Effect::Fail { .. }),
+            "held back: no request"
+        );
+    }
+
+    #[test]
+    fn a_broken_effect_ends_the_acquisition_through_its_driver() {
+        let mut c = client(true);
+        c.start(T0, Start::Fetch).unwrap();
+        c.poll(T0, 0.5);
+        c.handle(T0, Outcome::Broken, 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Fail { .. }));
+        assert!(!c.state.in_flight(), "the one record of the flight is gone");
+        // Driven out of order with nothing in flight: a failure, not a panic.
+        assert!(matches!(c.poll(T0, 0.5), Effect::Fail { .. }));
+        assert_eq!(c.start(T0, Start::Read), Ok(Started::Begun));
+    }
+}
