@@ -120,12 +120,11 @@ pub struct TokenState {
     /// No refresh for a 401 before this, monotonic ms.
     unauthorized_until: f64,
     fetches: u32,
-    /// Fingerprints of the last tokens invalidated or refused with a 401
-    /// (0 for none), oldest replaced first: never taken again, from any
-    /// read. More than one, as the delete of each may have failed.
-    rejected: [u64; REJECTED_KEPT],
-    /// Where the next rejected token's fingerprint goes in `rejected`.
-    rejected_next: usize,
+    /// Fingerprints of the last tokens invalidated or refused with a 401,
+    /// oldest first: never taken again, from any read. More than one, as
+    /// the delete of each may have failed; empty (no allocation) for the
+    /// many clients that never reject one.
+    rejected: Vec<u64>,
     /// The next read of the store is a strong one: the token was just
     /// invalidated or refused, and a replica may still show it.
     read_strongly: bool,
@@ -450,8 +449,10 @@ impl TokenState {
     /// "Shared state").
     fn reject(&mut self) {
         if let Some(held) = self.held.take() {
-            self.rejected[self.rejected_next] = fingerprint(held.token.secret());
-            self.rejected_next = (self.rejected_next + 1) % REJECTED_KEPT;
+            if self.rejected.len() == REJECTED_KEPT {
+                self.rejected.remove(0);
+            }
+            self.rejected.push(fingerprint(held.token.secret()));
         }
         self.read_strongly = true;
     }
@@ -838,6 +839,21 @@ mod tests {
         let (mut state, s) = holding(3600.0);
         let same_age = record("tok-same", s.expires_at + 20_000.0, 3600.0);
         assert!(state.adopt(T0, same_age, false, 0.0).is_none());
+    }
+
+    #[test]
+    fn the_last_eight_tokens_invalidated_stay_refused() {
+        let mut state = TokenState::new(None);
+        let token = |i: u32| record(&format!("tok-{i}"), T0.wall + 3_600_000.0, 3600.0);
+        for i in 0..9 {
+            assert!(state.adopt(T0, token(i), false, 0.0).is_some());
+            state.invalidate();
+        }
+        for i in 1..9 {
+            assert!(state.adopt(T0, token(i), false, 0.0).is_none(), "tok-{i}");
+        }
+        // The oldest gave its place: the memory of a client stays bounded.
+        assert!(state.adopt(T0, token(0), false, 0.0).is_some());
     }
 
     #[test]
