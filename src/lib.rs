@@ -12,7 +12,6 @@
 //! [RFC 6749 §4.4]: https://www.rfc-editor.org/rfc/rfc6749#section-4.4
 #![warn(missing_docs)]
 
-pub mod acquire;
 pub mod assertion;
 #[cfg(test)]
 mod boundary;
