@@ -21,8 +21,6 @@ pub mod clock;
 pub mod config;
 pub mod discovery;
 pub mod driver;
-#[cfg(test)]
-mod driver_tests;
 pub mod error;
 pub mod options;
 pub mod redact;

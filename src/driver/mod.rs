@@ -607,6 +607,9 @@ mod internal_tests;
 mod judged_tests;
 
 #[cfg(test)]
+mod transition_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::state::Decision;
