@@ -282,7 +282,7 @@ class FreshTokenClient implements TokenClient {
     if (stored !== undefined) this.#adopt(stored, false);
   }
 
-  /** A cron check (the core's, src/driver.rs): refreshes when the newest token is due within `aheadMs`. */
+  /** A cron check (the core's, src/driver/): refreshes when the newest token is due within `aheadMs`. */
   async [REFRESH_IF_DUE](aheadMs: number): Promise<RefreshResult> {
     try {
       const { source } = await this.#start({ type: "cron", aheadMs });

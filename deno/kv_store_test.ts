@@ -170,7 +170,7 @@ Deno.test("a lease or back-off is handed over as KV holds it, for the core to ju
   await withStore(async (store, kv) => {
     const id = await clientId(identity);
     const now = Date.now();
-    // Past, or a year ahead: the core's driver judges them (src/driver.rs, `Seen::judged`).
+    // Past, or a year ahead: the core's driver judges them (src/driver/lease.rs, `Seen::judged`).
     for (const until of [now - 60_001, now + 365 * 86_400_000]) {
       await kv.set(leaseKey(["freshtoken"], id), { holder: "x", until, takenAt: now });
       const seen = await read(store);

@@ -5,8 +5,8 @@
 //! both ways. Adding a variant without its declaration fails to compile
 //! (the `match`es below) or fails these tests.
 
-use crate::acquire::Event;
 use crate::call::Step;
+use crate::driver::Event;
 use crate::driver::{Effect, TokenSource, Wait};
 use crate::error::{ErrorCode, TokenError};
 use crate::shared::TokenRecord;

@@ -6,10 +6,10 @@
 //! [`Client::poll`] names the next effect, [`Client::handle`] takes its
 //! outcome; `invalidate` and a 401 name the store's delete.
 
-use crate::acquire::Event;
 use crate::clock::Now;
 use crate::config::Config;
 use crate::discovery::Metadata;
+use crate::driver::Event;
 use crate::driver::{Driver, Effect, Outcome, Parts};
 use crate::error::{Source, TokenError};
 use crate::request::HttpRequest;

@@ -12,7 +12,6 @@
 //! [RFC 6749 §4.4]: https://www.rfc-editor.org/rfc/rfc6749#section-4.4
 #![warn(missing_docs)]
 
-pub mod acquire;
 pub mod assertion;
 #[cfg(test)]
 mod boundary;
@@ -22,8 +21,6 @@ pub mod clock;
 pub mod config;
 pub mod discovery;
 pub mod driver;
-#[cfg(test)]
-mod driver_tests;
 pub mod error;
 pub mod options;
 pub mod redact;

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::config::tests::config;
+use crate::shared::MAX_CLOCK_SPREAD_MS;
 use serde_json::json;
 
 const NOW: Now = Now {

@@ -30,26 +30,34 @@
 //!                                                    Done: [WriteStore] → [ReleaseLease] → Done
 //!                                                    Failed: [SetBackoff] → [ReleaseLease] → Fail
 //! ```
+//!
+//! Its parts, in the order an acquisition meets them: `lease.rs` (the
+//! store: a cron check's question, reads, waiting on, taking, renewing and
+//! releasing the lease, the last look), `attempt.rs` (discovery, signing,
+//! sending, the answer, retries and the end of an attempt), [`retry`] (the
+//! retry budget the attempts share), and `event.rs` ([`Event`], what it
+//! reports).
 
-use crate::acquire::{Acquisition, Event, Step};
+mod attempt;
+mod event;
+mod lease;
+pub mod retry;
+
+pub use event::Event;
+pub use lease::{LeaseResult, Seen, MAX_CONFLICTS};
+
 use crate::clock::Now;
 use crate::config::{Config, Endpoint};
-use crate::discovery::{self, Metadata};
+use crate::discovery::Metadata;
 use crate::error::{ErrorCode, TokenError};
-use crate::request::{token_request, HttpRequest};
-use crate::response::{read_answer, Received, TokenResponse};
-use crate::schedule::hold_back_ms;
-use crate::shared::{self, TokenRecord, MAX_CLOCK_SPREAD_MS};
+use crate::request::HttpRequest;
+use crate::response::Received;
+use crate::shared::TokenRecord;
 use crate::state::TokenState;
+use attempt::metadata_copy;
+use lease::last_look;
+use retry::RetryBudget;
 use serde::Serialize;
-
-/// Failed attempts at a free lease before a waiter fetches without it: entries
-/// that change under every try while no lease shows are a co-tenant's doing.
-pub const MAX_CONFLICTS: u32 = 3;
-/// A waiter reads the store again after 40 ms and up to 80 ms more (jittered).
-const POLL_MS: (f64, f64) = (40.0, 80.0);
-/// Holders a waiter remembers seeing (each with when it first saw it).
-const MAX_HOLDERS_SEEN: usize = 64;
 
 /// What the executor does next.
 #[derive(Debug, PartialEq, Serialize)]
@@ -183,54 +191,6 @@ pub enum Outcome {
     /// The executor could not perform the effect (its own code threw): the
     /// acquisition ends as a failure, through the driver like any other end.
     Broken,
-}
-
-/// What a read of the store found, as the store holds it: the store is
-/// untrusted (docs/DESIGN.md, "Shared state"), so the core checks the token
-/// and judges the lease and the back-off ([`Seen::judged`]).
-#[derive(Clone, Debug, Default)]
-pub struct Seen {
-    /// The stored token, if one decoded as a record.
-    pub token: Option<TokenRecord>,
-    /// When another isolate's lease ends, epoch ms, as its value says.
-    pub lease_until: Option<f64>,
-    /// Who holds it, as its value says.
-    pub lease_holder: Option<String>,
-    /// When its holder says it took it, epoch ms.
-    pub lease_taken_at: Option<f64>,
-    /// Until when every isolate holds token requests back; 0 for none.
-    pub backoff_until: f64,
-}
-
-impl Seen {
-    /// The lease and the back-off this client believes, on a wall clock
-    /// reading `now_ms`: a lease that is over, or further ahead than
-    /// `max_lease_ms` (the longest this client writes) on clocks that may
-    /// disagree, reads as absent, and so does a back-off beyond the cap
-    /// (`shared::lease_is_plausible`, `shared::backoff_is_plausible`).
-    pub fn judged(mut self, now_ms: f64, max_lease_ms: f64) -> Self {
-        let live = |until| shared::lease_is_plausible(until, now_ms, max_lease_ms);
-        if !self.lease_until.is_some_and(live) {
-            self.lease_until = None;
-            self.lease_holder = None;
-            self.lease_taken_at = None;
-        }
-        if !shared::backoff_is_plausible(self.backoff_until, now_ms) {
-            self.backoff_until = 0.0;
-        }
-        self
-    }
-}
-
-/// How an attempt to take the lease went.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum LeaseResult {
-    /// This isolate holds it.
-    Taken,
-    /// Something changed since the read: read again.
-    Held,
-    /// The store failed: fetch without it, for this isolate alone.
-    Failed,
 }
 
 /// A client's core state, as the driver works on it.
@@ -375,7 +335,7 @@ pub struct Driver {
     /// When this attempt must be over, monotonic ms.
     attempt_deadline: f64,
     /// The retries of the token request, once one is made.
-    acquisition: Option<Acquisition>,
+    budget: Option<RetryBudget>,
     /// The `aud` of the assertion to sign.
     audience: Option<String>,
     /// The request of the `Send` just polled.
@@ -410,7 +370,7 @@ impl Driver {
             metadata_read: false,
             stale_metadata: false,
             attempt_deadline: now.mono,
-            acquisition: None,
+            budget: None,
             audience: None,
             request: None,
             events: Vec::new(),
@@ -612,443 +572,9 @@ impl Driver {
         };
     }
 
-    /// The metadata GET of `location`, or the phase that follows when there is none.
-    #[inline(never)]
-    fn discover(
-        &mut self,
-        c: &mut Parts<'_>,
-        now: Now,
-        location: usize,
-        rand: f64,
-    ) -> Result<Effect, Box<Phase>> {
-        let Endpoint::Issuer(issuer) = &c.config.identity.endpoint else {
-            return Err(Box::new(unreachable_phase()));
-        };
-        let url = discovery::locations(issuer)
-            .get(location)
-            .and_then(|l| (c.parse_url)(l));
-        let Some(url) = url else {
-            let error = TokenError::config("issuer is not a valid absolute URL");
-            return Err(Box::new(self.finish_attempt(c, now, Err(error), rand)));
-        };
-        self.request = Some(discovery::request(url));
-        let timeout_ms = self.time_left(now);
-        Ok(self.wait_for(Awaiting::Metadata { location }, Effect::Send { timeout_ms }))
-    }
-
-    /// The assertion of the token request to `token_url`, to sign.
-    #[inline(never)]
-    fn sign(&mut self, c: &Parts<'_>, token_url: String) -> Effect {
-        let audience = c.config.auth.jwt().and_then(|jwt| jwt.audience.clone());
-        self.audience = Some(audience.unwrap_or_else(|| token_url.clone()));
-        self.wait_for(Awaiting::Signature { token_url }, Effect::Sign)
-    }
-
-    /// A holder renewed its lease (`kept`) or lost it before a retry wait.
-    #[inline(never)]
-    fn after_renewal(&mut self, delay_ms: f64, kept: bool) -> Phase {
-        // A holder whose lease was taken over waits for the new holder's token.
-        let then = match kept {
-            true => Phase::Attempt,
-            false => {
-                self.role = Role::Waiter;
-                Phase::Read
-            }
-        };
-        Phase::Sleep {
-            ms: delay_ms,
-            why: Wait::Retry,
-            then: Box::new(then),
-        }
-    }
-
-    /// The assertion is signed: the token request carries it.
-    #[inline(never)]
-    fn signed(&mut self, c: &Parts<'_>, token_url: &str, assertion: &str) -> Phase {
-        if let Some(acquisition) = self.acquisition.as_mut() {
-            acquisition.also_redact(assertion);
-        }
-        let request = token_request(c.config, token_url, Some(assertion));
-        Phase::Send { request }
-    }
-
-    /// The token endpoint answered (or did not).
-    #[inline(never)]
-    fn answered(
-        &mut self,
-        c: &mut Parts<'_>,
-        now: Now,
-        answer: Result<Received, TokenError>,
-        rand: f64,
-    ) -> Phase {
-        let token = answer.and_then(|a| read_answer(&a.token_answer(), now.wall));
-        self.finish_attempt(c, now, token, rand)
-    }
-
     fn wait_for(&mut self, awaiting: Awaiting, effect: Effect) -> Effect {
         self.phase = Phase::Awaiting(awaiting);
         effect
-    }
-
-    /// What is left of this attempt's time, at least 1 ms.
-    fn time_left(&self, now: Now) -> f64 {
-        (self.attempt_deadline - now.mono).max(1.0)
-    }
-
-    /// A read's token taken; else, after an eventual read a strong one, after
-    /// a strong one: wait, take the lease, or fetch.
-    fn after_read(
-        &mut self,
-        c: &mut Parts<'_>,
-        now: Now,
-        mut seen: Seen,
-        eventual: bool,
-        rand: f64,
-    ) -> Phase {
-        let mut adopted = None;
-        if let Some(record) = seen.token.take() {
-            adopted = c.state.adopt(now, record, self.force, rand);
-            if let (Some(taken), None) = (&adopted, self.cron) {
-                return Phase::Ending {
-                    steps: Vec::new(),
-                    end: End::Token(taken.clone(), TokenSource::Kv),
-                };
-            }
-        }
-        if self.cron.is_some() {
-            if let Some(end) = self.fresh(c, now, adopted) {
-                return end;
-            }
-            if !eventual {
-                if let Some(refused) = self.refresh_due(c, now) {
-                    return refused;
-                }
-                return self.nothing_to_take(c, now, seen, rand);
-            }
-        }
-        // While this read was out, the client may have taken the stored token
-        // by another way (a read outside any acquisition): a fresh one held is
-        // what an acquisition that is not forced is for, so no token request.
-        if let Some(held) = c
-            .state
-            .fresh(now)
-            .filter(|_| !self.force && self.cron.is_none())
-        {
-            return Phase::Ending {
-                steps: Vec::new(),
-                end: End::Token(held, TokenSource::Kv),
-            };
-        }
-        if eventual {
-            return Phase::Read; // A replica may lag: the lease's check needs the primary.
-        }
-        if self.read_only {
-            return self.refused(c, now);
-        }
-        self.nothing_to_take(c, now, seen, rand)
-    }
-
-    /// A cron check's question: the token is fresh for its period (held,
-    /// or just `adopted` from the store), which ends the check; `None` when due.
-    #[inline(never)]
-    fn fresh(&self, c: &mut Parts<'_>, now: Now, adopted: Option<TokenRecord>) -> Option<Phase> {
-        if c.state.due(now, self.cron?) {
-            return None;
-        }
-        let (record, source) = match adopted {
-            Some(record) => (record, TokenSource::Kv),
-            None => (c.state.held_record()?, TokenSource::Held),
-        };
-        Some(Phase::Ending {
-            steps: Vec::new(),
-            end: End::Token(record, source),
-        })
-    }
-
-    /// A cron check found the token due: it refreshes now (a stored token
-    /// taken only if newer), unless token requests are held back.
-    #[inline(never)]
-    fn refresh_due(&mut self, c: &mut Parts<'_>, now: Now) -> Option<Phase> {
-        if c.state.held_back(now) {
-            self.read_only = true; // the refusal counts no failure, as `begin`'s does not
-            return Some(self.refused(c, now));
-        }
-        self.cron = None;
-        self.force = true;
-        None
-    }
-
-    /// The start of a cron check: fresh, or read the store, or refresh.
-    #[inline(never)]
-    fn check(&mut self, c: &mut Parts<'_>, now: Now) -> Phase {
-        if let Some(end) = self.fresh(c, now, None) {
-            return end;
-        }
-        if self.store {
-            return Phase::FirstRead;
-        }
-        self.refresh_due(c, now).unwrap_or(Phase::Attempt)
-    }
-
-    /// A read found no token to take: wait out a back-off, wait on a lease, or take it.
-    #[inline(never)]
-    fn nothing_to_take(&mut self, c: &mut Parts<'_>, now: Now, seen: Seen, rand: f64) -> Phase {
-        let seen = seen.judged(now.wall, c.config.max_lease_ms());
-        if seen.backoff_until > now.wall {
-            let wait_ms = seen.backoff_until - now.wall;
-            if c.state.status(now).has_token || now.mono + wait_ms > self.started + self.wait_ms {
-                let mut error = TokenError::new(
-                    ErrorCode::RateLimited,
-                    "token requests are held back after a 429 or outage seen by another isolate",
-                );
-                error.retry_after_seconds = Some((wait_ms / 1000.0).ceil());
-                return Phase::Ending {
-                    steps: Vec::new(),
-                    end: End::Error(error),
-                };
-            }
-            return Phase::Sleep {
-                ms: wait_ms,
-                why: Wait::Backoff,
-                then: Box::new(Phase::Read),
-            };
-        }
-        self.lease_seen = seen.lease_until.is_some();
-        if self.lease_seen {
-            self.wait_on_lease(now);
-            if now.mono >= self.started + self.wait_ms {
-                self.role = Role::Unleased; // No token came within the longest lease.
-                return Phase::Attempt;
-            }
-            // A lease is waited on one attempt at most, however often it is renewed:
-            // from when this waiter first saw that holder, or when the holder says it
-            // took it (on a clock that may be up to the spread behind ours), if earlier.
-            let first_seen = self.first_seen(seen.lease_holder.unwrap_or_default(), now.wall);
-            let taken_at = seen
-                .lease_taken_at
-                .map_or(f64::INFINITY, |t| t + MAX_CLOCK_SPREAD_MS);
-            let since = first_seen.min(taken_at);
-            if now.wall - since < self.lease_ms {
-                return self.poll_again(rand);
-            }
-        }
-        Phase::TakeLease
-    }
-
-    /// A read found nothing to take: the hold-back's refusal.
-    #[inline(never)]
-    fn refused(&self, c: &mut Parts<'_>, now: Now) -> Phase {
-        let error = c.state.refusal(now, 0.0);
-        Phase::Ending {
-            steps: Vec::new(),
-            end: End::Error(error),
-        }
-    }
-
-    #[inline(never)]
-    fn after_lease(&mut self, now: Now, result: LeaseResult, rand: f64) -> Phase {
-        match result {
-            LeaseResult::Taken => {
-                self.role = Role::Holder;
-                Phase::Attempt
-            }
-            LeaseResult::Failed => {
-                self.role = Role::Alone;
-                Phase::Attempt
-            }
-            LeaseResult::Held => {
-                if !self.lease_seen {
-                    self.conflicts += 1;
-                    if self.conflicts >= MAX_CONFLICTS {
-                        self.role = Role::Unleased;
-                        return Phase::Attempt;
-                    }
-                }
-                self.wait_on_lease(now);
-                self.poll_again(rand)
-            }
-        }
-    }
-
-    fn poll_again(&self, rand: f64) -> Phase {
-        Phase::Sleep {
-            ms: POLL_MS.0 + rand * POLL_MS.1,
-            why: Wait::Lease,
-            then: Box::new(Phase::Read),
-        }
-    }
-
-    fn wait_on_lease(&mut self, now: Now) {
-        if !self.waited {
-            self.waited = true;
-            self.events.push(Event::LeaseWait { at: now.wall });
-        }
-    }
-
-    /// When `holder` was first seen (now, if it was not). Past
-    /// [`MAX_HOLDERS_SEEN`] names (a co-tenant inventing them), a new one
-    /// counts as seen at the first: it is taken over sooner, never later.
-    #[inline(never)]
-    fn first_seen(&mut self, holder: String, now_ms: f64) -> f64 {
-        if let Some((_, at)) = self.holders_seen.iter().find(|(h, _)| *h == holder) {
-            return *at;
-        }
-        if self.holders_seen.len() >= MAX_HOLDERS_SEEN {
-            return self.holders_seen.first().map_or(now_ms, |(_, at)| *at);
-        }
-        self.holders_seen.push((holder, now_ms));
-        now_ms
-    }
-
-    #[inline(never)]
-    fn begin_attempt(&mut self, c: &mut Parts<'_>, now: Now) -> Phase {
-        let acquisition = match &mut self.acquisition {
-            Some(acquisition) => acquisition,
-            None => {
-                c.state.fetching();
-                let secret = c.config.auth.secret();
-                let redactor = c.state.redactor(&c.config.identity.client_id, secret);
-                self.events.push(Event::FetchStart { at: now.wall });
-                self.acquisition
-                    .insert(Acquisition::new(c.config, redactor, now))
-            }
-        };
-        self.attempt_deadline = now.mono + acquisition.begin_attempt(now);
-        self.stale_metadata = false;
-        Phase::Endpoint
-    }
-
-    /// The token endpoint of this attempt: `tokenUrl`, or the one the
-    /// issuer's metadata names (docs/DESIGN.md, "Discovery"); then sign or send.
-    #[inline(never)]
-    fn endpoint(&mut self, c: &mut Parts<'_>, now: Now) -> Phase {
-        if c.issuer_to_ask(now.wall).is_some() && !self.stale_metadata {
-            return match self.role != Role::Alone && !self.metadata_read {
-                true => Phase::ReadMetadata,
-                false => Phase::Discover { location: 0 },
-            };
-        }
-        let token_url = match (&c.config.identity.endpoint, c.metadata.as_deref()) {
-            (Endpoint::Token(url), _) => url.clone(),
-            (Endpoint::Issuer(_), Some(metadata)) => {
-                if let Err(error) = metadata.check_method(c.config.auth.name()) {
-                    return self.failed(error, None); // before anything is sent
-                }
-                metadata.token_endpoint(c.config.mutual_tls).to_owned()
-            }
-            (Endpoint::Issuer(_), None) => return unreachable_phase(),
-        };
-        match c.config.auth.jwt().is_some() {
-            true => Phase::Sign { token_url },
-            false => Phase::Send {
-                request: token_request(c.config, &token_url, None),
-            },
-        }
-    }
-
-    #[inline(never)]
-    fn after_metadata(
-        &mut self,
-        c: &mut Parts<'_>,
-        now: Now,
-        location: usize,
-        answer: Result<Received, TokenError>,
-        rand: f64,
-    ) -> Phase {
-        let issuer = c.issuer_to_ask(now.wall).unwrap_or_default().to_owned();
-        let read = answer.and_then(|a| discovery::read(&a, &issuer, now.wall, c.parse_url));
-        match read {
-            Ok(Some(metadata)) => {
-                let copy = metadata.to_copy();
-                *c.metadata = Some(Box::new(metadata));
-                match self.role {
-                    Role::Alone => Phase::Endpoint,
-                    _ => Phase::WriteMetadata { copy },
-                }
-            }
-            Ok(None) if location + 1 < discovery::locations(&issuer).len() => Phase::Discover {
-                location: location + 1,
-            },
-            Ok(None) => {
-                let error = TokenError::config(
-                    "the issuer publishes no metadata (neither /.well-known/openid-configuration \
-                     nor /.well-known/oauth-authorization-server)",
-                );
-                self.finish_attempt(c, now, Err(error), rand)
-            }
-            // While the issuer cannot answer, the last copy serves a day more at most.
-            Err(error)
-                if error.retryable
-                    && c.metadata
-                        .as_ref()
-                        .is_some_and(|m| now.wall < m.until + discovery::MAX_KEEP_MS) =>
-            {
-                self.stale_metadata = true;
-                Phase::Endpoint
-            }
-            Err(error) => self.finish_attempt(c, now, Err(error), rand),
-        }
-    }
-
-    /// An attempt's outcome: the token, a retry, or the end.
-    #[inline(never)]
-    fn finish_attempt(
-        &mut self,
-        c: &mut Parts<'_>,
-        now: Now,
-        outcome: Result<TokenResponse, TokenError>,
-        rand: f64,
-    ) -> Phase {
-        let one_attempt = c.state.one_attempt(now);
-        let Some(acquisition) = self.acquisition.as_mut() else {
-            return unreachable_phase();
-        };
-        let attempt = acquisition.attempts();
-        match acquisition.finish_attempt(now, outcome, one_attempt, rand) {
-            Step::Done { token, sent_at } => {
-                let lifetime_seconds = token.expires_in;
-                match c.state.issued(now, token, sent_at, rand) {
-                    Ok(record) => {
-                        self.events.push(Event::FetchOk {
-                            at: now.wall,
-                            lifetime_seconds,
-                            attempts: attempt,
-                        });
-                        let mut steps = Vec::new();
-                        if matches!(self.role, Role::Holder | Role::Unleased) {
-                            steps.push(Effect::WriteStore {
-                                record: record.clone(),
-                            });
-                        }
-                        if self.role == Role::Holder {
-                            steps.push(Effect::ReleaseLease);
-                        }
-                        Phase::Ending {
-                            steps,
-                            end: End::Token(record, TokenSource::Network),
-                        }
-                    }
-                    Err(error) => self.failed(error, Some((now, attempt, rand))),
-                }
-            }
-            Step::Retry { delay_ms, error } => {
-                self.events.push(Event::error(now, &error, attempt));
-                self.events.push(Event::Retry {
-                    at: now.wall,
-                    delay_ms,
-                    attempt,
-                });
-                match self.role {
-                    Role::Holder => Phase::Renew { delay_ms },
-                    _ => Phase::Sleep {
-                        ms: delay_ms,
-                        why: Wait::Retry,
-                        then: Box::new(Phase::Attempt),
-                    },
-                }
-            }
-            Step::Failed(error) => self.failed(error, Some((now, attempt, rand))),
-        }
     }
 
     /// The executor polled without handing back an outcome, or after the
@@ -1061,66 +587,6 @@ impl Driver {
         c.state.finish(now, Some(&error), rand);
         Effect::Fail { error }
     }
-
-    /// The acquisition fails with `error` (after `attempt`, if one was
-    /// made): a holder sets the shared back-off after a retryable failure,
-    /// and releases the lease.
-    #[inline(never)]
-    fn failed(&mut self, error: TokenError, attempt: Option<(Now, u32, f64)>) -> Phase {
-        let mut steps = Vec::new();
-        if let Some((now, attempt, rand)) = attempt {
-            self.events.push(Event::error(now, &error, attempt));
-            if self.role == Role::Holder && error.retryable {
-                let wait = hold_back_ms(1, error.retry_after_seconds, rand, None);
-                let until = shared::shared_backoff_until(now.wall, wait);
-                steps.push(Effect::SetBackoff { until });
-            }
-        }
-        if self.role == Role::Holder {
-            steps.push(Effect::ReleaseLease);
-        }
-        // Another isolate may have stored a token while this one failed: a
-        // caller never gets an error while one is there to take.
-        let end = match self.store && attempt.is_some() {
-            true => End::ErrorUnlessStored(error),
-            false => End::Error(error),
-        };
-        Phase::Ending { steps, end }
-    }
-}
-
-/// The last read before failing with `error`: a stored token, else the error.
-#[inline(never)]
-fn last_look(
-    c: &mut Parts<'_>,
-    now: Now,
-    seen: Option<Seen>,
-    error: TokenError,
-    rand: f64,
-) -> Phase {
-    let stored = seen.and_then(|seen| seen.token);
-    let end = match stored.and_then(|record| c.state.adopt(now, record, false, rand)) {
-        Some(taken) => End::Token(taken, TokenSource::Kv),
-        None => End::Error(error),
-    };
-    Phase::Ending {
-        steps: Vec::new(),
-        end,
-    }
-}
-
-/// The stored copy of the issuer's metadata, taken if sound.
-#[inline(never)]
-fn metadata_copy(c: &mut Parts<'_>, now: Now, copy: Option<String>) -> Phase {
-    let issuer = issuer_to_ask(c.config, c.metadata.as_deref(), now.wall);
-    let parse_url = c.parse_url;
-    let taken = issuer.and_then(|issuer| {
-        copy.and_then(|copy| discovery::from_copy(&copy, issuer, now.wall, parse_url))
-    });
-    if taken.is_some() {
-        *c.metadata = taken.map(Box::new);
-    }
-    Phase::Endpoint
 }
 
 /// A phase the driver never reaches: the acquisition fails (with an
@@ -1139,6 +605,9 @@ mod internal_tests;
 
 #[cfg(test)]
 mod judged_tests;
+
+#[cfg(test)]
+mod transition_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
-//! One token acquisition with retries (RFC 6749 §4.4; retry rules in
-//! docs/DESIGN.md), as a sans-IO state machine: it says how long each
-//! attempt may take, how long to wait, and when it is done.
+//! The retry budget of one acquisition (RFC 6749 §4.4; retry rules in
+//! docs/DESIGN.md, "Retries"), as a sans-IO state machine the driver keeps
+//! from its first token request: it says how long each attempt may take,
+//! how long to wait before the next, and when the acquisition is done.
 //!
 //! ```text
 //! begin_attempt(now) -> timeout ──send──> finish_attempt(now, outcome)
@@ -14,92 +15,11 @@ use crate::config::{Config, RetryPolicy};
 use crate::error::{ErrorCode, TokenError};
 use crate::redact::Redactor;
 use crate::response::TokenResponse;
-use serde::Serialize;
-
-/// What an acquisition reports to the `onEvent` hook. Never a credential.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(
-    tag = "type",
-    rename_all = "snake_case",
-    rename_all_fields = "camelCase"
-)]
-pub enum Event {
-    /// The acquisition starts.
-    FetchStart {
-        /// When, epoch ms.
-        at: f64,
-    },
-    /// A token arrived.
-    FetchOk {
-        /// When, epoch ms.
-        at: f64,
-        /// Its lifetime, as the server set it.
-        lifetime_seconds: f64,
-        /// Attempts it took.
-        attempts: u32,
-    },
-    /// An attempt failed.
-    FetchError {
-        /// When, epoch ms.
-        at: f64,
-        /// Why.
-        code: ErrorCode,
-        /// The HTTP status, if there was an answer.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        status: Option<u16>,
-        /// Whether another attempt may help.
-        retryable: bool,
-        /// Which attempt, from 1.
-        attempt: u32,
-    },
-    /// The acquisition waits for another isolate's token (its lease), once per acquisition.
-    LeaseWait {
-        /// When, epoch ms.
-        at: f64,
-    },
-    /// Another attempt follows after a wait.
-    Retry {
-        /// When, epoch ms.
-        at: f64,
-        /// The wait.
-        delay_ms: f64,
-        /// The attempt that failed.
-        attempt: u32,
-    },
-    /// freshtoken went wrong itself (an `internal` error): a bug to report.
-    InternalError {
-        /// When, epoch ms.
-        at: f64,
-        /// What went wrong (our words, never a credential).
-        message: String,
-    },
-}
-
-impl Event {
-    /// The `internal_error` event of `error`, an `internal` one.
-    pub fn internal(now: Now, error: &TokenError) -> Self {
-        Self::InternalError {
-            at: now.wall,
-            message: error.description.clone().unwrap_or_default(),
-        }
-    }
-
-    /// The `fetch_error` event of `error`.
-    pub fn error(now: Now, error: &TokenError, attempt: u32) -> Self {
-        Self::FetchError {
-            at: now.wall,
-            code: error.code,
-            status: error.status,
-            retryable: error.retryable,
-            attempt,
-        }
-    }
-}
 
 /// What the driver does next.
 #[derive(Debug, PartialEq)]
 pub enum Step {
-    /// Sleep `delay_ms`, then call [`Acquisition::begin_attempt`] again.
+    /// Sleep `delay_ms`, then call [`RetryBudget::begin_attempt`] again.
     Retry {
         /// How long to wait.
         delay_ms: f64,
@@ -117,8 +37,8 @@ pub enum Step {
     Failed(TokenError),
 }
 
-/// The state of one acquisition.
-pub struct Acquisition {
+/// An acquisition's retry budget: the attempts made and the deadline they share.
+pub struct RetryBudget {
     policy: RetryPolicy,
     timeout_ms: f64,
     redactor: Redactor,
@@ -127,9 +47,10 @@ pub struct Acquisition {
     sent_at: Now,
 }
 
-impl Acquisition {
-    /// Starts an acquisition at `now`. `redactor` cleans the errors it
-    /// returns of every credential the server might echo.
+impl RetryBudget {
+    /// The budget of an acquisition whose first attempt begins at `now`.
+    /// `redactor` cleans the errors it returns of every credential the
+    /// server might echo.
     pub fn new(config: &Config, redactor: Redactor, now: Now) -> Self {
         Self {
             policy: config.retry,
@@ -213,7 +134,7 @@ mod tests {
         mono: 5.0,
     };
 
-    fn acquisition(extra: serde_json::Value) -> Acquisition {
+    fn budget(extra: serde_json::Value) -> RetryBudget {
         let mut options = json!({ "clientSecret": "s3cr3t value" });
         options
             .as_object_mut()
@@ -221,7 +142,7 @@ mod tests {
             .extend(extra.as_object().unwrap().clone());
         let config = config(options).unwrap();
         let redactor = Redactor::new("id", Some("s3cr3t value"));
-        Acquisition::new(&config, redactor, T0)
+        RetryBudget::new(&config, redactor, T0)
     }
 
     fn token(lifetime: f64) -> TokenResponse {
@@ -251,7 +172,7 @@ mod tests {
 
     #[test]
     fn expiry_is_measured_from_the_attempt_that_succeeded() {
-        let mut a = acquisition(json!({}));
+        let mut a = budget(json!({}));
         a.begin_attempt(T0);
         let step = a.finish_attempt(
             T0.plus(50.0),
@@ -271,7 +192,7 @@ mod tests {
 
     #[test]
     fn retryable_failures_retry_up_to_max_attempts() {
-        let mut a = acquisition(json!({}));
+        let mut a = budget(json!({}));
         let mut now = T0;
         let mut retries = 0;
         loop {
@@ -293,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_background_attempt_while_the_token_is_usable_is_the_only_one() {
-        let mut a = acquisition(json!({}));
+        let mut a = budget(json!({}));
         a.begin_attempt(T0);
         let step = a.finish_attempt(T0, Err(failure(ErrorCode::ServerError, 503)), true, 0.5);
         assert!(matches!(step, Step::Failed(_)));
@@ -302,7 +223,7 @@ mod tests {
 
     #[test]
     fn oauth_errors_are_not_retried() {
-        let mut a = acquisition(json!({}));
+        let mut a = budget(json!({}));
         a.begin_attempt(T0);
         let mut e = TokenError::new(ErrorCode::InvalidClient, "bad").with_status(401);
         e.retryable = false;
@@ -319,7 +240,7 @@ mod tests {
 
     #[test]
     fn retry_after_is_honoured() {
-        let mut a = acquisition(json!({}));
+        let mut a = budget(json!({}));
         a.begin_attempt(T0);
         let mut e = failure(ErrorCode::RateLimited, 429);
         e.retry_after_seconds = Some(5.0);
@@ -329,7 +250,7 @@ mod tests {
 
     #[test]
     fn a_wait_past_the_deadline_fails_fast_as_rate_limited() {
-        let mut a = acquisition(json!({}));
+        let mut a = budget(json!({}));
         a.begin_attempt(T0);
         let mut e = failure(ErrorCode::RateLimited, 429);
         e.retry_after_seconds = Some(31_536_000.0);
@@ -341,7 +262,7 @@ mod tests {
             (ErrorCode::RateLimited, Some(31_536_000.0))
         );
         // A 503 asking for more than the deadline is reported the same way.
-        let mut a = acquisition(json!({}));
+        let mut a = budget(json!({}));
         a.begin_attempt(T0);
         let mut e = failure(ErrorCode::ServerError, 503);
         e.retry_after_seconds = Some(60.0);
@@ -356,7 +277,7 @@ mod tests {
 
     #[test]
     fn attempt_timeouts_never_reach_past_the_deadline() {
-        let mut a = acquisition(json!({ "timeoutMs": 10_000, "retry": { "deadlineMs": 12_000 } }));
+        let mut a = budget(json!({ "timeoutMs": 10_000, "retry": { "deadlineMs": 12_000 } }));
         assert_eq!(a.begin_attempt(T0), 10_000.0);
         assert!(matches!(
             a.finish_attempt(
@@ -386,7 +307,7 @@ mod tests {
 
     #[test]
     fn the_deadline_is_kept_on_the_monotonic_clock() {
-        let mut a = acquisition(json!({ "retry": { "deadlineMs": 5_000 } }));
+        let mut a = budget(json!({ "retry": { "deadlineMs": 5_000 } }));
         // The wall clock jumps back an hour; the deadline still passes on time.
         let later = Now {
             wall: T0.wall - 3_600_000.0,
@@ -396,27 +317,8 @@ mod tests {
     }
 
     #[test]
-    fn events_serialise_as_the_wrapper_documents_them() {
-        let e = TokenError::new(ErrorCode::ServerError, "down").with_status(503);
-        assert_eq!(
-            serde_json::to_value(Event::error(T0, &e, 2)).unwrap(),
-            json!({ "type": "fetch_error", "at": T0.wall, "code": "server_error", "status": 503,
-                    "retryable": true, "attempt": 2 })
-        );
-        assert_eq!(
-            serde_json::to_value(Event::FetchOk {
-                at: 1.0,
-                lifetime_seconds: 300.0,
-                attempts: 1
-            })
-            .unwrap(),
-            json!({ "type": "fetch_ok", "at": 1.0, "lifetimeSeconds": 300.0, "attempts": 1 })
-        );
-    }
-
-    #[test]
     fn errors_leaving_the_acquisition_never_carry_the_secret() {
-        let mut a = acquisition(json!({}));
+        let mut a = budget(json!({}));
         a.begin_attempt(T0);
         let mut e = TokenError::new(
             ErrorCode::InvalidClient,
