@@ -3,7 +3,7 @@
  * the core drives it. It asks `core.poll` for the next effect, performs it
  * and hands the outcome to `core.handle`, its one input; it delivers the
  * events the core reported. It decides nothing: read it beside the
- * simulator's `perform` (src/sim.rs), which does the same against a
+ * simulator's `perform` (src/sim/executor.rs), which does the same against a
  * simulated store and server.
  *
  * @module

@@ -89,7 +89,7 @@ export interface StoreOptions {
  * loop"): what sharing a token between isolates needs from a store, and
  * all the executor assumes of one. Every method answers "nothing there"
  * (`undefined`, or no effect) when the store fails: a store never fails a
- * caller. {@linkcode KvStore} implements it on Deno KV; `src/sim.rs`
+ * caller. {@linkcode KvStore} implements it on Deno KV; `src/sim/world.rs`
  * simulates the same semantics.
  */
 export interface TokenStore {

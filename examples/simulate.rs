@@ -1,5 +1,5 @@
 //! Runs the deterministic simulation of many isolates sharing one store
-//! (`src/sim.rs`): `scripts/simulate.sh SEEDS [FIRST_SEED]`. Seeds run on
+//! (`src/sim/`): `scripts/simulate.sh SEEDS [FIRST_SEED]`. Seeds run on
 //! every core; the first failing one is printed with its invariant, the
 //! steps before it and the command that replays it.
 

@@ -147,7 +147,7 @@ try {
   // Keep the placeholder.
 }
 
-// The outage of a client without a store, in the one simulator (src/sim.rs): the core's driver on a
+// The outage of a client without a store, in the one simulator (src/sim/): the core's driver on a
 // simulated clock.
 const simulation = await new Deno.Command("cargo", {
   args: ["test", "--quiet", "--lib", "sim::tests::a_5_second_outage", "--", "--nocapture"],
@@ -188,7 +188,7 @@ ${hardeningSections}
 ### Round 3: callers after an outage get a token, not the outage's error
 
 A 12 s token, the endpoint down for 5 s from a random moment inside the refresh window, callers
-every 20–300 ms for a minute: the simulator (\`src/sim.rs\`, its scenario of a client without a
+every 20–300 ms for a minute: the simulator (\`src/sim/scenario.rs\`, its scenario of a client without a
 store) runs the core's own driver, state machine and retry loop on a simulated clock, one seed per
 draw of the outage, the request latencies and the callers, and asserts at most 5 token requests
 during the outage and a usable token for every caller (invariant 7; \`cargo test\` runs all of

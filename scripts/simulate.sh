@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The deterministic simulation of many isolates sharing one store
-# (src/sim.rs, docs/DESIGN.md "The simulator"): SEEDS scenarios from
+# (src/sim/, docs/DESIGN.md "The simulator"): SEEDS scenarios from
 # FIRST_SEED (default 1). Ends with "simulated N scenarios: M invariant
 # violations" and exits 1 on any violation, printing the first failing
 # seed, its trace and the command that replays it.

@@ -7,7 +7,9 @@
 //! with a 401, and the clocks. None reads the driver's internals; the one
 //! client state a check reads is what `client.status()` reports to anyone.
 
-use super::{trace, Checked, Sim, StoredToken, MIN_SPACING_MS, RECOVERY_MS, WALL0};
+use super::scenario::{MIN_SPACING_MS, RECOVERY_MS};
+use super::world::{Sim, StoredToken, WALL0};
+use super::{trace, Checked};
 use crate::driver::Effect;
 use crate::error::{ErrorCode, TokenError};
 use crate::shared;

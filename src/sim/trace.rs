@@ -3,7 +3,7 @@
 //! fields that matter), which delete an `invalidate()` or a 401 named. Times are ms of the simulation's true clock; a
 //! token's text never appears, only when it ends.
 
-use super::WALL0;
+use super::world::WALL0;
 use crate::driver::{Effect, Outcome, Seen};
 use crate::response::Received;
 use crate::shared::TokenRecord;
