@@ -317,8 +317,11 @@ export const FILE_CASES: HardeningCase[] = [
         const sink = `${dir}/sink`;
         const env = clientEnv(tokenUrl);
         const first = spawnCli(["agent", "--sink", sink], env, `${dir}/.out1`, `${dir}/.err1`);
+        // Killed once its first write is over: a kill between linking the sink and removing the
+        // temporary file would leave that file, which no later agent may take for its own.
         const wrote = await waitFor(async () =>
-          (await Deno.readTextFile(sink).catch(() => "")) !== ""
+          (await Deno.readTextFile(sink).catch(() => "")) !== "" &&
+          !(await listing(dir)).some((name) => name.startsWith(".freshtoken-"))
         );
         first.kill("SIGKILL");
         await first.status;
