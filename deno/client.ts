@@ -274,12 +274,13 @@ class FreshTokenClient implements TokenClient {
   }
 
   /**
-   * Takes the KV token into memory if the core finds it newer and sound;
-   * `eventual` reads the nearest replica, which may lag.
+   * Takes the KV token into memory if the core finds it newer and sound:
+   * a read-only acquisition, which sends no token request; finding none
+   * is no error here.
    */
-  async [LOAD_SHARED](eventual = false): Promise<void> {
-    const stored = (await (await this.#store)?.snapshot(eventual))?.token;
-    if (stored !== undefined) this.#adopt(stored, false);
+  async [LOAD_SHARED](): Promise<void> {
+    if ((await this.#store) === undefined) return;
+    await this.#start({ type: "read" }).catch(() => {});
   }
 
   /** A cron check (the core's, src/driver/): refreshes when the newest token is due within `aheadMs`. */
@@ -494,12 +495,6 @@ class FreshTokenClient implements TokenClient {
     report.source = "kv";
     this.#emit({ type: "cache_hit", at: this.#now(), source: "kv" });
     return this.#remember(record);
-  }
-
-  /** Offers a stored token to the core; takes it if the core did. */
-  #adopt(stored: unknown, force: boolean): Token | undefined {
-    const record = this.#core.adopt(this.#now(), this.#mono(), stored, force);
-    return record === undefined ? undefined : this.#fromStore(record, {});
   }
 
   /** The token the core now holds, as callers get it. */

@@ -153,11 +153,6 @@ export class Core {
     free(): void;
     [Symbol.dispose](): void;
     /**
-     * Takes a token read from KV when it is sound and one to take (see
-     * `TokenState::adopt`); returns it as taken, or `undefined`.
-     */
-    adopt(now: number, mono: number, stored: unknown, force: boolean): TokenRecord | undefined;
-    /**
      * A request sent again after a 401 was accepted.
      */
     authorized(): void;

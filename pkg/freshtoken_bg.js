@@ -72,22 +72,6 @@ export class Core {
         wasm.__wbg_core_free(ptr, 0);
     }
     /**
-     * Takes a token read from KV when it is sound and one to take (see
-     * `TokenState::adopt`); returns it as taken, or `undefined`.
-     * @param {number} now
-     * @param {number} mono
-     * @param {unknown} stored
-     * @param {boolean} force
-     * @returns {TokenRecord | undefined}
-     */
-    adopt(now, mono, stored, force) {
-        const ret = wasm.core_adopt(this.__wbg_ptr, now, mono, stored, force);
-        if (ret[2]) {
-            throw takeFromExternrefTable0(ret[1]);
-        }
-        return takeFromExternrefTable0(ret[0]);
-    }
-    /**
      * A request sent again after a 401 was accepted.
      */
     authorized() {

@@ -296,13 +296,6 @@ impl TokenState {
         self.held.as_ref().map(|held| held.token.secret())
     }
 
-    /// The token held, as a record, while it is fresh (before its refresh
-    /// time): what an acquisition that is not forced was started to get.
-    pub fn fresh(&self, now: Now) -> Option<TokenRecord> {
-        let held = self.held.as_ref()?;
-        (self.time(now) < held.schedule.refresh_at).then(|| record(held))
-    }
-
     /// Whether an acquisition is in flight.
     pub fn in_flight(&self) -> bool {
         self.in_flight.is_some()

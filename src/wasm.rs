@@ -21,7 +21,6 @@ use crate::driver::{Effect, LeaseResult, Outcome, Seen};
 use crate::error::{ErrorCode, TokenError};
 use crate::options::{check_names, option_names, read, Options, RetryOptions};
 use crate::response::{self, Received};
-use crate::shared::TokenRecord;
 use crate::state::{self, TokenState};
 use crate::store_guard::{StoreGuard, STORE_TIMEOUT_MS};
 use js_sys::{Function, Math, Object, Promise, Reflect};
@@ -348,26 +347,6 @@ impl Core {
             };
             Ok(tagged("answer", "answer", Answer(answer).into()))
         })
-    }
-
-    /// Takes a token read from KV when it is sound and one to take (see
-    /// `TokenState::adopt`); returns it as taken, or `undefined`.
-    #[wasm_bindgen(unchecked_return_type = "TokenRecord | undefined")]
-    pub fn adopt(
-        &self,
-        now: f64,
-        mono: f64,
-        #[wasm_bindgen(unchecked_param_type = "unknown")] stored: JsValue,
-        force: bool,
-    ) -> Result<JsValue, JsValue> {
-        // A stored value is untrusted input: one that is not a record is no token.
-        let Ok(record) = serde_wasm_bindgen::from_value::<TokenRecord>(stored) else {
-            return Ok(JsValue::UNDEFINED);
-        };
-        let taken = self
-            .state()
-            .adopt(at(now, mono), record, force, Math::random());
-        taken.map_or(Ok(JsValue::UNDEFINED), |record| to_js(&record))
     }
 
     /// Forgets the cached token; returns the delete of the stored one to

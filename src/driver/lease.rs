@@ -108,19 +108,6 @@ impl Driver {
                 return self.nothing_to_take(c, now, seen, rand);
             }
         }
-        // While this read was out, the client may have taken the stored token
-        // by another way (a read outside any acquisition): a fresh one held is
-        // what an acquisition that is not forced is for, so no token request.
-        if let Some(held) = c
-            .state
-            .fresh(now)
-            .filter(|_| !self.force && self.cron.is_none())
-        {
-            return Phase::Ending {
-                steps: Vec::new(),
-                end: End::Token(held, TokenSource::Kv),
-            };
-        }
         if eventual {
             return Phase::Read; // A replica may lag: the lease's check needs the primary.
         }
