@@ -3,10 +3,11 @@
 // server, as a Deno Deploy KV database's URL would be — and its access
 // token, each in a folder of its own with an environment of its own: CLI
 // runs, a CLI agent and library processes, tokens encrypted as the README's
-// recipe has them.
+// recipe has them; and what a wrong access token costs, at open and later.
 
 import assert from "node:assert/strict";
-import { startDenoKv } from "./_processes.ts";
+import { createTokenClient, type TokenEvent } from "../deno/mod.ts";
+import { freePort, startDenoKv } from "./_processes.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 
 const CLI = new URL("../deno/cli.ts", import.meta.url).pathname;
@@ -203,6 +204,80 @@ Deno.test("a wrong access token leaves each process on a token of its own, says 
   } finally {
     await server.close();
     await denokv.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a store that stops accepting the access token (rotated on the server) costs kv_error events, never a failed or slow call", async () => {
+  const root = await Deno.makeTempDir();
+  const port = freePort();
+  const serve = (accessToken: string) =>
+    new Deno.Command("denokv", {
+      args: [
+        "--sqlite-path",
+        `${root}/denokv.sqlite`,
+        "serve",
+        "--access-token",
+        accessToken,
+        "--addr",
+        `127.0.0.1:${port}`,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  const listening = async () => {
+    for (let i = 0; i < 200; i++) {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    }
+  };
+  const before = `denokv-before-${crypto.randomUUID()}`;
+  let denokv = serve(before);
+  await listening();
+  const server = startGenesysLike({ clients: { [CLIENT.id]: CLIENT.secret }, lifetimeSeconds: 4 });
+  const events: TokenEvent[] = [];
+  Deno.env.set("DENO_KV_ACCESS_TOKEN", before);
+  const kv = await Deno.openKv(`http://127.0.0.1:${port}`);
+  Deno.env.delete("DENO_KV_ACCESS_TOKEN");
+  try {
+    const client = createTokenClient({
+      tokenUrl: server.tokenUrl,
+      clientId: CLIENT.id,
+      clientSecret: CLIENT.secret,
+      kv,
+      encryptionKey: encryptionKey(),
+      onEvent: (e) => events.push(e),
+    });
+    await client.getToken();
+    assert.ok(events.some((e) => e.type === "kv_write"), "the token was stored");
+    // The store's operator rotates its access token: this process still holds the old one.
+    denokv.kill("SIGTERM");
+    await denokv.status;
+    denokv = serve(`denokv-after-${crypto.randomUUID()}`);
+    await listening();
+    let slowest = 0;
+    for (const until = Date.now() + 6_000; Date.now() < until;) {
+      const started = Date.now();
+      await client.getToken(); // a failed call throws and fails the test
+      slowest = Math.max(slowest, Date.now() - started);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const failures = events.filter((e) => e.type === "kv_error");
+    assert.ok(failures.length > 0, "no kv_error");
+    assert.ok(!JSON.stringify(failures).includes(before), "the access token was in an event");
+    assert.ok(events.filter((e) => e.type === "fetch_ok").length >= 2, "no refresh after rotation");
+    // One store operation is bounded by the store guard's 2 s; callers mostly never wait at all.
+    assert.ok(slowest < 2_500, `a call took ${slowest} ms`);
+  } finally {
+    kv.close();
+    await server.close();
+    denokv.kill("SIGTERM");
+    await denokv.status;
     await Deno.remove(root, { recursive: true });
   }
 });
