@@ -141,9 +141,11 @@ export const FLAGS: readonly Flag[] = [
   },
   {
     name: "--kv",
-    value: "PATH",
+    value: "PATH|URL",
     env: "FRESHTOKEN_KV",
-    help: "share the token between steps through a Deno KV file or URL",
+    help: "share the token through a Deno KV file, or across machines through a" +
+      "\n KV Connect URL (Deno Deploy's KV, denokv) with DENO_KV_ACCESS_TOKEN; a" +
+      "\n URL that cannot be opened leaves the run on its own token, said on stderr",
   },
   { name: "--timeout", value: "MS", help: "per token request (default 10000)" },
   { name: "--help", help: "this text" },
@@ -201,6 +203,7 @@ Examples:
   freshtoken exec --min-valid 1800 -- ./deploy.sh   # a token valid 30 min, in $FRESHTOKEN_ACCESS_TOKEN
   freshtoken token --github-env API_TOKEN           # later steps: $API_TOKEN, masked in the log
   freshtoken status --kv .freshtoken.kv
+  freshtoken token --kv "https://api.deno.com/v2/databases/$ID/connect"  # one for all runners
 `;
 
 /** The options part of --help, from the table. */

@@ -18,7 +18,8 @@ import type { Token } from "./token.ts";
 import type { TokenClient, TokenClientOptions } from "./types.ts";
 import meta from "../deno.json" with { type: "json" };
 import { EXIT, HELP, NoCommand, number, parseArgs, setting, variableName } from "./_cli_flags.ts";
-import { clientOptions, inCliTerms, openKv } from "./_cli_options.ts";
+import { clientOptions, inCliTerms } from "./_cli_options.ts";
+import { onStore, openSharedStore, storeFailureReporter } from "./_cli_store.ts";
 import { append, CommandNotFound, execWithToken, exportTargets } from "./_cli_commands.ts";
 import { agent, agentNeeds, background, sinkPaths } from "./_cli_agent.ts";
 
@@ -65,8 +66,9 @@ export async function main(
         sinkPaths(invocation);
         return await background(args, agentNeeds(invocation, options, kvPath), io);
       }
-      if (kvPath) kv = await openKv(kvPath);
-      client = createTokenClient({ ...options, kv });
+      const report = storeFailureReporter(io.err);
+      if (kvPath) kv = await openSharedStore(kvPath, report);
+      client = createTokenClient(onStore(options, kv, report));
     } catch (error) {
       throw inCliTerms(error, sources);
     }
@@ -86,7 +88,7 @@ export async function main(
         );
       } else if (!hasToken || expiresAt === undefined || refreshAt === undefined) {
         io.out(
-          kv
+          kvPath
             ? `no usable token cached ${which}\n`
             : `no token cached ${which} (use --kv to keep one between runs)\n`,
         );

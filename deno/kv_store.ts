@@ -381,6 +381,35 @@ export class KvStore implements TokenStore {
   }
 }
 
+/**
+ * Opens the KV Connect store at `url` (a Deno Deploy KV database's
+ * `https://api.deno.com/v2/databases/<id>/connect`, or a `denokv` server)
+ * for a client that must not fail because of it (docs/DESIGN.md, "Shared
+ * state"). A store that refuses the access token, finds none set or does
+ * not answer is a store failure like any other: reported as a `kv_error`
+ * of operation `"open"` and answered with `undefined`, so the client works
+ * in memory. Deno 2.9 checks the access token as it opens the store; Deno
+ * 2.5 at the first operation, which {@linkcode KvStore} reports the same
+ * way. What is the caller's to fix throws: a missing permission, a
+ * malformed URL.
+ */
+export async function openRemoteStore(
+  url: string,
+  emit: (event: TokenEvent) => void,
+  now: () => number = Date.now,
+): Promise<Deno.Kv | undefined> {
+  try {
+    return await Deno.openKv(url);
+  } catch (error) {
+    const message = messageOf(error);
+    const permission = error instanceof Deno.errors.NotCapable ||
+      error instanceof Deno.errors.PermissionDenied;
+    if (permission || /invalid database url/i.test(message)) throw error;
+    emit({ type: "kv_error", at: now(), operation: "open", message });
+    return undefined;
+  }
+}
+
 /** How many fields a stored value may have: freshtoken writes eight at most. */
 const MAX_FIELDS = 32;
 /** The longest access token a token response can carry (the core's limit). */

@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import type { TokenRecord } from "../pkg/freshtoken.js";
 import { decodeKey } from "./_cipher.ts";
 import { hex } from "./_cipher.ts";
-import { backoffKey, KvStore, leaseKey, type Snapshot, tokenKey } from "./kv_store.ts";
+import {
+  backoffKey,
+  KvStore,
+  leaseKey,
+  openRemoteStore,
+  type Snapshot,
+  tokenKey,
+} from "./kv_store.ts";
 import type { TokenEvent } from "./types.ts";
 
 const identity = {
@@ -337,5 +344,22 @@ Deno.test("a KV locked for 3 s of the client's clock is given up on", async () =
     assert.equal(errors[0].type === "kv_error" && errors[0].message, "database is locked");
   } finally {
     kv.close();
+  }
+});
+
+Deno.test("openRemoteStore() answers a store it cannot open with a kv_error and no store; a malformed URL throws", async () => {
+  const saved = Deno.env.get("DENO_KV_ACCESS_TOKEN");
+  Deno.env.delete("DENO_KV_ACCESS_TOKEN");
+  try {
+    const events: TokenEvent[] = [];
+    const store = await openRemoteStore("http://127.0.0.1:9", (e) => events.push(e), () => 42);
+    assert.equal(store, undefined);
+    assert.equal(events.length, 1);
+    const [event] = events;
+    assert.ok(event.type === "kv_error" && event.operation === "open" && event.at === 42);
+    assert.match(event.message, /DENO_KV_ACCESS_TOKEN/);
+    await assert.rejects(openRemoteStore("https://", () => {}), /Invalid database url/);
+  } finally {
+    if (saved !== undefined) Deno.env.set("DENO_KV_ACCESS_TOKEN", saved);
   }
 });
