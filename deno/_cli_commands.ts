@@ -38,6 +38,7 @@ function childEnv(
   keep: string[],
 ): { child: Record<string, string>; withheld: string[] } {
   const { clientId, clientSecret, privateKey, encryptionKey } = used.options;
+  const secretText = typeof clientSecret === "string" ? clientSecret : undefined;
   const names = [...CREDENTIAL_VARIABLES, ...(used.remoteKv ? [KV_ACCESS_TOKEN] : [])];
   // The credentials as given (a variable's own text, a flag's value) and as used:
   // a PEM key's text (the core also finds its body however wrapped), a JWK's
@@ -56,7 +57,7 @@ function childEnv(
       child[variable] = value;
     } else if (names.includes(variable)) {
       continue;
-    } else if (holdsCredential(value, clientId, clientSecret, others)) {
+    } else if (holdsCredential(value, clientId, secretText, others)) {
       withheld.push(variable);
     } else {
       child[variable] = value;
