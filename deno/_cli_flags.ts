@@ -111,6 +111,30 @@ export const FLAGS: readonly Flag[] = [
     help: "the client secret (prefer the variable: flags show in ps)",
   },
   {
+    name: "--client-secret-file",
+    value: "PATH",
+    env: "FRESHTOKEN_CLIENT_SECRET_FILE",
+    help: "a file holding the client secret, read again for every token request (a" +
+      "\n secret that rotates: a Vault Agent sink, a Kubernetes secret volume); after" +
+      "\n invalid_client it is read once more and, if it changed, the request sent again",
+  },
+  {
+    name: "--client-assertion-file",
+    value: "PATH",
+    env: "FRESHTOKEN_CLIENT_ASSERTION_FILE",
+    help: "no stored secret: a file holding a JWT from another identity provider (a" +
+      "\n Kubernetes projected token, AWS_WEB_IDENTITY_TOKEN_FILE), read for every" +
+      "\n token request and sent as the client assertion (RFC 7523 §2.2)",
+  },
+  {
+    name: "--github-oidc",
+    value: "AUDIENCE",
+    env: "FRESHTOKEN_GITHUB_OIDC",
+    help: "no stored secret, in GitHub Actions: the job's OIDC token for AUDIENCE" +
+      "\n (e.g. api://AzureADTokenExchange) as the client assertion, asked for every" +
+      "\n token request (the job needs permissions: id-token: write)",
+  },
+  {
     name: "--private-key",
     value: "FILE",
     env: "FRESHTOKEN_PRIVATE_KEY",

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createTokenClient, TokenError } from "./mod.ts";
+import { clientOptionsFromEnv, createTokenClient, TokenError } from "./mod.ts";
 import type { TokenEvent } from "./mod.ts";
 import { startGenesysLike } from "../tests/servers/genesys_like.ts";
 
@@ -92,9 +92,9 @@ Deno.test("a clientSecret function that throws, gives no string or hangs fails w
     const cases: [() => unknown, string][] = [
       [() => {
         throw new Error(`cannot read ${OLD}`);
-      }, "clientSecret() gave no credential"],
-      [() => 42, "clientSecret() gave no credential"],
-      [() => new Promise(() => {}), "clientSecret() gave no credential"],
+      }, "clientSecret gave no credential"],
+      [() => 42, "clientSecret gave no credential"],
+      [() => new Promise(() => {}), "clientSecret gave no credential"],
       [() => `${OLD}\n`, "leading or trailing whitespace"],
     ];
     for (const [fn, expected] of cases) {
@@ -307,5 +307,39 @@ Deno.test("clientAssertion refuses what it cannot go with, naming options, never
     assert.equal(error.code, "config");
     assert.ok(error.message.includes(expected), error.message);
     assert.ok(!error.message.includes(ASSERTION) && !error.message.includes(OLD));
+  }
+});
+
+Deno.test("clientOptionsFromEnv reads FRESHTOKEN_CLIENT_SECRET_FILE again for every token request", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/secret`;
+  await Deno.writeTextFile(file, `${OLD}\n`);
+  const clients = { app: OLD };
+  const server = startGenesysLike({ clients });
+  try {
+    const [options] = clientOptionsFromEnv({
+      FRESHTOKEN_TOKEN_URL: server.tokenUrl,
+      FRESHTOKEN_CLIENT_ID: "app",
+      FRESHTOKEN_CLIENT_SECRET_FILE: file,
+    });
+    const client = createTokenClient(options);
+    await client.getToken();
+    await Deno.writeTextFile(file, NEW);
+    clients.app = NEW;
+    await client.refresh();
+    assert.equal(server.stats.tokensIssued, 2);
+    assert.throws(
+      () =>
+        clientOptionsFromEnv({
+          FRESHTOKEN_TOKEN_URL: server.tokenUrl,
+          FRESHTOKEN_CLIENT_ID: "app",
+          FRESHTOKEN_CLIENT_SECRET: OLD,
+          FRESHTOKEN_CLIENT_SECRET_FILE: file,
+        }),
+      /set one of FRESHTOKEN_CLIENT_SECRET and FRESHTOKEN_CLIENT_SECRET_FILE/,
+    );
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });

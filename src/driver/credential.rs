@@ -98,7 +98,7 @@ impl Driver {
 /// The error of a host that gave no credential.
 fn failed(asked: Asked) -> TokenError {
     TokenError::config(format!(
-        "{}() gave no credential (it threw, gave no string, or took longer than timeoutMs)",
+        "{} gave no credential: the function threw, gave no string, or took longer than timeoutMs",
         name(asked)
     ))
 }
@@ -118,7 +118,7 @@ fn checked(asked: Asked, value: String) -> Result<ClientSecret, TokenError> {
         _ => None,
     };
     match problem {
-        Some(problem) => Err(TokenError::config(format!("{name}() gave {problem}"))),
+        Some(problem) => Err(TokenError::config(format!("{name} gave {problem}"))),
         None => Ok(ClientSecret::new(value)),
     }
 }

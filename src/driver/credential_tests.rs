@@ -215,19 +215,19 @@ fn a_client_assertion_goes_in_the_form_and_is_never_retried_for_rotation() {
 #[test]
 fn what_the_host_gives_is_checked_and_never_quoted() {
     let cases = [
-        (false, None, "clientSecret() gave no credential"),
-        (false, Some(""), "clientSecret() gave an empty credential"),
+        (false, None, "clientSecret gave no credential"),
+        (false, Some(""), "clientSecret gave an empty credential"),
         (
             false,
             Some(" canary\n"),
-            "clientSecret() gave a secret with leading or trailing whitespace",
+            "clientSecret gave a secret with leading or trailing whitespace",
         ),
         (
             true,
             Some("canary with spaces"),
-            "clientAssertion() gave an assertion that is no JWT",
+            "clientAssertion gave an assertion that is no JWT",
         ),
-        (true, None, "clientAssertion() gave no credential"),
+        (true, None, "clientAssertion gave no credential"),
     ];
     for (assertion, value, expected) in cases {
         let mut run = Run::new(asked_config(json!({}), assertion).unwrap());
