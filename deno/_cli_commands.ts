@@ -3,6 +3,7 @@
 // signals passed on; `token --github-env/--github-output` appends to the
 // runner's files.
 
+import { askCredential } from "./_credential.ts";
 import { holdsCredential } from "../pkg/freshtoken.js";
 import { configError } from "./token_error.ts";
 import type { Token } from "./token.ts";
@@ -189,9 +190,15 @@ export async function execWithToken(
     err: (text: string) => void;
   },
 ): Promise<number> {
+  // A secret read at each request (--client-secret-file) is withheld as it reads now.
+  const { clientSecret } = how.used.options;
+  const used = typeof clientSecret !== "function" ? how.used : {
+    ...how.used,
+    options: { ...how.used.options, clientSecret: await askCredential(clientSecret, 10_000) },
+  };
   const { child: env, withheld } = childEnv(
     Deno.env.toObject(),
-    how.used,
+    used,
     how.variable,
     token.accessToken,
     how.passEnv,

@@ -239,3 +239,36 @@ Deno.test("--help lists the credential flags", async () => {
   }
   assert.ok(run.stdout.includes("FRESHTOKEN_CLIENT_SECRET_FILE"));
 });
+
+Deno.test("exec withholds a variable holding the secret a --client-secret-file gives", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/secret`;
+  await Deno.writeTextFile(file, OLD);
+  const server = serve((r) => r.authorization === basic(OLD) ? token() : refused());
+  try {
+    const run = await runCli(
+      [...FLAGS, "--allow-run"],
+      [
+        "exec",
+        "--token-url",
+        `${server.url}/token`,
+        "--client-id",
+        "app",
+        "--client-secret-file",
+        file,
+        "--",
+        "sh",
+        "-c",
+        'echo "copy=${SECRET_COPY:-none}"',
+      ],
+      { SECRET_COPY: OLD },
+      [OLD],
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /copy=none/);
+    assert.match(run.stderr, /withheld from the command.*SECRET_COPY/);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
