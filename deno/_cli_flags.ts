@@ -195,7 +195,7 @@ Outside it nothing extra is printed.
 fresh while CMD runs: $FRESHTOKEN_TOKEN_FILE (the token) and $FRESHTOKEN_HEADER_FILE (a header
 line, for curl -H @"$FRESHTOKEN_HEADER_FILE"). CMD gets none of the
 credentials freshtoken used (client secret, private key, KV encryption key, the remote KV's
-access token), nor any variable holding one inside its value (a URL, a Basic pair; those are
+access token, --github-oidc's ACTIONS_ID_TOKEN_REQUEST_TOKEN), nor any variable holding one inside its value (a URL, a Basic pair; those are
 named on stderr), unless --pass-env names it. Its exit code is CMD's; SIGINT, SIGTERM, SIGHUP and
 SIGQUIT are passed on to CMD. Needs --allow-run, --allow-read and --allow-write.
 

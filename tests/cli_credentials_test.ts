@@ -272,3 +272,31 @@ Deno.test("exec withholds a variable holding the secret a --client-secret-file g
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("exec with --github-oidc withholds ACTIONS_ID_TOKEN_REQUEST_TOKEN from its command", async () => {
+  const github = serve(() => Response.json({ value: JWT }));
+  const entra = serve((r) => r.form.get("client_assertion") === JWT ? token() : refused());
+  try {
+    const run = await runCli([...FLAGS, "--allow-run"], [
+      "exec",
+      "--token-url",
+      `${entra.url}/token`,
+      "--client-id",
+      "app",
+      "--github-oidc",
+      "aud",
+      "--",
+      "sh",
+      "-c",
+      'echo "request=${ACTIONS_ID_TOKEN_REQUEST_TOKEN:-none}"',
+    ], {
+      ACTIONS_ID_TOKEN_REQUEST_URL: `${github.url}/idtoken?api-version=2.0`,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: REQUEST_TOKEN,
+    }, [REQUEST_TOKEN, JWT]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /request=none/);
+  } finally {
+    await github.close();
+    await entra.close();
+  }
+});
