@@ -381,13 +381,9 @@ impl Config {
         let private_key = auth_method == AuthMethod::PrivateKeyJwt && !federated;
         let secretless =
             auth_method == AuthMethod::PrivateKeyJwt || auth_method == AuthMethod::TlsClientAuth;
-        let client_secret = match options.secret_asked {
-            // Asked for at each request: held here as none, checked as given.
-            true => Some(Text(String::new())),
-            false => options.client_secret,
-        };
-        let secret = match (secretless, client_secret) {
-            (false, Some(Text(asked))) if asked.is_empty() && options.secret_asked => Some(asked),
+        let secret = match (secretless, options.client_secret) {
+            // A function, asked for at each request (`Asked::Secret`): the config holds none.
+            (false, None) if options.secret_asked => Some(String::new()),
             (true, Some(_)) => {
                 return Err(TokenError::config(format!(
                     "clientSecret is not used with {method_name} (leave it out)"
