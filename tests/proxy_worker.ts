@@ -12,7 +12,6 @@ const config = JSON.parse(Deno.env.get("PROXY_WORKER") ?? "{}") as {
   direct: string;
   cert: string;
   key: string;
-  ca: string;
 };
 const results: Record<string, string> = {};
 const attempt = async (name: string, run: () => Promise<unknown>) => {
@@ -35,7 +34,8 @@ await attempt("mtls", async () => {
     tokenUrl: config.mtlsTokenUrl,
     clientId: "app",
     authMethod: "tls_client_auth",
-    clientCertificate: { cert: config.cert, key: config.key, caCerts: [config.ca] },
+    // No caCerts: the server's CA comes from DENO_CERT, as for the other requests.
+    clientCertificate: { cert: config.cert, key: config.key },
   });
   return (await mtls.getToken()).tokenType;
 });
