@@ -300,3 +300,41 @@ Deno.test("exec with --github-oidc withholds ACTIONS_ID_TOKEN_REQUEST_TOKEN from
     await entra.close();
   }
 });
+
+Deno.test("processes sharing --kv follow a rotated --client-secret-file to a new entry, one token request each", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/secret`;
+  await Deno.writeTextFile(file, OLD);
+  // The server takes both secrets while the rotation runs.
+  const server = serve((r) =>
+    r.authorization === basic(OLD) || r.authorization === basic(NEW) ? token() : refused()
+  );
+  try {
+    const args = [
+      "token",
+      "--token-url",
+      `${server.url}/token`,
+      "--client-id",
+      "app",
+      "--client-secret-file",
+      file,
+      "--kv",
+      `${dir}/tokens.kv`,
+    ];
+    const env = { FRESHTOKEN_ENCRYPTION_KEY: btoa(String.fromCharCode(...new Uint8Array(32))) };
+    const runs: string[] = [];
+    for (const secret of [OLD, OLD, NEW, NEW]) {
+      await Deno.writeTextFile(file, secret);
+      const run = await runCli(FLAGS, args, env, [OLD, NEW]);
+      assert.equal(run.code, 0, run.stderr);
+      runs.push(run.stdout.trim());
+    }
+    assert.deepEqual(server.requests.map((r) => r.authorization), [basic(OLD), basic(NEW)]);
+    assert.equal(runs[0], runs[1], "the same secret shares the stored token");
+    assert.equal(runs[2], runs[3], "the new secret's entry is shared too");
+    assert.notEqual(runs[1], runs[2], "a new secret is a new entry");
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
