@@ -3,6 +3,7 @@
 // signals passed on; `token --github-env/--github-output` appends to the
 // runner's files.
 
+import { askCredential } from "./_credential.ts";
 import { holdsCredential } from "../pkg/freshtoken.js";
 import { configError } from "./token_error.ts";
 import type { Token } from "./token.ts";
@@ -19,6 +20,9 @@ const CREDENTIAL_VARIABLES = [
   "GENESYSCLOUD_OAUTHCLIENT_SECRET",
 ];
 
+/** What asks GitHub for the job's ID tokens (`--github-oidc`): any audience, while the job runs. */
+const ID_TOKEN_REQUEST_TOKEN = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
+
 /** KV Connect's credential, read by `Deno.openKv` for a remote store. */
 const KV_ACCESS_TOKEN = "DENO_KV_ACCESS_TOKEN";
 
@@ -32,13 +36,18 @@ const KV_ACCESS_TOKEN = "DENO_KV_ACCESS_TOKEN";
  */
 function childEnv(
   env: Record<string, string>,
-  used: { options: TokenClientOptions; remoteKv: boolean },
+  used: { options: TokenClientOptions; remoteKv: boolean; githubOidc?: boolean },
   name: string,
   token: string,
   keep: string[],
 ): { child: Record<string, string>; withheld: string[] } {
   const { clientId, clientSecret, privateKey, encryptionKey } = used.options;
-  const names = [...CREDENTIAL_VARIABLES, ...(used.remoteKv ? [KV_ACCESS_TOKEN] : [])];
+  const secretText = typeof clientSecret === "string" ? clientSecret : undefined;
+  const names = [
+    ...CREDENTIAL_VARIABLES,
+    ...(used.remoteKv ? [KV_ACCESS_TOKEN] : []),
+    ...(used.githubOidc ? [ID_TOKEN_REQUEST_TOKEN] : []),
+  ];
   // The credentials as given (a variable's own text, a flag's value) and as used:
   // a PEM key's text (the core also finds its body however wrapped), a JWK's
   // private members (RFC 7518 §6.2.2, §6.3.2).
@@ -56,7 +65,7 @@ function childEnv(
       child[variable] = value;
     } else if (names.includes(variable)) {
       continue;
-    } else if (holdsCredential(value, clientId, clientSecret, others)) {
+    } else if (holdsCredential(value, clientId, secretText, others)) {
       withheld.push(variable);
     } else {
       child[variable] = value;
@@ -183,14 +192,20 @@ export async function execWithToken(
     command: string[];
     variable: string;
     passEnv: string[];
-    used: { options: TokenClientOptions; remoteKv: boolean };
+    used: { options: TokenClientOptions; remoteKv: boolean; githubOidc?: boolean };
     mask: (value: string) => void;
     err: (text: string) => void;
   },
 ): Promise<number> {
+  // A secret read at each request (--client-secret-file) is withheld as it reads now.
+  const { clientSecret } = how.used.options;
+  const used = typeof clientSecret !== "function" ? how.used : {
+    ...how.used,
+    options: { ...how.used.options, clientSecret: await askCredential(clientSecret, 10_000) },
+  };
   const { child: env, withheld } = childEnv(
     Deno.env.toObject(),
-    how.used,
+    used,
     how.variable,
     token.accessToken,
     how.passEnv,

@@ -111,6 +111,30 @@ export const FLAGS: readonly Flag[] = [
     help: "the client secret (prefer the variable: flags show in ps)",
   },
   {
+    name: "--client-secret-file",
+    value: "PATH",
+    env: "FRESHTOKEN_CLIENT_SECRET_FILE",
+    help: "a file holding the client secret, read again for every token request (a" +
+      "\n secret that rotates: a Vault Agent sink, a Kubernetes secret volume); after" +
+      "\n invalid_client it is read once more and, if it changed, the request sent again",
+  },
+  {
+    name: "--client-assertion-file",
+    value: "PATH",
+    env: "FRESHTOKEN_CLIENT_ASSERTION_FILE",
+    help: "no stored secret: a file holding a JWT from another identity provider (a" +
+      "\n Kubernetes projected token, AWS_WEB_IDENTITY_TOKEN_FILE), read for every" +
+      "\n token request and sent as the client assertion (RFC 7523 §2.2)",
+  },
+  {
+    name: "--github-oidc",
+    value: "AUDIENCE",
+    env: "FRESHTOKEN_GITHUB_OIDC",
+    help: "no stored secret, in GitHub Actions: the job's OIDC token for AUDIENCE" +
+      "\n (e.g. api://AzureADTokenExchange) as the client assertion, asked for every" +
+      "\n token request (the job needs permissions: id-token: write)",
+  },
+  {
     name: "--private-key",
     value: "FILE",
     env: "FRESHTOKEN_PRIVATE_KEY",
@@ -173,7 +197,7 @@ Outside it nothing extra is printed.
 fresh while CMD runs: $FRESHTOKEN_TOKEN_FILE (the token) and $FRESHTOKEN_HEADER_FILE (a header
 line, for curl -H @"$FRESHTOKEN_HEADER_FILE"). CMD gets none of the
 credentials freshtoken used (client secret, private key, KV encryption key, the remote KV's
-access token), nor any variable holding one inside its value (a URL, a Basic pair; those are
+access token, --github-oidc's ACTIONS_ID_TOKEN_REQUEST_TOKEN), nor any variable holding one inside its value (a URL, a Basic pair; those are
 named on stderr), unless --pass-env names it. Its exit code is CMD's; SIGINT, SIGTERM, SIGHUP and
 SIGQUIT are passed on to CMD. Needs --allow-run, --allow-read and --allow-write.
 

@@ -7,6 +7,7 @@ import { genesysCloud, regionDomain } from "./genesys.ts";
 import { configError, TokenError } from "./token_error.ts";
 import type { TokenClientOptions } from "./types.ts";
 import { FLAG_BY_NAME, type Invocation, number } from "./_cli_flags.ts";
+import { fileCredential, githubOidc } from "./_credential_sources.ts";
 
 /**
  * Client options from flags, then the environment, value by value in the
@@ -62,10 +63,28 @@ export function clientOptions(
   ].map((names, i) => [...names, ...(genesys ? GENESYS_VARIABLES[i] : [])]);
   const clientId = first("clientId", idNames);
   if (clientId === undefined) throw configError(`no client id: set ${oneOf(idNames)}`);
+  const asked = askedCredential(invocation, env, sources);
   let options: TokenClientOptions;
   if (genesys) {
     if (flag("--private-key") !== undefined) {
       throw configError("--private-key is not for --region: Genesys Cloud takes a client secret");
+    }
+    if (asked?.clientAssertion !== undefined) {
+      throw configError(
+        `${
+          sources.get("clientAssertion")
+        } is not for --region: Genesys Cloud takes a client secret`,
+      );
+    }
+    if (asked !== undefined && flag("--client-secret") === undefined) {
+      const region = first("region", regionNames)!;
+      const domain = regionDomain(
+        region,
+        sources.get("region"),
+        "--token-url https://login.<domain>/oauth/token",
+      );
+      // A placeholder the secret file replaces: genesysCloud takes a string.
+      return { ...genesysCloud({ domain, clientId, clientSecret: "file" }), ...asked };
     }
     const clientSecret = first("clientSecret", secretNames);
     if (clientSecret === undefined) {
@@ -89,9 +108,27 @@ export function clientOptions(
     const key = keyFile === undefined
       ? env("FRESHTOKEN_PRIVATE_KEY")?.trim() || undefined
       : readText("--private-key", keyFile);
+    const askedSource = asked && sources.get(Object.keys(asked)[0]);
+    const askedByFlag = askedSource?.startsWith("--") ?? false;
+    const secretFlag = flag("--client-secret");
+    // One credential per level: a flag's goes before a variable's.
+    const rival = (askedByFlag ? [keyFile && "--private-key", secretFlag && "--client-secret"] : [
+      !keyFile && key && "FRESHTOKEN_PRIVATE_KEY",
+      !secretFlag && env("FRESHTOKEN_CLIENT_SECRET")?.trim() && "FRESHTOKEN_CLIENT_SECRET",
+    ]).find(Boolean);
+    if (asked !== undefined && rival) {
+      throw configError(`choose one of ${rival} and ${askedSource}`);
+    }
     const secret = first("clientSecret", secretNames);
-    if (key === undefined) {
-      if (secret === undefined) throw configError(`no client secret: set ${oneOf(secretNames)}`);
+    if (asked !== undefined && (askedByFlag || (!keyFile && !secretFlag))) {
+      Object.assign(options, asked);
+    } else if (key === undefined) {
+      if (secret === undefined) {
+        throw configError(
+          `no client secret: set ${oneOf(secretNames)}, --client-secret-file, ` +
+            "--client-assertion-file or --github-oidc",
+        );
+      }
       options.clientSecret = secret;
     } else {
       sources.set("privateKey", keyFile ? "--private-key" : "FRESHTOKEN_PRIVATE_KEY");
@@ -126,6 +163,39 @@ export function clientOptions(
   const key = first("encryptionKey", ["FRESHTOKEN_ENCRYPTION_KEY"]);
   if (key) options.encryptionKey = key;
   return options;
+}
+
+/**
+ * The credential asked for at each token request that a flag, else its
+ * variable, names (docs/DESIGN.md, "Credentials asked for"): a secret file,
+ * an assertion file, or GitHub Actions' OIDC token. Two named at the same
+ * level are a `config` error.
+ */
+function askedCredential(
+  invocation: Invocation,
+  env: (name: string) => string | undefined,
+  sources: Map<string, string>,
+): Pick<TokenClientOptions, "clientSecret" | "clientAssertion"> | undefined {
+  const kinds = [
+    ["--client-secret-file", "clientSecret"],
+    ["--client-assertion-file", "clientAssertion"],
+    ["--github-oidc", "clientAssertion"],
+  ] as const;
+  const variable = (name: string) => FLAG_BY_NAME.get(name)!.env!;
+  const flagged = kinds.filter(([name]) => invocation.values.has(name));
+  const named = flagged.length > 0
+    ? flagged.map(([name, option]) => [name, option, invocation.values.get(name)!] as const)
+    : kinds.filter(([name]) => env(variable(name))?.trim()).map(([name, option]) =>
+      [variable(name), option, env(variable(name))!.trim()] as const
+    );
+  if (named.length > 1) throw configError(`choose one of ${named[0][0]} and ${named[1][0]}`);
+  if (named.length === 0) return undefined;
+  const [source, option, value] = named[0];
+  sources.set(option, source);
+  const make = source.includes("GITHUB_OIDC") || source === "--github-oidc"
+    ? githubOidc(value, env)
+    : fileCredential(value, source, option === "clientAssertion");
+  return { [option]: make };
 }
 
 /** `a`, `a or b`, `a, b or c`. */

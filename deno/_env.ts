@@ -3,6 +3,7 @@
 
 import { genesysCloud, regionDomain } from "./genesys.ts";
 import { configError } from "./token_error.ts";
+import { fileCredential } from "./_credential_sources.ts";
 import type { TokenClientOptions } from "./types.ts";
 
 /** Reads one variable; `Deno.env.get` by default. */
@@ -50,8 +51,9 @@ export function endpointFromEnv(
 
 /**
  * Every client the environment configures, in order of precedence:
- * - `FRESHTOKEN_TOKEN_URL` (or `FRESHTOKEN_ISSUER`), `FRESHTOKEN_CLIENT_ID`, and `FRESHTOKEN_CLIENT_SECRET`
- *   or `FRESHTOKEN_PRIVATE_KEY` (PEM or JWK text; then `private_key_jwt`,
+ * - `FRESHTOKEN_TOKEN_URL` (or `FRESHTOKEN_ISSUER`), `FRESHTOKEN_CLIENT_ID`, and `FRESHTOKEN_CLIENT_SECRET`,
+ *   `FRESHTOKEN_CLIENT_SECRET_FILE` (read for every token request), `FRESHTOKEN_CLIENT_ASSERTION_FILE`
+ *   (a JWT, read likewise) or `FRESHTOKEN_PRIVATE_KEY` (PEM or JWK text; then `private_key_jwt`,
  *   with `FRESHTOKEN_KEY_ID` and `FRESHTOKEN_CERTIFICATE` if set);
  *   optionally `FRESHTOKEN_SCOPE` (space-separated), `FRESHTOKEN_AUDIENCE`,
  *   `FRESHTOKEN_AUTH_METHOD`;
@@ -72,6 +74,7 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
     return values as string[];
   };
   const key = env("FRESHTOKEN_PRIVATE_KEY")?.trim() || undefined;
+  const asked = askedFromEnv(env);
   const endpoint = endpointFromEnv(env);
   const [region, genesysId, genesysSecret] = genesysFromEnv(env);
   // Without an endpoint of their own, FRESHTOKEN_CLIENT_ID and _SECRET are the
@@ -82,7 +85,7 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
   const genericNames = [
     "FRESHTOKEN_TOKEN_URL (or FRESHTOKEN_ISSUER)",
     "FRESHTOKEN_CLIENT_ID",
-    ...(key === undefined ? ["FRESHTOKEN_CLIENT_SECRET"] : []),
+    ...(key === undefined && asked === undefined ? ["FRESHTOKEN_CLIENT_SECRET"] : []),
   ];
   const generic = ours.length > 0 ? undefined : group(genericNames, [
     endpoint && "set",
@@ -92,6 +95,11 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
     const options: TokenClientOptions = { ...endpoint, clientId: generic[1] };
     const secret = env("FRESHTOKEN_CLIENT_SECRET")?.trim();
     if (secret) options.clientSecret = secret;
+    if (asked !== undefined) {
+      const rival = secret ? "FRESHTOKEN_CLIENT_SECRET" : key && "FRESHTOKEN_PRIVATE_KEY";
+      if (rival) throw configError(`set one of ${rival} and ${asked.source}`);
+      Object.assign(options, asked.options);
+    }
     if (key !== undefined) {
       Object.assign(
         options,
@@ -128,6 +136,32 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
   }
   const encryptionKey = env("FRESHTOKEN_ENCRYPTION_KEY")?.trim();
   return encryptionKey ? found.map((o) => ({ ...o, encryptionKey })) : found;
+}
+
+/**
+ * A credential read from a file at every token request:
+ * `FRESHTOKEN_CLIENT_SECRET_FILE` (a secret that rotates) or
+ * `FRESHTOKEN_CLIENT_ASSERTION_FILE` (another identity provider's JWT).
+ */
+function askedFromEnv(
+  env: Env,
+): { source: string; options: Partial<TokenClientOptions> } | undefined {
+  const secretFile = env("FRESHTOKEN_CLIENT_SECRET_FILE")?.trim() || undefined;
+  const assertionFile = env("FRESHTOKEN_CLIENT_ASSERTION_FILE")?.trim() || undefined;
+  if (secretFile !== undefined && assertionFile !== undefined) {
+    throw configError(
+      "set one of FRESHTOKEN_CLIENT_SECRET_FILE and FRESHTOKEN_CLIENT_ASSERTION_FILE",
+    );
+  }
+  if (secretFile !== undefined) {
+    const source = "FRESHTOKEN_CLIENT_SECRET_FILE";
+    return { source, options: { clientSecret: fileCredential(secretFile, source, false) } };
+  }
+  if (assertionFile !== undefined) {
+    const source = "FRESHTOKEN_CLIENT_ASSERTION_FILE";
+    return { source, options: { clientAssertion: fileCredential(assertionFile, source, true) } };
+  }
+  return undefined;
 }
 
 /**

@@ -25,6 +25,12 @@ export interface Host {
   mono(): number;
   /** Sends a token or metadata request (the client's fetch, over its TLS client if any). */
   send(request: Request): Promise<Response>;
+  /**
+   * Calls the `clientSecret` function or `clientAssertion` for one token
+   * request, within `timeoutMs`: what it gave, or `undefined` if it threw,
+   * gave no string or took too long (the core says what that means).
+   */
+  credential(timeoutMs: number): Promise<string | undefined>;
   /** Delivers an event the core reported. */
   event(event: CoreEvent): void;
   /** Starts a span for a wait, when telemetry is on. */
@@ -116,6 +122,8 @@ export async function perform(host: Host, effect: CoreEffect, io: Io): Promise<C
       return await core.sign(host.now());
     case "send":
       return await core.send(host.send, effect.timeoutMs);
+    case "credential":
+      return { type: "credential", value: await host.credential(effect.timeoutMs) };
     case "done":
     case "fail":
       return { type: "broken" }; // ends are the executor's to return, never to perform

@@ -3,7 +3,10 @@
 // (Identity: URL, client id, method, scope, audience, resource, extra
 // parameters, sorted); this module adds a fingerprint of the credential,
 // never the credential: an HMAC keyed by the secret, a public key's RFC 7638
-// thumbprint, a certificate's SHA-256 thumbprint. With an encryption key
+// thumbprint, a certificate's SHA-256 thumbprint. A `clientSecret` function
+// is keyed by the secret it gave (`secret`): a new secret is a new entry. A
+// `clientAssertion` stands for itself by name only, so that a KV hit calls
+// nothing (docs/DESIGN.md, "Credentials asked for"). With an encryption key
 // the whole id is keyed by it too, so that a reader of the KV keys cannot
 // test guesses of the secret offline.
 
@@ -16,13 +19,18 @@ const ID_FORMAT = "freshtoken-kv-id-3";
 
 const utf8 = new TextEncoder();
 
-/** The KV id of a client with `identity`, configured with `options`; `key` is the raw encryption key. */
+/**
+ * The KV id of a client with `identity`, configured with `options`; `key` is
+ * the raw encryption key; `secret` what a `clientSecret` function gave (or
+ * `undefined` if it gave nothing: an entry no secret names).
+ */
 export async function kvId(
   identity: Identity,
   options: TokenClientOptions,
   key?: Uint8Array,
+  secret?: string,
 ): Promise<string> {
-  const proofs = await credentialProofs(options);
+  const proofs = await credentialProofs(options, secret);
   const named = utf8.encode(JSON.stringify([ID_FORMAT, identity, proofs.public]));
   const digest = proofs.secret === undefined
     ? await crypto.subtle.digest("SHA-256", named)
@@ -33,8 +41,14 @@ export async function kvId(
 /** What stands for the credential: the secret (only ever an HMAC key) and public thumbprints. */
 async function credentialProofs(
   options: TokenClientOptions,
+  secretGiven?: string,
 ): Promise<{ secret?: string; public: string[] }> {
   const proofs: string[] = [];
+  if (options.clientAssertion !== undefined) proofs.push("client_assertion");
+  if (typeof options.clientSecret === "function") {
+    if (secretGiven === undefined) proofs.push("secret-unread");
+    return { secret: secretGiven, public: proofs };
+  }
   const { privateKey, keyId, clientCertificate } = options;
   if (privateKey !== undefined) {
     const thumbprint = await publicKeyThumbprint(privateKey);
@@ -82,7 +96,8 @@ export async function sealKey(
   options: TokenClientOptions,
   key?: Uint8Array,
 ): Promise<CryptoKey | undefined> {
-  const secret = options.clientSecret;
+  // A secret that rotates cannot seal a copy that outlives it: only the key then.
+  const secret = typeof options.clientSecret === "string" ? options.clientSecret : undefined;
   const material = key ?? (secret === undefined ? undefined : utf8.encode(secret));
   if (material === undefined) return undefined;
   const derived = await hmac(material, utf8.encode(SEAL_LABEL));

@@ -127,7 +127,11 @@ export async function main(
         command: invocation.run,
         variable,
         passEnv: invocation.passEnv,
-        used: { options, remoteKv: /^https?:/i.test(kvPath ?? "") },
+        used: {
+          options,
+          remoteKv: /^https?:/i.test(kvPath ?? ""),
+          githubOidc: /GITHUB_OIDC|github-oidc/.test(sources.get("clientAssertion") ?? ""),
+        },
         mask,
         err: io.err,
       });

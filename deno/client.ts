@@ -15,6 +15,7 @@ import {
   type TokenRecord,
 } from "../pkg/freshtoken.js";
 import { decodeKey } from "./_cipher.ts";
+import { askCredential, type CredentialFn, credentialFn } from "./_credential.ts";
 import { type Ending, execute, type Host, perform } from "./_executor.ts";
 import {
   DESCRIBE,
@@ -111,7 +112,17 @@ class FreshTokenClient implements TokenClient {
   readonly #baseUrl?: string;
   /** With `baseUrl`: the origins `fetch` may send the token to. */
   readonly #origins?: ReadonlySet<string>;
-  readonly #store?: Promise<TokenStore>;
+  #store?: Promise<TokenStore>;
+  /** The `clientSecret` function or `clientAssertion`, asked for each token request. */
+  readonly #credential?: CredentialFn;
+  /** With KV and a `clientSecret` function: the KV id of a secret it gave, and the store under an id. */
+  #rekey?: {
+    /** Whether the store was just opened with the secret read for it: the first acquisition reads no more. */
+    fresh: boolean;
+    read(): Promise<string | undefined>;
+    id(secret?: string): Promise<string>;
+    open(id: string): Promise<TokenStore>;
+  };
   /** With KV: the store and key prefix the token is kept under. */
   readonly #kvAt?: Omit<KvPlace, "id">;
   /** Spans and metrics, when OpenTelemetry is on. */
@@ -144,6 +155,8 @@ class FreshTokenClient implements TokenClient {
     // An injected clock stands for both clocks, so that tests move all time at once.
     this.#mono = options.now === undefined ? monotonic : this.#now;
     this.#onEvent = fn("onEvent", options.onEvent, undefined);
+    fn("clientAssertion", options.clientAssertion, undefined);
+    this.#credential = credentialFn(options);
     this.#certificate = clientCertificate(options.clientCertificate);
     if (options.baseUrl !== undefined) {
       this.#baseUrl = parseUrl("baseUrl", options.baseUrl);
@@ -421,7 +434,7 @@ class FreshTokenClient implements TokenClient {
     let store: TokenStore | undefined;
     let tls: Deno.HttpClient | undefined;
     try {
-      store = await this.#store;
+      store = await this.#currentStore();
       // Mutual TLS: a connection of its own for this acquisition's requests,
       // closed after it, so that no client holds one between refreshes.
       tls = this.#certificate && Deno.createHttpClient(this.#certificate);
@@ -477,6 +490,7 @@ class FreshTokenClient implements TokenClient {
       now: this.#now,
       mono: this.#mono,
       send: (request) => tls ? fetch(request, { client: tls }) : fetch(request),
+      credential: (timeoutMs) => askCredential(this.#credential!, timeoutMs),
       event,
       wait: (name) => this.#telemetry?.wait(name as "freshtoken.backoff_wait"),
     };
@@ -562,9 +576,7 @@ class FreshTokenClient implements TokenClient {
     }
     const core = this.#core;
     const seal = core.identity.issuer === undefined ? undefined : sealKey(options, key);
-    return Promise.all([kvId(core.identity, options, key), seal]).then((
-      [id, seal],
-    ) =>
+    const open = (id: string, seal?: CryptoKey) =>
       new KvStore(kv, {
         prefix: kvPrefix,
         id,
@@ -572,8 +584,42 @@ class FreshTokenClient implements TokenClient {
         seal,
         now: this.#now,
         emit: (event) => this.#emit(event),
-      })
-    );
+      });
+    if (typeof options.clientSecret !== "function") {
+      return Promise.all([kvId(core.identity, options, key), seal]).then(([id, seal]) =>
+        open(id, seal)
+      );
+    }
+    // The entry follows the secret (docs/DESIGN.md, "Credentials asked for").
+    const timeoutMs = typeof options.timeoutMs === "number" ? options.timeoutMs : 10_000;
+    const rekey = {
+      fresh: true,
+      id: (secret?: string) => kvId(core.identity, options, key, secret),
+      open: async (id: string) => open(id, await seal),
+      read: () => askCredential(options.clientSecret as CredentialFn, timeoutMs),
+    };
+    this.#rekey = rekey;
+    return rekey.read().then(rekey.id).then(rekey.open);
+  }
+
+  /**
+   * The store an acquisition uses: with a `clientSecret` function, the
+   * entry of the secret it gives now, so that a rotated secret reads and
+   * writes a new entry (docs/DESIGN.md, "Credentials asked for").
+   */
+  async #currentStore(): Promise<TokenStore | undefined> {
+    const store = await this.#store;
+    const rekey = this.#rekey;
+    if (store === undefined || rekey === undefined) return store;
+    if (rekey.fresh) {
+      rekey.fresh = false;
+      return store;
+    }
+    const id = await rekey.id(await rekey.read());
+    if (id === store.id) return store;
+    const next = rekey.open(id);
+    this.#store = next;
+    return await next;
   }
 }
 

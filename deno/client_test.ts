@@ -265,9 +265,11 @@ Deno.test("every documented option is accepted", async () => {
   const kv = await Deno.openKv(":memory:");
   try {
     // The key options (tests/key_auth_test.ts has them) exclude a client
-    // secret; issuer (tests/discovery_test.ts) stands in for tokenUrl.
+    // secret, as clientAssertion (deno/credential_test.ts) does; issuer
+    // (tests/discovery_test.ts) stands in for tokenUrl.
     type KeyOption =
       | "issuer"
+      | "clientAssertion"
       | "privateKey"
       | "keyId"
       | "signingAlgorithm"

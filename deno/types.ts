@@ -56,8 +56,26 @@ export interface TokenClientOptions {
    * Client secret; required by every `authMethod` but `"private_key_jwt"`
    * and the mutual-TLS ones, which refuse it.
    * It never appears in errors, events or logs.
+   *
+   * A function is asked again for every token request (a secret that
+   * rotates: a Vault Agent sink, a Kubernetes secret volume); after an
+   * `invalid_client` refusal it is asked once more and, if the secret
+   * changed, the request is sent again at once. With `kv`, the stored token
+   * follows the secret: a new secret is a new entry (so the function is
+   * also asked before each acquisition reads KV). For
+   * `"client_secret_basic"` and `"client_secret_post"`.
    */
-  clientSecret?: string;
+  clientSecret?: string | (() => string | Promise<string>);
+  /**
+   * A JWT from another identity provider (GitHub Actions' or Deno
+   * Deploy's OIDC token, a Kubernetes service account token), sent as the
+   * RFC 7523 §2.2 client assertion of every token request: no secret is
+   * stored anywhere. Asked for every token request, within `timeoutMs`,
+   * and never kept by freshtoken; redacted like a secret. With `kv`, the
+   * stored token is found without calling it (use `encryptionKey`: whoever
+   * can read the KV and holds the key shares the token).
+   */
+  clientAssertion?: () => string | Promise<string>;
   /**
    * How the client authenticates (RFC 6749 §2.3, RFC 7523 §2.2). Default
    * `"client_secret_basic"`. The JWT methods sign a fresh assertion for

@@ -49,6 +49,7 @@ export type CoreEffect =
 | { type: "write_metadata"; copy: string } // stored
 | { type: "sleep"; ms: number; why: "lease" | "backoff" | "retry" } // slept
 | { type: "sign" } // core.sign() resolves to the outcome
+| { type: "credential"; timeoutMs: number } // credential: the clientSecret or clientAssertion function's
 | { type: "send"; timeoutMs: number } // core.send() resolves to the outcome
 | { type: "done"; record: TokenRecord; source: "network" | "kv" | "held" }
 | { type: "fail"; error: CoreError };
@@ -63,6 +64,7 @@ export type CoreOutcome =
 | { type: "stored" }
 | { type: "removed" }
 | { type: "signed"; signed: Signed }
+| { type: "credential"; value?: string } // absent: the function threw, gave no string, or took too long
 | { type: "answer"; answer: Answer }
 | { type: "broken" }; // the executor could not perform the effect
 

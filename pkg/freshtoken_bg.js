@@ -742,6 +742,10 @@ export function __wbg_answer_unwrap(arg0) {
     const ret = Answer.__unwrap(arg0);
     return ret;
 }
+export function __wbg_assign_6b6bb30388088072(arg0, arg1) {
+    const ret = Object.assign(arg0, arg1);
+    return ret;
+}
 export function __wbg_bind_6c8081aa5318c83a(arg0, arg1, arg2) {
     const ret = arg0.bind(arg1, arg2);
     return ret;
@@ -770,6 +774,10 @@ export function __wbg_catch_fd4c7ea14fde9d83(arg0, arg1) {
     const ret = arg0.catch(arg1);
     return ret;
 }
+export function __wbg_deleteProperty_3ad7a085da623822() { return handleError(function (arg0, arg1) {
+    const ret = Reflect.deleteProperty(arg0, arg1);
+    return ret;
+}, arguments); }
 export function __wbg_digest_04f4df4faf4b542a() { return handleError(function (arg0, arg1, arg2, arg3, arg4) {
     const ret = arg0.digest(getStringFromWasm0(arg1, arg2), getArrayU8FromWasm0(arg3, arg4));
     return ret;

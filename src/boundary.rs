@@ -118,6 +118,7 @@ fn effects() -> Vec<Effect> {
             why: Wait::Lease,
         },
         Effect::Sign,
+        Effect::Credential { timeout_ms: 1.0 },
         Effect::Send { timeout_ms: 1.0 },
         Effect::Done {
             record: record(),
@@ -138,6 +139,7 @@ fn effects() -> Vec<Effect> {
             | Effect::WriteMetadata { .. }
             | Effect::Sleep { .. }
             | Effect::Sign
+            | Effect::Credential { .. }
             | Effect::Send { .. }
             | Effect::Done { .. }
             | Effect::Fail { .. } => {}

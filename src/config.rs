@@ -72,6 +72,21 @@ pub enum ClientAuth {
         /// `self_signed_tls_client_auth` (the same request; another name in metadata).
         self_signed: bool,
     },
+    /// `clientAssertion` (RFC 7523 §2.2): another identity provider's JWT,
+    /// asked of the host for every token request and sent as the client
+    /// assertion, as `private_key_jwt` sends its own (docs/DESIGN.md, "Credentials asked for").
+    Assertion,
+}
+
+/// A credential the host is asked for at every token request (an effect of
+/// the driver), never held by the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asked {
+    /// `clientSecret` given as a function: read again for every request, and
+    /// once more after `invalid_client` (rotation).
+    Secret,
+    /// `clientAssertion`.
+    Assertion,
 }
 
 impl ClientAuth {
@@ -85,16 +100,19 @@ impl ClientAuth {
                 secret: Some(_), ..
             } => AuthMethod::ClientSecretJwt,
             Self::Tls { .. } => AuthMethod::TlsClientAuth,
+            Self::Assertion => AuthMethod::PrivateKeyJwt,
         }
     }
 
-    /// The client secret, for the methods that have one (and the redactor).
+    /// The client secret, for the methods that have one (and the redactor);
+    /// `None` for a secret asked for at each request, which no config holds.
     pub fn secret(&self) -> Option<&str> {
-        match self {
+        let secret = match self {
             Self::Basic(secret) | Self::Post(secret) => Some(secret.secret()),
             Self::Jwt { secret, .. } => secret.as_ref().map(ClientSecret::secret),
-            Self::Tls { .. } => None,
-        }
+            Self::Tls { .. } | Self::Assertion => None,
+        };
+        secret.filter(|s| !s.is_empty())
     }
 
     /// The method's name as configured (`tls_client_auth` and
@@ -234,6 +252,8 @@ pub struct Config {
     pub auth: ClientAuth,
     /// Whether a client certificate goes with the token request (RFC 8705).
     pub mutual_tls: bool,
+    /// The credential asked of the host for every token request, if any.
+    pub asked: Option<Asked>,
     /// Whether the token is shared through a store (the `kv` option).
     pub shared: bool,
     /// Further form parameters.
@@ -332,10 +352,13 @@ impl Config {
         options: Options,
         parse_url: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, TokenError> {
+        let asked = asked(&options)?;
         let endpoint = endpoint(options.token_url, options.issuer, &parse_url)?;
         let client_id = required("clientId", options.client_id)?;
+        let federated = asked == Some(Asked::Assertion);
         let (auth_method, auth_method_name) =
             match options.auth_method.as_ref().map(|t| t.0.as_str()) {
+                None if federated => (AuthMethod::PrivateKeyJwt, "private_key_jwt"),
                 None | Some("client_secret_basic") => {
                     (AuthMethod::ClientSecretBasic, "client_secret_basic")
                 }
@@ -355,9 +378,12 @@ impl Config {
                 }
             };
         let method_name = auth_method_name;
-        let private_key = auth_method == AuthMethod::PrivateKeyJwt;
-        let secretless = private_key || auth_method == AuthMethod::TlsClientAuth;
+        let private_key = auth_method == AuthMethod::PrivateKeyJwt && !federated;
+        let secretless =
+            auth_method == AuthMethod::PrivateKeyJwt || auth_method == AuthMethod::TlsClientAuth;
         let secret = match (secretless, options.client_secret) {
+            // A function, asked for at each request (`Asked::Secret`): the config holds none.
+            (false, None) if options.secret_asked => Some(String::new()),
             (true, Some(_)) => {
                 return Err(TokenError::config(format!(
                     "clientSecret is not used with {method_name} (leave it out)"
@@ -437,6 +463,10 @@ impl Config {
             certificate: options.certificate,
         };
         let jwt = match auth_method {
+            _ if federated => {
+                jwt_options.none_given()?;
+                None
+            }
             AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretJwt => {
                 Some(Box::new(jwt_auth(auth_method, jwt_options)?))
             }
@@ -447,6 +477,7 @@ impl Config {
         };
         let secret = secret.map(ClientSecret::new);
         let auth = match (auth_method, jwt, secret) {
+            _ if federated => ClientAuth::Assertion,
             (AuthMethod::ClientSecretPost, _, Some(secret)) => ClientAuth::Post(secret),
             (AuthMethod::TlsClientAuth, _, _) => ClientAuth::Tls {
                 self_signed: auth_method_name == "self_signed_tls_client_auth",
@@ -465,6 +496,7 @@ impl Config {
             },
             auth,
             mutual_tls: options.client_certificate.is_some(),
+            asked,
             shared: options.kv.is_some(),
             extra_params,
             timeout_ms: within("timeoutMs", options.timeout_ms, 1, MAX_TIMEOUT_MS)?
@@ -477,6 +509,42 @@ impl Config {
                 MAX_LIFETIME_SECONDS as u32,
             )?,
         })
+    }
+}
+
+/// The credential the host is asked for at each request, checked against
+/// the options it cannot go with (docs/DESIGN.md, "Credentials asked for").
+fn asked(options: &Options) -> Result<Option<Asked>, TokenError> {
+    let method = options.auth_method.as_ref().map(|t| t.0.as_str());
+    if options.client_assertion.is_some() {
+        let other = [
+            (
+                "clientSecret",
+                options.client_secret.is_some() || options.secret_asked,
+            ),
+            ("privateKey", options.private_key.is_some()),
+        ];
+        if let Some((name, _)) = other.iter().find(|(_, given)| *given) {
+            return Err(TokenError::config(format!(
+                "clientAssertion is the credential: leave {name} out"
+            )));
+        }
+        if method.is_some_and(|m| m != "private_key_jwt") {
+            return Err(TokenError::config(
+                "clientAssertion is sent as a private_key_jwt assertion (leave authMethod out)",
+            ));
+        }
+        return Ok(Some(Asked::Assertion));
+    }
+    if !options.secret_asked {
+        return Ok(None);
+    }
+    match method {
+        None | Some("client_secret_basic" | "client_secret_post") => Ok(Some(Asked::Secret)),
+        // Any other method refuses a secret, or (client_secret_jwt) imports its key once.
+        _ => Err(TokenError::config(
+            "clientSecret as a function is for client_secret_basic and client_secret_post",
+        )),
     }
 }
 

@@ -26,6 +26,13 @@ pub struct Options {
     pub client_id: Option<Text>,
     /// Client secret.
     pub client_secret: Option<Text>,
+    /// `clientSecret` was a function, asked for every token request (the
+    /// binding sees it and leaves `client_secret` out: serde cannot read one).
+    #[serde(skip)]
+    pub secret_asked: bool,
+    /// A function giving another identity provider's JWT, sent as the
+    /// client assertion of every token request (RFC 7523 §2.2; the wrapper calls it).
+    pub client_assertion: Option<Host>,
     /// `"client_secret_basic"`, `"client_secret_post"`, `"private_key_jwt"`,
     /// `"client_secret_jwt"`, `"tls_client_auth"` or `"self_signed_tls_client_auth"`.
     pub auth_method: Option<Text>,
@@ -326,7 +333,7 @@ mod tests {
     #[test]
     fn option_names_are_the_struct_fields_as_javascript_spells_them() {
         let names = option_names::<Options>();
-        assert_eq!(names.len(), 27);
+        assert_eq!(names.len(), 28);
         for name in [
             "tokenUrl",
             "clientSecret",

@@ -67,25 +67,30 @@ impl Redactor {
     /// A client without a secret (`private_key_jwt`) starts empty.
     pub fn new(client_id: &str, secret: Option<&str>) -> Self {
         let mut redactor = Self::default();
-        let Some(secret) = secret else {
-            return redactor;
-        };
-        redactor.add(secret);
+        if let Some(secret) = secret {
+            redactor.add_secret(client_id, secret);
+        }
+        redactor
+    }
+
+    /// Also removes `secret` as [`Redactor::new`] does: a client secret read
+    /// for one request (a `clientSecret` function).
+    pub fn add_secret(&mut self, client_id: &str, secret: &str) {
+        self.add(secret);
         let form = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         for pair in [
             format!("{}:{}", form(client_id), form(secret)),
             format!("{client_id}:{secret}"),
         ] {
             push(
-                &mut redactor.encoded,
+                &mut self.encoded,
                 STANDARD_NO_PAD.encode(pair).as_bytes(),
                 Place::Anywhere,
             );
         }
         for (form, at) in base64_forms(secret.as_bytes()) {
-            push(&mut redactor.encoded, form.as_bytes(), at);
+            push(&mut self.encoded, form.as_bytes(), at);
         }
-        redactor
     }
 
     /// Also removes `credential` (an access token, an assertion, a key),

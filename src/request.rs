@@ -33,27 +33,29 @@ impl fmt::Debug for HttpRequest {
 }
 
 /// Builds the client-credentials request for `config` to `token_url` (the
-/// configured one, or the issuer's); the JWT methods send `assertion`,
-/// signed for this attempt.
-pub fn token_request(config: &Config, token_url: &str, assertion: Option<&str>) -> HttpRequest {
+/// configured one, or the issuer's) with this attempt's `credential`: the
+/// assertion the JWT methods signed, the one `clientAssertion` gave, or the
+/// secret a `clientSecret` function gave (else the configured secret).
+pub fn token_request(config: &Config, token_url: &str, credential: Option<&str>) -> HttpRequest {
     let identity = &config.identity;
     let mut form = form_urlencoded::Serializer::new(String::new());
     form.append_pair("grant_type", "client_credentials");
     let mut authorization = None;
-    match (&config.auth, assertion) {
-        (ClientAuth::Basic(secret), _) => {
-            authorization = Some(basic_auth(&identity.client_id, secret.secret()));
+    match (&config.auth, credential) {
+        (ClientAuth::Basic(secret), read) => {
+            let secret = read.unwrap_or(secret.secret());
+            authorization = Some(basic_auth(&identity.client_id, secret));
         }
-        (ClientAuth::Post(secret), _) => {
+        (ClientAuth::Post(secret), read) => {
             form.append_pair("client_id", &identity.client_id);
-            form.append_pair("client_secret", secret.secret());
+            form.append_pair("client_secret", read.unwrap_or(secret.secret()));
         }
-        (ClientAuth::Jwt { .. }, Some(assertion)) => {
+        (ClientAuth::Jwt { .. } | ClientAuth::Assertion, Some(assertion)) => {
             form.append_pair("client_assertion_type", ASSERTION_TYPE);
             form.append_pair("client_assertion", assertion);
             form.append_pair("client_id", &identity.client_id);
         }
-        (ClientAuth::Jwt { .. }, None) => {}
+        (ClientAuth::Jwt { .. } | ClientAuth::Assertion, None) => {}
         (ClientAuth::Tls { .. }, _) => {
             form.append_pair("client_id", &identity.client_id);
         }

@@ -81,6 +81,7 @@ export type CoreEffect =
   | { type: "write_metadata"; copy: string } // stored
   | { type: "sleep"; ms: number; why: "lease" | "backoff" | "retry" } // slept
   | { type: "sign" } // core.sign() resolves to the outcome
+  | { type: "credential"; timeoutMs: number } // credential: the clientSecret or clientAssertion function's
   | { type: "send"; timeoutMs: number } // core.send() resolves to the outcome
   | { type: "done"; record: TokenRecord; source: "network" | "kv" | "held" }
   | { type: "fail"; error: CoreError };
@@ -95,6 +96,7 @@ export type CoreOutcome =
   | { type: "stored" }
   | { type: "removed" }
   | { type: "signed"; signed: Signed }
+  | { type: "credential"; value?: string } // absent: the function threw, gave no string, or took too long
   | { type: "answer"; answer: Answer }
   | { type: "broken" }; // the executor could not perform the effect
 
@@ -563,7 +565,20 @@ fn read_options(value: &JsValue) -> Result<Options, TokenError> {
             )?;
         }
     }
-    read(serde_wasm_bindgen::Deserializer::from(value.clone()))
+    // serde cannot read a function: a `clientSecret` function is read as
+    // asked for at each request, from a copy of the options without it.
+    let secret = JsValue::from_str("clientSecret");
+    if !Reflect::get(value, &secret)
+        .unwrap_or_default()
+        .is_function()
+    {
+        return read(serde_wasm_bindgen::Deserializer::from(value.clone()));
+    }
+    let copy = Object::assign(&Object::new(), value.unchecked_ref::<Object>());
+    let _ = Reflect::delete_property(&copy, &secret);
+    let mut options = read(serde_wasm_bindgen::Deserializer::from(JsValue::from(copy)))?;
+    options.secret_asked = true;
+    Ok(options)
 }
 
 /// The outcome `{ type: tag, [field]: value }` (for `sign` and `send`).
@@ -600,6 +615,7 @@ fn read_outcome(value: JsValue) -> Outcome {
         "slept" => Outcome::Slept,
         "stored" => Outcome::Stored,
         "removed" => Outcome::Removed,
+        "credential" => Outcome::Credential(field(&value, "value").as_string()),
         "signed" => match Signed::try_from_js_value(field(&value, "signed")) {
             Ok(signed) => Outcome::Signed(signed.0),
             Err(_) => Outcome::Broken,

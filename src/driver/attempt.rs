@@ -56,9 +56,13 @@ impl Driver {
             }
             (Endpoint::Issuer(_), None) => return unreachable_phase(),
         };
-        match c.config.auth.jwt().is_some() {
-            true => Phase::Sign { token_url },
-            false => Phase::Send {
+        match (c.config.asked, c.config.auth.jwt().is_some()) {
+            (Some(_), _) => Phase::Ask {
+                token_url,
+                again: None,
+            },
+            (None, true) => Phase::Sign { token_url },
+            (None, false) => Phase::Send {
                 request: token_request(c.config, &token_url, None),
             },
         }
@@ -160,6 +164,11 @@ impl Driver {
         rand: f64,
     ) -> Phase {
         let token = answer.and_then(|a| read_answer(&a.token_answer(), now.wall));
+        if let Err(refused) = &token {
+            if let Some(ask) = self.ask_again(c, refused) {
+                return ask; // a rotated secret (credential.rs)
+            }
+        }
         self.finish_attempt(c, now, token, rand)
     }
 

@@ -24,7 +24,7 @@
 //!                                                      │ taken / KV down / give up
 //!                      ┌───────────────────────────────┘
 //!                      ▼
-//!   [ReadMetadata] → [Send metadata GET]… → [Sign] → Send → Retry: [RenewLease] → Sleep ─┐
+//!   [ReadMetadata] → [Send metadata GET]… → [Sign | Credential] → Send → Retry: [RenewLease] → Sleep ─┐
 //!                      ▲                                                                   │
 //!                      └───────────────────────────────────────────────────────────────────┘
 //!                                                    Done: [WriteStore] → [ReleaseLease] → Done
@@ -39,6 +39,7 @@
 //! reports).
 
 mod attempt;
+mod credential;
 mod event;
 mod lease;
 pub mod retry;
@@ -52,6 +53,7 @@ use crate::discovery::Metadata;
 use crate::error::{ErrorCode, TokenError};
 use crate::request::HttpRequest;
 use crate::response::Received;
+use crate::secret::ClientSecret;
 use crate::shared::TokenRecord;
 use crate::state::TokenState;
 use attempt::metadata_copy;
@@ -123,6 +125,13 @@ pub enum Effect {
     },
     /// Sign the client assertion (for [`Driver::audience`]); then [`Outcome::Signed`].
     Sign,
+    /// Ask the host for the credential of the next token request (a
+    /// `clientSecret` function, `clientAssertion`) within `timeout_ms`;
+    /// then [`Outcome::Credential`].
+    Credential {
+        /// How long the host may take.
+        timeout_ms: f64,
+    },
     /// Send the request [`Driver::take_request`] gives within `timeout_ms`;
     /// then [`Outcome::Answer`].
     Send {
@@ -179,6 +188,9 @@ pub enum Outcome {
     MetadataCopy(Option<String>),
     /// After `Sign`: the assertion, or why there is none.
     Signed(Result<String, TokenError>),
+    /// After `Credential`: what the host's function gave, or `None` when it
+    /// threw, gave no string or took too long.
+    Credential(Option<String>),
     /// After `Send`: the answer, or why there is none.
     Answer(Result<Received, TokenError>),
     /// After `Sleep`.
@@ -254,6 +266,12 @@ enum Phase {
     WriteMetadata { copy: String },
     /// Next: sign for the token request to `token_url`.
     Sign { token_url: String },
+    /// Next: ask the host for the credential of the request to `token_url`
+    /// (`again`: once more, after this refusal).
+    Ask {
+        token_url: String,
+        again: Option<TokenError>,
+    },
     /// Next: send `request`.
     Send { request: HttpRequest },
     /// Next: renew the lease before a retry wait of `delay_ms`.
@@ -271,13 +289,25 @@ enum Phase {
 /// What the executor is doing, and what its outcome leads to.
 #[derive(Debug)]
 enum Awaiting {
-    Snapshot { eventual: bool },
+    Snapshot {
+        eventual: bool,
+    },
     LastLook(TokenError),
     Lease,
-    Renewal { delay_ms: f64 },
+    Renewal {
+        delay_ms: f64,
+    },
     MetadataCopy,
-    Metadata { location: usize },
-    Signature { token_url: String },
+    Metadata {
+        location: usize,
+    },
+    Signature {
+        token_url: String,
+    },
+    Credential {
+        token_url: String,
+        again: Option<TokenError>,
+    },
     Answer,
     Sleep(Box<Phase>),
     Store(Box<Phase>),
@@ -340,6 +370,11 @@ pub struct Driver {
     audience: Option<String>,
     /// The request of the `Send` just polled.
     request: Option<HttpRequest>,
+    /// The credential the host gave for the last request, and where it went.
+    sent: Option<ClientSecret>,
+    sent_to: Option<String>,
+    /// Whether the secret was asked for once more after a refusal.
+    asked_again: bool,
     events: Vec<Event>,
 }
 
@@ -373,6 +408,9 @@ impl Driver {
             budget: None,
             audience: None,
             request: None,
+            sent: None,
+            sent_to: None,
+            asked_again: false,
             events: Vec::new(),
         }
     }
@@ -456,6 +494,7 @@ impl Driver {
                     return self.wait_for(Awaiting::Store(then), Effect::WriteMetadata { copy });
                 }
                 Phase::Sign { token_url } => return self.sign(c, token_url),
+                Phase::Ask { token_url, again } => return self.ask(now, token_url, again),
                 Phase::Send { request } => {
                     self.request = Some(request);
                     let timeout_ms = self.time_left(now);
@@ -564,6 +603,9 @@ impl Driver {
             (Awaiting::Signature { .. }, Outcome::Signed(Err(error))) => {
                 self.finish_attempt(c, now, Err(error), rand)
             }
+            (Awaiting::Credential { token_url, again }, Outcome::Credential(read)) => {
+                self.credential_read(c, now, token_url, again, read, rand)
+            }
             (Awaiting::Answer, Outcome::Answer(answer)) => self.answered(c, now, answer, rand),
             (Awaiting::Sleep(then), Outcome::Slept) | (Awaiting::Store(then), Outcome::Stored) => {
                 *then
@@ -608,3 +650,6 @@ mod judged_tests;
 
 #[cfg(test)]
 mod transition_tests;
+
+#[cfg(test)]
+mod credential_tests;

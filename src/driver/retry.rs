@@ -68,6 +68,12 @@ impl RetryBudget {
         self.redactor.add(credential);
     }
 
+    /// Also removes `secret`, read for this attempt, and its Basic pair with
+    /// `client_id` from the errors it returns.
+    pub fn also_redact_secret(&mut self, client_id: &str, secret: &str) {
+        self.redactor.add_secret(client_id, secret);
+    }
+
     /// Attempts made so far.
     pub fn attempts(&self) -> u32 {
         self.attempts

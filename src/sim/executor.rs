@@ -254,6 +254,10 @@ impl Sim {
                 let ms = self.rng.between(0.1, 5.0);
                 self.complete(isolate, ms, Outcome::Signed(signed));
             }
+            Effect::Credential { .. } => {
+                // No simulated client asks for its credential: the host's answer is a secret.
+                self.complete(isolate, 0.1, Outcome::Credential(Some("sim-secret".into())));
+            }
             Effect::Sleep { ms, why } => {
                 if why == Wait::Lease {
                     invariants::lease_wait_bounded(self, isolate)?;

@@ -34,6 +34,7 @@ pub(super) fn outcome(outcome: &Outcome) -> String {
             None => "no metadata copy".into(),
         },
         Outcome::Signed(Ok(_)) => "signed".into(),
+        Outcome::Credential(read) => format!("credential given: {}", read.is_some()),
         Outcome::Signed(Err(error)) => format!("signing failed: {}", error.message()),
         Outcome::Answer(Ok(answer)) => answered(answer),
         Outcome::Answer(Err(error)) => format!("no answer: {}", error.message()),
