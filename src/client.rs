@@ -386,6 +386,51 @@ mod tests {
     }
 
     #[test]
+    fn a_held_back_cron_check_that_takes_a_newer_stored_token_ends_with_it() {
+        let config =
+            crate::config::tests::config(json!({ "kv": {}, "retry": { "maxAttempts": 1 } }));
+        let mut c = Client::new(config.unwrap(), |url| Some(url.to_owned()));
+        c.start(T0, Start::Fetch).unwrap();
+        assert!(matches!(c.poll(T0, 0.5), Effect::ReadStore { .. }));
+        c.handle(T0, Outcome::Snapshot(None), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Send { .. }));
+        let down = TokenError::new(ErrorCode::Network, "down");
+        c.handle(T0, Outcome::Answer(Err(down)), 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(T0, Outcome::Snapshot(None), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Fail { .. }));
+        // Held back, the check takes another isolate's token, due within its
+        // period: it sends nothing, and ends with that token for its callers.
+        let now = Now {
+            wall: T0.wall + 100.0,
+            mono: T0.mono + 100.0,
+        };
+        c.start(
+            now,
+            Start::Cron {
+                ahead_ms: 3_600_000.0,
+            },
+        )
+        .unwrap();
+        let seen = || Seen {
+            token: Some(stored("s", now)),
+            ..Seen::default()
+        };
+        assert_eq!(c.poll(now, 0.5), Effect::ReadStore { eventual: true });
+        c.handle(now, Outcome::Snapshot(Some(seen())), 0.5);
+        assert_eq!(c.poll(now, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(now, Outcome::Snapshot(Some(seen())), 0.5);
+        let Effect::Done { record, source } = c.poll(now, 0.5) else {
+            panic!("held back: no request, and the token taken is served");
+        };
+        assert_eq!(
+            (record.access_token.as_str(), source),
+            ("s", TokenSource::Kv)
+        );
+        assert!(c.state.held_back(now), "the hold-back still runs");
+    }
+
+    #[test]
     fn an_acquisition_the_executor_cannot_begin_ends_at_its_first_poll() {
         let mut c = client(true);
         c.start(T0, Start::Fetch).unwrap();

@@ -315,6 +315,9 @@ pub struct Driver {
     read_only: bool,
     /// A cron check, with its period (ms): it refreshes only a token due within it.
     cron: Option<f64>,
+    /// A cron check took a newer token from the store: when it may not
+    /// refresh now, it ends with that token rather than an error.
+    took: bool,
     /// Whether there is a store to read.
     store: bool,
     /// When it began, monotonic ms; a waiter fetches alone `wait_ms` later.
@@ -358,6 +361,7 @@ impl Driver {
             force,
             read_only: false,
             cron: None,
+            took: false,
             store,
             started: now.mono,
             lease_ms,
