@@ -431,6 +431,50 @@ mod tests {
     }
 
     #[test]
+    fn a_token_invalidated_while_its_write_was_out_is_not_served_and_another_is_acquired() {
+        let mut c = client(true);
+        c.start(T0, Start::Refresh).unwrap();
+        for eventual in [true, false] {
+            assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual });
+            c.handle(T0, Outcome::Snapshot(Some(Seen::default())), 0.5);
+        }
+        assert!(matches!(c.poll(T0, 0.5), Effect::TakeLease { .. }));
+        c.handle(T0, Outcome::Lease(LeaseResult::Taken), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Send { .. }));
+        c.handle(T0, answer("b"), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::WriteStore { .. }));
+        // `invalidate()` while the write is out: "b" is forgotten.
+        assert_eq!(c.invalidate(), Some(Effect::RemoveStore { only: None }));
+        c.handle(T0, Outcome::Stored, 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReleaseLease);
+        c.handle(T0, Outcome::Stored, 0.5);
+        // Not served: the acquisition goes on, from the primary (a replica
+        // may lag behind the delete), and "b", still stored, is not taken.
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
+        let b = Seen {
+            token: Some(stored("b", T0)),
+            ..Seen::default()
+        };
+        c.handle(T0, Outcome::Snapshot(Some(b)), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::TakeLease { .. }));
+        c.handle(T0, Outcome::Lease(LeaseResult::Taken), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Send { .. }));
+        c.handle(T0, answer("c"), 0.5);
+        let Effect::WriteStore { record } = c.poll(T0, 0.5) else {
+            panic!("the new token replaces the forgotten one in the store");
+        };
+        assert_eq!(record.access_token, "c");
+        c.handle(T0, Outcome::Stored, 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReleaseLease);
+        c.handle(T0, Outcome::Stored, 0.5);
+        let Effect::Done { record, .. } = c.poll(T0, 0.5) else {
+            panic!("a token");
+        };
+        assert_eq!(record.access_token, "c");
+        assert_eq!(c.state.held_token(), Some("c"));
+    }
+
+    #[test]
     fn an_acquisition_the_executor_cannot_begin_ends_at_its_first_poll() {
         let mut c = client(true);
         c.start(T0, Start::Fetch).unwrap();

@@ -296,6 +296,11 @@ impl TokenState {
         self.held.as_ref().map(|held| held.token.secret())
     }
 
+    /// Whether `token` is the token held (not forgotten since it was taken).
+    pub fn holds(&self, token: &str) -> bool {
+        self.held_token() == Some(token)
+    }
+
     /// Whether an acquisition is in flight.
     pub fn in_flight(&self) -> bool {
         self.in_flight.is_some()

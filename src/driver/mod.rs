@@ -483,6 +483,10 @@ impl Driver {
                         return self.wait_for(Awaiting::Store(then), step);
                     }
                     return match end {
+                        End::Token(record, _) if !c.state.holds(&record.access_token) => {
+                            self.acquire_again(c, now);
+                            continue;
+                        }
                         End::Token(record, source) => {
                             c.state.finish(now, None, rand);
                             Effect::Done { record, source }
@@ -574,6 +578,19 @@ impl Driver {
             }
             (_, _) => Phase::Awaiting(Awaiting::Answer), // Out of order: `poll` fails it.
         };
+    }
+
+    /// The token this acquisition got was forgotten (`invalidate()`, a 401)
+    /// while its write or release was out: it is served to no one, and the
+    /// acquisition starts over, taking a stored token only if newer; the
+    /// new token's write replaces the forgotten one in the store, where the
+    /// delete may have come before that write (docs/DESIGN.md, "Shared state").
+    #[cold]
+    #[inline(never)]
+    fn acquire_again(&mut self, c: &mut Parts<'_>, now: Now) {
+        let events = std::mem::take(&mut self.events);
+        *self = Driver::new(c.config, now, self.store, true);
+        self.events = events;
     }
 
     fn wait_for(&mut self, awaiting: Awaiting, effect: Effect) -> Effect {
