@@ -475,6 +475,47 @@ mod tests {
     }
 
     #[test]
+    fn an_acquisition_started_over_waits_on_a_holder_no_longer_than_it_did() {
+        let mut c = client(true);
+        let leased = |token: Option<TokenRecord>| Seen {
+            token,
+            lease_until: Some(T0.wall + 60_000.0),
+            lease_holder: Some("h".into()),
+            ..Seen::default()
+        };
+        c.start(T0, Start::Fetch).unwrap();
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: true });
+        c.handle(T0, Outcome::Snapshot(Some(Seen::default())), 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(T0, Outcome::Snapshot(Some(leased(None))), 0.5);
+        assert!(
+            matches!(c.poll(T0, 0.5), Effect::Sleep { .. }),
+            "waits on h"
+        );
+        // One attempt later, h still holds it: taken over, fetched, written.
+        let later = Now {
+            wall: T0.wall + 11_000.0,
+            mono: T0.mono + 11_000.0,
+        };
+        c.handle(later, Outcome::Slept, 0.5);
+        assert_eq!(c.poll(later, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(later, Outcome::Snapshot(Some(leased(None))), 0.5);
+        assert!(matches!(c.poll(later, 0.5), Effect::TakeLease { .. }));
+        c.handle(later, Outcome::Lease(LeaseResult::Taken), 0.5);
+        assert!(matches!(c.poll(later, 0.5), Effect::Send { .. }));
+        c.handle(later, answer("b"), 0.5);
+        assert!(matches!(c.poll(later, 0.5), Effect::WriteStore { .. }));
+        c.invalidate();
+        c.handle(later, Outcome::Stored, 0.5);
+        assert_eq!(c.poll(later, 0.5), Effect::ReleaseLease);
+        c.handle(later, Outcome::Stored, 0.5);
+        // Started over, it finds h's lease again: no second wait on it.
+        assert_eq!(c.poll(later, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(later, Outcome::Snapshot(Some(leased(None))), 0.5);
+        assert!(matches!(c.poll(later, 0.5), Effect::TakeLease { .. }));
+    }
+
+    #[test]
     fn an_acquisition_the_executor_cannot_begin_ends_at_its_first_poll() {
         let mut c = client(true);
         c.start(T0, Start::Fetch).unwrap();

@@ -585,12 +585,15 @@ impl Driver {
     /// acquisition starts over, taking a stored token only if newer; the
     /// new token's write replaces the forgotten one in the store, where the
     /// delete may have come before that write (docs/DESIGN.md, "Shared state").
+    /// The lease holders it saw are remembered: none is waited on longer
+    /// than one attempt in all.
     #[cold]
     #[inline(never)]
     fn acquire_again(&mut self, c: &mut Parts<'_>, now: Now) {
-        let events = std::mem::take(&mut self.events);
-        *self = Driver::new(c.config, now, self.store, true);
-        self.events = events;
+        let again = Driver::new(c.config, now, self.store, true);
+        let old = std::mem::replace(self, again);
+        self.events = old.events;
+        self.holders_seen = old.holders_seen;
     }
 
     fn wait_for(&mut self, awaiting: Awaiting, effect: Effect) -> Effect {
