@@ -386,6 +386,136 @@ mod tests {
     }
 
     #[test]
+    fn a_held_back_cron_check_that_takes_a_newer_stored_token_ends_with_it() {
+        let config =
+            crate::config::tests::config(json!({ "kv": {}, "retry": { "maxAttempts": 1 } }));
+        let mut c = Client::new(config.unwrap(), |url| Some(url.to_owned()));
+        c.start(T0, Start::Fetch).unwrap();
+        assert!(matches!(c.poll(T0, 0.5), Effect::ReadStore { .. }));
+        c.handle(T0, Outcome::Snapshot(None), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Send { .. }));
+        let down = TokenError::new(ErrorCode::Network, "down");
+        c.handle(T0, Outcome::Answer(Err(down)), 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(T0, Outcome::Snapshot(None), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Fail { .. }));
+        // Held back, the check takes another isolate's token, due within its
+        // period: it sends nothing, and ends with that token for its callers.
+        let now = Now {
+            wall: T0.wall + 100.0,
+            mono: T0.mono + 100.0,
+        };
+        c.start(
+            now,
+            Start::Cron {
+                ahead_ms: 3_600_000.0,
+            },
+        )
+        .unwrap();
+        let seen = || Seen {
+            token: Some(stored("s", now)),
+            ..Seen::default()
+        };
+        assert_eq!(c.poll(now, 0.5), Effect::ReadStore { eventual: true });
+        c.handle(now, Outcome::Snapshot(Some(seen())), 0.5);
+        assert_eq!(c.poll(now, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(now, Outcome::Snapshot(Some(seen())), 0.5);
+        let Effect::Done { record, source } = c.poll(now, 0.5) else {
+            panic!("held back: no request, and the token taken is served");
+        };
+        assert_eq!(
+            (record.access_token.as_str(), source),
+            ("s", TokenSource::Kv)
+        );
+        assert!(c.state.held_back(now), "the hold-back still runs");
+    }
+
+    #[test]
+    fn a_token_invalidated_while_its_write_was_out_is_not_served_and_another_is_acquired() {
+        let mut c = client(true);
+        c.start(T0, Start::Refresh).unwrap();
+        for eventual in [true, false] {
+            assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual });
+            c.handle(T0, Outcome::Snapshot(Some(Seen::default())), 0.5);
+        }
+        assert!(matches!(c.poll(T0, 0.5), Effect::TakeLease { .. }));
+        c.handle(T0, Outcome::Lease(LeaseResult::Taken), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Send { .. }));
+        c.handle(T0, answer("b"), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::WriteStore { .. }));
+        // `invalidate()` while the write is out: "b" is forgotten.
+        assert_eq!(c.invalidate(), Some(Effect::RemoveStore { only: None }));
+        c.handle(T0, Outcome::Stored, 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReleaseLease);
+        c.handle(T0, Outcome::Stored, 0.5);
+        // Not served: the acquisition goes on, from the primary (a replica
+        // may lag behind the delete), and "b", still stored, is not taken.
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
+        let b = Seen {
+            token: Some(stored("b", T0)),
+            ..Seen::default()
+        };
+        c.handle(T0, Outcome::Snapshot(Some(b)), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::TakeLease { .. }));
+        c.handle(T0, Outcome::Lease(LeaseResult::Taken), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Send { .. }));
+        c.handle(T0, answer("c"), 0.5);
+        let Effect::WriteStore { record } = c.poll(T0, 0.5) else {
+            panic!("the new token replaces the forgotten one in the store");
+        };
+        assert_eq!(record.access_token, "c");
+        c.handle(T0, Outcome::Stored, 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReleaseLease);
+        c.handle(T0, Outcome::Stored, 0.5);
+        let Effect::Done { record, .. } = c.poll(T0, 0.5) else {
+            panic!("a token");
+        };
+        assert_eq!(record.access_token, "c");
+        assert_eq!(c.state.held_token(), Some("c"));
+    }
+
+    #[test]
+    fn an_acquisition_started_over_waits_on_a_holder_no_longer_than_it_did() {
+        let mut c = client(true);
+        let leased = |token: Option<TokenRecord>| Seen {
+            token,
+            lease_until: Some(T0.wall + 60_000.0),
+            lease_holder: Some("h".into()),
+            ..Seen::default()
+        };
+        c.start(T0, Start::Fetch).unwrap();
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: true });
+        c.handle(T0, Outcome::Snapshot(Some(Seen::default())), 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(T0, Outcome::Snapshot(Some(leased(None))), 0.5);
+        assert!(
+            matches!(c.poll(T0, 0.5), Effect::Sleep { .. }),
+            "waits on h"
+        );
+        // One attempt later, h still holds it: taken over, fetched, written.
+        let later = Now {
+            wall: T0.wall + 11_000.0,
+            mono: T0.mono + 11_000.0,
+        };
+        c.handle(later, Outcome::Slept, 0.5);
+        assert_eq!(c.poll(later, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(later, Outcome::Snapshot(Some(leased(None))), 0.5);
+        assert!(matches!(c.poll(later, 0.5), Effect::TakeLease { .. }));
+        c.handle(later, Outcome::Lease(LeaseResult::Taken), 0.5);
+        assert!(matches!(c.poll(later, 0.5), Effect::Send { .. }));
+        c.handle(later, answer("b"), 0.5);
+        assert!(matches!(c.poll(later, 0.5), Effect::WriteStore { .. }));
+        c.invalidate();
+        c.handle(later, Outcome::Stored, 0.5);
+        assert_eq!(c.poll(later, 0.5), Effect::ReleaseLease);
+        c.handle(later, Outcome::Stored, 0.5);
+        // Started over, it finds h's lease again: no second wait on it.
+        assert_eq!(c.poll(later, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(later, Outcome::Snapshot(Some(leased(None))), 0.5);
+        assert!(matches!(c.poll(later, 0.5), Effect::TakeLease { .. }));
+    }
+
+    #[test]
     fn an_acquisition_the_executor_cannot_begin_ends_at_its_first_poll() {
         let mut c = client(true);
         c.start(T0, Start::Fetch).unwrap();

@@ -296,6 +296,11 @@ impl TokenState {
         self.held.as_ref().map(|held| held.token.secret())
     }
 
+    /// Whether `token` is the token held (not forgotten since it was taken).
+    pub fn holds(&self, token: &str) -> bool {
+        self.held_token() == Some(token)
+    }
+
     /// Whether an acquisition is in flight.
     pub fn in_flight(&self) -> bool {
         self.in_flight.is_some()
@@ -340,6 +345,7 @@ impl TokenState {
                 token.expires_in.floor() as u64
             )));
         }
+        self.hold_until = 0.0;
         Ok(self.hold(Held {
             token: token.access_token,
             scope: token.scope,
@@ -401,12 +407,14 @@ impl TokenState {
         }))
     }
 
+    /// Holds `held`, which ends the run of failures. A token taken from the
+    /// store ends no hold-back running: it says nothing of how the token
+    /// endpoint answers this client (docs/DESIGN.md, "The state machine").
     fn hold(&mut self, held: Held) -> TokenRecord {
         let record = record(&held);
         self.held = Some(held);
         self.read_strongly = false;
         self.failures = 0;
-        self.hold_until = 0.0;
         self.last_error = None;
         record
     }
@@ -809,6 +817,40 @@ mod tests {
         let taken = state.adopt(T0, due, false, 0.0).unwrap();
         assert!(taken.refresh_at <= T0.wall, "this client's own window");
         assert_eq!(state.decide(T0, 0.0, NO_WAIT), ServeAndRefresh);
+    }
+
+    #[test]
+    fn a_token_taken_from_the_store_does_not_end_a_hold_back_running() {
+        // This client's request failed: held back 0.5–1 s.
+        let mut state = TokenState::new(None).sharing(true);
+        state.begin(T0, false).unwrap();
+        fail(&mut state, T0, TokenError::new(ErrorCode::Network, "down"));
+        let held_back = state.hold_ms(T0);
+        assert!(held_back >= 500.0);
+        // Another isolate's token, read while held back, is taken and served...
+        let stored = record("tok-kv", T0.wall + 3_600_000.0, 3600.0);
+        state.begin_reading();
+        assert!(state.adopt(T0.plus(100.0), stored, false, 0.0).is_some());
+        state.finish(T0.plus(100.0), None, 0.5);
+        assert_eq!(state.decide(T0.plus(100.0), 0.0, NO_WAIT), Serve);
+        // ...but this client's own requests stay held back as long as before.
+        assert_eq!(state.hold_ms(T0.plus(100.0)), held_back - 100.0);
+        state.invalidate();
+        assert!(state.begin(T0.plus(100.0), false).is_err());
+        assert_eq!(state.decide(T0.plus(100.0), 0.0, NO_WAIT), Read);
+        // A token of its own ends it.
+        assert_eq!(state.decide(T0.plus(held_back), 0.0, NO_WAIT), Fetch);
+        state.begin(T0.plus(held_back), false).unwrap();
+        state
+            .issued(
+                T0.plus(held_back),
+                response("tok-2", 60.0),
+                T0.plus(held_back),
+                0.0,
+            )
+            .unwrap();
+        state.finish(T0.plus(held_back), None, 0.0);
+        assert!(!state.held_back(T0.plus(held_back)));
     }
 
     #[test]

@@ -345,6 +345,9 @@ pub struct Driver {
     read_only: bool,
     /// A cron check, with its period (ms): it refreshes only a token due within it.
     cron: Option<f64>,
+    /// A cron check took a newer token from the store: when it may not
+    /// refresh now, it ends with that token rather than an error.
+    took: bool,
     /// Whether there is a store to read.
     store: bool,
     /// When it began, monotonic ms; a waiter fetches alone `wait_ms` later.
@@ -393,6 +396,7 @@ impl Driver {
             force,
             read_only: false,
             cron: None,
+            took: false,
             store,
             started: now.mono,
             lease_ms,
@@ -518,6 +522,10 @@ impl Driver {
                         return self.wait_for(Awaiting::Store(then), step);
                     }
                     return match end {
+                        End::Token(record, _) if !c.state.holds(&record.access_token) => {
+                            self.acquire_again(c, now);
+                            continue;
+                        }
                         End::Token(record, source) => {
                             c.state.finish(now, None, rand);
                             Effect::Done { record, source }
@@ -612,6 +620,22 @@ impl Driver {
             }
             (_, _) => Phase::Awaiting(Awaiting::Answer), // Out of order: `poll` fails it.
         };
+    }
+
+    /// The token this acquisition got was forgotten (`invalidate()`, a 401)
+    /// while its write or release was out: it is served to no one, and the
+    /// acquisition starts over, taking a stored token only if newer; the
+    /// new token's write replaces the forgotten one in the store, where the
+    /// delete may have come before that write (docs/DESIGN.md, "Shared state").
+    /// The lease holders it saw are remembered: none is waited on longer
+    /// than one attempt in all.
+    #[cold]
+    #[inline(never)]
+    fn acquire_again(&mut self, c: &mut Parts<'_>, now: Now) {
+        let again = Driver::new(c.config, now, self.store, true);
+        let old = std::mem::replace(self, again);
+        self.events = old.events;
+        self.holders_seen = old.holders_seen;
     }
 
     fn wait_for(&mut self, awaiting: Awaiting, effect: Effect) -> Effect {

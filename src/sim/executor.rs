@@ -331,8 +331,13 @@ impl Sim {
         self.requests_in_outage += u32::from(self.s.down(self.t));
         invariants::outage_costs_few_requests(self)?;
         let t = self.t;
-        self.in_flight.retain(|(_, answered)| *answered > t);
-        let others = self.in_flight.iter().any(|(i, _)| *i != isolate);
+        self.in_flight.retain(|(_, answered, _)| *answered > t);
+        // A request from a clock that shares no window took no part in the
+        // lease: overlapping it is its doing, not the sender's.
+        let others = self
+            .in_flight
+            .iter()
+            .any(|(i, _, spared)| *i != isolate && !spared);
         self.duplicates += u32::from(others);
         invariants::one_request_at_a_time(self, isolate, others)?;
         let outage = self
@@ -385,7 +390,8 @@ impl Sim {
                 )),
             ),
         };
-        self.in_flight.push((isolate, self.t + ms));
+        let spared = invariants::shares_no_window(self, isolate);
+        self.in_flight.push((isolate, self.t + ms, spared));
         self.complete(isolate, ms, Outcome::Answer(answer));
         Ok(())
     }

@@ -260,7 +260,7 @@ impl Sim {
             epoch,
             ..Isolate::new(&self.config, skew)
         };
-        self.in_flight.retain(|(i, _)| *i != isolate);
+        self.in_flight.retain(|(i, _, _)| *i != isolate);
         self.pending.remove(&isolate);
         // Its callers are gone with it.
         for call in waiting {
