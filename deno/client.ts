@@ -300,7 +300,9 @@ class FreshTokenClient implements TokenClient {
   async [REFRESH_IF_DUE](aheadMs: number): Promise<RefreshResult> {
     try {
       const { source } = await this.#start({ type: "cron", aheadMs });
-      return source === "network" ? "refreshed" : "fresh";
+      if (source === "network") return "refreshed";
+      // Ended with a token taken from the store that is still due: the refresh failed.
+      return this.#core.dueWithin(this.#now(), this.#mono(), aheadMs) ? "failed" : "fresh";
     } catch {
       return "failed";
     }
@@ -474,7 +476,10 @@ class FreshTokenClient implements TokenClient {
     if (source === "kv") return { token: this.#fromStore(record, report), source };
     if (source === "held") return { token: this.#entry?.token ?? this.#remember(record), source };
     this.#telemetry?.tokenRequest(this.#attributes(), "ok");
-    return { token: held ?? this.#remember(record), source };
+    // `held` is the token written for every isolate, unless that one was
+    // forgotten and the acquisition started over (docs/DESIGN.md, "Shared state").
+    const token = held?.accessToken === record.accessToken ? held : this.#remember(record);
+    return { token, source };
   }
 
   /** What the executor works with, for this client. */

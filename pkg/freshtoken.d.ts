@@ -159,6 +159,12 @@ export class Core {
      */
     authorized(): void;
     /**
+     * Whether the token held is missing or due within `ahead_ms`: a cron
+     * check that ended without a token request and left it so failed
+     * (docs/DESIGN.md, "The cron job").
+     */
+    dueWithin(now: number, mono: number, ahead_ms: number): boolean;
+    /**
      * An error the wrapper raises for this client (an aborted wait, a
      * shared back-off), formatted like every other: `code` is one of the
      * error codes (else `network`), and the message names the endpoint and id.

@@ -78,6 +78,19 @@ export class Core {
         wasm.core_authorized(this.__wbg_ptr);
     }
     /**
+     * Whether the token held is missing or due within `ahead_ms`: a cron
+     * check that ended without a token request and left it so failed
+     * (docs/DESIGN.md, "The cron job").
+     * @param {number} now
+     * @param {number} mono
+     * @param {number} ahead_ms
+     * @returns {boolean}
+     */
+    dueWithin(now, mono, ahead_ms) {
+        const ret = wasm.core_dueWithin(this.__wbg_ptr, now, mono, ahead_ms);
+        return ret !== 0;
+    }
+    /**
      * An error the wrapper raises for this client (an aborted wait, a
      * shared back-off), formatted like every other: `code` is one of the
      * error codes (else `network`), and the message names the endpoint and id.

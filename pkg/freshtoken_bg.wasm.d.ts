@@ -11,6 +11,7 @@ export const __wbg_storeguard_free: (a: number, b: number) => void;
 export const callstate_new: (a: number, b: number, c: number) => number;
 export const closestName: (a: number, b: number, c: number, d: number) => [number, number];
 export const core_authorized: (a: number) => void;
+export const core_dueWithin: (a: number, b: number, c: number, d: number) => number;
 export const core_error: (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => any;
 export const core_eventCount: (a: number) => number;
 export const core_events: (a: number) => [number, number, number];

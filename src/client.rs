@@ -516,6 +516,69 @@ mod tests {
     }
 
     #[test]
+    fn a_cron_check_that_took_a_token_ends_with_it_whatever_fails_after() {
+        let ahead = Start::Cron {
+            ahead_ms: 3_600_000.0,
+        };
+        let seen = || Seen {
+            token: Some(stored("s", T0)),
+            ..Seen::default()
+        };
+        let one_attempt = || {
+            let options = json!({ "kv": {}, "retry": { "maxAttempts": 1 } });
+            Client::new(crate::config::tests::config(options).unwrap(), |url| {
+                Some(url.to_owned())
+            })
+        };
+        // The replica's token is taken; the primary's read then fails.
+        let mut c = one_attempt();
+        c.start(T0, ahead).unwrap();
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: true });
+        c.handle(T0, Outcome::Snapshot(Some(seen())), 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(T0, Outcome::Snapshot(None), 0.5);
+        assert!(
+            matches!(c.poll(T0, 0.5), Effect::Send { .. }),
+            "due: it refreshes"
+        );
+        let down = || Outcome::Answer(Err(TokenError::new(ErrorCode::Network, "down")));
+        c.handle(T0, down(), 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false }); // a last look
+        c.handle(T0, Outcome::Snapshot(None), 0.5);
+        let Effect::Done { record, source } = c.poll(T0, 0.5) else {
+            panic!("the token taken, for the callers that joined");
+        };
+        assert_eq!(
+            (record.access_token.as_str(), source),
+            ("s", TokenSource::Kv)
+        );
+        assert!(c.state.held_back(T0), "the failed request is counted");
+        assert!(c.state.due(T0, 3_600_000.0), "and the token is still due");
+        // The primary's token is taken; the refresh through the lease fails.
+        let mut c = one_attempt();
+        c.start(T0, ahead).unwrap();
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: true });
+        c.handle(T0, Outcome::Snapshot(Some(Seen::default())), 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(T0, Outcome::Snapshot(Some(seen())), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::TakeLease { .. }));
+        c.handle(T0, Outcome::Lease(LeaseResult::Taken), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Send { .. }));
+        c.handle(T0, down(), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::SetBackoff { .. }));
+        c.handle(T0, Outcome::Stored, 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReleaseLease);
+        c.handle(T0, Outcome::Stored, 0.5);
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(T0, Outcome::Snapshot(Some(seen())), 0.5);
+        let Effect::Done { source, .. } = c.poll(T0, 0.5) else {
+            panic!("the token taken, for the callers that joined");
+        };
+        assert_eq!(source, TokenSource::Kv);
+        assert!(c.state.held_back(T0));
+    }
+
+    #[test]
     fn an_acquisition_the_executor_cannot_begin_ends_at_its_first_poll() {
         let mut c = client(true);
         c.start(T0, Start::Fetch).unwrap();

@@ -96,6 +96,14 @@ pub fn hold_back_ms(
     own.max(asked)
 }
 
+/// What is left of a hold-back this client chose once a token usable
+/// `usable_left_ms` more is served: as [`hold_back_ms`] has it, it ends a
+/// second before that token stops being usable, and no sooner than half a
+/// second from now.
+pub fn hold_back_left_ms(usable_left_ms: f64) -> f64 {
+    (usable_left_ms - LAST_TRY_MARGIN_MS).max(MIN_SPACING_MS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use crate::driver::Driver;
 use crate::error::{ErrorCode, TokenError};
 use crate::redact::Redactor;
 use crate::response::TokenResponse;
-use crate::schedule::{hold_back_ms, schedule, Schedule};
+use crate::schedule::{hold_back_left_ms, hold_back_ms, schedule, Schedule};
 use crate::secret::AccessToken;
 use crate::shared::TokenRecord;
 use serde::Serialize;
@@ -291,6 +291,12 @@ impl TokenState {
         self.held.as_ref().map(record)
     }
 
+    /// The token held as a record, if it is still usable.
+    pub fn usable_record(&self, now: Now) -> Option<TokenRecord> {
+        let held = self.held.as_ref()?;
+        (self.time(now) < held.schedule.usable_until).then(|| record(held))
+    }
+
     /// The token held, if any (for the simulator's checks).
     pub fn held_token(&self) -> Option<&str> {
         self.held.as_ref().map(|held| held.token.secret())
@@ -346,6 +352,8 @@ impl TokenState {
             )));
         }
         self.hold_until = 0.0;
+        self.failures = 0;
+        self.last_error = None;
         Ok(self.hold(Held {
             token: token.access_token,
             scope: token.scope,
@@ -398,25 +406,42 @@ impl TokenState {
         if !takeable {
             return None;
         }
-        Some(self.hold(Held {
-            token: AccessToken::new(record.access_token),
-            scope: record.scope,
-            lifetime_seconds: record.lifetime_seconds,
-            schedule,
-            offset: now.wall - now.mono,
-        }))
+        Some(self.take(
+            now,
+            Held {
+                token: AccessToken::new(record.access_token),
+                scope: record.scope,
+                lifetime_seconds: record.lifetime_seconds,
+                schedule,
+                offset: now.wall - now.mono,
+            },
+        ))
     }
 
-    /// Holds `held`, which ends the run of failures. A token taken from the
-    /// store ends no hold-back running: it says nothing of how the token
-    /// endpoint answers this client (docs/DESIGN.md, "The state machine").
+    /// Holds `held`.
     fn hold(&mut self, held: Held) -> TokenRecord {
         let record = record(&held);
         self.held = Some(held);
         self.read_strongly = false;
-        self.failures = 0;
-        self.last_error = None;
         record
+    }
+
+    /// A token taken from the store ends no hold-back running, nor the run
+    /// of failures: it says nothing of how the token endpoint answers this
+    /// client (docs/DESIGN.md, "The state machine"). A hold-back this client
+    /// chose ends before the token does, as while any token is served.
+    fn take(&mut self, now: Now, held: Held) -> TokenRecord {
+        let chosen = self
+            .last_error
+            .as_ref()
+            .is_some_and(|e| e.retry_after_seconds.is_none());
+        if chosen && self.held_back(now) {
+            let usable_left = held.schedule.usable_until - now.wall;
+            self.hold_until = self
+                .hold_until
+                .min(now.mono + hold_back_left_ms(usable_left));
+        }
+        self.hold(held)
     }
 
     /// The acquisition in flight ended, with a token (`None`) or an error.
@@ -833,11 +858,18 @@ mod tests {
         assert!(state.adopt(T0.plus(100.0), stored, false, 0.0).is_some());
         state.finish(T0.plus(100.0), None, 0.5);
         assert_eq!(state.decide(T0.plus(100.0), 0.0, NO_WAIT), Serve);
-        // ...but this client's own requests stay held back as long as before.
+        // ...but this client's own requests stay held back as long as before,
+        // with the error that held them back.
         assert_eq!(state.hold_ms(T0.plus(100.0)), held_back - 100.0);
         state.invalidate();
         assert!(state.begin(T0.plus(100.0), false).is_err());
         assert_eq!(state.decide(T0.plus(100.0), 0.0, NO_WAIT), Read);
+        let refusal = state.refusal(T0.plus(100.0), 0.0);
+        assert_eq!(
+            (refusal.code, refusal.retryable),
+            (ErrorCode::Network, true)
+        );
+        assert!(state.status(T0.plus(100.0)).last_error.is_some());
         // A token of its own ends it.
         assert_eq!(state.decide(T0.plus(held_back), 0.0, NO_WAIT), Fetch);
         state.begin(T0.plus(held_back), false).unwrap();
@@ -851,6 +883,52 @@ mod tests {
             .unwrap();
         state.finish(T0.plus(held_back), None, 0.0);
         assert!(!state.held_back(T0.plus(held_back)));
+    }
+
+    #[test]
+    fn failures_in_a_row_go_on_doubling_across_a_token_taken_from_the_store() {
+        let mut state = TokenState::new(None).sharing(true);
+        let mut now = T0;
+        for _ in 0..6 {
+            now = now.plus(state.hold_ms(now));
+            state.begin(now, false).unwrap();
+            fail(&mut state, now, TokenError::new(ErrorCode::Network, "down"));
+        }
+        let stored = record("tok-kv", now.wall + 3_600_000.0, 3600.0);
+        assert!(state.adopt(now, stored, false, 0.0).is_some());
+        state.invalidate();
+        now = now.plus(state.hold_ms(now));
+        state.begin(now, false).unwrap();
+        fail(&mut state, now, TokenError::new(ErrorCode::Network, "down"));
+        assert_eq!(
+            state.hold_ms(now),
+            30_000.0,
+            "the 7th failure in a row: 60 s, jittered"
+        );
+    }
+
+    #[test]
+    fn a_hold_back_this_client_chose_ends_before_a_token_taken_from_the_store_does() {
+        let mut state = TokenState::new(None).sharing(true);
+        for _ in 0..7 {
+            let now = T0.plus(state.hold_ms(T0));
+            state.begin(now, false).unwrap();
+            fail(&mut state, T0, TokenError::new(ErrorCode::Network, "down"));
+        }
+        assert_eq!(state.hold_ms(T0), 30_000.0);
+        // A 20 s token, usable 19 s more: the hold-back ends a second before.
+        let short = record("tok-short", T0.wall + 20_000.0, 20.0);
+        let taken = state.adopt(T0, short, false, 0.0).unwrap();
+        assert_eq!(state.hold_ms(T0), taken.usable_until - T0.wall - 1_000.0);
+        // A server's Retry-After is honoured as given.
+        let mut state = TokenState::new(None).sharing(true);
+        state.begin(T0, false).unwrap();
+        let mut slow_down = TokenError::new(ErrorCode::RateLimited, "slow down");
+        slow_down.retry_after_seconds = Some(60.0);
+        fail(&mut state, T0, slow_down);
+        let short = record("tok-short", T0.wall + 20_000.0, 20.0);
+        state.adopt(T0, short, false, 0.0).unwrap();
+        assert_eq!(state.hold_ms(T0), 60_000.0);
     }
 
     #[test]

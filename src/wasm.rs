@@ -233,6 +233,14 @@ impl Core {
         }
     }
 
+    /// Whether the token held is missing or due within `ahead_ms`: a cron
+    /// check that ended without a token request and left it so failed
+    /// (docs/DESIGN.md, "The cron job").
+    #[wasm_bindgen(js_name = dueWithin)]
+    pub fn due_within(&self, now: f64, mono: f64, ahead_ms: f64) -> bool {
+        self.state().due(at(now, mono), ahead_ms)
+    }
+
     /// Until when (wall clock) a caller with no `minValidSeconds` is served
     /// the token held: the wrapper's hot path compares with it.
     #[wasm_bindgen(js_name = serveUntil)]

@@ -103,11 +103,10 @@ impl Driver {
                 return end;
             }
             if !eventual {
-                let next = match self.refresh_due(c, now) {
-                    Some(refused) => refused,
-                    None => self.nothing_to_take(c, now, seen, rand),
-                };
-                return self.settled_by_the_token_taken(c, next);
+                if let Some(refused) = self.refresh_due(c, now) {
+                    return refused;
+                }
+                return self.nothing_to_take(c, now, seen, rand);
             }
         }
         if eventual {
@@ -134,26 +133,6 @@ impl Driver {
             steps: Vec::new(),
             end: End::Token(record, source),
         })
-    }
-
-    /// A cron check that took a newer token from the store but may not
-    /// refresh now (held back after failures, or a shared back-off in force)
-    /// ends with that token: another isolate refreshed, and callers that
-    /// joined the check are served rather than failed.
-    fn settled_by_the_token_taken(&self, c: &mut Parts<'_>, next: Phase) -> Phase {
-        match (&next, self.took, c.state.held_record()) {
-            (
-                Phase::Ending {
-                    end: End::Error(_), ..
-                },
-                true,
-                Some(record),
-            ) => Phase::Ending {
-                steps: Vec::new(),
-                end: End::Token(record, TokenSource::Kv),
-            },
-            _ => next,
-        }
     }
 
     /// A cron check found the token due: it refreshes now (a stored token

@@ -345,8 +345,9 @@ pub struct Driver {
     read_only: bool,
     /// A cron check, with its period (ms): it refreshes only a token due within it.
     cron: Option<f64>,
-    /// A cron check took a newer token from the store: when it may not
-    /// refresh now, it ends with that token rather than an error.
+    /// A cron check took a newer token from the store: if it then fails
+    /// (held back, a shared back-off, the refresh failed), it ends with that
+    /// token, for the callers that joined it.
     took: bool,
     /// Whether there is a store to read.
     store: bool,
@@ -540,7 +541,13 @@ impl Driver {
                             }
                             let failure = (!self.read_only).then_some(&error);
                             c.state.finish(now, failure, rand);
-                            Effect::Fail { error }
+                            match self.took.then(|| c.state.usable_record(now)).flatten() {
+                                Some(record) => Effect::Done {
+                                    record,
+                                    source: TokenSource::Kv,
+                                },
+                                None => Effect::Fail { error },
+                            }
                         }
                     };
                 }

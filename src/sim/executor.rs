@@ -320,6 +320,14 @@ impl Sim {
         seen
     }
 
+    /// Whether the store's lease is the one `isolate` took.
+    fn holds_lease(&self, isolate: usize) -> bool {
+        match (&self.store.lease, &self.isolates[isolate].lease) {
+            (Some((lease, _, _)), Some((holder, _))) => lease.holder == *holder,
+            _ => false,
+        }
+    }
+
     /// A token request reaches the server.
     pub(super) fn send(&mut self, isolate: usize, timeout_ms: f64) -> Checked {
         invariants::shared_backoff_honoured(self, isolate)?;
@@ -332,12 +340,12 @@ impl Sim {
         invariants::outage_costs_few_requests(self)?;
         let t = self.t;
         self.in_flight.retain(|(_, answered, _)| *answered > t);
-        // A request from a clock that shares no window took no part in the
-        // lease: overlapping it is its doing, not the sender's.
+        // A request sent without the lease from a clock that shares no window
+        // took no part in the lease: overlapping it is its doing, not the sender's.
         let others = self
             .in_flight
             .iter()
-            .any(|(i, _, spared)| *i != isolate && !spared);
+            .any(|(i, _, apart)| *i != isolate && !apart);
         self.duplicates += u32::from(others);
         invariants::one_request_at_a_time(self, isolate, others)?;
         let outage = self
@@ -390,8 +398,8 @@ impl Sim {
                 )),
             ),
         };
-        let spared = invariants::shares_no_window(self, isolate);
-        self.in_flight.push((isolate, self.t + ms, spared));
+        let apart = invariants::shares_no_window(self, isolate) && !self.holds_lease(isolate);
+        self.in_flight.push((isolate, self.t + ms, apart));
         self.complete(isolate, ms, Outcome::Answer(answer));
         Ok(())
     }

@@ -141,10 +141,10 @@ pub(super) fn no_error_beside_a_held_token(sim: &Sim, call: usize, error: &Token
 }
 
 /// Invariant 3: with a healthy server and store, no token request while another
-/// isolate's is in flight, unless the sender's clock, or the clock of the
-/// isolate whose request is in flight, shares no refresh window with the
-/// stored token's writer ([`shares_no_window`]): such a request takes no
-/// part in the lease, so the overlap is its own.
+/// isolate's is in flight, unless the sender's clock shares no refresh window
+/// with the stored token's writer ([`shares_no_window`]), or the request in
+/// flight was sent without the lease from such a clock: it took no part in
+/// the lease, so the overlap is its own.
 pub(super) fn one_request_at_a_time(sim: &Sim, isolate: usize, others_in_flight: bool) -> Checked {
     if others_in_flight && sim.s.healthy() && !shares_no_window(sim, isolate) {
         return Err(format!(

@@ -204,8 +204,8 @@ pub(super) struct Sim {
     pub(super) rejections: u32,
     /// Outcomes waiting for their effect's completion, per isolate.
     pub(super) pending: HashMap<usize, VecDeque<Outcome>>,
-    /// Token requests in flight: (isolate, answered at, sent from a clock
-    /// that shares no window with the stored token's writer).
+    /// Token requests in flight: (isolate, answered at, sent without the
+    /// lease from a clock that shares no window with the stored token's writer).
     pub(super) in_flight: Vec<(usize, f64, bool)>,
     /// Tokens the server issued: token → true expiry.
     pub(super) issued: HashMap<String, f64>,
