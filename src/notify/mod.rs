@@ -34,6 +34,8 @@ pub const REST_TIMEOUT_MS: f64 = 30_000.0;
 pub const ROLL_AHEAD_MAX_MS: f64 = 600_000.0;
 /// …and at least this long after the channel was made, whatever its `expires` says.
 pub const ROLL_AFTER_MIN_MS: f64 = 1_000.0;
+/// An HTTP `Date` is whole seconds.
+pub const DATE_RESOLUTION_MS: f64 = 1_000.0;
 /// The lifetime taken for a channel whose `expires` is already past on our clock, with no server clock to read it on.
 pub const ROLL_UNSURE_MS: f64 = 60_000.0;
 /// The most topics one channel takes (Genesys Cloud's limit).
@@ -639,7 +641,8 @@ fn input_channel(input: &Input) -> Option<ChannelRef> {
 /// When (mono) a channel made at `now` that expires at `expires` (wall) is
 /// rolled over: a fifth of its lifetime before the end, at most ten
 /// minutes before. The lifetime is read on the server's clock (its `Date`),
-/// the one `expires` was stamped with: ours may be off, or jump. Without
+/// the one `expires` was stamped with (a second later than it says, at
+/// worst): ours may be off, or jump. Without
 /// it, ours is used, and a lifetime that makes no sense on it (already
 /// over) is taken as a minute's; the rollover never comes sooner than
 /// [`ROLL_AFTER_MIN_MS`] after the making, so a bad clock cannot make a
@@ -647,7 +650,8 @@ fn input_channel(input: &Input) -> Option<ChannelRef> {
 fn roll_at(now: Now, expires: Option<f64>, server_date: Option<f64>) -> Option<f64> {
     let expires = expires.filter(|e| e.is_finite())?;
     let lifetime = match server_date.filter(|d| d.is_finite()) {
-        Some(date) => expires - date,
+        // `Date` is whole seconds: the server's time may be up to a second past it.
+        Some(date) => expires - (date + DATE_RESOLUTION_MS),
         None => Some(expires - now.wall)
             .filter(|&l| l > 0.0)
             .unwrap_or(ROLL_UNSURE_MS),

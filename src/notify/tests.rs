@@ -313,11 +313,11 @@ fn the_rollover_time_reads_the_lifetime_on_the_servers_clock() {
     let rows = [
         (DAY, None, DAY - ROLL_AHEAD_MAX_MS),
         (10_000.0, None, 8_000.0),
-        (10_000.0, Some(0.0), 8_000.0),
+        (11_000.0, Some(0.0), 8_000.0), // `Date` is whole seconds: a second is taken off
         (10_000.0, Some(HOUR), ROLL_AFTER_MIN_MS), // by the server's clock, it has expired
-        (HOUR + 10_000.0, Some(HOUR), 8_000.0),    // our clock is an hour behind: no matter
-        (10_000.0, Some(-HOUR), HOUR + 10_000.0 - ROLL_AHEAD_MAX_MS), // an hour ahead: no matter
-        (-5_000.0, None, 48_000.0), // past on our clock, no other: a minute's lifetime
+        (HOUR + 11_000.0, Some(HOUR), 8_000.0), // our clock is an hour behind: no matter
+        (11_000.0, Some(-HOUR), HOUR + 10_000.0 - ROLL_AHEAD_MAX_MS), // an hour ahead: no matter
+        (-5_000.0, None, 48_000.0),     // past on our clock, no other: a minute's lifetime
     ];
     for (expires_in, server_minus_ours, after) in rows {
         let now = at(50.0);
