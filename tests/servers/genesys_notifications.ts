@@ -60,6 +60,8 @@ export interface NotificationStats {
   verifications: number;
   connects: number;
   refusedConnects: number;
+  /** When each connect (refused ones too) came, ms. */
+  connectTimes: number[];
   api401: number;
   /** Every URL requested (path and query), to check that no token is in one. */
   urls: string[];
@@ -138,6 +140,7 @@ export function startNotificationServer(options: NotificationServerOptions): Not
     verifications: 0,
     connects: 0,
     refusedConnects: 0,
+    connectTimes: [],
     api401: 0,
     urls: [],
     subscribed: [],
@@ -270,6 +273,7 @@ export function startNotificationServer(options: NotificationServerOptions): Not
   };
 
   const connect = (request: Request, id: string): Response => {
+    stats.connectTimes.push(Date.now());
     const channel = channels.get(decodeURIComponent(id));
     if (channel === undefined || request.headers.get("upgrade") !== "websocket") {
       stats.refusedConnects++;
