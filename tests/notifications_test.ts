@@ -292,3 +292,44 @@ Deno.test("notifications: the signal ends the iteration and closes the socket", 
     assert.equal(server.stats.connects, connects, "nothing after the abort");
   });
 });
+
+Deno.test("notifications: a token revoked before a rollover is replaced, and the rollover has no gap", async () => {
+  await withServer({ channelSeconds: 4 }, async (server, consumer) => {
+    const c = consumer();
+    await flowing(server, c, "first events");
+    server.revokeTokens(); // the next REST call, the rollover's, meets a 401
+    await until("a second channel, its socket alone open", () => {
+      server.publish(TOPIC);
+      return server.stats.channelsCreated === 2 && server.sockets.length === 2 &&
+        server.sockets[0].closedAt !== undefined;
+    }, 6_000);
+    const [old, next] = server.sockets;
+    assert.equal(old.byServer, false);
+    assert.ok(next.openedAt <= old.closedAt!, "the new socket opened before the old one closed");
+    assert.equal(server.stats.tokensIssued, 2);
+    assert.equal(server.stats.api401, 1);
+    await flowing(server, c, "events on the new channel");
+    assert.deepEqual(lostEvents(server, c), [], "no event lost");
+  });
+});
+
+Deno.test("notifications: leaving the loop closes the socket", async () => {
+  await withServer({}, async (server) => {
+    const preset = genesysCloud({ region: "eu_west_1", clientId: ID, clientSecret: SECRET });
+    const client = createTokenClient({
+      ...preset,
+      tokenUrl: server.tokenUrl,
+      baseUrl: server.baseUrl,
+    });
+    const publisher = setInterval(() => server.publish(TOPIC), 10);
+    try {
+      for await (const event of genesysNotifications(client, { topics: [TOPIC] })) {
+        assert.equal(event.topicName, TOPIC);
+        break;
+      }
+    } finally {
+      clearInterval(publisher);
+    }
+    await until("no socket", () => server.openSockets() === 0);
+  });
+});
