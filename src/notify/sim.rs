@@ -10,8 +10,10 @@
 //!    socket unless another of its sockets is open;
 //! 2. no channel expires under the stream's only open socket unless a
 //!    fault hit its rollover window;
-//! 3. waits are bounded: after a failure, the channel's next call comes
-//!    within the back-off's ceiling (or the server's `Retry-After`);
+//! 3. waits follow the back-off: after a failure, the channel's next call
+//!    comes within the back-off's ceiling (or the server's `Retry-After`),
+//!    never sooner than the failure's draw of the first ceiling, and within
+//!    the first ceiling after a connection that lived a minute;
 //! 4. no tight loop: the stream's next deadline is always ahead of now, and
 //!    no minute holds more than [`MAX_CALLS_PER_MINUTE`] calls;
 //! 5. it recovers: a quiet spell after the last fault ends with an open
@@ -19,7 +21,7 @@
 //! 6. a refused topic ends the stream with a `config` error naming it, and
 //!    nothing is sent after.
 
-use super::backoff::MAX_MS;
+use super::backoff::{BASE_MS, MAX_MS, RESET_AFTER_MS};
 use super::{Action, ChannelRef, Input, Stream, ROLL_AHEAD_MAX_MS, SILENCE_MS};
 use crate::clock::Now;
 use crate::error::ErrorCode;
@@ -146,6 +148,7 @@ struct Socket {
     channel: usize,
     stream_ref: ChannelRef,
     open: bool,
+    opened_at: f64,
     silent: bool,
     /// The stream closed it (perhaps before it opened).
     abandoned: bool,
@@ -158,6 +161,10 @@ struct Held {
     socket: Option<usize>,
     /// When its last failure came, for invariant 3, and the most it may wait.
     failed_at: Option<(f64, f64)>,
+    /// When the last failure that starts a back-off came, the least the
+    /// back-off may wait (its draw of the smallest ceiling), and the most
+    /// after a connection that lived a minute (invariant 3).
+    backoff: Option<(f64, f64, Option<f64>)>,
 }
 
 struct World {
@@ -359,6 +366,11 @@ impl World {
 
     /// Hands `input` to the stream, then performs what it says.
     fn tell(&mut self, input: Input) {
+        self.tell_after(input, None);
+    }
+
+    /// As `tell`; `lived`: for a drop of an open socket, how long it had been open.
+    fn tell_after(&mut self, input: Input, lived: Option<f64>) {
         if self.done {
             return;
         }
@@ -384,8 +396,41 @@ impl World {
             _ => {}
         }
         let rand = self.dice.uniform();
+        self.backoff_starts(&input, rand, lived);
         self.stream.handle(self.clock(), rand, input);
         self.perform();
+    }
+
+    /// Notes a failure that starts a back-off, with the draw `rand` it is given.
+    fn backoff_starts(&mut self, input: &Input, rand: f64, lived: Option<f64>) {
+        let (channel, lived) = match input {
+            Input::Dropped { channel } if lived.is_some() => (*channel, lived),
+            Input::Heard {
+                channel,
+                closing: true,
+            } => (*channel, self.open_for(*channel)),
+            Input::Known { channel, .. }
+            | Input::Unreachable {
+                channel,
+                retryable: true,
+            } => (*channel, None),
+            Input::Refused {
+                channel, status, ..
+            } if *status != 400 && *status != 403 => (*channel, None),
+            _ => return,
+        };
+        let reset = lived.filter(|&l| l >= RESET_AFTER_MS).map(|_| BASE_MS);
+        let now = self.now;
+        if let Some(held) = self.held.get_mut(&channel) {
+            held.backoff = Some((now, rand * BASE_MS, reset));
+        }
+    }
+
+    /// How long the channel's socket has been open, if it is.
+    fn open_for(&self, channel: ChannelRef) -> Option<f64> {
+        let socket = self.held.get(&channel)?.socket?;
+        let s = &self.sockets[socket];
+        s.open.then_some(self.now - s.opened_at)
     }
 
     /// A failure of `channel` now: its next call must come within `wait`.
@@ -461,6 +506,18 @@ impl World {
 
     /// Counts a call (invariants 3 and 4).
     fn call(&mut self, channel: ChannelRef) {
+        if let Some((at, floor, reset)) = self.held.get_mut(&channel).and_then(|h| h.backoff.take())
+        {
+            let waited = self.now - at;
+            if waited < floor - 1e-6 {
+                return self.violate("invariant 3: a call sooner than the back-off allows");
+            }
+            if reset.is_some_and(|most| waited > most + 1e-6) {
+                return self.violate(
+                    "invariant 3: after a connection that lived a minute, a wait past the first ceiling",
+                );
+            }
+        }
         if let Some((at, wait)) = self.held.get_mut(&channel).and_then(|h| h.failed_at.take()) {
             // Connects after a verification, and calls after a REST answer, add their latency.
             if self.now - at > wait + 2_000.0 {
@@ -589,6 +646,7 @@ impl World {
             channel: id,
             stream_ref: channel,
             open: false,
+            opened_at: 0.0,
             silent: false,
             abandoned: false,
         });
@@ -610,6 +668,7 @@ impl World {
             return self.tell(Input::Dropped { channel });
         }
         self.sockets[socket].open = true;
+        self.sockets[socket].opened_at = self.now;
         self.report.reconnects += u64::from(self.ever_open);
         self.ever_open = true;
         self.update_gap();
@@ -649,7 +708,8 @@ impl World {
         let channel = self.sockets[socket].stream_ref;
         if self.held.get(&channel).and_then(|h| h.socket) == Some(socket) {
             self.held.get_mut(&channel).expect("held").socket = None;
-            self.tell(Input::Dropped { channel });
+            let lived = self.now - self.sockets[socket].opened_at;
+            self.tell_after(Input::Dropped { channel }, Some(lived));
         }
     }
 
