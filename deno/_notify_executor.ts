@@ -74,7 +74,14 @@ export async function* runNotifications(
   };
   const feed = (input: NotifyInput) => {
     if (stopped.aborted || failure !== undefined) return;
-    const step = core.handle(Date.now(), mono(), Math.random(), input);
+    let step;
+    try {
+      step = core.handle(Date.now(), mono(), Math.random(), input);
+    } catch {
+      // The core refused the input: a bug here, not a reason to retry.
+      failure = new TokenError("internal", "the notification stream was driven out of order");
+      return woken();
+    }
     for (const action of step.actions) perform(action);
     clearTimeout(timer);
     if (step.wakeAt !== undefined) {
