@@ -20,8 +20,8 @@ export const EXIT = {
   invalidResponse: 5,
 } as const;
 
-export type Command = "token" | "status" | "exec" | "agent";
-export const COMMANDS: readonly Command[] = ["token", "status", "exec", "agent"];
+export type Command = "token" | "status" | "exec" | "agent" | "notifications";
+export const COMMANDS: readonly Command[] = ["token", "status", "exec", "agent", "notifications"];
 
 /**
  * One flag. The table of them drives parsing, `--help`, the environment
@@ -88,6 +88,12 @@ export const FLAGS: readonly Flag[] = [
     commands: ["agent"],
     help: "return once the first token is written (exit 0) or with the first error's exit" +
       "\n code; the agent carries on detached (its .lock file names its pid)",
+  },
+  {
+    name: "--topic",
+    value: "TOPIC",
+    commands: ["notifications"],
+    help: "a Genesys Cloud notification topic, e.g. v2.users.{id}.presence (repeatable)",
   },
   {
     name: "--min-valid",
@@ -171,6 +177,12 @@ export const FLAGS: readonly Flag[] = [
       "\n KV Connect URL (Deno Deploy's KV, denokv) with DENO_KV_ACCESS_TOKEN; a" +
       "\n URL that cannot be opened leaves the run on its own token, said on stderr",
   },
+  {
+    name: "--base-url",
+    value: "URL",
+    env: "FRESHTOKEN_BASE_URL",
+    help: "the API's base: an https: origin (http: on loopback); with --region, its api. host",
+  },
   { name: "--timeout", value: "MS", help: "per token request (default 10000)" },
   { name: "--help", help: "this text" },
   { name: "--version", help: "freshtoken's version" },
@@ -187,6 +199,8 @@ Usage:
   freshtoken status [--json] [options]                 which client, what is cached; exits 1 without a token
   freshtoken agent --sink PATH [--header-sink PATH] [--background] [options]
                                                        keep token files fresh until SIGTERM
+  freshtoken notifications --topic T [--topic T…] [options]
+                                                       print Genesys Cloud notifications, one JSON line each
   freshtoken --help | --version
 
 In GitHub Actions (GITHUB_ACTIONS=true) every token printed, exported or written to a token file
@@ -210,6 +224,12 @@ it, and one found holding another file later is left alone. With --background (n
 code, or 128 + the signal's number if the agent is stopped first. With --kv it shares the token
 with every process on that store.
 
+"notifications" follows Genesys Cloud notification topics (a channel, its subscriptions and its
+WebSocket, kept alive and replaced before it expires) and prints each event as one JSON line on
+stdout, as Genesys sent it, until SIGINT or SIGTERM (then exit 0). The API base comes from
+--region (GENESYS_CLOUD_REGION) or --base-url (FRESHTOKEN_BASE_URL). An event may come twice
+around a channel's replacement: its metadata.CorrelationId tells. Nothing else is printed.
+
 ${flagHelp()}
 
 Exit codes:
@@ -228,6 +248,7 @@ Examples:
   freshtoken token --github-env API_TOKEN           # later steps: $API_TOKEN, masked in the log
   freshtoken status --kv .freshtoken.kv
   freshtoken token --kv "https://api.deno.com/v2/databases/$ID/connect"  # one for all runners
+  GENESYS_CLOUD_REGION=eu_west_1 freshtoken notifications --topic v2.users.$USER_ID.presence | jq .
 `;
 
 /** The options part of --help, from the table. */
@@ -257,6 +278,8 @@ export interface Invocation {
   values: Map<string, string>;
   /** `--pass-env`, which may repeat. */
   passEnv: string[];
+  /** `--topic`, which may repeat. */
+  topics: string[];
   switches: Set<string>;
   /** What follows `--`: exec's command and its arguments. */
   run: string[];
@@ -277,6 +300,7 @@ export class NoCommand extends Error {}
 export function parseArgs(args: string[]): Invocation {
   const values = new Map<string, string>();
   const passEnv: string[] = [];
+  const topics: string[] = [];
   const switches = new Set<string>();
   let command: Command | undefined;
   const end = args.indexOf("--");
@@ -295,6 +319,7 @@ export function parseArgs(args: string[]): Invocation {
       }
       values.set(name, value);
       if (name === "--pass-env") passEnv.push(variableName(name, value));
+      if (name === "--topic") topics.push(value);
     } else if (flag !== undefined && inline === undefined) {
       switches.add(name);
     } else if (name.startsWith("-")) {
@@ -314,8 +339,10 @@ export function parseArgs(args: string[]): Invocation {
       throw configError(`unexpected argument ${at}`);
     }
   }
-  if (switches.has("--help")) return { command: "help", values, passEnv, switches, run };
-  if (switches.has("--version")) return { command: "version", values, passEnv, switches, run };
+  if (switches.has("--help")) return { command: "help", values, passEnv, topics, switches, run };
+  if (switches.has("--version")) {
+    return { command: "version", values, passEnv, topics, switches, run };
+  }
   if (command === undefined) throw new NoCommand();
   if (switches.has("--header") && switches.has("--json")) {
     throw configError("choose one of --header and --json");
@@ -333,7 +360,10 @@ export function parseArgs(args: string[]): Invocation {
   }
   if (command === "exec" && run.length === 0) throw configError(EXEC_NEEDS_DASHES);
   if (command !== "exec" && end >= 0) throw configError("-- is for the exec command");
-  return { command, values, passEnv, switches, run };
+  if (command === "notifications" && topics.length === 0) {
+    throw configError("notifications needs --topic, e.g. --topic v2.users.{id}.presence");
+  }
+  return { command, values, passEnv, topics, switches, run };
 }
 
 /**

@@ -2,7 +2,13 @@
 // variables, value by value, and the library's configuration errors said in
 // the CLI's terms (the flag or variable that gave the option).
 
-import { endpointFromEnv, GENESYS_VARIABLES, genesysFromEnv, keyOptions } from "./_env.ts";
+import {
+  baseUrlFrom,
+  endpointFromEnv,
+  GENESYS_VARIABLES,
+  genesysFromEnv,
+  keyOptions,
+} from "./_env.ts";
 import { genesysCloud, regionDomain } from "./genesys.ts";
 import { configError, TokenError } from "./token_error.ts";
 import type { TokenClientOptions } from "./types.ts";
@@ -162,6 +168,8 @@ export function clientOptions(
   if (timeout !== undefined) options.timeoutMs = number("--timeout", timeout, 1, "milliseconds");
   const key = first("encryptionKey", ["FRESHTOKEN_ENCRYPTION_KEY"]);
   if (key) options.encryptionKey = key;
+  const baseUrl = given("baseUrl", "--base-url");
+  if (baseUrl?.trim()) options.baseUrl = baseUrlFrom(baseUrl, sources.get("baseUrl")!);
   return options;
 }
 

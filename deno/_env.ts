@@ -62,7 +62,8 @@ export function endpointFromEnv(
  *   `GENESYSCLOUD_OAUTHCLIENT_SECRET`).
  * Without `FRESHTOKEN_TOKEN_URL` or `FRESHTOKEN_ISSUER`, `FRESHTOKEN_CLIENT_ID`
  * and `FRESHTOKEN_CLIENT_SECRET` serve the Genesys client, ahead of its own.
- * `FRESHTOKEN_ENCRYPTION_KEY` applies to all. A partly set group is a
+ * `FRESHTOKEN_ENCRYPTION_KEY` and `FRESHTOKEN_BASE_URL` (the API base,
+ * `baseUrl`) apply to all. A partly set group is a
  * `"config"` error naming what is missing.
  */
 export function optionsFromEnv(env: Env): TokenClientOptions[] {
@@ -135,7 +136,37 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
     found.push(genesysCloud({ domain, clientId, clientSecret }));
   }
   const encryptionKey = env("FRESHTOKEN_ENCRYPTION_KEY")?.trim();
-  return encryptionKey ? found.map((o) => ({ ...o, encryptionKey })) : found;
+  // The API base for client.fetch and notifications (a Genesys client's own comes from its region);
+  // set in place, so that a preset keeps printing without its secret.
+  const baseUrl = baseUrlFrom(env("FRESHTOKEN_BASE_URL"), "FRESHTOKEN_BASE_URL");
+  const withKey = encryptionKey ? found.map((o) => ({ ...o, encryptionKey })) : found;
+  return baseUrl ? withKey.map((o) => Object.assign(o, { baseUrl })) : withKey;
+}
+
+/**
+ * The API base a variable or flag (`source`) gives: an `https:` origin, or
+ * `http:` on a loopback host; the error names `source`, never the value.
+ */
+export function baseUrlFrom(value: string | undefined, source: string): string | undefined {
+  const text = value?.trim();
+  if (!text) return undefined;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw configError(`${source} must be a URL such as https://api.mypurecloud.ie`);
+  }
+  const loopback = ["localhost", "[::1]"].includes(url.hostname) ||
+    /^127(\.\d{1,3}){3}$/.test(url.hostname);
+  const scheme = url.protocol === "https:" || (url.protocol === "http:" && loopback);
+  const origin = url.pathname === "/" && url.search === "" && url.hash === "" &&
+    url.username === "" && url.password === "";
+  if (!scheme || !origin) {
+    throw configError(
+      `${source} must be an https: origin such as https://api.mypurecloud.ie (http: only on loopback; no path)`,
+    );
+  }
+  return url.origin;
 }
 
 /**

@@ -178,3 +178,42 @@ Deno.test("an unknown region names the variable that holds it, never its value",
     );
   }
 });
+
+Deno.test("optionsFromEnv() gives every client FRESHTOKEN_BASE_URL as baseUrl, checked", () => {
+  const vars = {
+    GENESYS_CLOUD_REGION: "eu-west-1",
+    GENESYS_CLOUD_CLIENT_ID: "gid",
+    GENESYS_CLOUD_CLIENT_SECRET: "gsecret",
+    FRESHTOKEN_TOKEN_URL: "https://auth.example.com/token",
+    FRESHTOKEN_CLIENT_ID: "id",
+    FRESHTOKEN_CLIENT_SECRET: "secret",
+  };
+  const clients = from({ ...vars, FRESHTOKEN_BASE_URL: " https://api.example.com/ " });
+  assert.deepEqual(clients.map((o) => o.baseUrl), [
+    "https://api.example.com",
+    "https://api.example.com",
+  ]);
+  assert.ok(
+    !JSON.stringify(clients[1]).includes("gsecret"),
+    "the preset still prints without its secret",
+  );
+  assert.equal(
+    from({ ...vars, FRESHTOKEN_BASE_URL: "http://127.0.0.1:8080" })[0].baseUrl,
+    "http://127.0.0.1:8080",
+  );
+  for (
+    const bad of [
+      "http://api.example.com",
+      "https://api.example.com/v2",
+      "api.example.com",
+      "https://u:p@a.example",
+    ]
+  ) {
+    assert.throws(
+      () => from({ ...vars, FRESHTOKEN_BASE_URL: bad }),
+      (e) =>
+        e instanceof TokenError && e.code === "config" && /FRESHTOKEN_BASE_URL/.test(e.message) &&
+        !e.message.includes(bad),
+    );
+  }
+});

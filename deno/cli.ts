@@ -22,6 +22,7 @@ import { clientOptions, inCliTerms } from "./_cli_options.ts";
 import { onStore, openSharedStore, storeFailureReporter } from "./_cli_store.ts";
 import { append, CommandNotFound, execWithToken, exportTargets } from "./_cli_commands.ts";
 import { agent, agentNeeds, background, sinkPaths } from "./_cli_agent.ts";
+import { notifications } from "./_cli_notifications.ts";
 
 export { EXIT };
 
@@ -73,6 +74,7 @@ export async function main(
       throw inCliTerms(error, sources);
     }
     if (invocation.command === "agent") return await agent(client, invocation, io);
+    if (invocation.command === "notifications") return await notifications(client, invocation, io);
     if (invocation.command === "status") {
       const json = invocation.switches.has("--json");
       await (client as unknown as Record<symbol, () => Promise<void>>)[LOAD_SHARED]();

@@ -25,6 +25,8 @@ export { clientOptionsFromEnv } from "./env.ts";
 export { refreshIfDue } from "./refresh_if_due.ts";
 export { registerRefreshCron } from "./refresh_cron.ts";
 export { GENESYS_CLOUD_REGIONS, genesysCloud } from "./genesys.ts";
+export { genesysNotifications } from "./notifications.ts";
+export type { NotificationEvent, NotificationOptions } from "./notifications.ts";
 export type { GenesysCloudOptions } from "./genesys.ts";
 export { TokenError } from "./token_error.ts";
 export type { TokenErrorCode, TokenErrorInit } from "./token_error.ts";

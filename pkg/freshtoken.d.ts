@@ -127,6 +127,36 @@ export interface Identity {
 
 
 
+/** What the notification executor does next (`stream.handle`), and what it reports after. */
+export type NotifyAction =
+| { type: "create"; channel: number; timeoutMs: number } // created | refused | unreachable
+| { type: "subscribe"; channel: number; timeoutMs: number } // subscribed | refused | unreachable
+| { type: "connect"; channel: number } // opened | dropped
+| { type: "verify"; channel: number; timeoutMs: number } // known | refused | unreachable
+| { type: "disconnect"; channel: number }
+| { type: "forget"; channel: number }
+| { type: "fail"; error?: CoreError }; // absent: throw the error last reported
+
+/** What happened, for `stream.handle`. */
+export type NotifyInput =
+| { type: "tick" }
+| { type: "created"; channel: number; expires?: number; serverDate?: number }
+| { type: "subscribed"; channel: number }
+| { type: "opened"; channel: number }
+| { type: "heard"; channel: number; closing: boolean }
+| { type: "dropped"; channel: number }
+| { type: "known"; channel: number; known: boolean }
+| { type: "refused"; channel: number; status: number; retryAfterSeconds?: number; detail?: string }
+| { type: "unreachable"; channel: number; retryable: boolean };
+
+/** The actions an input calls for, and when (monotonic ms) to tick if nothing happens. */
+export interface NotifyStep {
+    actions: NotifyAction[];
+    wakeAt?: number;
+}
+
+
+
 /**
  * An answer, or why there is none: in the `answer` outcome of `send`.
  */
@@ -300,6 +330,22 @@ export enum FilesStep {
      * Refresh, then call `refreshed(…)` or `failed(now)`.
      */
     Refresh = 2,
+}
+
+/**
+ * One notification stream's decisions ([`Stream`]).
+ */
+export class NotificationStream {
+    free(): void;
+    [Symbol.dispose](): void;
+    /**
+     * Takes `input` at `now`/`mono` (`rand` in `[0, 1)`) and answers a `NotifyStep`.
+     */
+    handle(now: number, mono: number, rand: number, input: NotifyInput): NotifyStep;
+    /**
+     * A stream of `topics`; throws a `CoreError` with code `config` for bad topic names.
+     */
+    constructor(topics: string[]);
 }
 
 /**

@@ -6,5 +6,5 @@ import { __wbg_set_wasm } from "./freshtoken_bg.js";
 __wbg_set_wasm(wasm);
 wasm.__wbindgen_start();
 export {
-    Answer, CallState, Core, FilesKeeper, FilesStep, Signed, StoreGuard, closestName, errorCodes, holdsCredential, maxAccessTokenBytes, nearName, pemDer
+    Answer, CallState, Core, FilesKeeper, FilesStep, NotificationStream, Signed, StoreGuard, closestName, errorCodes, holdsCredential, maxAccessTokenBytes, nearName, pemDer
 } from "./freshtoken_bg.js";

@@ -416,6 +416,51 @@ export const FilesStep = Object.freeze({
 });
 
 /**
+ * One notification stream's decisions ([`Stream`]).
+ */
+export class NotificationStream {
+    __destroy_into_raw() {
+        const ptr = this.__wbg_ptr;
+        this.__wbg_ptr = 0;
+        NotificationStreamFinalization.unregister(this);
+        return ptr;
+    }
+    free() {
+        const ptr = this.__destroy_into_raw();
+        wasm.__wbg_notificationstream_free(ptr, 0);
+    }
+    /**
+     * Takes `input` at `now`/`mono` (`rand` in `[0, 1)`) and answers a `NotifyStep`.
+     * @param {number} now
+     * @param {number} mono
+     * @param {number} rand
+     * @param {NotifyInput} input
+     * @returns {NotifyStep}
+     */
+    handle(now, mono, rand, input) {
+        const ret = wasm.notificationstream_handle(this.__wbg_ptr, now, mono, rand, input);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
+    }
+    /**
+     * A stream of `topics`; throws a `CoreError` with code `config` for bad topic names.
+     * @param {string[]} topics
+     */
+    constructor(topics) {
+        const ret = wasm.notificationstream_new(topics);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        this.__wbg_ptr = ret[0];
+        NotificationStreamFinalization.register(this, this.__wbg_ptr, this);
+        return this;
+    }
+}
+if (Symbol.dispose) NotificationStream.prototype[Symbol.dispose] = NotificationStream.prototype.free;
+
+/**
  * A signed assertion, or why there is none: in the `signed` outcome of `sign`.
  */
 export class Signed {
@@ -653,6 +698,10 @@ export function pemDer(text, label) {
 }
 export function __wbg_Error_208446807d0d1e30(arg0, arg1) {
     const ret = Error(getStringFromWasm0(arg0, arg1));
+    return ret;
+}
+export function __wbg_Number_ff192a72a0dcdf6d(arg0) {
+    const ret = Number(arg0);
     return ret;
 }
 export function __wbg_String_8564e559799eccda(arg0, arg1) {
@@ -1169,12 +1218,12 @@ export function __wbg_value_e0f328965e184931(arg0) {
     return ret;
 }
 export function __wbindgen_generic_0000000000000001(arg0, arg1) {
-    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 1, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 2, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
     const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h3d61a1e903f6ed2f);
     return ret;
 }
 export function __wbindgen_generic_0000000000000002(arg0, arg1) {
-    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 90, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 94, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
     const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h60702a48838d1764);
     return ret;
 }
@@ -1235,6 +1284,9 @@ const CoreFinalization = (typeof FinalizationRegistry === 'undefined')
 const FilesKeeperFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_fileskeeper_free(ptr, 1));
+const NotificationStreamFinalization = (typeof FinalizationRegistry === 'undefined')
+    ? { register: () => {}, unregister: () => {} }
+    : new FinalizationRegistry(ptr => wasm.__wbg_notificationstream_free(ptr, 1));
 const SignedFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_signed_free(ptr, 1));

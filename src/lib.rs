@@ -22,6 +22,7 @@ pub mod config;
 pub mod discovery;
 pub mod driver;
 pub mod error;
+pub mod notify;
 pub mod options;
 pub mod redact;
 pub mod request;

@@ -11,6 +11,7 @@
 //! JavaScript value between calls, so nothing here keeps a dropped client alive.
 
 mod http;
+mod notify;
 mod sign;
 
 use crate::call::Call;
