@@ -128,6 +128,8 @@ class FreshTokenClient implements TokenClient {
   /** The hot path serves while the clock reads in [#servedAt, #serveUntil): the core's answer. */
   #serveUntil = -Infinity;
   #servedAt = Infinity;
+  /** Until when the token cools after a 429 (monotonic ms): the core's answer, kept after each change. */
+  #coolingUntil = -Infinity;
   #hits = 0;
   /** Of `#hits`, the tokens taken from KV. */
   #kvHits = 0;
@@ -244,20 +246,90 @@ class FreshTokenClient implements TokenClient {
     }
     // A stream body is consumed by the first attempt and cannot be replayed.
     const replayable = !(init?.body instanceof ReadableStream);
-    const token = await this.getToken();
-    const first = await this.#send(replayable ? request.clone() : request, token);
-    if (first.status !== 401 || !replayable) return first;
+    const call = { started: this.#mono(), sends: 0, unauthorized: false };
+    for (;;) {
+      await this.#whileCooling(call);
+      const token = await this.getToken();
+      const response = await this.#send(replayable ? request.clone() : request, token);
+      call.sends++;
+      if (response.status === 429) {
+        if (!await this.#rateLimited(call, response, replayable)) return response;
+      } else if (response.status === 401 && replayable && !call.unauthorized) {
+        call.unauthorized = true;
+        if (!await this.#unauthorized(response, token)) return response;
+      } else {
+        if (call.unauthorized && response.status !== 401) this.#core.authorized();
+        return response;
+      }
+    }
+  }
+
+  /**
+   * Before `client.fetch` sends: while the token cools after a 429, waits
+   * for it when the core says the wait fits the call (src/rate_limit.rs).
+   * Past the cooling, no wasm call.
+   */
+  async #whileCooling(call: { started: number; sends: number }): Promise<void> {
+    if (this.#mono() >= this.#coolingUntil) return;
+    const step = this.#core.beforeSend(this.#now(), this.#mono(), call.started, call.sends);
+    if (step.type === "wait") await this.#apiWait(step.ms);
+  }
+
+  /**
+   * The API answered 429: the core cools the token and says whether the
+   * call waits (then `true`: send again) or returns the 429 (`false`).
+   */
+  async #rateLimited(
+    call: { started: number; sends: number },
+    response: Response,
+    replayable: boolean,
+  ): Promise<boolean> {
+    const retryAfter = response.headers.get("retry-after") ?? undefined;
+    const { next, coolingMs } = this.#core.rateLimited(
+      this.#now(),
+      this.#mono(),
+      call.started,
+      call.sends,
+      retryAfter,
+      replayable,
+    );
+    this.#coolingUntil = this.#core.coolingUntil;
+    const waits = next.type === "wait";
+    this.#emit({
+      type: "rate_limited",
+      at: this.#now(),
+      status: 429,
+      coolingMs,
+      next: waits ? "wait" : "return",
+    });
+    if (!waits) return false;
+    await response.body?.cancel();
+    await this.#apiWait(next.ms);
+    return true;
+  }
+
+  /** `client.fetch` waits `ms` for its token to stop cooling. */
+  async #apiWait(ms: number): Promise<void> {
+    this.#emit({ type: "api_wait", at: this.#now(), delayMs: ms });
+    const span = this.#telemetry?.wait("freshtoken.rate_limit_wait");
+    await sleep(ms);
+    span?.end();
+  }
+
+  /**
+   * The API answered 401 with `token`: the core says whether to send again
+   * (`true`), with the current token or a new one, or to return the 401.
+   */
+  async #unauthorized(response: Response, token: Token): Promise<boolean> {
     const { next, remove } = this.#core.unauthorized(this.#now(), this.#mono(), token.accessToken);
-    if (next === "give_up") return first;
-    await first.body?.cancel();
+    if (next === "give_up") return false;
+    await response.body?.cancel();
     if (next === "refresh") {
       this.#entry = undefined;
       this.#sync();
       if (remove !== undefined) await this.#performApart(remove);
     }
-    const second = await this.#send(request, await this.getToken());
-    if (second.status !== 401) this.#core.authorized();
-    return second;
+    return true;
   }
 
   status(): TokenStatus {
@@ -512,6 +584,7 @@ class FreshTokenClient implements TokenClient {
       ? -Infinity
       : this.#core.serveUntil(now, this.#mono());
     this.#servedAt = now;
+    this.#coolingUntil = this.#core.coolingUntil;
   }
 
   /** Stale-while-revalidate: runs the background refresh the core began. */

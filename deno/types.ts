@@ -229,7 +229,16 @@ export type TokenEvent =
   | TokenEventBase & { type: "kv_write" }
   | TokenEventBase & { type: "kv_error"; operation: string; message: string }
   | TokenEventBase & { type: "lease_wait" }
-  | TokenEventBase & { type: "background_refresh" };
+  | TokenEventBase & { type: "background_refresh" }
+  /** The API answered `client.fetch` with 429: its token cools `coolingMs`; the call waits or returns the 429. */
+  | TokenEventBase & {
+    type: "rate_limited";
+    status: 429;
+    coolingMs: number;
+    next: "wait" | "return";
+  }
+  /** `client.fetch` waits `delayMs` for its token to stop cooling before it sends (again). */
+  | TokenEventBase & { type: "api_wait"; delayMs: number };
 
 /** Options of {@linkcode registerRefreshCron}. */
 export interface RefreshCronOptions {

@@ -98,6 +98,18 @@ export interface CoreUnauthorized {
     remove?: CoreEffect;
 }
 
+/** What `client.fetch` does about the API's rate limit (`core.beforeSend`, `core.rateLimited`). */
+export type ApiStep =
+| { type: "send" }
+| { type: "wait"; ms: number } // the token cools: wait, then send again
+| { type: "return" }; // hand the 429 to the caller
+
+/** After a 429 (`core.rateLimited`): what the call does, and how long this 429 cools the token. */
+export interface CoreRateLimited {
+    next: ApiStep;
+    coolingMs: number;
+}
+
 /** What `status()` reports, never the token. */
 export interface CoreStatus {
     hasToken: boolean;
@@ -157,6 +169,11 @@ export class Core {
      */
     authorized(): void;
     /**
+     * `client.fetch`, begun at `started` (monotonic ms) and having sent
+     * `sends` times, is about to send: an `ApiStep` (`send` or `wait`).
+     */
+    beforeSend(now: number, mono: number, started: number, sends: number): ApiStep;
+    /**
      * An error the wrapper raises for this client (an aborted wait, a
      * shared back-off), formatted like every other: `code` is one of the
      * error codes (else `network`), and the message names the endpoint and id.
@@ -190,6 +207,11 @@ export class Core {
      * resolves to the `config` error if WebCrypto refuses it, else `undefined`.
      */
     prepareKey(): Promise<CoreError | undefined>;
+    /**
+     * `client.fetch` got a 429 whose `Retry-After` reads `retry_after`:
+     * the token cools, and the call waits or returns it (a `CoreRateLimited`).
+     */
+    rateLimited(now: number, mono: number, started: number, sends: number, retry_after: string | null | undefined, replayable: boolean): CoreRateLimited;
     /**
      * Sends the request the `send` effect names through `fetch` (the
      * `fetch` option, or the global fetch), within `timeout_ms`; keeps no
@@ -225,6 +247,11 @@ export class Core {
      * delete of that token to perform first (a `CoreUnauthorized`).
      */
     unauthorized(now: number, mono: number, token: string): CoreUnauthorized;
+    /**
+     * Until when the token cools after a 429, monotonic ms: `client.fetch`
+     * asks `beforeSend` only before then.
+     */
+    readonly coolingUntil: number;
     /**
      * How many events wait to be taken (`events()` is called only then).
      */

@@ -78,6 +78,31 @@ export class Core {
         wasm.core_authorized(this.__wbg_ptr);
     }
     /**
+     * `client.fetch`, begun at `started` (monotonic ms) and having sent
+     * `sends` times, is about to send: an `ApiStep` (`send` or `wait`).
+     * @param {number} now
+     * @param {number} mono
+     * @param {number} started
+     * @param {number} sends
+     * @returns {ApiStep}
+     */
+    beforeSend(now, mono, started, sends) {
+        const ret = wasm.core_beforeSend(this.__wbg_ptr, now, mono, started, sends);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
+    }
+    /**
+     * Until when the token cools after a 429, monotonic ms: `client.fetch`
+     * asks `beforeSend` only before then.
+     * @returns {number}
+     */
+    get coolingUntil() {
+        const ret = wasm.core_coolingUntil(this.__wbg_ptr);
+        return ret;
+    }
+    /**
      * An error the wrapper raises for this client (an aborted wait, a
      * shared back-off), formatted like every other: `code` is one of the
      * error codes (else `network`), and the message names the endpoint and id.
@@ -205,6 +230,31 @@ export class Core {
     prepareKey() {
         const ret = wasm.core_prepareKey(this.__wbg_ptr);
         return ret;
+    }
+    /**
+     * `client.fetch` got a 429 whose `Retry-After` reads `retry_after`:
+     * the token cools, and the call waits or returns it (a `CoreRateLimited`).
+     * @param {number} now
+     * @param {number} mono
+     * @param {number} started
+     * @param {number} sends
+     * @param {string | null | undefined} retry_after
+     * @param {boolean} replayable
+     * @returns {CoreRateLimited}
+     */
+    rateLimited(now, mono, started, sends, retry_after, replayable) {
+        const val2 = +now;
+        const val3 = +mono;
+        const val4 = +started;
+        const val5 = +sends;
+        const val6 = +replayable;
+        var ptr0 = isLikeNone(retry_after) ? 0 : passStringToWasm0(retry_after, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        var len0 = WASM_VECTOR_LEN;
+        const ret = wasm.core_rateLimited(this.__wbg_ptr, val2, val3, val4, val5, ptr0, len0, val6);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
     }
     /**
      * Sends the request the `send` effect names through `fetch` (the

@@ -12,6 +12,7 @@ use crate::discovery::Metadata;
 use crate::driver::Event;
 use crate::driver::{Driver, Effect, Outcome, Parts};
 use crate::error::{Source, TokenError};
+use crate::rate_limit::{cooling_ms, ApiCall, ApiStep};
 use crate::request::HttpRequest;
 use crate::state::{TokenState, Unauthorized};
 use serde::Serialize;
@@ -182,6 +183,31 @@ impl Client {
         (next, remove)
     }
 
+    /// `client.fetch` is about to send for `call`: it waits first while
+    /// the token cools, when that fits its deadline (src/rate_limit.rs).
+    pub fn before_send(&self, now: Now, call: &ApiCall) -> ApiStep {
+        call.before_send(now, self.state.cooling_until(), &self.config.retry)
+    }
+
+    /// `client.fetch` got a 429 for `call`, its `Retry-After` reading
+    /// `retry_after`: the token cools for the time the API asks (capped;
+    /// a default when absent), and the call waits or returns the 429.
+    /// Also returns how long this 429 cools the token, ms.
+    pub fn rate_limited(
+        &mut self,
+        now: Now,
+        call: &ApiCall,
+        retry_after: Option<&str>,
+        replayable: bool,
+    ) -> (ApiStep, f64) {
+        let ms = cooling_ms(retry_after, now.wall);
+        let until = self.state.cool(now, ms);
+        (
+            call.rate_limited(now, until, replayable, &self.config.retry),
+            ms,
+        )
+    }
+
     /// Runs `step` on the driver in flight with this client's parts, and
     /// keeps the events it produced; `None` without one. The driver goes
     /// back into the flight unless the step ended it.
@@ -297,6 +323,32 @@ mod tests {
         assert!(!c.state.in_flight());
         // A 401 for a token no longer held deletes nothing.
         assert_eq!(c.unauthorized(T0, "old", 0.5).1, None);
+    }
+
+    #[test]
+    fn a_429_cools_the_token_for_every_call_until_its_retry_after() {
+        use crate::rate_limit::{ApiCall, ApiStep};
+        let mut c = client(false);
+        let call = ApiCall {
+            started: T0.mono,
+            sends: 1,
+        };
+        assert_eq!(c.before_send(T0, &call), ApiStep::Send);
+        let (step, cooling) = c.rate_limited(T0, &call, Some("2"), true);
+        assert_eq!((step, cooling), (ApiStep::Wait { ms: 2_000.0 }, 2_000.0));
+        // Another call, begun later, finds the token cooling and waits the rest.
+        let later = ApiCall {
+            started: T0.mono + 500.0,
+            sends: 0,
+        };
+        assert_eq!(
+            c.before_send(T0.plus(500.0), &later),
+            ApiStep::Wait { ms: 1_500.0 }
+        );
+        // A shorter Retry-After does not end the cooling earlier.
+        c.rate_limited(T0.plus(500.0), &later, Some("0"), true);
+        assert_eq!(c.state.cooling_until(), T0.mono + 2_000.0);
+        assert_eq!(c.before_send(T0.plus(2_000.0), &later), ApiStep::Send);
     }
 
     #[test]

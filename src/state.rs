@@ -119,6 +119,9 @@ pub struct TokenState {
     unauthorized: u32,
     /// No refresh for a 401 before this, monotonic ms.
     unauthorized_until: f64,
+    /// The API answered 429: the token cools (no call sends with it) until
+    /// this, monotonic ms (docs/DESIGN.md, "The API's rate limit").
+    cooling_until: f64,
     fetches: u32,
     /// Fingerprints of the last tokens invalidated or refused with a 401,
     /// oldest first: never taken again, from any read. More than one, as
@@ -485,6 +488,18 @@ impl TokenState {
     pub fn authorized(&mut self) {
         self.unauthorized = 0;
         self.unauthorized_until = 0.0;
+    }
+
+    /// The API answered 429 at `now`: the token cools for `ms` more (a
+    /// later end already known stands). Returns the end, monotonic ms.
+    pub fn cool(&mut self, now: Now, ms: f64) -> f64 {
+        self.cooling_until = self.cooling_until.max(now.mono + ms);
+        self.cooling_until
+    }
+
+    /// Until when the token cools, monotonic ms (in the past: it does not).
+    pub fn cooling_until(&self) -> f64 {
+        self.cooling_until
     }
 
     /// Whether the cached token is missing, or inside its refresh window

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::driver::{Effect, LeaseResult, Outcome, Seen};
 use crate::error::{ErrorCode, TokenError};
 use crate::options::{check_names, option_names, read, Options, RetryOptions};
+use crate::rate_limit::{ApiCall, ApiStep};
 use crate::response::{self, Received};
 use crate::state::{self, TokenState};
 use crate::store_guard::{StoreGuard, STORE_TIMEOUT_MS};
@@ -128,6 +129,18 @@ export type CallStep =
 export interface CoreUnauthorized {
   next: "retry_with_current" | "refresh" | "give_up";
   remove?: CoreEffect;
+}
+
+/** What `client.fetch` does about the API's rate limit (`core.beforeSend`, `core.rateLimited`). */
+export type ApiStep =
+  | { type: "send" }
+  | { type: "wait"; ms: number } // the token cools: wait, then send again
+  | { type: "return" }; // hand the 429 to the caller
+
+/** After a 429 (`core.rateLimited`): what the call does, and how long this 429 cools the token. */
+export interface CoreRateLimited {
+  next: ApiStep;
+  coolingMs: number;
 }
 
 /** What `status()` reports, never the token. */
@@ -373,6 +386,55 @@ impl Core {
                 .client
                 .unauthorized(at(now, mono), token, Math::random());
         to_js(&Next { next, remove })
+    }
+
+    /// Until when the token cools after a 429, monotonic ms: `client.fetch`
+    /// asks `beforeSend` only before then.
+    #[wasm_bindgen(getter, js_name = coolingUntil)]
+    pub fn cooling_until(&self) -> f64 {
+        self.state().cooling_until()
+    }
+
+    /// `client.fetch`, begun at `started` (monotonic ms) and having sent
+    /// `sends` times, is about to send: an `ApiStep` (`send` or `wait`).
+    #[wasm_bindgen(js_name = beforeSend, unchecked_return_type = "ApiStep")]
+    pub fn before_send(
+        &self,
+        now: f64,
+        mono: f64,
+        started: f64,
+        sends: u32,
+    ) -> Result<JsValue, JsValue> {
+        let call = ApiCall { started, sends };
+        to_js(&self.inner.borrow().client.before_send(at(now, mono), &call))
+    }
+
+    /// `client.fetch` got a 429 whose `Retry-After` reads `retry_after`:
+    /// the token cools, and the call waits or returns it (a `CoreRateLimited`).
+    #[wasm_bindgen(js_name = rateLimited, unchecked_return_type = "CoreRateLimited")]
+    pub fn rate_limited(
+        &self,
+        now: f64,
+        mono: f64,
+        started: f64,
+        sends: u32,
+        retry_after: Option<String>,
+        replayable: bool,
+    ) -> Result<JsValue, JsValue> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Next {
+            next: ApiStep,
+            cooling_ms: f64,
+        }
+        let call = ApiCall { started, sends };
+        let (next, cooling_ms) = self.inner.borrow_mut().client.rate_limited(
+            at(now, mono),
+            &call,
+            retry_after.as_deref(),
+            replayable,
+        );
+        to_js(&Next { next, cooling_ms })
     }
 
     /// A request sent again after a 401 was accepted.
