@@ -248,8 +248,8 @@ class FreshTokenClient implements TokenClient {
     const replayable = !(init?.body instanceof ReadableStream);
     const call = { started: this.#mono(), sends: 0, unauthorized: false };
     for (;;) {
-      await this.#whileCooling(call);
-      const token = await this.getToken();
+      const token = await this.getToken(); // a first token may come with another isolate's cooling
+      if (await this.#whileCooling(call)) continue; // waited: the token may have changed
       const response = await this.#send(replayable ? request.clone() : request, token);
       call.sends++;
       if (response.status === 429) {
@@ -266,13 +266,15 @@ class FreshTokenClient implements TokenClient {
 
   /**
    * Before `client.fetch` sends: while the token cools after a 429, waits
-   * for it when the core says the wait fits the call (src/rate_limit.rs).
-   * Past the cooling, no wasm call.
+   * for it when the core says the wait fits the call (src/rate_limit.rs),
+   * and then says so (`true`). Past the cooling, no wasm call.
    */
-  async #whileCooling(call: { started: number; sends: number }): Promise<void> {
-    if (this.#mono() >= this.#coolingUntil) return;
+  async #whileCooling(call: { started: number; sends: number }): Promise<boolean> {
+    if (this.#mono() >= this.#coolingUntil) return false;
     const step = this.#core.beforeSend(this.#now(), this.#mono(), call.started, call.sends);
-    if (step.type === "wait") await this.#apiWait(step.ms);
+    if (step.type !== "wait") return false;
+    await this.#apiWait(step.ms);
+    return true;
   }
 
   /**
@@ -285,7 +287,7 @@ class FreshTokenClient implements TokenClient {
     replayable: boolean,
   ): Promise<boolean> {
     const retryAfter = response.headers.get("retry-after") ?? undefined;
-    const { next, coolingMs } = this.#core.rateLimited(
+    const { next, coolingMs, share } = this.#core.rateLimited(
       this.#now(),
       this.#mono(),
       call.started,
@@ -294,6 +296,7 @@ class FreshTokenClient implements TokenClient {
       replayable,
     );
     this.#coolingUntil = this.#core.coolingUntil;
+    if (share !== undefined) await (await this.#store)?.setCooling(share);
     const waits = next.type === "wait";
     this.#emit({
       type: "rate_limited",

@@ -74,6 +74,8 @@ export interface CoreSnapshot {
     leaseHolder?: string;
     leaseTakenAt?: number;
     backoffUntil?: number;
+    /** Until when the token cools after an API's 429, epoch ms. */
+    coolingUntil?: number;
 }
 
 /** What an acquisition is started for (`core.start`). */
@@ -108,6 +110,8 @@ export type ApiStep =
 export interface CoreRateLimited {
     next: ApiStep;
     coolingMs: number;
+    /** With a store: write the cooling's end (epoch ms) for every isolate. */
+    share?: number;
 }
 
 /** What `status()` reports, never the token. */

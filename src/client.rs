@@ -192,19 +192,23 @@ impl Client {
     /// `client.fetch` got a 429 for `call`, its `Retry-After` reading
     /// `retry_after`: the token cools for the time the API asks (capped;
     /// a default when absent), and the call waits or returns the 429.
-    /// Also returns how long this 429 cools the token, ms.
+    /// Also returns how long this 429 cools the token, ms, and, with a
+    /// store, until when (epoch ms) every isolate is to know it cools
+    /// (docs/DESIGN.md, "The API's rate limit").
     pub fn rate_limited(
         &mut self,
         now: Now,
         call: &ApiCall,
         retry_after: Option<&str>,
         replayable: bool,
-    ) -> (ApiStep, f64) {
+    ) -> (ApiStep, f64, Option<f64>) {
         let ms = cooling_ms(retry_after, now.wall);
         let until = self.state.cool(now, ms);
+        let share = self.config.shared.then_some(now.wall + ms);
         (
             call.rate_limited(now, until, replayable, &self.config.retry),
             ms,
+            share,
         )
     }
 
@@ -334,8 +338,9 @@ mod tests {
             sends: 1,
         };
         assert_eq!(c.before_send(T0, &call), ApiStep::Send);
-        let (step, cooling) = c.rate_limited(T0, &call, Some("2"), true);
+        let (step, cooling, share) = c.rate_limited(T0, &call, Some("2"), true);
         assert_eq!((step, cooling), (ApiStep::Wait { ms: 2_000.0 }, 2_000.0));
+        assert_eq!(share, None, "no store, nothing to share");
         // Another call, begun later, finds the token cooling and waits the rest.
         let later = ApiCall {
             started: T0.mono + 500.0,
@@ -349,6 +354,46 @@ mod tests {
         c.rate_limited(T0.plus(500.0), &later, Some("0"), true);
         assert_eq!(c.state.cooling_until(), T0.mono + 2_000.0);
         assert_eq!(c.before_send(T0.plus(2_000.0), &later), ApiStep::Send);
+    }
+
+    #[test]
+    fn a_429_is_shared_through_the_store_and_a_read_of_it_cools_the_token() {
+        use crate::rate_limit::{ApiCall, ApiStep};
+        let call = ApiCall {
+            started: T0.mono,
+            sends: 1,
+        };
+        let mut a = client(true);
+        let (_, _, share) = a.rate_limited(T0, &call, Some("5"), true);
+        assert_eq!(share, Some(T0.wall + 5_000.0));
+        // Another isolate reads the store while starting: its token cools as well.
+        let mut b = client(true);
+        b.start(T0, Start::Fetch).unwrap();
+        assert!(matches!(b.poll(T0, 0.5), Effect::ReadStore { .. }));
+        let seen = Seen {
+            token: Some(stored("shared", T0)),
+            cooling_until: T0.wall + 5_000.0,
+            ..Seen::default()
+        };
+        b.handle(T0, Outcome::Snapshot(Some(seen)), 0.5);
+        let fresh = ApiCall {
+            started: T0.mono + 1_000.0,
+            sends: 0,
+        };
+        assert_eq!(
+            b.before_send(T0.plus(1_000.0), &fresh),
+            ApiStep::Wait { ms: 4_000.0 }
+        );
+        // A cooling beyond the cap is not believed.
+        let mut c = client(true);
+        c.start(T0, Start::Fetch).unwrap();
+        c.poll(T0, 0.5);
+        let seen = Seen {
+            cooling_until: T0.wall + 3_600_000.0,
+            ..Seen::default()
+        };
+        c.handle(T0, Outcome::Snapshot(Some(seen)), 0.5);
+        assert_eq!(c.state.cooling_until(), 0.0);
     }
 
     #[test]

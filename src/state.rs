@@ -497,6 +497,14 @@ impl TokenState {
         self.cooling_until
     }
 
+    /// Another isolate's 429 cools the token until `until` (epoch ms, as
+    /// the store holds it, judged: at most the cap ahead).
+    pub fn cool_until_wall(&mut self, now: Now, until: f64) {
+        if until > now.wall {
+            self.cool(now, until - now.wall);
+        }
+    }
+
     /// Until when the token cools, monotonic ms (in the past: it does not).
     pub fn cooling_until(&self) -> f64 {
         self.cooling_until

@@ -107,6 +107,8 @@ export interface CoreSnapshot {
   leaseHolder?: string;
   leaseTakenAt?: number;
   backoffUntil?: number;
+  /** Until when the token cools after an API's 429, epoch ms. */
+  coolingUntil?: number;
 }
 
 /** What an acquisition is started for (`core.start`). */
@@ -141,6 +143,8 @@ export type ApiStep =
 export interface CoreRateLimited {
   next: ApiStep;
   coolingMs: number;
+  /** With a store: write the cooling's end (epoch ms) for every isolate. */
+  share?: number;
 }
 
 /** What `status()` reports, never the token. */
@@ -426,15 +430,21 @@ impl Core {
         struct Next {
             next: ApiStep,
             cooling_ms: f64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            share: Option<f64>,
         }
         let call = ApiCall { started, sends };
-        let (next, cooling_ms) = self.inner.borrow_mut().client.rate_limited(
+        let (next, cooling_ms, share) = self.inner.borrow_mut().client.rate_limited(
             at(now, mono),
             &call,
             retry_after.as_deref(),
             replayable,
         );
-        to_js(&Next { next, cooling_ms })
+        to_js(&Next {
+            next,
+            cooling_ms,
+            share,
+        })
     }
 
     /// A request sent again after a 401 was accepted.
@@ -685,6 +695,7 @@ fn read_snapshot(snapshot: JsValue) -> Option<Seen> {
         lease_holder: field(&snapshot, "leaseHolder").as_string(),
         lease_taken_at: field(&snapshot, "leaseTakenAt").as_f64(),
         backoff_until: field(&snapshot, "backoffUntil").as_f64().unwrap_or(0.0),
+        cooling_until: field(&snapshot, "coolingUntil").as_f64().unwrap_or(0.0),
     })
 }
 

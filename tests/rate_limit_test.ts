@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createTokenClient } from "../deno/mod.ts";
 import type { TokenClientOptions, TokenEvent } from "../deno/mod.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
-import { serve } from "./_loopback.ts";
+import { serve, withKv } from "./_loopback.ts";
 
 const SECRET = "rate-limit-canary-secret-57";
 
@@ -29,6 +29,8 @@ async function withApi(
     seen: Seen[];
     events: TokenEvent[];
     tokenRequests: () => number;
+    /** Another client of the same server and API, with the same options. */
+    another: () => ReturnType<typeof createTokenClient>;
   }) => Promise<void>,
 ): Promise<void> {
   const server = startGenesysLike({ clients: { app: SECRET }, lifetimeSeconds: 3600 });
@@ -40,15 +42,17 @@ async function withApi(
       return new Response(answer.status === 200 ? "ok" : "slow down", answer);
     }, async (origin) => {
       const events: TokenEvent[] = [];
-      const client = createTokenClient({
-        tokenUrl: server.tokenUrl,
-        clientId: "app",
-        clientSecret: SECRET,
-        baseUrl: origin,
-        onEvent: (e) => events.push(e),
-        ...extra,
-      });
-      await fn({ client, seen, events, tokenRequests: () => server.stats.tokenRequests });
+      const another = () =>
+        createTokenClient({
+          tokenUrl: server.tokenUrl,
+          clientId: "app",
+          clientSecret: SECRET,
+          baseUrl: origin,
+          onEvent: (e) => events.push(e),
+          ...extra,
+        });
+      const client = another();
+      await fn({ client, seen, events, tokenRequests: () => server.stats.tokenRequests, another });
     });
   } finally {
     await server.close();
@@ -156,5 +160,24 @@ Deno.test("a call made while the token cools waits before it sends", async () =>
     assert.equal(await (await first).text(), "ok");
     assert.equal(seen.length, 3);
     assert.ok(seen[1].at - seen[0].at >= 900, "nothing sent while the token cooled");
+  });
+});
+
+Deno.test("with KV, a 429 cools the token for every isolate: one starting later waits before it sends", async () => {
+  await withKv(async (kv) => {
+    await withApi([TOO_MANY("2")], { kv }, async ({ client, another, seen, tokenRequests }) => {
+      const first = client.fetch("/a");
+      while (seen.length === 0) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 100)); // the 429 is in, its cooling stored
+      const other = another(); // a new isolate: it reads the token (and the cooling) from KV
+      const response = await other.fetch("/b");
+      assert.equal(await response.text(), "ok");
+      assert.equal(await (await first).text(), "ok");
+      assert.equal(seen.length, 3);
+      assert.equal(tokenRequests(), 1, "the second isolate took the stored token");
+      for (const later of seen.slice(1)) {
+        assert.ok(later.at - seen[0].at >= 1_900, `sent ${later.at - seen[0].at} ms after the 429`);
+      }
+    });
   });
 });
