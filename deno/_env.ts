@@ -60,7 +60,9 @@ export function endpointFromEnv(
  *   `GENESYSCLOUD_OAUTHCLIENT_SECRET`).
  * Without `FRESHTOKEN_TOKEN_URL` or `FRESHTOKEN_ISSUER`, `FRESHTOKEN_CLIENT_ID`
  * and `FRESHTOKEN_CLIENT_SECRET` serve the Genesys client, ahead of its own.
- * `FRESHTOKEN_ENCRYPTION_KEY` applies to all. A partly set group is a
+ * `FRESHTOKEN_ENCRYPTION_KEY` and `FRESHTOKEN_POOL_SIZE` apply to all;
+ * Genesys's `GENESYSCLOUD_TOKEN_POOL_SIZE` to its client, unless
+ * `FRESHTOKEN_POOL_SIZE` is set. A partly set group is a
  * `"config"` error naming what is missing.
  */
 export function optionsFromEnv(env: Env): TokenClientOptions[] {
@@ -124,10 +126,31 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
       variable,
       "FRESHTOKEN_TOKEN_URL=https://login.<domain>/oauth/token",
     );
-    found.push(genesysCloud({ domain, clientId, clientSecret }));
+    const poolSize = poolSizeFrom(env, "GENESYSCLOUD_TOKEN_POOL_SIZE");
+    found.push({
+      ...genesysCloud({ domain, clientId, clientSecret }),
+      ...(poolSize === undefined ? {} : { poolSize }),
+    });
   }
   const encryptionKey = env("FRESHTOKEN_ENCRYPTION_KEY")?.trim();
-  return encryptionKey ? found.map((o) => ({ ...o, encryptionKey })) : found;
+  const poolSize = poolSizeFrom(env, "FRESHTOKEN_POOL_SIZE");
+  return found.map((o) => ({
+    ...o,
+    ...(encryptionKey ? { encryptionKey } : {}),
+    ...(poolSize === undefined ? {} : { poolSize }),
+  }));
+}
+
+/**
+ * `poolSize` from the variable `name`, if set: a whole number from 1 to 50
+ * (the core checks the range when the client is made and names `poolSize`);
+ * anything else that is not a number is a `config` error naming the variable.
+ */
+function poolSizeFrom(env: Env, name: string): number | undefined {
+  const text = env(name)?.trim();
+  if (!text) return undefined;
+  if (!/^[0-9]+$/.test(text)) throw configError(`${name} must be a whole number from 1 to 50`);
+  return Number(text);
 }
 
 /**

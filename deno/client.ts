@@ -7,6 +7,7 @@
  */
 
 import {
+  type ApiStep,
   CallState,
   type CallStep,
   Core,
@@ -28,9 +29,11 @@ import {
   REFRESH_IF_DUE,
   SAMPLE,
   sleep,
+  SLOT,
   unlessAborted,
 } from "./_internal.ts";
 import { observe } from "./_observe.ts";
+import { type FetchCall, fetchLoop, PoolClient, type Slot, type Slots } from "./_pool.ts";
 import { snapshot } from "./_snapshot.ts";
 import {
   type AcquisitionReport,
@@ -97,7 +100,10 @@ interface Acquired {
  * ```
  */
 export function createTokenClient(options: TokenClientOptions): TokenClient {
-  return new FreshTokenClient(options);
+  const first = new FreshTokenClient(options);
+  if (first[SLOT]().poolSize === 1) return first;
+  // Each slot is a client of its own (docs/DESIGN.md, "Token pools").
+  return new PoolClient(first, (slot) => new FreshTokenClient(options, slot));
 }
 
 class FreshTokenClient implements TokenClient {
@@ -133,14 +139,24 @@ class FreshTokenClient implements TokenClient {
   #hits = 0;
   /** Of `#hits`, the tokens taken from KV. */
   #kvHits = 0;
+  /** Its slot in a pool (0 without one): slot k > 0 keeps its own KV entries. */
+  readonly #slot: number;
+  /** Whether it is a slot of a pool (`poolSize` above 1): its events name the slot. */
+  readonly #pooled: boolean;
+  /** This client as a slot (`[SLOT]`), made on first use. */
+  #slotMade?: Slot;
+  /** Its slots for `client.fetch`: itself alone. */
+  #alone?: Slots;
 
-  constructor(given: TokenClientOptions) {
+  constructor(given: TokenClientOptions, slot = 0) {
+    this.#slot = slot;
     const options = snapshot(given);
     try {
       this.#core = new Core(options as unknown as Record<string, unknown>);
     } catch (error) {
       throw fromCore(error);
     }
+    this.#pooled = this.#core.poolSize > 1;
     this.#fetch = fn("fetch", options.fetch, hostFetch);
     this.#now = fn("now", options.now, Date.now);
     // An injected clock stands for both clocks, so that tests move all time at once.
@@ -232,36 +248,54 @@ class FreshTokenClient implements TokenClient {
     if (remove !== undefined) await this.#performApart(remove);
   }
 
-  async fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    const slot = this[SLOT]();
+    this.#alone ??= { pick: () => slot, moves: () => false };
+    return this.#fetchThrough(this.#alone, input, init);
+  }
+
+  /** `client.fetch` over `slots` (itself, or a pool's): checks the origin, then runs the loop. */
+  #fetchThrough(
+    slots: Slots,
+    input: string | URL | Request,
+    init?: RequestInit,
+  ): Promise<Response> {
     const target = typeof input === "string" && this.#baseUrl !== undefined
       ? new URL(input, this.#baseUrl)
       : input;
     const request = new Request(target, init);
     const origin = new URL(request.url).origin;
     if (this.#origins !== undefined && !this.#origins.has(origin)) {
-      throw configError(
+      return Promise.reject(configError(
         `client.fetch sends the token only to ${[...this.#origins].join(", ")}, not to ${origin} ` +
           `(allowedOrigins lists further origins)`,
-      );
+      ));
     }
     // A stream body is consumed by the first attempt and cannot be replayed.
     const replayable = !(init?.body instanceof ReadableStream);
-    const call = { started: this.#mono(), sends: 0, unauthorized: false };
-    for (;;) {
-      const token = await this.getToken(); // a first token may come with another isolate's cooling
-      if (await this.#whileCooling(call)) continue; // waited: the token may have changed
-      const response = await this.#send(replayable ? request.clone() : request, token);
-      call.sends++;
-      if (response.status === 429) {
-        if (!await this.#rateLimited(call, response, replayable)) return response;
-      } else if (response.status === 401 && replayable && !call.unauthorized) {
-        call.unauthorized = true;
-        if (!await this.#unauthorized(response, token)) return response;
-      } else {
-        if (call.unauthorized && response.status !== 401) this.#core.authorized();
-        return response;
-      }
-    }
+    return fetchLoop(slots, request, replayable, this.#mono());
+  }
+
+  /** This client as a slot: what `client.fetch`'s loop and a pool ask of it (`deno/_pool.ts`). */
+  [SLOT](): Slot {
+    return this.#slotMade ??= {
+      poolSize: this.#core.poolSize,
+      mono: this.#mono,
+      now: this.#now,
+      view: () => this.#core.slotView(this.#now(), this.#mono()),
+      pick: (slots) => this.#core.pick(this.#mono(), slots),
+      moves: (slots, call, replayable) =>
+        this.#core.moves(this.#mono(), slots, call.started, call.sends, replayable),
+      getToken: (options) => this.getToken(options),
+      whileCooling: (call) => this.#whileCooling(call),
+      send: (request, token) => this.#send(request, token),
+      rateLimited: (call, response, replayable) => this.#rateLimited(call, response, replayable),
+      apiWait: (ms) => this.#apiWait(ms),
+      unauthorized: (response, token) => this.#unauthorized(response, token),
+      authorized: () => this.#core.authorized(),
+      emit: (event) => this.#emit(event),
+      fetchThrough: (slots, input, init) => this.#fetchThrough(slots, input, init),
+    };
   }
 
   /**
@@ -269,7 +303,7 @@ class FreshTokenClient implements TokenClient {
    * for it when the core says the wait fits the call (src/rate_limit.rs),
    * and then says so (`true`). Past the cooling, no wasm call.
    */
-  async #whileCooling(call: { started: number; sends: number }): Promise<boolean> {
+  async #whileCooling(call: FetchCall): Promise<boolean> {
     if (this.#mono() >= this.#coolingUntil) return false;
     const step = this.#core.beforeSend(this.#now(), this.#mono(), call.started, call.sends);
     if (step.type !== "wait") return false;
@@ -278,14 +312,14 @@ class FreshTokenClient implements TokenClient {
   }
 
   /**
-   * The API answered 429: the core cools the token and says whether the
-   * call waits (then `true`: send again) or returns the 429 (`false`).
+   * The API answered 429: the core cools the token (with KV, for every
+   * isolate) and says whether the call waits or returns the 429.
    */
   async #rateLimited(
-    call: { started: number; sends: number },
+    call: FetchCall,
     response: Response,
     replayable: boolean,
-  ): Promise<boolean> {
+  ): Promise<{ next: ApiStep; coolingMs: number }> {
     const retryAfter = response.headers.get("retry-after") ?? undefined;
     const { next, coolingMs, share } = this.#core.rateLimited(
       this.#now(),
@@ -297,18 +331,7 @@ class FreshTokenClient implements TokenClient {
     );
     this.#coolingUntil = this.#core.coolingUntil;
     if (share !== undefined) await (await this.#store)?.setCooling(share);
-    const waits = next.type === "wait";
-    this.#emit({
-      type: "rate_limited",
-      at: this.#now(),
-      status: 429,
-      coolingMs,
-      next: waits ? "wait" : "return",
-    });
-    if (!waits) return false;
-    await response.body?.cancel();
-    await this.#apiWait(next.ms);
-    return true;
+    return { next, coolingMs };
   }
 
   /** `client.fetch` waits `ms` for its token to stop cooling. */
@@ -609,6 +632,7 @@ class FreshTokenClient implements TokenClient {
   }
 
   #emit(event: TokenEvent): void {
+    if (this.#pooled) event = { ...event, slot: this.#slot };
     observe("event", event);
     if (this.#onEvent === undefined) return;
     try {
@@ -646,6 +670,7 @@ class FreshTokenClient implements TokenClient {
         id,
         key,
         seal,
+        slot: this.#slot,
         now: this.#now,
         emit: (event) => this.#emit(event),
       })

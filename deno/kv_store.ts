@@ -87,6 +87,13 @@ export interface StoreOptions {
   key?: Uint8Array;
   /** With `issuer`: the HMAC key sealing the metadata copy (deno/_identity.ts); no copy without it. */
   seal?: CryptoKey;
+  /**
+   * The slot of a pool (docs/DESIGN.md, "Token pools"): slot k > 0 keeps its
+   * token, lease and cooling under `${id}.${k}`; slot 0 under `id`, as a
+   * client without a pool. The back-off and the metadata copy are the
+   * client's, shared by every slot.
+   */
+  slot?: number;
   now: () => number;
   emit: (event: TokenEvent) => void;
 }
@@ -141,12 +148,13 @@ export class KvStore implements TokenStore {
 
   constructor(kv: Deno.Kv, options: StoreOptions) {
     this.#kv = kv;
-    const { prefix, id } = options;
+    const { prefix, id, slot = 0 } = options;
+    const own = slot === 0 ? id : `${id}.${slot}`;
     this.#keys = [
-      tokenKey(prefix, id),
-      leaseKey(prefix, id),
+      tokenKey(prefix, own),
+      leaseKey(prefix, own),
       backoffKey(prefix, id),
-      coolingKey(prefix, id),
+      coolingKey(prefix, own),
     ];
     this.#options = options;
   }

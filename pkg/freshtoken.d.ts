@@ -114,6 +114,21 @@ export interface CoreRateLimited {
     share?: number;
 }
 
+/** One slot of a pool, as `core.pick` and `core.moves` read it (`core.slotView`, plus the pool's `lastUsed`). */
+export interface SlotView {
+    usable: boolean;
+    filling: boolean;
+    heldBack: boolean;
+    coolingUntil: number;
+    lastUsed: number;
+}
+
+/** Which slot serves the next call (`core.pick`). */
+export type Pick =
+| { type: "use"; slot: number }
+| { type: "fill"; slot: number }
+| { type: "wait"; slot: number };
+
 /** What `status()` reports, never the token. */
 export interface CoreStatus {
     hasToken: boolean;
@@ -198,10 +213,19 @@ export class Core {
      */
     invalidate(): CoreEffect | undefined;
     /**
+     * A call got a 429 and its slot cools: the slot it moves to at once,
+     * or `undefined` (the slot's own answer stands; src/pool.rs).
+     */
+    moves(mono: number, slots: SlotView[], started: number, sends: number, replayable: boolean): number | undefined;
+    /**
      * Checks `options` (the object given to `createTokenClient`); throws a
      * `CoreError` with code `config` naming the first problem.
      */
     constructor(options: Record<string, unknown>);
+    /**
+     * Which slot of the pool serves the next call (a `Pick`; src/pool.rs).
+     */
+    pick(mono: number, slots: SlotView[]): Pick;
     /**
      * The next effect of the acquisition in flight (a `CoreEffect`).
      */
@@ -232,6 +256,10 @@ export class Core {
      * state. Resolves to the `signed` outcome for `handle`.
      */
     sign(now: number): Promise<CoreOutcome>;
+    /**
+     * This client as a slot of a pool (a `SlotView`, its `lastUsed` left to the pool).
+     */
+    slotView(now: number, mono: number): SlotView;
     /**
      * Begins an acquisition (a `CoreStart`), or joins the one in flight:
      * `"begun"` (run it) or `"joined"`; throws a `CoreError` while token
@@ -268,6 +296,10 @@ export class Core {
      * The token endpoint's origin, as error messages name it.
      */
     readonly origin: string;
+    /**
+     * `poolSize`: how many slots this client's pool has.
+     */
+    readonly poolSize: number;
 }
 
 /**

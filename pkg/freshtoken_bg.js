@@ -180,6 +180,23 @@ export class Core {
         return takeFromExternrefTable0(ret[0]);
     }
     /**
+     * A call got a 429 and its slot cools: the slot it moves to at once,
+     * or `undefined` (the slot's own answer stands; src/pool.rs).
+     * @param {number} mono
+     * @param {SlotView[]} slots
+     * @param {number} started
+     * @param {number} sends
+     * @param {boolean} replayable
+     * @returns {number | undefined}
+     */
+    moves(mono, slots, started, sends, replayable) {
+        const ret = wasm.core_moves(this.__wbg_ptr, mono, slots, started, sends, replayable);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return ret[0] === Number.MAX_SAFE_INTEGER ? undefined : ret[0];
+    }
+    /**
      * Checks `options` (the object given to `createTokenClient`); throws a
      * `CoreError` with code `config` naming the first problem.
      * @param {Record<string, unknown>} options
@@ -210,6 +227,19 @@ export class Core {
         }
     }
     /**
+     * Which slot of the pool serves the next call (a `Pick`; src/pool.rs).
+     * @param {number} mono
+     * @param {SlotView[]} slots
+     * @returns {Pick}
+     */
+    pick(mono, slots) {
+        const ret = wasm.core_pick(this.__wbg_ptr, mono, slots);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
+    }
+    /**
      * The next effect of the acquisition in flight (a `CoreEffect`).
      * @param {number} now
      * @param {number} mono
@@ -221,6 +251,14 @@ export class Core {
             throw takeFromExternrefTable0(ret[1]);
         }
         return takeFromExternrefTable0(ret[0]);
+    }
+    /**
+     * `poolSize`: how many slots this client's pool has.
+     * @returns {number}
+     */
+    get poolSize() {
+        const ret = wasm.core_poolSize(this.__wbg_ptr);
+        return ret >>> 0;
     }
     /**
      * Imports the signing key of a JWT method now (see `Signer::prepare`):
@@ -288,6 +326,19 @@ export class Core {
     sign(now) {
         const ret = wasm.core_sign(this.__wbg_ptr, now);
         return ret;
+    }
+    /**
+     * This client as a slot of a pool (a `SlotView`, its `lastUsed` left to the pool).
+     * @param {number} now
+     * @param {number} mono
+     * @returns {SlotView}
+     */
+    slotView(now, mono) {
+        const ret = wasm.core_slotView(this.__wbg_ptr, now, mono);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
     }
     /**
      * Begins an acquisition (a `CoreStart`), or joins the one in flight:
@@ -1203,7 +1254,7 @@ export function __wbindgen_generic_0000000000000001(arg0, arg1) {
     return ret;
 }
 export function __wbindgen_generic_0000000000000002(arg0, arg1) {
-    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 90, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 92, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
     const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h60702a48838d1764);
     return ret;
 }

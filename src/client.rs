@@ -12,6 +12,7 @@ use crate::discovery::Metadata;
 use crate::driver::Event;
 use crate::driver::{Driver, Effect, Outcome, Parts};
 use crate::error::{Source, TokenError};
+use crate::pool::SlotView;
 use crate::rate_limit::{cooling_ms, ApiCall, ApiStep};
 use crate::request::HttpRequest;
 use crate::state::{TokenState, Unauthorized};
@@ -210,6 +211,17 @@ impl Client {
             ms,
             share,
         )
+    }
+
+    /// This client as a slot of a pool sees it (src/pool.rs); `last_used` is the pool's.
+    pub fn slot_view(&self, now: Now) -> SlotView {
+        SlotView {
+            usable: self.state.usable(now),
+            filling: self.state.in_flight(),
+            held_back: self.state.held_back(now),
+            cooling_until: self.state.cooling_until(),
+            last_used: 0.0,
+        }
     }
 
     /// Runs `step` on the driver in flight with this client's parts, and

@@ -23,6 +23,7 @@ pub mod discovery;
 pub mod driver;
 pub mod error;
 pub mod options;
+pub mod pool;
 pub mod rate_limit;
 pub mod redact;
 pub mod request;

@@ -58,6 +58,8 @@ pub struct Options {
     pub retry: Option<RetryOptions>,
     /// Fixed refresh window, seconds.
     pub refresh_ahead_seconds: Option<Number>,
+    /// How many tokens the client keeps at once (docs/DESIGN.md, "Token pools").
+    pub pool_size: Option<Number>,
     /// Base of relative URLs given to `client.fetch` (used by the wrapper).
     pub base_url: Option<Text>,
     /// Further origins `client.fetch` may send the token to (used by the wrapper).
@@ -326,7 +328,7 @@ mod tests {
     #[test]
     fn option_names_are_the_struct_fields_as_javascript_spells_them() {
         let names = option_names::<Options>();
-        assert_eq!(names.len(), 27);
+        assert_eq!(names.len(), 28);
         for name in [
             "tokenUrl",
             "clientSecret",

@@ -505,6 +505,13 @@ impl TokenState {
         }
     }
 
+    /// Whether a token is held that is served now.
+    pub fn usable(&self, now: Now) -> bool {
+        self.held
+            .as_ref()
+            .is_some_and(|held| self.time(now) < held.schedule.usable_until)
+    }
+
     /// Until when the token cools, monotonic ms (in the past: it does not).
     pub fn cooling_until(&self) -> f64 {
         self.cooling_until

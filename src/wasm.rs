@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::driver::{Effect, LeaseResult, Outcome, Seen};
 use crate::error::{ErrorCode, TokenError};
 use crate::options::{check_names, option_names, read, Options, RetryOptions};
+use crate::pool::{self, SlotView};
 use crate::rate_limit::{ApiCall, ApiStep};
 use crate::response::{self, Received};
 use crate::state::{self, TokenState};
@@ -146,6 +147,21 @@ export interface CoreRateLimited {
   /** With a store: write the cooling's end (epoch ms) for every isolate. */
   share?: number;
 }
+
+/** One slot of a pool, as `core.pick` and `core.moves` read it (`core.slotView`, plus the pool's `lastUsed`). */
+export interface SlotView {
+  usable: boolean;
+  filling: boolean;
+  heldBack: boolean;
+  coolingUntil: number;
+  lastUsed: number;
+}
+
+/** Which slot serves the next call (`core.pick`). */
+export type Pick =
+  | { type: "use"; slot: number }
+  | { type: "fill"; slot: number }
+  | { type: "wait"; slot: number };
 
 /** What `status()` reports, never the token. */
 export interface CoreStatus {
@@ -447,6 +463,49 @@ impl Core {
         })
     }
 
+    /// `poolSize`: how many slots this client's pool has.
+    #[wasm_bindgen(getter, js_name = poolSize)]
+    pub fn pool_size(&self) -> u32 {
+        self.inner.borrow().client.config.pool_size
+    }
+
+    /// This client as a slot of a pool (a `SlotView`, its `lastUsed` left to the pool).
+    #[wasm_bindgen(js_name = slotView, unchecked_return_type = "SlotView")]
+    pub fn slot_view(&self, now: f64, mono: f64) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.borrow().client.slot_view(at(now, mono)))
+    }
+
+    /// Which slot of the pool serves the next call (a `Pick`; src/pool.rs).
+    #[wasm_bindgen(unchecked_return_type = "Pick")]
+    pub fn pick(
+        &self,
+        mono: f64,
+        #[wasm_bindgen(unchecked_param_type = "SlotView[]")] slots: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        to_js(&pool::pick(&read_slots(slots)?, mono))
+    }
+
+    /// A call got a 429 and its slot cools: the slot it moves to at once,
+    /// or `undefined` (the slot's own answer stands; src/pool.rs).
+    pub fn moves(
+        &self,
+        mono: f64,
+        #[wasm_bindgen(unchecked_param_type = "SlotView[]")] slots: JsValue,
+        started: f64,
+        sends: u32,
+        replayable: bool,
+    ) -> Result<Option<usize>, JsValue> {
+        let max_attempts = self.inner.borrow().client.config.retry.max_attempts;
+        let call = ApiCall { started, sends };
+        Ok(pool::moves(
+            &read_slots(slots)?,
+            mono,
+            &call,
+            replayable,
+            max_attempts,
+        ))
+    }
+
     /// A request sent again after a 401 was accepted.
     pub fn authorized(&self) {
         self.state().authorized();
@@ -682,6 +741,16 @@ fn read_outcome(value: JsValue) -> Outcome {
         },
         _ => Outcome::Broken,
     }
+}
+
+/// The slots of a pool (`SlotView[]`), never empty.
+fn read_slots(slots: JsValue) -> Result<Vec<SlotView>, JsValue> {
+    let slots: Vec<SlotView> = serde_wasm_bindgen::from_value(slots)
+        .map_err(|_| js_sys::Error::new("freshtoken: not a SlotView[]"))?;
+    if slots.is_empty() {
+        return Err(js_sys::Error::new("freshtoken: a pool has slots").into());
+    }
+    Ok(slots)
 }
 
 /// What a read of the store found (a `CoreSnapshot`); `None` when the store failed.
