@@ -101,7 +101,7 @@ interface Acquired {
  */
 export function createTokenClient(options: TokenClientOptions): TokenClient {
   const first = new FreshTokenClient(options);
-  if (first[SLOT]().poolSize === 1) return first;
+  if (!FreshTokenClient.pooled(first)) return first;
   // Each slot is a client of its own (docs/DESIGN.md, "Token pools").
   return new PoolClient(first, (slot) => new FreshTokenClient(options, slot));
 }
@@ -147,6 +147,11 @@ class FreshTokenClient implements TokenClient {
   #slotMade?: Slot;
   /** Its slots for `client.fetch`: itself alone. */
   #alone?: Slots;
+
+  /** Whether `client` is the first slot of a pool (`poolSize` above 1). */
+  static pooled(client: FreshTokenClient): boolean {
+    return client.#pooled;
+  }
 
   constructor(given: TokenClientOptions, slot = 0) {
     this.#slot = slot;
