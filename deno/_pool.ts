@@ -53,6 +53,8 @@ export interface Slot {
   view(): SlotView;
   /** Which slot serves the next call (`core.pick`), asked of the pool's first slot. */
   pick(slots: SlotView[]): Pick;
+  /** The slot that serves a call whose slot failed it (`core.instead`), asked of the pool's first slot. */
+  instead(slots: SlotView[]): number | undefined;
   /** The slot a call moves to after a 429 (`core.moves`), asked of the pool's first slot. */
   moves(slots: SlotView[], call: FetchCall, replayable: boolean): number | undefined;
   getToken(options?: GetTokenOptions): Promise<Token>;
@@ -81,6 +83,8 @@ export interface Slot {
 export interface Slots {
   /** The slot for the next send. */
   pick(): Slot;
+  /** The slot's token, or, when the slot fails to give one, another slot's that serves. */
+  token(slot: Slot): Promise<{ slot: Slot; token: Token }>;
   /** After a 429 (the slot now cools): whether the call moves to another slot at once. */
   moves(call: FetchCall, replayable: boolean): boolean;
 }
@@ -98,8 +102,7 @@ export async function fetchLoop(
 ): Promise<Response> {
   const call: FetchCall = { started, sends: 0, unauthorized: false };
   for (;;) {
-    const slot = slots.pick();
-    const token = await slot.getToken(); // a first token may come with another isolate's cooling
+    const { slot, token } = await slots.token(slots.pick()); // it may come with another isolate's cooling
     if (await slot.whileCooling(call)) continue; // waited: the slot or its token may have changed
     const response = await slot.send(replayable ? request.clone() : request, token);
     call.sends++;
@@ -141,7 +144,11 @@ export class PoolClient implements TokenClient {
     this.#clients = Array.from({ length: size }, (_, k) => k === 0 ? first : undefined);
     this.#lastUsed = Array.from({ length: size }, () => -Infinity);
     this.#slotsOf = {
-      pick: () => slotOf(this.#take()),
+      pick: () => slotOf(this.#clients[this.#take()]!),
+      token: async (slot) => {
+        const k = this.#index(slot);
+        return { slot: slotOf(this.#clients[k]!), token: await this.#tokenOf(k) };
+      },
       moves: (call, replayable) =>
         slotOf(this.#first).moves(this.#views(), call, replayable) !== undefined,
     };
@@ -158,11 +165,37 @@ export class PoolClient implements TokenClient {
     });
   }
 
-  /** The client of the slot the core picks for the next call (made if new). */
-  #take(): TokenClient {
+  /** The slot the core picks for the next call, taken (its client made if new). */
+  #take(): number {
     const k = slotOf(this.#first).pick(this.#views()).slot;
+    this.#use(k);
+    return k;
+  }
+
+  /** Slot `k`'s client, taken by a call now (made if new). */
+  #use(k: number): TokenClient {
     this.#lastUsed[k] = slotOf(this.#first).mono();
     return this.#clients[k] ??= this.#make(k);
+  }
+
+  /** The index of `slot`. */
+  #index(slot: Slot): number {
+    return this.#clients.findIndex((client) => client !== undefined && slotOf(client) === slot);
+  }
+
+  /**
+   * Slot `k`'s token; when the slot fails to give one, the token of the
+   * slot the core names instead (one that serves and does not cool), so no
+   * call fails while such a slot exists.
+   */
+  async #tokenOf(k: number, options?: GetTokenOptions): Promise<Token> {
+    try {
+      return await this.#clients[k]!.getToken(options);
+    } catch (error) {
+      const other = slotOf(this.#first).instead(this.#views());
+      if (other === undefined || other === k) throw error;
+      return await this.#use(other).getToken(options);
+    }
   }
 
   /** The slots made so far. */
@@ -171,11 +204,11 @@ export class PoolClient implements TokenClient {
   }
 
   getToken(options?: GetTokenOptions): Promise<Token> {
-    return this.#take().getToken(options);
+    return this.#tokenOf(this.#take(), options);
   }
 
   refresh(): Promise<Token> {
-    return this.#take().refresh();
+    return this.#clients[this.#take()]!.refresh();
   }
 
   async invalidate(): Promise<void> {

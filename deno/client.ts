@@ -255,7 +255,11 @@ class FreshTokenClient implements TokenClient {
 
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
     const slot = this[SLOT]();
-    this.#alone ??= { pick: () => slot, moves: () => false };
+    this.#alone ??= {
+      pick: () => slot,
+      token: async (slot) => ({ slot, token: await slot.getToken() }),
+      moves: () => false,
+    };
     return this.#fetchThrough(this.#alone, input, init);
   }
 
@@ -289,6 +293,7 @@ class FreshTokenClient implements TokenClient {
       now: this.#now,
       view: () => this.#core.slotView(this.#now(), this.#mono()),
       pick: (slots) => this.#core.pick(this.#mono(), slots),
+      instead: (slots) => this.#core.instead(this.#mono(), slots),
       moves: (slots, call, replayable) =>
         this.#core.moves(this.#mono(), slots, call.started, call.sends, replayable),
       getToken: (options) => this.getToken(options),

@@ -208,6 +208,11 @@ export class Core {
      */
     handle(now: number, mono: number, outcome: CoreOutcome): void;
     /**
+     * A slot failed to give a call a token: the slot that serves it
+     * instead, or `undefined` (src/pool.rs, `instead`).
+     */
+    instead(mono: number, slots: SlotView[]): number | undefined;
+    /**
      * Forgets the cached token; returns the delete of the stored one to
      * perform (a `remove_store` effect), or `undefined` without a store.
      */

@@ -168,6 +168,20 @@ export class Core {
         return takeFromExternrefTable0(ret[0]);
     }
     /**
+     * A slot failed to give a call a token: the slot that serves it
+     * instead, or `undefined` (src/pool.rs, `instead`).
+     * @param {number} mono
+     * @param {SlotView[]} slots
+     * @returns {number | undefined}
+     */
+    instead(mono, slots) {
+        const ret = wasm.core_instead(this.__wbg_ptr, mono, slots);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return ret[0] === Number.MAX_SAFE_INTEGER ? undefined : ret[0];
+    }
+    /**
      * Forgets the cached token; returns the delete of the stored one to
      * perform (a `remove_store` effect), or `undefined` without a store.
      * @returns {CoreEffect | undefined}

@@ -18,6 +18,7 @@ export const core_eventCount: (a: number) => number;
 export const core_events: (a: number) => [number, number, number];
 export const core_handle: (a: number, b: number, c: number, d: any) => void;
 export const core_identity: (a: number) => [number, number, number];
+export const core_instead: (a: number, b: number, c: any) => [number, number, number];
 export const core_invalidate: (a: number) => [number, number, number];
 export const core_moves: (a: number, b: number, c: any, d: number, e: number, f: number) => [number, number, number];
 export const core_new: (a: any) => [number, number, number];

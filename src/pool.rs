@@ -82,12 +82,7 @@ pub fn pick(slots: &[SlotView], mono: f64) -> Pick {
             return Pick::Fill { slot };
         }
     }
-    let ready = slots
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.usable && !s.cooling(mono))
-        .min_by(|(_, a), (_, b)| a.last_used.total_cmp(&b.last_used));
-    if let Some((slot, _)) = ready {
+    if let Some(slot) = least_recently_used(slots, mono) {
         return Pick::Use { slot };
     }
     if let Some(slot) = filling {
@@ -99,6 +94,23 @@ pub fn pick(slots: &[SlotView], mono: f64) -> Pick {
         .min_by(|(_, a), (_, b)| a.cooling_until.total_cmp(&b.cooling_until))
         .map_or(0, |(slot, _)| slot);
     Pick::Wait { slot: soonest }
+}
+
+/// The least recently used slot that serves and does not cool, if any.
+fn least_recently_used(slots: &[SlotView], mono: f64) -> Option<usize> {
+    slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.usable && !s.cooling(mono))
+        .min_by(|(_, a), (_, b)| a.last_used.total_cmp(&b.last_used))
+        .map(|(slot, _)| slot)
+}
+
+/// A call's slot failed to give it a token (its acquisition failed): the
+/// slot that serves it instead, the least recently used one that serves
+/// and does not cool, if any (no second fill for this call).
+pub fn instead(slots: &[SlotView], mono: f64) -> Option<usize> {
+    least_recently_used(slots, mono)
 }
 
 /// A call got a 429 and its slot now cools: the slot it moves to at once,
@@ -198,6 +210,19 @@ mod tests {
             cooling(usable(3.0), NOW + 2_000.0),
         ];
         assert_eq!(pick(&slots, NOW), Pick::Wait { slot: 1 });
+    }
+
+    #[test]
+    fn a_call_whose_slot_failed_goes_to_a_slot_that_serves() {
+        let failed = SlotView {
+            held_back: true,
+            ..empty()
+        };
+        assert_eq!(instead(&[usable(1.0), failed], NOW), Some(0));
+        assert_eq!(
+            instead(&[cooling(usable(1.0), NOW + 1.0), failed], NOW),
+            None
+        );
     }
 
     #[test]

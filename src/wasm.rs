@@ -506,6 +506,16 @@ impl Core {
         ))
     }
 
+    /// A slot failed to give a call a token: the slot that serves it
+    /// instead, or `undefined` (src/pool.rs, `instead`).
+    pub fn instead(
+        &self,
+        mono: f64,
+        #[wasm_bindgen(unchecked_param_type = "SlotView[]")] slots: JsValue,
+    ) -> Result<Option<usize>, JsValue> {
+        Ok(pool::instead(&read_slots(slots)?, mono))
+    }
+
     /// A request sent again after a 401 was accepted.
     pub fn authorized(&self) {
         self.state().authorized();

@@ -215,3 +215,25 @@ Deno.test("poolSize is a whole number from 1 to 50", () => {
     );
   }
 });
+
+Deno.test("a call whose slot cannot be filled is served by a slot that has a token", async () => {
+  await withPool(OK, async ({ make, calls }) => {
+    let refuse = false;
+    const client = make({
+      poolSize: 2,
+      retry: { maxAttempts: 1 },
+      fetch: (input, init) => {
+        const url = input instanceof Request ? input.url : String(input);
+        return refuse && url.includes("/oauth/token")
+          ? Promise.resolve(new Response("down", { status: 503 }))
+          : globalThis.fetch(input, init);
+      },
+    });
+    await ok(client.fetch("/a")); // slot 0 filled
+    refuse = true;
+    await ok(client.fetch("/b")); // slot 1's fill fails: slot 0 serves
+    assert.equal(await client.getToken().then((t) => `Bearer ${t.accessToken}`), calls[0]);
+    assert.deepEqual(calls, [calls[0], calls[0]]);
+    assert.deepEqual(client.status().slots, { size: 2, filled: 1, cooling: 0 });
+  });
+});
