@@ -30,12 +30,15 @@ fn main() -> ExitCode {
                     let mut spared = 0;
                     let violations = (first..first + count)
                         .filter(|seed| seed % workers == w)
-                        .filter_map(|seed| {
+                        .flat_map(|seed| {
                             let report = freshtoken::sim::run(seed);
                             spared += u64::from(report.skewed_requests);
                             // The same seed also runs pools (src/sim/pool.rs).
                             let pool = freshtoken::sim::run_pool(seed).violation;
-                            report.violation.or(pool).map(|v| (seed, v))
+                            [report.violation, pool]
+                                .into_iter()
+                                .flatten()
+                                .map(move |v| (seed, v))
                         })
                         .collect::<Vec<_>>();
                     (violations, spared)
