@@ -71,13 +71,16 @@ impl Pick {
 }
 
 /// The slot for the next call at monotonic `mono`: an empty slot while no
-/// slot is being filled and it is not held back after failures (the pool
-/// grows one token at a time, as calls come);
+/// slot is being filled or held back after failures (the pool grows one
+/// token at a time, as calls come, and not while the token endpoint fails);
 /// else the least recently used slot that is usable and does not cool;
 /// else the one free soonest. `slots` is never empty.
 pub fn pick(slots: &[SlotView], mono: f64) -> Pick {
     let filling = slots.iter().position(|s| s.filling);
-    if filling.is_none() {
+    // A slot held back after failures says the token endpoint fails: no
+    // other slot is filled meanwhile (the back-off covers every slot).
+    let failing = slots.iter().any(|s| s.held_back);
+    if filling.is_none() && !failing {
         if let Some(slot) = slots.iter().position(|s| !s.usable && !s.held_back) {
             return Pick::Fill { slot };
         }
@@ -191,13 +194,15 @@ mod tests {
             empty(),
         ];
         assert_eq!(pick(&slots, NOW), Pick::Wait { slot: 0 });
-        // A slot held back after failures is not filled while another serves.
+        // A slot held back after failures is not filled while another serves,
+        // and while one is held back no other is filled.
         let slots = [
             usable(100.0),
             SlotView {
                 held_back: true,
                 ..empty()
             },
+            empty(),
         ];
         assert_eq!(pick(&slots, NOW), Pick::Use { slot: 0 });
     }

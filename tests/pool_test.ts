@@ -237,3 +237,24 @@ Deno.test("a call whose slot cannot be filled is served by a slot that has a tok
     assert.deepEqual(client.status().slots, { size: 2, filled: 1, cooling: 0 });
   });
 });
+
+Deno.test("while the token endpoint fails, a pool fills no other slot: its callers wait out slot 0's back-off", async () => {
+  await withPool(OK, async ({ make, events }) => {
+    const client = make({
+      poolSize: 4,
+      retry: { maxAttempts: 1, deadlineMs: 1_000 },
+      fetch: (input, init) => {
+        const url = input instanceof Request ? input.url : String(input);
+        return url.includes("/oauth/token")
+          ? Promise.resolve(new Response("down", { status: 503 }))
+          : globalThis.fetch(input, init);
+      },
+    });
+    for (let i = 0; i < 4; i++) {
+      await assert.rejects(client.getToken(), (e: unknown) => e instanceof Error && "code" in e);
+    }
+    const slots = events.filter((e) => e.type === "fetch_start").map((e) => e.slot);
+    assert.ok(slots.length >= 1);
+    assert.deepEqual(new Set(slots), new Set([0]), `token requests from slots ${slots}`);
+  });
+});

@@ -11,7 +11,7 @@
 //!   of a token only then, and a 429 is returned only then (or when its
 //!   attempts are spent).
 //! - P2, no burst: a slot is filled only while no other slot of the
-//!   isolate is being filled.
+//!   isolate is being filled, nor held back after the token endpoint failed.
 //! - P3, one token per slot per refresh window: a slot asks the token
 //!   endpoint only when it holds no token, or its token is due.
 //! - P4, cooling honoured: nothing is sent with a cooling token while the
@@ -272,6 +272,11 @@ impl PoolSim {
                 }
                 if views[slot].usable {
                     return Err(format!("P2: slot {slot} filled, but it serves"));
+                }
+                if let Some(failing) = views.iter().position(|v| v.held_back) {
+                    return Err(format!(
+                        "P2: slot {slot} filled while slot {failing} is held back"
+                    ));
                 }
             }
             Pick::Wait { slot } => {
