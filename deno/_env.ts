@@ -62,8 +62,10 @@ export function endpointFromEnv(
  *   `GENESYSCLOUD_OAUTHCLIENT_SECRET`).
  * Without `FRESHTOKEN_TOKEN_URL` or `FRESHTOKEN_ISSUER`, `FRESHTOKEN_CLIENT_ID`
  * and `FRESHTOKEN_CLIENT_SECRET` serve the Genesys client, ahead of its own.
- * `FRESHTOKEN_ENCRYPTION_KEY` and `FRESHTOKEN_BASE_URL` (the API base,
- * `baseUrl`) apply to all. A partly set group is a
+ * `FRESHTOKEN_ENCRYPTION_KEY`, `FRESHTOKEN_BASE_URL` (the API base,
+ * `baseUrl`) and `FRESHTOKEN_POOL_SIZE` apply to all; Genesys's
+ * `GENESYSCLOUD_TOKEN_POOL_SIZE` to its client, unless
+ * `FRESHTOKEN_POOL_SIZE` is set. A partly set group is a
  * `"config"` error naming what is missing.
  */
 export function optionsFromEnv(env: Env): TokenClientOptions[] {
@@ -133,14 +135,19 @@ export function optionsFromEnv(env: Env): TokenClientOptions[] {
       variable,
       "FRESHTOKEN_TOKEN_URL=https://login.<domain>/oauth/token",
     );
-    found.push(genesysCloud({ domain, clientId, clientSecret }));
+    const poolSize = poolSizeFrom(env, "GENESYSCLOUD_TOKEN_POOL_SIZE");
+    const preset = genesysCloud({ domain, clientId, clientSecret });
+    found.push(poolSize === undefined ? preset : Object.assign(preset, { poolSize }));
   }
   const encryptionKey = env("FRESHTOKEN_ENCRYPTION_KEY")?.trim();
   // The API base for client.fetch and notifications (a Genesys client's own comes from its region);
   // set in place, so that a preset keeps printing without its secret.
   const baseUrl = baseUrlFrom(env("FRESHTOKEN_BASE_URL"), "FRESHTOKEN_BASE_URL");
+  const poolSize = poolSizeFrom(env, "FRESHTOKEN_POOL_SIZE");
   const withKey = encryptionKey ? found.map((o) => ({ ...o, encryptionKey })) : found;
-  return baseUrl ? withKey.map((o) => Object.assign(o, { baseUrl })) : withKey;
+  return withKey.map((o) =>
+    Object.assign(o, baseUrl ? { baseUrl } : {}, poolSize === undefined ? {} : { poolSize })
+  );
 }
 
 /**
@@ -193,6 +200,18 @@ function askedFromEnv(
     return { source, options: { clientAssertion: fileCredential(assertionFile, source, true) } };
   }
   return undefined;
+}
+
+/**
+ * `poolSize` from the variable `name`, if set: a whole number from 1 to 50
+ * (the core checks the range when the client is made and names `poolSize`);
+ * anything else that is not a number is a `config` error naming the variable.
+ */
+function poolSizeFrom(env: Env, name: string): number | undefined {
+  const text = env(name)?.trim();
+  if (!text) return undefined;
+  if (!/^[0-9]+$/.test(text)) throw configError(`${name} must be a whole number from 1 to 50`);
+  return Number(text);
 }
 
 /**

@@ -217,3 +217,26 @@ Deno.test("optionsFromEnv() gives every client FRESHTOKEN_BASE_URL as baseUrl, c
     );
   }
 });
+
+Deno.test("optionsFromEnv() reads the pool size: FRESHTOKEN_POOL_SIZE for all, GENESYSCLOUD_TOKEN_POOL_SIZE for Genesys", () => {
+  const genesys = {
+    GENESYS_CLOUD_REGION: "eu-west-1",
+    GENESYS_CLOUD_CLIENT_ID: "gid",
+    GENESYS_CLOUD_CLIENT_SECRET: "gsecret",
+  };
+  assert.equal(from({ ...genesys, GENESYSCLOUD_TOKEN_POOL_SIZE: "8" })[0].poolSize, 8);
+  assert.equal(
+    from({ ...genesys, GENESYSCLOUD_TOKEN_POOL_SIZE: "8", FRESHTOKEN_POOL_SIZE: " 4 " })[0]
+      .poolSize,
+    4,
+  );
+  assert.equal(from(genesys)[0].poolSize, undefined);
+  for (const bad of ["many", "-1", "2.5"]) {
+    assert.throws(
+      () => from({ ...genesys, FRESHTOKEN_POOL_SIZE: bad }),
+      (e: unknown) =>
+        e instanceof TokenError && e.code === "config" &&
+        e.message.includes("FRESHTOKEN_POOL_SIZE"),
+    );
+  }
+});

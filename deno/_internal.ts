@@ -82,3 +82,10 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal.addEventListener("abort", done, { once: true });
   });
 }
+
+/**
+ * `client[SLOT]()` is the client as one slot of a pool, or as the one slot
+ * of a client without one: what `client.fetch`'s loop (`deno/_pool.ts`)
+ * asks of it. Every answer that decides something comes from its core.
+ */
+export const SLOT: unique symbol = Symbol("freshtoken.slot");

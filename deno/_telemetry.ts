@@ -181,8 +181,10 @@ export class Telemetry {
     });
   }
 
-  /** A span for a wait inside the acquisition in flight (a lease or a shared back-off). */
-  wait(name: "freshtoken.lease_wait" | "freshtoken.backoff_wait"): Span {
+  /** A span for a wait: inside the acquisition in flight (a lease or a shared back-off), or a `client.fetch` waiting out a 429. */
+  wait(
+    name: "freshtoken.lease_wait" | "freshtoken.backoff_wait" | "freshtoken.rate_limit_wait",
+  ): Span {
     return this.#tracer.startSpan(name);
   }
 

@@ -7,6 +7,7 @@
  */
 
 import {
+  type ApiStep,
   CallState,
   type CallStep,
   Core,
@@ -29,9 +30,11 @@ import {
   REFRESH_IF_DUE,
   SAMPLE,
   sleep,
+  SLOT,
   unlessAborted,
 } from "./_internal.ts";
 import { observe } from "./_observe.ts";
+import { type FetchCall, fetchLoop, PoolClient, type Slot, type Slots } from "./_pool.ts";
 import { snapshot } from "./_snapshot.ts";
 import {
   type AcquisitionReport,
@@ -98,7 +101,10 @@ interface Acquired {
  * ```
  */
 export function createTokenClient(options: TokenClientOptions): TokenClient {
-  return new FreshTokenClient(options);
+  const first = new FreshTokenClient(options);
+  if (!FreshTokenClient.pooled(first)) return first;
+  // Each slot is a client of its own (docs/DESIGN.md, "Token pools").
+  return new PoolClient(first, (slot) => new FreshTokenClient(options, slot));
 }
 
 class FreshTokenClient implements TokenClient {
@@ -139,17 +145,34 @@ class FreshTokenClient implements TokenClient {
   /** The hot path serves while the clock reads in [#servedAt, #serveUntil): the core's answer. */
   #serveUntil = -Infinity;
   #servedAt = Infinity;
+  /** Until when the token cools after a 429 (monotonic ms): the core's answer, kept after each change. */
+  #coolingUntil = -Infinity;
   #hits = 0;
   /** Of `#hits`, the tokens taken from KV. */
   #kvHits = 0;
+  /** Its slot in a pool (0 without one): slot k > 0 keeps its own KV entries. */
+  readonly #slot: number;
+  /** Whether it is a slot of a pool (`poolSize` above 1): its events name the slot. */
+  readonly #pooled: boolean;
+  /** This client as a slot (`[SLOT]`), made on first use. */
+  #slotMade?: Slot;
+  /** Its slots for `client.fetch`: itself alone. */
+  #alone?: Slots;
 
-  constructor(given: TokenClientOptions) {
+  /** Whether `client` is the first slot of a pool (`poolSize` above 1). */
+  static pooled(client: FreshTokenClient): boolean {
+    return client.#pooled;
+  }
+
+  constructor(given: TokenClientOptions, slot = 0) {
+    this.#slot = slot;
     const options = snapshot(given);
     try {
       this.#core = new Core(options as unknown as Record<string, unknown>);
     } catch (error) {
       throw fromCore(error);
     }
+    this.#pooled = this.#core.poolSize > 1;
     this.#fetch = fn("fetch", options.fetch, hostFetch);
     this.#now = fn("now", options.now, Date.now);
     // An injected clock stands for both clocks, so that tests move all time at once.
@@ -243,34 +266,119 @@ class FreshTokenClient implements TokenClient {
     if (remove !== undefined) await this.#performApart(remove);
   }
 
-  async fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    const slot = this[SLOT]();
+    this.#alone ??= {
+      pick: () => slot,
+      token: async (slot) => ({ slot, token: await slot.getToken() }),
+      moves: () => false,
+    };
+    return this.#fetchThrough(this.#alone, input, init);
+  }
+
+  /** `client.fetch` over `slots` (itself, or a pool's): checks the origin, then runs the loop. */
+  #fetchThrough(
+    slots: Slots,
+    input: string | URL | Request,
+    init?: RequestInit,
+  ): Promise<Response> {
     const target = typeof input === "string" && this.#baseUrl !== undefined
       ? new URL(input, this.#baseUrl)
       : input;
     const request = new Request(target, init);
     const origin = new URL(request.url).origin;
     if (this.#origins !== undefined && !this.#origins.has(origin)) {
-      throw configError(
+      return Promise.reject(configError(
         `client.fetch sends the token only to ${[...this.#origins].join(", ")}, not to ${origin} ` +
           `(allowedOrigins lists further origins)`,
-      );
+      ));
     }
     // A stream body is consumed by the first attempt and cannot be replayed.
     const replayable = !(init?.body instanceof ReadableStream);
-    const token = await this.getToken();
-    const first = await this.#send(replayable ? request.clone() : request, token);
-    if (first.status !== 401 || !replayable) return first;
+    return fetchLoop(slots, request, replayable, this.#mono());
+  }
+
+  /** This client as a slot: what `client.fetch`'s loop and a pool ask of it (`deno/_pool.ts`). */
+  [SLOT](): Slot {
+    return this.#slotMade ??= {
+      poolSize: this.#core.poolSize,
+      mono: this.#mono,
+      now: this.#now,
+      view: () => this.#core.slotView(this.#now(), this.#mono()),
+      pick: (slots) => this.#core.pick(this.#mono(), slots),
+      instead: (slots) => this.#core.instead(this.#mono(), slots),
+      moves: (slots, call, replayable) =>
+        this.#core.moves(this.#mono(), slots, call.started, call.sends, replayable),
+      getToken: (options) => this.getToken(options),
+      whileCooling: (call) => this.#whileCooling(call),
+      send: (request, token) => this.#send(request, token),
+      rateLimited: (call, response, replayable) => this.#rateLimited(call, response, replayable),
+      apiWait: (ms) => this.#apiWait(ms),
+      unauthorized: (response, token) => this.#unauthorized(response, token),
+      authorized: () => this.#core.authorized(),
+      emit: (event) => this.#emit(event),
+      fetchThrough: (slots, input, init) => this.#fetchThrough(slots, input, init),
+    };
+  }
+
+  /**
+   * Before `client.fetch` sends: while the token cools after a 429, waits
+   * for it when the core says the wait fits the call (src/rate_limit.rs),
+   * and then says so (`true`). Past the cooling, no wasm call.
+   */
+  async #whileCooling(call: FetchCall): Promise<boolean> {
+    if (this.#mono() >= this.#coolingUntil) return false;
+    const step = this.#core.beforeSend(this.#now(), this.#mono(), call.started, call.sends);
+    if (step.type !== "wait") return false;
+    await this.#apiWait(step.ms);
+    return true;
+  }
+
+  /**
+   * The API answered 429: the core cools the token (with KV, for every
+   * isolate) and says whether the call waits or returns the 429.
+   */
+  async #rateLimited(
+    call: FetchCall,
+    response: Response,
+    replayable: boolean,
+  ): Promise<{ next: ApiStep; coolingMs: number }> {
+    const retryAfter = response.headers.get("retry-after") ?? undefined;
+    const { next, coolingMs, share } = this.#core.rateLimited(
+      this.#now(),
+      this.#mono(),
+      call.started,
+      call.sends,
+      retryAfter,
+      replayable,
+    );
+    this.#coolingUntil = this.#core.coolingUntil;
+    if (share !== undefined) await (await this.#store)?.setCooling(share);
+    return { next, coolingMs };
+  }
+
+  /** `client.fetch` waits `ms` for its token to stop cooling. */
+  async #apiWait(ms: number): Promise<void> {
+    this.#emit({ type: "api_wait", at: this.#now(), delayMs: ms });
+    const span = this.#telemetry?.wait("freshtoken.rate_limit_wait");
+    await sleep(ms);
+    span?.end();
+  }
+
+  /**
+   * The API answered 401 with `token`: the core says whether to send again
+   * (`true`), with the current token or a new one, or to return the 401.
+   */
+  async #unauthorized(response: Response, token: Token): Promise<boolean> {
     const { next, remove } = this.#core.unauthorized(this.#now(), this.#mono(), token.accessToken);
-    if (next === "give_up") return first;
-    await first.body?.cancel();
+    if (next === "give_up") return false;
+    await response.body?.cancel();
     if (next === "refresh") {
       this.#entry = undefined;
       this.#sync();
       if (remove !== undefined) await this.#performApart(remove);
     }
-    const second = await this.#send(request, await this.getToken());
-    if (second.status !== 401) this.#core.authorized();
-    return second;
+    return true;
   }
 
   status(): TokenStatus {
@@ -531,6 +639,7 @@ class FreshTokenClient implements TokenClient {
       ? -Infinity
       : this.#core.serveUntil(now, this.#mono());
     this.#servedAt = now;
+    this.#coolingUntil = this.#core.coolingUntil;
   }
 
   /** Stale-while-revalidate: runs the background refresh the core began. */
@@ -552,6 +661,7 @@ class FreshTokenClient implements TokenClient {
   }
 
   #emit(event: TokenEvent): void {
+    if (this.#pooled) event = { ...event, slot: this.#slot };
     observe("event", event);
     if (this.#onEvent === undefined) return;
     try {
@@ -587,6 +697,7 @@ class FreshTokenClient implements TokenClient {
         id,
         key,
         seal,
+        slot: this.#slot,
         now: this.#now,
         emit: (event) => this.#emit(event),
       });

@@ -296,6 +296,7 @@ Deno.test("every documented option is accepted", async () => {
       timeoutMs: 5000,
       retry: { maxAttempts: 2, baseDelayMs: 100, maxDelayMs: 1000, deadlineMs: 5000 },
       refreshAheadSeconds: 60,
+      poolSize: 2,
       onEvent: () => {},
     };
     const client = createTokenClient(every);

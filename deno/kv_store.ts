@@ -49,6 +49,8 @@ export interface Snapshot {
   backoffUntil: number;
   /** The back-off entry's versionstamp. */
   backoffVersion: string | null;
+  /** Until when the token cools after an API's 429, as stored (the core judges it). */
+  coolingUntil?: number;
 }
 
 /** `[...prefix, "token", id]` */
@@ -71,6 +73,11 @@ export function backoffKey(prefix: Deno.KvKey, id: string): Deno.KvKey {
   return [...prefix, "backoff", id];
 }
 
+/** `[...prefix, "cooling", id]`: until when the token cools after an API's 429. */
+export function coolingKey(prefix: Deno.KvKey, id: string): Deno.KvKey {
+  return [...prefix, "cooling", id];
+}
+
 /** What a store needs besides the KV. */
 export interface StoreOptions {
   prefix: Deno.KvKey;
@@ -80,6 +87,13 @@ export interface StoreOptions {
   key?: Uint8Array;
   /** With `issuer`: the HMAC key sealing the metadata copy (deno/_identity.ts); no copy without it. */
   seal?: CryptoKey;
+  /**
+   * The slot of a pool (docs/DESIGN.md, "Token pools"): slot k > 0 keeps its
+   * token, lease and cooling under `${id}.${k}`; slot 0 under `id`, as a
+   * client without a pool. The back-off and the metadata copy are the
+   * client's, shared by every slot.
+   */
+  slot?: number;
   now: () => number;
   emit: (event: TokenEvent) => void;
 }
@@ -114,6 +128,8 @@ export interface TokenStore {
   releaseLease(lease: Lease): Promise<void>;
   /** Holds every isolate back until `until`. */
   setBackoff(until: number): Promise<void>;
+  /** Tells every isolate that the token cools until `until` (epoch ms), after an API's 429. */
+  setCooling(until: number): Promise<void>;
   /** The stored copy of the issuer's metadata, if a sound one is there. */
   readMetadata(): Promise<string | undefined>;
   /** Stores a copy of the issuer's metadata. */
@@ -123,7 +139,7 @@ export interface TokenStore {
 /** One client's view of KV. */
 export class KvStore implements TokenStore {
   readonly #kv: Deno.Kv;
-  readonly #keys: [Deno.KvKey, Deno.KvKey, Deno.KvKey];
+  readonly #keys: [Deno.KvKey, Deno.KvKey, Deno.KvKey, Deno.KvKey];
   readonly #options: StoreOptions;
   /** Made on first use, so that no key import runs unawaited. */
   #cipherMade?: Promise<Cipher>;
@@ -132,8 +148,14 @@ export class KvStore implements TokenStore {
 
   constructor(kv: Deno.Kv, options: StoreOptions) {
     this.#kv = kv;
-    const { prefix, id } = options;
-    this.#keys = [tokenKey(prefix, id), leaseKey(prefix, id), backoffKey(prefix, id)];
+    const { prefix, id, slot = 0 } = options;
+    const own = slot === 0 ? id : `${id}.${slot}`;
+    this.#keys = [
+      tokenKey(prefix, own),
+      leaseKey(prefix, own),
+      backoffKey(prefix, id),
+      coolingKey(prefix, own),
+    ];
     this.#options = options;
   }
 
@@ -150,9 +172,9 @@ export class KvStore implements TokenStore {
   }
 
   /**
-   * The token, the lease and the back-off as KV holds them, for the core
-   * to judge; `undefined` when KV failed or answered with something that is
-   * not a list of three entries. Values of another shape or that do not
+   * The token, the lease, the back-off and the cooling as KV holds them,
+   * for the core to judge; `undefined` when KV failed or answered with
+   * something that is not a list of four entries. Values of another shape or that do not
    * decode read as absent. `eventual` reads the nearest replica
    * (`consistency: "eventual"`).
    */
@@ -162,19 +184,20 @@ export class KvStore implements TokenStore {
     const entries = await this.#op("read", async () => {
       const consistency = eventual ? "eventual" : "strong";
       const read = await this.#kv.getMany(this.#keys, { consistency });
-      if (!Array.isArray(read) || read.length !== 3) {
+      if (!Array.isArray(read) || read.length !== 4) {
         throw new Error("getMany did not answer with one entry per key");
       }
-      const [token, lease, backoff] = [0, 1, 2].map((i) => plainEntry(read[i]));
+      const [token, lease, backoff, cooling] = [0, 1, 2, 3].map((i) => plainEntry(read[i]));
       return {
         token: await this.#decode(token.value),
         tokenVersion: token.versionstamp,
         lease,
         backoff,
+        cooling,
       };
     });
     if (entries === undefined) return undefined;
-    const { token, tokenVersion, lease, backoff } = entries;
+    const { token, tokenVersion, lease, backoff, cooling } = entries;
     const snapshot: Snapshot = {
       token,
       tokenVersion,
@@ -191,6 +214,8 @@ export class KvStore implements TokenStore {
     }
     const backoffUntil = readUntil(backoff.value);
     if (backoffUntil !== undefined) snapshot.backoffUntil = backoffUntil;
+    const coolingUntil = readUntil(cooling.value);
+    if (coolingUntil !== undefined) snapshot.coolingUntil = coolingUntil;
     return snapshot;
   }
 
@@ -308,6 +333,21 @@ export class KvStore implements TokenStore {
     const expireIn = Math.ceil(until - this.#options.now());
     if (expireIn <= 0) return;
     await this.#op("write", () => this.#kv.set(this.#keys[2], { until }, { expireIn }));
+  }
+
+  /**
+   * Tells every isolate that the token cools until `until` (an API's 429);
+   * a later end already stored stands.
+   */
+  async setCooling(until: number): Promise<void> {
+    const expireIn = Math.ceil(until - this.#options.now());
+    if (expireIn <= 0) return;
+    const key = this.#keys[3];
+    await this.#op("write", async () => {
+      const stored = readUntil(plainEntry(await this.#kv.get(key)).value);
+      if (stored !== undefined && stored >= until) return;
+      await this.#kv.set(key, { until }, { expireIn });
+    });
   }
 
   /**

@@ -151,6 +151,12 @@ export interface TokenClientOptions {
   retry?: RetryOptions;
   /** Refresh this many seconds before expiry instead of the computed window. */
   refreshAheadSeconds?: number;
+  /**
+   * How many tokens to keep at once, 1 to 50 (default 1): calls are spread
+   * over them, for APIs that limit calls per token (Genesys Cloud: 300 a
+   * minute per token). Slots fill as calls need them, one at a time.
+   */
+  poolSize?: number;
   /** Observability hook; never receives the token or the secret. */
   onEvent?: (event: TokenEvent) => void;
 }
@@ -187,6 +193,8 @@ export interface TokenStatus {
   fetches: number;
   /** Calls answered from the cache. */
   hits: number;
+  /** With `poolSize` above 1: how many slots, how many hold a usable token, how many cool after a 429. */
+  slots?: { size: number; filled: number; cooling: number };
 }
 
 /** A client that keeps one token fresh. Create with {@linkcode createTokenClient}. */
@@ -228,6 +236,8 @@ export type RefreshResult = "fresh" | "refreshed" | "failed";
 export interface TokenEventBase {
   /** When it happened, epoch ms (from the client's clock). */
   at: number;
+  /** With `poolSize` above 1: the slot it happened to. */
+  slot?: number;
 }
 
 /** What {@linkcode TokenClientOptions.onEvent} receives. */
@@ -247,7 +257,16 @@ export type TokenEvent =
   | TokenEventBase & { type: "kv_write" }
   | TokenEventBase & { type: "kv_error"; operation: string; message: string }
   | TokenEventBase & { type: "lease_wait" }
-  | TokenEventBase & { type: "background_refresh" };
+  | TokenEventBase & { type: "background_refresh" }
+  /** The API answered `client.fetch` with 429: its token cools `coolingMs`; the call waits, moves to another slot of the pool, or returns the 429. */
+  | TokenEventBase & {
+    type: "rate_limited";
+    status: 429;
+    coolingMs: number;
+    next: "wait" | "return" | "move";
+  }
+  /** `client.fetch` waits `delayMs` for its token to stop cooling before it sends (again). */
+  | TokenEventBase & { type: "api_wait"; delayMs: number };
 
 /** Options of {@linkcode registerRefreshCron}. */
 export interface RefreshCronOptions {

@@ -1,5 +1,6 @@
 //! Runs the deterministic simulation of many isolates sharing one store
-//! (`src/sim/`): `scripts/simulate.sh SEEDS [FIRST_SEED]`. Seeds run on
+//! (`src/sim/`), and of pools (`src/sim/pool.rs`), each seed both:
+//! `scripts/simulate.sh SEEDS [FIRST_SEED]`. Seeds run on
 //! every core; the first failing one is printed with its invariant, the
 //! steps before it and the command that replays it.
 
@@ -29,10 +30,15 @@ fn main() -> ExitCode {
                     let mut spared = 0;
                     let violations = (first..first + count)
                         .filter(|seed| seed % workers == w)
-                        .filter_map(|seed| {
+                        .flat_map(|seed| {
                             let report = freshtoken::sim::run(seed);
                             spared += u64::from(report.skewed_requests);
-                            report.violation.map(|v| (seed, v))
+                            // The same seed also runs pools (src/sim/pool.rs).
+                            let pool = freshtoken::sim::run_pool(seed).violation;
+                            [report.violation, pool]
+                                .into_iter()
+                                .flatten()
+                                .map(move |v| (seed, v))
                         })
                         .collect::<Vec<_>>();
                     (violations, spared)
@@ -62,7 +68,7 @@ fn main() -> ExitCode {
         started.elapsed().as_secs_f64()
     );
     println!(
-        "simulated {count} scenarios: {} invariant violations",
+        "simulated {count} scenarios (and {count} of pools): {} invariant violations",
         violations.len()
     );
     if violations.is_empty() {

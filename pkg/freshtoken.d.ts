@@ -76,6 +76,8 @@ export interface CoreSnapshot {
     leaseHolder?: string;
     leaseTakenAt?: number;
     backoffUntil?: number;
+    /** Until when the token cools after an API's 429, epoch ms. */
+    coolingUntil?: number;
 }
 
 /** What an acquisition is started for (`core.start`). */
@@ -99,6 +101,35 @@ export interface CoreUnauthorized {
     next: "retry_with_current" | "refresh" | "give_up";
     remove?: CoreEffect;
 }
+
+/** What `client.fetch` does about the API's rate limit (`core.beforeSend`, `core.rateLimited`). */
+export type ApiStep =
+| { type: "send" }
+| { type: "wait"; ms: number } // the token cools: wait, then send again
+| { type: "return" }; // hand the 429 to the caller
+
+/** After a 429 (`core.rateLimited`): what the call does, and how long this 429 cools the token. */
+export interface CoreRateLimited {
+    next: ApiStep;
+    coolingMs: number;
+    /** With a store: write the cooling's end (epoch ms) for every isolate. */
+    share?: number;
+}
+
+/** One slot of a pool, as `core.pick` and `core.moves` read it (`core.slotView`, plus the pool's `lastUsed`). */
+export interface SlotView {
+    usable: boolean;
+    filling: boolean;
+    heldBack: boolean;
+    coolingUntil: number;
+    lastUsed: number;
+}
+
+/** Which slot serves the next call (`core.pick`). */
+export type Pick =
+| { type: "use"; slot: number }
+| { type: "fill"; slot: number }
+| { type: "wait"; slot: number };
 
 /** What `status()` reports, never the token. */
 export interface CoreStatus {
@@ -189,6 +220,11 @@ export class Core {
      */
     authorized(): void;
     /**
+     * `client.fetch`, begun at `started` (monotonic ms) and having sent
+     * `sends` times, is about to send: an `ApiStep` (`send` or `wait`).
+     */
+    beforeSend(now: number, mono: number, started: number, sends: number): ApiStep;
+    /**
      * Whether the token held is missing or due within `ahead_ms`: a cron
      * check that ended without a token request and left it so failed
      * (docs/DESIGN.md, "The cron job").
@@ -210,15 +246,29 @@ export class Core {
      */
     handle(now: number, mono: number, outcome: CoreOutcome): void;
     /**
+     * A slot failed to give a call a token: the slot that serves it
+     * instead, or `undefined` (src/pool.rs, `instead`).
+     */
+    instead(mono: number, slots: SlotView[]): number | undefined;
+    /**
      * Forgets the cached token; returns the delete of the stored one to
      * perform (a `remove_store` effect), or `undefined` without a store.
      */
     invalidate(): CoreEffect | undefined;
     /**
+     * A call got a 429 and its slot cools: the slot it moves to at once,
+     * or `undefined` (the slot's own answer stands; src/pool.rs).
+     */
+    moves(mono: number, slots: SlotView[], started: number, sends: number, replayable: boolean): number | undefined;
+    /**
      * Checks `options` (the object given to `createTokenClient`); throws a
      * `CoreError` with code `config` naming the first problem.
      */
     constructor(options: Record<string, unknown>);
+    /**
+     * Which slot of the pool serves the next call (a `Pick`; src/pool.rs).
+     */
+    pick(mono: number, slots: SlotView[]): Pick;
     /**
      * The next effect of the acquisition in flight (a `CoreEffect`).
      */
@@ -228,6 +278,11 @@ export class Core {
      * resolves to the `config` error if WebCrypto refuses it, else `undefined`.
      */
     prepareKey(): Promise<CoreError | undefined>;
+    /**
+     * `client.fetch` got a 429 whose `Retry-After` reads `retry_after`:
+     * the token cools, and the call waits or returns it (a `CoreRateLimited`).
+     */
+    rateLimited(now: number, mono: number, started: number, sends: number, retry_after: string | null | undefined, replayable: boolean): CoreRateLimited;
     /**
      * Sends the request the `send` effect names through `fetch` (the
      * `fetch` option, or the global fetch), within `timeout_ms`; keeps no
@@ -244,6 +299,10 @@ export class Core {
      * state. Resolves to the `signed` outcome for `handle`.
      */
     sign(now: number): Promise<CoreOutcome>;
+    /**
+     * This client as a slot of a pool (a `SlotView`, its `lastUsed` left to the pool).
+     */
+    slotView(now: number, mono: number): SlotView;
     /**
      * Begins an acquisition (a `CoreStart`), or joins the one in flight:
      * `"begun"` (run it) or `"joined"`; throws a `CoreError` while token
@@ -264,6 +323,11 @@ export class Core {
      */
     unauthorized(now: number, mono: number, token: string): CoreUnauthorized;
     /**
+     * Until when the token cools after a 429, monotonic ms: `client.fetch`
+     * asks `beforeSend` only before then.
+     */
+    readonly coolingUntil: number;
+    /**
      * How many events wait to be taken (`events()` is called only then).
      */
     readonly eventCount: number;
@@ -275,6 +339,10 @@ export class Core {
      * The token endpoint's origin, as error messages name it.
      */
     readonly origin: string;
+    /**
+     * `poolSize`: how many slots this client's pool has.
+     */
+    readonly poolSize: number;
 }
 
 /**

@@ -78,6 +78,31 @@ export class Core {
         wasm.core_authorized(this.__wbg_ptr);
     }
     /**
+     * `client.fetch`, begun at `started` (monotonic ms) and having sent
+     * `sends` times, is about to send: an `ApiStep` (`send` or `wait`).
+     * @param {number} now
+     * @param {number} mono
+     * @param {number} started
+     * @param {number} sends
+     * @returns {ApiStep}
+     */
+    beforeSend(now, mono, started, sends) {
+        const ret = wasm.core_beforeSend(this.__wbg_ptr, now, mono, started, sends);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
+    }
+    /**
+     * Until when the token cools after a 429, monotonic ms: `client.fetch`
+     * asks `beforeSend` only before then.
+     * @returns {number}
+     */
+    get coolingUntil() {
+        const ret = wasm.core_coolingUntil(this.__wbg_ptr);
+        return ret;
+    }
+    /**
      * Whether the token held is missing or due within `ahead_ms`: a cron
      * check that ended without a token request and left it so failed
      * (docs/DESIGN.md, "The cron job").
@@ -156,6 +181,20 @@ export class Core {
         return takeFromExternrefTable0(ret[0]);
     }
     /**
+     * A slot failed to give a call a token: the slot that serves it
+     * instead, or `undefined` (src/pool.rs, `instead`).
+     * @param {number} mono
+     * @param {SlotView[]} slots
+     * @returns {number | undefined}
+     */
+    instead(mono, slots) {
+        const ret = wasm.core_instead(this.__wbg_ptr, mono, slots);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return ret[0] === Number.MAX_SAFE_INTEGER ? undefined : ret[0];
+    }
+    /**
      * Forgets the cached token; returns the delete of the stored one to
      * perform (a `remove_store` effect), or `undefined` without a store.
      * @returns {CoreEffect | undefined}
@@ -166,6 +205,23 @@ export class Core {
             throw takeFromExternrefTable0(ret[1]);
         }
         return takeFromExternrefTable0(ret[0]);
+    }
+    /**
+     * A call got a 429 and its slot cools: the slot it moves to at once,
+     * or `undefined` (the slot's own answer stands; src/pool.rs).
+     * @param {number} mono
+     * @param {SlotView[]} slots
+     * @param {number} started
+     * @param {number} sends
+     * @param {boolean} replayable
+     * @returns {number | undefined}
+     */
+    moves(mono, slots, started, sends, replayable) {
+        const ret = wasm.core_moves(this.__wbg_ptr, mono, slots, started, sends, replayable);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return ret[0] === Number.MAX_SAFE_INTEGER ? undefined : ret[0];
     }
     /**
      * Checks `options` (the object given to `createTokenClient`); throws a
@@ -198,6 +254,19 @@ export class Core {
         }
     }
     /**
+     * Which slot of the pool serves the next call (a `Pick`; src/pool.rs).
+     * @param {number} mono
+     * @param {SlotView[]} slots
+     * @returns {Pick}
+     */
+    pick(mono, slots) {
+        const ret = wasm.core_pick(this.__wbg_ptr, mono, slots);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
+    }
+    /**
      * The next effect of the acquisition in flight (a `CoreEffect`).
      * @param {number} now
      * @param {number} mono
@@ -211,6 +280,14 @@ export class Core {
         return takeFromExternrefTable0(ret[0]);
     }
     /**
+     * `poolSize`: how many slots this client's pool has.
+     * @returns {number}
+     */
+    get poolSize() {
+        const ret = wasm.core_poolSize(this.__wbg_ptr);
+        return ret >>> 0;
+    }
+    /**
      * Imports the signing key of a JWT method now (see `Signer::prepare`):
      * resolves to the `config` error if WebCrypto refuses it, else `undefined`.
      * @returns {Promise<CoreError | undefined>}
@@ -218,6 +295,31 @@ export class Core {
     prepareKey() {
         const ret = wasm.core_prepareKey(this.__wbg_ptr);
         return ret;
+    }
+    /**
+     * `client.fetch` got a 429 whose `Retry-After` reads `retry_after`:
+     * the token cools, and the call waits or returns it (a `CoreRateLimited`).
+     * @param {number} now
+     * @param {number} mono
+     * @param {number} started
+     * @param {number} sends
+     * @param {string | null | undefined} retry_after
+     * @param {boolean} replayable
+     * @returns {CoreRateLimited}
+     */
+    rateLimited(now, mono, started, sends, retry_after, replayable) {
+        const val2 = +now;
+        const val3 = +mono;
+        const val4 = +started;
+        const val5 = +sends;
+        const val6 = +replayable;
+        var ptr0 = isLikeNone(retry_after) ? 0 : passStringToWasm0(retry_after, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        var len0 = WASM_VECTOR_LEN;
+        const ret = wasm.core_rateLimited(this.__wbg_ptr, val2, val3, val4, val5, ptr0, len0, val6);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
     }
     /**
      * Sends the request the `send` effect names through `fetch` (the
@@ -251,6 +353,19 @@ export class Core {
     sign(now) {
         const ret = wasm.core_sign(this.__wbg_ptr, now);
         return ret;
+    }
+    /**
+     * This client as a slot of a pool (a `SlotView`, its `lastUsed` left to the pool).
+     * @param {number} now
+     * @param {number} mono
+     * @returns {SlotView}
+     */
+    slotView(now, mono) {
+        const ret = wasm.core_slotView(this.__wbg_ptr, now, mono);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
     }
     /**
      * Begins an acquisition (a `CoreStart`), or joins the one in flight:
@@ -1223,7 +1338,7 @@ export function __wbindgen_generic_0000000000000001(arg0, arg1) {
     return ret;
 }
 export function __wbindgen_generic_0000000000000002(arg0, arg1) {
-    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 94, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 95, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
     const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h60702a48838d1764);
     return ret;
 }

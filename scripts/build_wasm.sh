@@ -27,13 +27,15 @@ done
 
 # A guard against accidental growth, not a goal: the test command runs this
 # script, so a wasm over the guard fails it. It sits about 15 % above the
-# module shipped (302 KB: serde-wasm-bindgen at the boundary, serde_json as
+# module shipped (356 KB: serde-wasm-bindgen at the boundary, serde_json as
 # the one decoder of the token endpoint's JSON, the HTTP exchange over
 # web-sys, JWT client assertions signed through WebCrypto, issuer metadata
-# read and kept in KV, the acquisition's driver). What the size costs is not
-# the bytes but the code that runs on a cold start (V8 compiles each function
-# on its first call): `deno task bench` measures that.
-RAW_GUARD=348000
+# read and kept in KV, the acquisition's driver, token pools and the API's
+# 429, credentials asked for per request, Genesys notification streams).
+# What the size costs is not the bytes but the code that runs on a cold
+# start (V8 compiles each function on its first call): `deno task bench`
+# measures that.
+RAW_GUARD=410000
 raw=$(wc -c < pkg/freshtoken_bg.wasm)
 gz=$(gzip -9 -n -c pkg/freshtoken_bg.wasm | wc -c)
 echo "wasm size: ${raw} bytes raw, ${gz} bytes gzip -9 (guard: ${RAW_GUARD} raw)"

@@ -317,8 +317,16 @@ fn token_event_members() -> BTreeMap<String, Fields> {
 }
 
 /// The events only the wrapper emits (the cache, the store, the background
-/// refresh it starts): members of `TokenEvent` the core never sends.
-const WRAPPER_EVENTS: [&str; 4] = ["cache_hit", "kv_write", "kv_error", "background_refresh"];
+/// refresh it starts, `client.fetch`'s answers from the core about a 429):
+/// members of `TokenEvent` the core never sends.
+const WRAPPER_EVENTS: [&str; 6] = [
+    "cache_hit",
+    "kv_write",
+    "kv_error",
+    "background_refresh",
+    "rate_limited",
+    "api_wait",
+];
 
 #[test]
 fn the_public_token_event_declares_every_core_event_as_it_serialises() {

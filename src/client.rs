@@ -12,6 +12,8 @@ use crate::discovery::Metadata;
 use crate::driver::Event;
 use crate::driver::{Driver, Effect, Outcome, Parts};
 use crate::error::{Source, TokenError};
+use crate::pool::SlotView;
+use crate::rate_limit::{cooling_ms, ApiCall, ApiStep};
 use crate::request::HttpRequest;
 use crate::state::{TokenState, Unauthorized};
 use serde::Serialize;
@@ -182,6 +184,46 @@ impl Client {
         (next, remove)
     }
 
+    /// `client.fetch` is about to send for `call`: it waits first while
+    /// the token cools, when that fits its deadline (src/rate_limit.rs).
+    pub fn before_send(&self, now: Now, call: &ApiCall) -> ApiStep {
+        call.before_send(now, self.state.cooling_until(), &self.config.retry)
+    }
+
+    /// `client.fetch` got a 429 for `call`, its `Retry-After` reading
+    /// `retry_after`: the token cools for the time the API asks (capped;
+    /// a default when absent), and the call waits or returns the 429.
+    /// Also returns how long this 429 cools the token, ms, and, with a
+    /// store, until when (epoch ms) every isolate is to know it cools
+    /// (docs/DESIGN.md, "The API's rate limit").
+    pub fn rate_limited(
+        &mut self,
+        now: Now,
+        call: &ApiCall,
+        retry_after: Option<&str>,
+        replayable: bool,
+    ) -> (ApiStep, f64, Option<f64>) {
+        let ms = cooling_ms(retry_after, now.wall);
+        let until = self.state.cool(now, ms);
+        let share = self.config.shared.then_some(now.wall + ms);
+        (
+            call.rate_limited(now, until, replayable, &self.config.retry),
+            ms,
+            share,
+        )
+    }
+
+    /// This client as a slot of a pool sees it (src/pool.rs); `last_used` is the pool's.
+    pub fn slot_view(&self, now: Now) -> SlotView {
+        SlotView {
+            usable: self.state.usable(now),
+            filling: self.state.in_flight(),
+            held_back: self.state.held_back(now),
+            cooling_until: self.state.cooling_until(),
+            last_used: 0.0,
+        }
+    }
+
     /// Runs `step` on the driver in flight with this client's parts, and
     /// keeps the events it produced; `None` without one. The driver goes
     /// back into the flight unless the step ended it.
@@ -297,6 +339,73 @@ mod tests {
         assert!(!c.state.in_flight());
         // A 401 for a token no longer held deletes nothing.
         assert_eq!(c.unauthorized(T0, "old", 0.5).1, None);
+    }
+
+    #[test]
+    fn a_429_cools_the_token_for_every_call_until_its_retry_after() {
+        use crate::rate_limit::{ApiCall, ApiStep};
+        let mut c = client(false);
+        let call = ApiCall {
+            started: T0.mono,
+            sends: 1,
+        };
+        assert_eq!(c.before_send(T0, &call), ApiStep::Send);
+        let (step, cooling, share) = c.rate_limited(T0, &call, Some("2"), true);
+        assert_eq!((step, cooling), (ApiStep::Wait { ms: 2_000.0 }, 2_000.0));
+        assert_eq!(share, None, "no store, nothing to share");
+        // Another call, begun later, finds the token cooling and waits the rest.
+        let later = ApiCall {
+            started: T0.mono + 500.0,
+            sends: 0,
+        };
+        assert_eq!(
+            c.before_send(T0.plus(500.0), &later),
+            ApiStep::Wait { ms: 1_500.0 }
+        );
+        // A shorter Retry-After does not end the cooling earlier.
+        c.rate_limited(T0.plus(500.0), &later, Some("0"), true);
+        assert_eq!(c.state.cooling_until(), T0.mono + 2_000.0);
+        assert_eq!(c.before_send(T0.plus(2_000.0), &later), ApiStep::Send);
+    }
+
+    #[test]
+    fn a_429_is_shared_through_the_store_and_a_read_of_it_cools_the_token() {
+        use crate::rate_limit::{ApiCall, ApiStep};
+        let call = ApiCall {
+            started: T0.mono,
+            sends: 1,
+        };
+        let mut a = client(true);
+        let (_, _, share) = a.rate_limited(T0, &call, Some("5"), true);
+        assert_eq!(share, Some(T0.wall + 5_000.0));
+        // Another isolate reads the store while starting: its token cools as well.
+        let mut b = client(true);
+        b.start(T0, Start::Fetch).unwrap();
+        assert!(matches!(b.poll(T0, 0.5), Effect::ReadStore { .. }));
+        let seen = Seen {
+            token: Some(stored("shared", T0)),
+            cooling_until: T0.wall + 5_000.0,
+            ..Seen::default()
+        };
+        b.handle(T0, Outcome::Snapshot(Some(seen)), 0.5);
+        let fresh = ApiCall {
+            started: T0.mono + 1_000.0,
+            sends: 0,
+        };
+        assert_eq!(
+            b.before_send(T0.plus(1_000.0), &fresh),
+            ApiStep::Wait { ms: 4_000.0 }
+        );
+        // A cooling beyond the cap is not believed.
+        let mut c = client(true);
+        c.start(T0, Start::Fetch).unwrap();
+        c.poll(T0, 0.5);
+        let seen = Seen {
+            cooling_until: T0.wall + 3_600_000.0,
+            ..Seen::default()
+        };
+        c.handle(T0, Outcome::Snapshot(Some(seen)), 0.5);
+        assert_eq!(c.state.cooling_until(), 0.0);
     }
 
     #[test]

@@ -264,7 +264,12 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// Fixed refresh window in seconds, if set.
     pub refresh_ahead_seconds: Option<f64>,
+    /// How many tokens the client keeps at once, 1 to [`MAX_POOL_SIZE`].
+    pub pool_size: u32,
 }
+
+/// The largest `poolSize`: Genesys Cloud's own limit for its token pools.
+pub const MAX_POOL_SIZE: u32 = 50;
 
 impl Config {
     /// Where this client's errors come from: the token endpoint's origin
@@ -508,6 +513,7 @@ impl Config {
                 0,
                 MAX_LIFETIME_SECONDS as u32,
             )?,
+            pool_size: whole("poolSize", options.pool_size, 1, MAX_POOL_SIZE)?.unwrap_or(1),
         })
     }
 }

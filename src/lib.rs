@@ -24,6 +24,8 @@ pub mod driver;
 pub mod error;
 pub mod notify;
 pub mod options;
+pub mod pool;
+pub mod rate_limit;
 pub mod redact;
 pub mod request;
 pub mod response;

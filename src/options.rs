@@ -65,6 +65,8 @@ pub struct Options {
     pub retry: Option<RetryOptions>,
     /// Fixed refresh window, seconds.
     pub refresh_ahead_seconds: Option<Number>,
+    /// How many tokens the client keeps at once (docs/DESIGN.md, "Token pools").
+    pub pool_size: Option<Number>,
     /// Base of relative URLs given to `client.fetch` (used by the wrapper).
     pub base_url: Option<Text>,
     /// Further origins `client.fetch` may send the token to (used by the wrapper).

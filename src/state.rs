@@ -119,6 +119,9 @@ pub struct TokenState {
     unauthorized: u32,
     /// No refresh for a 401 before this, monotonic ms.
     unauthorized_until: f64,
+    /// The API answered 429: the token cools (no call sends with it) until
+    /// this, monotonic ms (docs/DESIGN.md, "The API's rate limit").
+    cooling_until: f64,
     fetches: u32,
     /// Fingerprints of the last tokens invalidated or refused with a 401,
     /// oldest first: never taken again, from any read. More than one, as
@@ -510,6 +513,33 @@ impl TokenState {
     pub fn authorized(&mut self) {
         self.unauthorized = 0;
         self.unauthorized_until = 0.0;
+    }
+
+    /// The API answered 429 at `now`: the token cools for `ms` more (a
+    /// later end already known stands). Returns the end, monotonic ms.
+    pub fn cool(&mut self, now: Now, ms: f64) -> f64 {
+        self.cooling_until = self.cooling_until.max(now.mono + ms);
+        self.cooling_until
+    }
+
+    /// Another isolate's 429 cools the token until `until` (epoch ms, as
+    /// the store holds it, judged: at most the cap ahead).
+    pub fn cool_until_wall(&mut self, now: Now, until: f64) {
+        if until > now.wall {
+            self.cool(now, until - now.wall);
+        }
+    }
+
+    /// Whether a token is held that is served now.
+    pub fn usable(&self, now: Now) -> bool {
+        self.held
+            .as_ref()
+            .is_some_and(|held| self.time(now) < held.schedule.usable_until)
+    }
+
+    /// Until when the token cools, monotonic ms (in the past: it does not).
+    pub fn cooling_until(&self) -> f64 {
+        self.cooling_until
     }
 
     /// Whether the cached token is missing, or inside its refresh window

@@ -21,6 +21,8 @@ use crate::config::Config;
 use crate::driver::{Effect, LeaseResult, Outcome, Seen};
 use crate::error::{ErrorCode, TokenError};
 use crate::options::{check_names, option_names, read, Options, RetryOptions};
+use crate::pool::{self, SlotView};
+use crate::rate_limit::{ApiCall, ApiStep};
 use crate::response::{self, Received};
 use crate::state::{self, TokenState};
 use crate::store_guard::{StoreGuard, STORE_TIMEOUT_MS};
@@ -109,6 +111,8 @@ export interface CoreSnapshot {
   leaseHolder?: string;
   leaseTakenAt?: number;
   backoffUntil?: number;
+  /** Until when the token cools after an API's 429, epoch ms. */
+  coolingUntil?: number;
 }
 
 /** What an acquisition is started for (`core.start`). */
@@ -132,6 +136,35 @@ export interface CoreUnauthorized {
   next: "retry_with_current" | "refresh" | "give_up";
   remove?: CoreEffect;
 }
+
+/** What `client.fetch` does about the API's rate limit (`core.beforeSend`, `core.rateLimited`). */
+export type ApiStep =
+  | { type: "send" }
+  | { type: "wait"; ms: number } // the token cools: wait, then send again
+  | { type: "return" }; // hand the 429 to the caller
+
+/** After a 429 (`core.rateLimited`): what the call does, and how long this 429 cools the token. */
+export interface CoreRateLimited {
+  next: ApiStep;
+  coolingMs: number;
+  /** With a store: write the cooling's end (epoch ms) for every isolate. */
+  share?: number;
+}
+
+/** One slot of a pool, as `core.pick` and `core.moves` read it (`core.slotView`, plus the pool's `lastUsed`). */
+export interface SlotView {
+  usable: boolean;
+  filling: boolean;
+  heldBack: boolean;
+  coolingUntil: number;
+  lastUsed: number;
+}
+
+/** Which slot serves the next call (`core.pick`). */
+export type Pick =
+  | { type: "use"; slot: number }
+  | { type: "fill"; slot: number }
+  | { type: "wait"; slot: number };
 
 /** What `status()` reports, never the token. */
 export interface CoreStatus {
@@ -386,6 +419,114 @@ impl Core {
         to_js(&Next { next, remove })
     }
 
+    /// Until when the token cools after a 429, monotonic ms: `client.fetch`
+    /// asks `beforeSend` only before then.
+    #[wasm_bindgen(getter, js_name = coolingUntil)]
+    pub fn cooling_until(&self) -> f64 {
+        self.state().cooling_until()
+    }
+
+    /// `client.fetch`, begun at `started` (monotonic ms) and having sent
+    /// `sends` times, is about to send: an `ApiStep` (`send` or `wait`).
+    #[wasm_bindgen(js_name = beforeSend, unchecked_return_type = "ApiStep")]
+    pub fn before_send(
+        &self,
+        now: f64,
+        mono: f64,
+        started: f64,
+        sends: u32,
+    ) -> Result<JsValue, JsValue> {
+        let call = ApiCall { started, sends };
+        to_js(&self.inner.borrow().client.before_send(at(now, mono), &call))
+    }
+
+    /// `client.fetch` got a 429 whose `Retry-After` reads `retry_after`:
+    /// the token cools, and the call waits or returns it (a `CoreRateLimited`).
+    #[wasm_bindgen(js_name = rateLimited, unchecked_return_type = "CoreRateLimited")]
+    pub fn rate_limited(
+        &self,
+        now: f64,
+        mono: f64,
+        started: f64,
+        sends: u32,
+        retry_after: Option<String>,
+        replayable: bool,
+    ) -> Result<JsValue, JsValue> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Next {
+            next: ApiStep,
+            cooling_ms: f64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            share: Option<f64>,
+        }
+        let call = ApiCall { started, sends };
+        let (next, cooling_ms, share) = self.inner.borrow_mut().client.rate_limited(
+            at(now, mono),
+            &call,
+            retry_after.as_deref(),
+            replayable,
+        );
+        to_js(&Next {
+            next,
+            cooling_ms,
+            share,
+        })
+    }
+
+    /// `poolSize`: how many slots this client's pool has.
+    #[wasm_bindgen(getter, js_name = poolSize)]
+    pub fn pool_size(&self) -> u32 {
+        self.inner.borrow().client.config.pool_size
+    }
+
+    /// This client as a slot of a pool (a `SlotView`, its `lastUsed` left to the pool).
+    #[wasm_bindgen(js_name = slotView, unchecked_return_type = "SlotView")]
+    pub fn slot_view(&self, now: f64, mono: f64) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.borrow().client.slot_view(at(now, mono)))
+    }
+
+    /// Which slot of the pool serves the next call (a `Pick`; src/pool.rs).
+    #[wasm_bindgen(unchecked_return_type = "Pick")]
+    pub fn pick(
+        &self,
+        mono: f64,
+        #[wasm_bindgen(unchecked_param_type = "SlotView[]")] slots: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        to_js(&pool::pick(&read_slots(slots)?, mono))
+    }
+
+    /// A call got a 429 and its slot cools: the slot it moves to at once,
+    /// or `undefined` (the slot's own answer stands; src/pool.rs).
+    pub fn moves(
+        &self,
+        mono: f64,
+        #[wasm_bindgen(unchecked_param_type = "SlotView[]")] slots: JsValue,
+        started: f64,
+        sends: u32,
+        replayable: bool,
+    ) -> Result<Option<usize>, JsValue> {
+        let max_attempts = self.inner.borrow().client.config.retry.max_attempts;
+        let call = ApiCall { started, sends };
+        Ok(pool::moves(
+            &read_slots(slots)?,
+            mono,
+            &call,
+            replayable,
+            max_attempts,
+        ))
+    }
+
+    /// A slot failed to give a call a token: the slot that serves it
+    /// instead, or `undefined` (src/pool.rs, `instead`).
+    pub fn instead(
+        &self,
+        mono: f64,
+        #[wasm_bindgen(unchecked_param_type = "SlotView[]")] slots: JsValue,
+    ) -> Result<Option<usize>, JsValue> {
+        Ok(pool::instead(&read_slots(slots)?, mono))
+    }
+
     /// A request sent again after a 401 was accepted.
     pub fn authorized(&self) {
         self.state().authorized();
@@ -637,6 +778,16 @@ fn read_outcome(value: JsValue) -> Outcome {
     }
 }
 
+/// The slots of a pool (`SlotView[]`), never empty.
+fn read_slots(slots: JsValue) -> Result<Vec<SlotView>, JsValue> {
+    let slots: Vec<SlotView> = serde_wasm_bindgen::from_value(slots)
+        .map_err(|_| js_sys::Error::new("freshtoken: not a SlotView[]"))?;
+    if slots.is_empty() {
+        return Err(js_sys::Error::new("freshtoken: a pool has slots").into());
+    }
+    Ok(slots)
+}
+
 /// What a read of the store found (a `CoreSnapshot`); `None` when the store failed.
 fn read_snapshot(snapshot: JsValue) -> Option<Seen> {
     if !snapshot.is_object() {
@@ -648,6 +799,7 @@ fn read_snapshot(snapshot: JsValue) -> Option<Seen> {
         lease_holder: field(&snapshot, "leaseHolder").as_string(),
         lease_taken_at: field(&snapshot, "leaseTakenAt").as_f64(),
         backoff_until: field(&snapshot, "backoffUntil").as_f64().unwrap_or(0.0),
+        cooling_until: field(&snapshot, "coolingUntil").as_f64().unwrap_or(0.0),
     })
 }
 

@@ -31,6 +31,9 @@ pub struct Seen {
     pub lease_taken_at: Option<f64>,
     /// Until when every isolate holds token requests back; 0 for none.
     pub backoff_until: f64,
+    /// Until when the token cools after an API's 429 (src/rate_limit.rs),
+    /// epoch ms; 0 for none.
+    pub cooling_until: f64,
 }
 
 impl Seen {
@@ -48,6 +51,9 @@ impl Seen {
         }
         if !shared::backoff_is_plausible(self.backoff_until, now_ms) {
             self.backoff_until = 0.0;
+        }
+        if !shared::backoff_is_plausible(self.cooling_until, now_ms) {
+            self.cooling_until = 0.0; // a cooling is capped as a back-off is
         }
         self
     }
@@ -88,6 +94,11 @@ impl Driver {
         rand: f64,
     ) -> Phase {
         let mut adopted = None;
+        let cooling = seen
+            .clone()
+            .judged(now.wall, c.config.max_lease_ms())
+            .cooling_until;
+        c.state.cool_until_wall(now, cooling);
         if let Some(record) = seen.token.take() {
             adopted = c.state.adopt(now, record, self.force, rand);
             if let (Some(taken), None) = (&adopted, self.cron) {

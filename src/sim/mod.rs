@@ -34,11 +34,13 @@ use std::fmt::Write;
 mod executor;
 mod invariants;
 mod isolate;
+mod pool;
 mod rng;
 mod scenario;
 mod trace;
 mod world;
 
+pub use pool::{run_pool, PoolReport};
 pub use rng::Rng;
 use scenario::{config, Hostile, Scenario};
 use world::{Caller, Happening, Isolate, Sim, Store, StoredLease, StoredToken, WALL0};

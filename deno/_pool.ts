@@ -1,0 +1,314 @@
+/**
+ * Token pools (docs/DESIGN.md, "Token pools"): with `poolSize` N a client
+ * keeps up to N tokens, each slot a client of its own with its own token,
+ * schedule, KV entry and lease. The core decides which slot serves a call
+ * (`core.pick`) and whether a call that got a 429 moves to another slot at
+ * once (`core.moves`), from a view of every slot; this module only keeps
+ * when each slot was last used and runs `client.fetch`'s loop.
+ *
+ * @module
+ */
+
+import type { ApiStep, Pick, SlotView } from "../pkg/freshtoken.js";
+import {
+  DESCRIBE,
+  HELD,
+  type Held,
+  KV_ID,
+  KV_PLACE,
+  type KvPlace,
+  LOAD_SHARED,
+  PREPARE_KEY,
+  REFRESH_IF_DUE,
+  SAMPLE,
+  SLOT,
+} from "./_internal.ts";
+import type { Sample } from "./_telemetry.ts";
+import type { Token } from "./token.ts";
+import type {
+  GetTokenOptions,
+  RefreshResult,
+  TokenClient,
+  TokenEvent,
+  TokenStatus,
+} from "./types.ts";
+
+/** One `client.fetch` call, as the core's decisions about it need it. */
+export interface FetchCall {
+  /** When it began, monotonic ms. */
+  started: number;
+  /** Requests sent so far. */
+  sends: number;
+  /** A 401 was met (and sent again, or returned). */
+  unauthorized: boolean;
+}
+
+/** What `client.fetch`'s loop asks of a slot (`client[SLOT]()`). */
+export interface Slot {
+  /** The options' `poolSize`. */
+  readonly poolSize: number;
+  /** The monotonic clock. */
+  mono(): number;
+  /** The slot as its core sees it, without `lastUsed`. */
+  view(): SlotView;
+  /** Which slot serves the next call (`core.pick`), asked of the pool's first slot. */
+  pick(slots: SlotView[]): Pick;
+  /** The slot that serves a call whose slot failed it (`core.instead`), asked of the pool's first slot. */
+  instead(slots: SlotView[]): number | undefined;
+  /** The slot a call moves to after a 429 (`core.moves`), asked of the pool's first slot. */
+  moves(slots: SlotView[], call: FetchCall, replayable: boolean): number | undefined;
+  getToken(options?: GetTokenOptions): Promise<Token>;
+  /** Waits while its token cools, if the core says the wait fits: then `true`. */
+  whileCooling(call: FetchCall): Promise<boolean>;
+  send(request: Request, token: Token): Promise<Response>;
+  /** A 429: the core cools the token (and, with KV, it is shared); its answer. */
+  rateLimited(
+    call: FetchCall,
+    response: Response,
+    replayable: boolean,
+  ): Promise<{ next: ApiStep; coolingMs: number }>;
+  /** Waits `ms` for its token to stop cooling. */
+  apiWait(ms: number): Promise<void>;
+  /** A 401: whether to send again (the core's answer; the token may be forgotten). */
+  unauthorized(response: Response, token: Token): Promise<boolean>;
+  /** A request sent again after a 401 was accepted. */
+  authorized(): void;
+  emit(event: TokenEvent): void;
+  now(): number;
+  /** `client.fetch` of the client, over `slots`: the loop below, after the origin checks. */
+  fetchThrough(slots: Slots, input: string | URL | Request, init?: RequestInit): Promise<Response>;
+}
+
+/** The slots `client.fetch` chooses from. */
+export interface Slots {
+  /** The slot for the next send. */
+  pick(): Slot;
+  /** The slot's token, or, when the slot fails to give one, another slot's that serves. */
+  token(slot: Slot): Promise<{ slot: Slot; token: Token }>;
+  /** After a 429 (the slot now cools): whether the call moves to another slot at once. */
+  moves(call: FetchCall, replayable: boolean): boolean;
+}
+
+/**
+ * `client.fetch`'s loop over `slots`: send with the slot picked; after a
+ * 429, move to another slot at once, or wait, or return the 429, as the
+ * core says; after a 401, send once more as the core says.
+ */
+export async function fetchLoop(
+  slots: Slots,
+  request: Request,
+  replayable: boolean,
+  started: number,
+): Promise<Response> {
+  const call: FetchCall = { started, sends: 0, unauthorized: false };
+  for (;;) {
+    const { slot, token } = await slots.token(slots.pick()); // it may come with another isolate's cooling
+    if (await slot.whileCooling(call)) continue; // waited: the slot or its token may have changed
+    const response = await slot.send(replayable ? request.clone() : request, token);
+    call.sends++;
+    if (response.status === 429) {
+      const { next, coolingMs } = await slot.rateLimited(call, response, replayable);
+      const step = slots.moves(call, replayable)
+        ? "move"
+        : next.type === "wait"
+        ? "wait"
+        : "return";
+      slot.emit({ type: "rate_limited", at: slot.now(), status: 429, coolingMs, next: step });
+      if (step === "return") return response;
+      await response.body?.cancel();
+      if (next.type === "wait" && step === "wait") await slot.apiWait(next.ms);
+    } else if (response.status === 401 && replayable && !call.unauthorized) {
+      call.unauthorized = true;
+      if (!await slot.unauthorized(response, token)) return response;
+    } else {
+      if (call.unauthorized && response.status !== 401) slot.authorized();
+      return response;
+    }
+  }
+}
+
+/** A client with `poolSize` above 1: its slots, made as calls first need them. */
+export class PoolClient implements TokenClient {
+  readonly #first: TokenClient;
+  readonly #make: (slot: number) => TokenClient;
+  readonly #clients: (TokenClient | undefined)[];
+  /** When a call last took each slot, monotonic ms. */
+  readonly #lastUsed: number[];
+  readonly #slotsOf: Slots;
+
+  /** A pool whose slot 0 is `first`; `make(k)` makes slot k. */
+  constructor(first: TokenClient, make: (slot: number) => TokenClient) {
+    this.#first = first;
+    this.#make = make;
+    const size = slotOf(first).poolSize;
+    this.#clients = Array.from({ length: size }, (_, k) => k === 0 ? first : undefined);
+    this.#lastUsed = Array.from({ length: size }, () => -Infinity);
+    this.#slotsOf = {
+      pick: () => slotOf(this.#clients[this.#take()]!),
+      token: async (slot) => {
+        const k = this.#index(slot);
+        return { slot: slotOf(this.#clients[k]!), token: await this.#tokenOf(k) };
+      },
+      moves: (call, replayable) =>
+        slotOf(this.#first).moves(this.#views(), call, replayable) !== undefined,
+    };
+  }
+
+  /** Every slot as the core reads it; a slot not yet made is empty. */
+  #views(): SlotView[] {
+    return this.#clients.map((client, k) => {
+      const lastUsed = this.#lastUsed[k];
+      if (client === undefined) {
+        return { usable: false, filling: false, heldBack: false, coolingUntil: 0, lastUsed };
+      }
+      return { ...slotOf(client).view(), lastUsed };
+    });
+  }
+
+  /** The slot the core picks for the next call, taken (its client made if new). */
+  #take(): number {
+    const k = slotOf(this.#first).pick(this.#views()).slot;
+    this.#use(k);
+    return k;
+  }
+
+  /** Slot `k`'s client, taken by a call now (made if new). */
+  #use(k: number): TokenClient {
+    this.#lastUsed[k] = slotOf(this.#first).mono();
+    return this.#clients[k] ??= this.#make(k);
+  }
+
+  /** The index of `slot`. */
+  #index(slot: Slot): number {
+    return this.#clients.findIndex((client) => client !== undefined && slotOf(client) === slot);
+  }
+
+  /**
+   * Slot `k`'s token; when the slot fails to give one, the token of the
+   * slot the core names instead (one that serves and does not cool), so no
+   * call fails while such a slot exists.
+   */
+  async #tokenOf(k: number, options?: GetTokenOptions): Promise<Token> {
+    try {
+      return await this.#clients[k]!.getToken(options);
+    } catch (error) {
+      const other = slotOf(this.#first).instead(this.#views());
+      if (other === undefined || other === k) throw error;
+      return await this.#use(other).getToken(options);
+    }
+  }
+
+  /** The slots made so far. */
+  #made(): TokenClient[] {
+    return this.#clients.filter((c): c is TokenClient => c !== undefined);
+  }
+
+  getToken(options?: GetTokenOptions): Promise<Token> {
+    return this.#tokenOf(this.#take(), options);
+  }
+
+  refresh(): Promise<Token> {
+    return this.#clients[this.#take()]!.refresh();
+  }
+
+  async invalidate(): Promise<void> {
+    await Promise.all(this.#made().map((client) => client.invalidate()));
+  }
+
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    return slotOf(this.#first).fetchThrough(this.#slotsOf, input, init);
+  }
+
+  status(): TokenStatus {
+    const statuses = this.#made().map((client) => client.status());
+    const mono = slotOf(this.#first).mono();
+    const status: TokenStatus = {
+      ...statuses[0],
+      hasToken: statuses.some((s) => s.hasToken),
+      fetches: statuses.reduce((n, s) => n + s.fetches, 0),
+      hits: statuses.reduce((n, s) => n + s.hits, 0),
+      slots: {
+        size: this.#clients.length,
+        filled: statuses.filter((s) => s.hasToken).length,
+        cooling: this.#made().filter((c) => slotOf(c).view().coolingUntil > mono).length,
+      },
+    };
+    return status;
+  }
+
+  /** Reads every slot's stored token that this process has not made yet, then its own. */
+  async [LOAD_SHARED](): Promise<void> {
+    await Promise.all(this.#all().map((client) => loadShared(client)));
+  }
+
+  /**
+   * A cron check of every filled slot: one held here, or one another
+   * isolate stored (read first, sending nothing). An empty slot stays empty.
+   */
+  async [REFRESH_IF_DUE](aheadMs: number): Promise<RefreshResult> {
+    const results = await Promise.all(
+      this.#all().map(async (client, k) => {
+        if (k > 0 && !client.status().hasToken) await loadShared(client);
+        if (k > 0 && !client.status().hasToken) return "fresh" as const;
+        const check = client as unknown as Record<symbol, (ms: number) => Promise<RefreshResult>>;
+        return await check[REFRESH_IF_DUE](aheadMs);
+      }),
+    );
+    if (results.includes("failed")) return "failed";
+    return results.includes("refreshed") ? "refreshed" : "fresh";
+  }
+
+  /** Every slot, made now if it was not (for the cron job, which reads KV for each). */
+  #all(): TokenClient[] {
+    return this.#clients.map((client, k) => this.#clients[k] = client ?? this.#make(k));
+  }
+
+  [KV_ID](): Promise<string | undefined> {
+    return call(this.#first, KV_ID);
+  }
+
+  [KV_PLACE](): KvPlace | undefined {
+    return call(this.#first, KV_PLACE);
+  }
+
+  [PREPARE_KEY](): Promise<void> {
+    return call(this.#first, PREPARE_KEY);
+  }
+
+  [DESCRIBE](): string {
+    return call(this.#first, DESCRIBE);
+  }
+
+  [HELD](): Held | undefined {
+    return call(this.#first, HELD);
+  }
+
+  [SAMPLE](): Sample {
+    return call(this.#first, SAMPLE);
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      ...(this.#first as unknown as { toJSON(): Record<string, unknown> }).toJSON(),
+      ...this.status(),
+    };
+  }
+
+  [Symbol.for("Deno.customInspect")](): string {
+    const { hasToken, fetches, hits, slots } = this.status();
+    return `TokenClient { ${call<string>(this.#first, DESCRIBE)}, hasToken: ${hasToken}, ` +
+      `fetches: ${fetches}, hits: ${hits}, slots: ${slots!.filled}/${slots!.size} }`;
+  }
+}
+
+function slotOf(client: TokenClient): Slot {
+  return (client as unknown as Record<symbol, () => Slot>)[SLOT]();
+}
+
+function call<T>(client: TokenClient, symbol: symbol): T {
+  return (client as unknown as Record<symbol, () => T>)[symbol]();
+}
+
+function loadShared(client: TokenClient): Promise<void> {
+  return call<Promise<void>>(client, LOAD_SHARED);
+}

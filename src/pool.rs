@@ -1,0 +1,254 @@
+//! Token pools (docs/DESIGN.md, "Token pools"): with `poolSize` N a client
+//! keeps up to N tokens, each slot a client of its own (its own token state,
+//! schedule, store entry and lease). What is decided here, from a view of
+//! every slot: which slot serves the next call, and whether a call that got
+//! a 429 moves to another slot at once.
+//!
+//! Slots fill lazily and one at a time: an empty slot is filled by the call
+//! that picks it, and only while no other slot is being filled, so a pool
+//! never sends a burst of token requests.
+
+use crate::rate_limit::ApiCall;
+use serde::{Deserialize, Serialize};
+
+/// One slot as the pool sees it when it picks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotView {
+    /// It holds a token it serves now.
+    pub usable: bool,
+    /// An acquisition is in flight for it.
+    pub filling: bool,
+    /// Its token requests are held back after failures: not one to fill.
+    pub held_back: bool,
+    /// Until when its token cools after a 429, monotonic ms.
+    pub cooling_until: f64,
+    /// When a call last took it, monotonic ms (never: any value below
+    /// every other); the wrapper keeps it.
+    #[serde(default)]
+    pub last_used: f64,
+}
+
+impl SlotView {
+    fn cooling(&self, mono: f64) -> bool {
+        mono < self.cooling_until
+    }
+}
+
+/// Which slot serves the next call, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum Pick {
+    /// A slot with a usable token that does not cool: the least recently used one.
+    Use {
+        /// Its index.
+        slot: usize,
+    },
+    /// An empty slot, filled by this call (no other slot is being filled).
+    Fill {
+        /// Its index.
+        slot: usize,
+    },
+    /// Every slot cools or is being filled: this one is free soonest (a
+    /// slot being filled first; else the one whose cooling ends first).
+    Wait {
+        /// Its index.
+        slot: usize,
+    },
+}
+
+impl Pick {
+    /// The slot picked.
+    pub fn slot(self) -> usize {
+        match self {
+            Pick::Use { slot } | Pick::Fill { slot } | Pick::Wait { slot } => slot,
+        }
+    }
+}
+
+/// The slot for the next call at monotonic `mono`: an empty slot while no
+/// slot is being filled or held back after failures (the pool grows one
+/// token at a time, as calls come, and not while the token endpoint fails);
+/// else the least recently used slot that is usable and does not cool;
+/// else the one free soonest. `slots` is never empty.
+pub fn pick(slots: &[SlotView], mono: f64) -> Pick {
+    let filling = slots.iter().position(|s| s.filling);
+    // A slot held back after failures says the token endpoint fails: no
+    // other slot is filled meanwhile (the back-off covers every slot).
+    let failing = slots.iter().any(|s| s.held_back);
+    if filling.is_none() && !failing {
+        if let Some(slot) = slots.iter().position(|s| !s.usable && !s.held_back) {
+            return Pick::Fill { slot };
+        }
+    }
+    if let Some(slot) = least_recently_used(slots, mono) {
+        return Pick::Use { slot };
+    }
+    if let Some(slot) = filling {
+        return Pick::Wait { slot };
+    }
+    let soonest = slots
+        .iter()
+        .enumerate()
+        .min_by(|(_, a), (_, b)| a.cooling_until.total_cmp(&b.cooling_until))
+        .map_or(0, |(slot, _)| slot);
+    Pick::Wait { slot: soonest }
+}
+
+/// The least recently used slot that serves and does not cool, if any.
+fn least_recently_used(slots: &[SlotView], mono: f64) -> Option<usize> {
+    slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.usable && !s.cooling(mono))
+        .min_by(|(_, a), (_, b)| a.last_used.total_cmp(&b.last_used))
+        .map(|(slot, _)| slot)
+}
+
+/// A call's slot failed to give it a token (its acquisition failed): the
+/// slot that serves it instead, the least recently used one that serves
+/// and does not cool, if any (no second fill for this call).
+pub fn instead(slots: &[SlotView], mono: f64) -> Option<usize> {
+    least_recently_used(slots, mono)
+}
+
+/// A call got a 429 and its slot now cools: the slot it moves to at once,
+/// if one is usable (or empty, to be filled) and does not cool, the body
+/// can be replayed and the call has sent fewer than `max_attempts` times;
+/// `None`: the slot's own answer stands (wait or return the 429).
+pub fn moves(
+    slots: &[SlotView],
+    mono: f64,
+    call: &ApiCall,
+    replayable: bool,
+    max_attempts: u32,
+) -> Option<usize> {
+    if !replayable || call.sends >= max_attempts {
+        return None;
+    }
+    match pick(slots, mono) {
+        Pick::Use { slot } | Pick::Fill { slot } => Some(slot),
+        Pick::Wait { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: f64 = 10_000.0;
+
+    fn usable(last_used: f64) -> SlotView {
+        SlotView {
+            usable: true,
+            last_used,
+            ..SlotView::default()
+        }
+    }
+
+    fn empty() -> SlotView {
+        SlotView {
+            last_used: f64::NEG_INFINITY,
+            ..SlotView::default()
+        }
+    }
+
+    fn cooling(mut slot: SlotView, until: f64) -> SlotView {
+        slot.cooling_until = until;
+        slot
+    }
+
+    #[test]
+    fn the_least_recently_used_usable_slot_that_does_not_cool_serves() {
+        let slots = [usable(300.0), usable(100.0), usable(200.0)];
+        assert_eq!(pick(&slots, NOW), Pick::Use { slot: 1 });
+        let slots = [
+            usable(300.0),
+            cooling(usable(100.0), NOW + 1.0),
+            usable(200.0),
+        ];
+        assert_eq!(pick(&slots, NOW), Pick::Use { slot: 2 });
+        // A cooling that has ended is no cooling.
+        let slots = [usable(300.0), cooling(usable(100.0), NOW), usable(200.0)];
+        assert_eq!(pick(&slots, NOW), Pick::Use { slot: 1 });
+    }
+
+    #[test]
+    fn empty_slots_fill_one_at_a_time_as_calls_come() {
+        let slots = [usable(100.0), empty(), empty()];
+        assert_eq!(pick(&slots, NOW), Pick::Fill { slot: 1 });
+        // While slot 1 fills, calls go to the slots that serve: no second request.
+        let mut slots = slots;
+        slots[1].filling = true;
+        assert_eq!(pick(&slots, NOW), Pick::Use { slot: 0 });
+        // Nothing serves yet: the call waits for the slot being filled.
+        let slots = [
+            SlotView {
+                filling: true,
+                ..empty()
+            },
+            empty(),
+        ];
+        assert_eq!(pick(&slots, NOW), Pick::Wait { slot: 0 });
+        // A slot held back after failures is not filled while another serves,
+        // and while one is held back no other is filled.
+        let slots = [
+            usable(100.0),
+            SlotView {
+                held_back: true,
+                ..empty()
+            },
+            empty(),
+        ];
+        assert_eq!(pick(&slots, NOW), Pick::Use { slot: 0 });
+    }
+
+    #[test]
+    fn when_every_slot_cools_the_one_free_soonest_is_picked() {
+        let slots = [
+            cooling(usable(1.0), NOW + 3_000.0),
+            cooling(usable(2.0), NOW + 1_000.0),
+            cooling(usable(3.0), NOW + 2_000.0),
+        ];
+        assert_eq!(pick(&slots, NOW), Pick::Wait { slot: 1 });
+    }
+
+    #[test]
+    fn a_call_whose_slot_failed_goes_to_a_slot_that_serves() {
+        let failed = SlotView {
+            held_back: true,
+            ..empty()
+        };
+        assert_eq!(instead(&[usable(1.0), failed], NOW), Some(0));
+        assert_eq!(
+            instead(&[cooling(usable(1.0), NOW + 1.0), failed], NOW),
+            None
+        );
+    }
+
+    #[test]
+    fn a_429_moves_the_call_at_once_to_a_slot_that_does_not_cool() {
+        let call = ApiCall {
+            started: 0.0,
+            sends: 1,
+        };
+        let slots = [cooling(usable(5.0), NOW + 1_000.0), usable(1.0)];
+        assert_eq!(moves(&slots, NOW, &call, true, 4), Some(1));
+        assert_eq!(moves(&slots, NOW, &call, false, 4), None, "a stream body");
+        let spent = ApiCall { sends: 4, ..call };
+        assert_eq!(moves(&slots, NOW, &spent, true, 4), None, "attempts spent");
+        // An empty slot is filled for it.
+        let slots = [cooling(usable(5.0), NOW + 1_000.0), empty()];
+        assert_eq!(moves(&slots, NOW, &call, true, 4), Some(1));
+        // Every slot cools: the slot's own answer stands.
+        let slots = [
+            cooling(usable(5.0), NOW + 1_000.0),
+            cooling(usable(1.0), NOW + 500.0),
+        ];
+        assert_eq!(moves(&slots, NOW, &call, true, 4), None);
+    }
+}
