@@ -335,10 +335,12 @@ mod tests {
     #[test]
     fn option_names_are_the_struct_fields_as_javascript_spells_them() {
         let names = option_names::<Options>();
-        assert_eq!(names.len(), 28);
+        assert_eq!(names.len(), 29);
         for name in [
             "tokenUrl",
             "clientSecret",
+            "clientAssertion",
+            "poolSize",
             "extraParams",
             "retry",
             "kv",
