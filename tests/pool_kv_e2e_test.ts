@@ -41,6 +41,8 @@ async function run(
       tokens.push(token);
       return api(token, tokens.length);
     }, async (origin) => {
+      // The file exists before the processes open it at once.
+      (await Deno.openKv(`${dir}/kv.sqlite`)).close();
       const startAt = Date.now() + 1_500;
       const workers = Array.from(
         { length: options.processes },

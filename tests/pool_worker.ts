@@ -10,7 +10,20 @@
 import { createTokenClient } from "../deno/mod.ts";
 
 const env = (name: string) => Deno.env.get(name);
-const kv = await Deno.openKv(env("KV"));
+
+/** Opens the shared file, again while another process holds it locked as it opens it too. */
+async function openShared(path: string | undefined): Promise<Deno.Kv> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await Deno.openKv(path);
+    } catch (error) {
+      if (attempt >= 50 || !/database is locked/i.test(String(error))) throw error;
+      await new Promise((r) => setTimeout(r, 20 * attempt));
+    }
+  }
+}
+
+const kv = await openShared(env("KV"));
 const events: Record<string, number> = {};
 const client = createTokenClient({
   tokenUrl: env("TOKEN_URL")!,
