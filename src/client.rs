@@ -298,6 +298,30 @@ mod tests {
         }
     }
 
+    /// A client with a store that makes one attempt per acquisition.
+    fn one_attempt() -> Client {
+        let options = json!({ "kv": {}, "retry": { "maxAttempts": 1 } });
+        Client::new(crate::config::tests::config(options).unwrap(), |url| {
+            Some(url.to_owned())
+        })
+    }
+
+    /// `one_attempt()` held back: its fetch failed, and so did both reads of the store.
+    fn held_back_with_a_store() -> Client {
+        let mut c = one_attempt();
+        c.start(T0, Start::Fetch).unwrap();
+        assert!(matches!(c.poll(T0, 0.5), Effect::ReadStore { .. }));
+        c.handle(T0, Outcome::Snapshot(None), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Send { .. }));
+        let down = TokenError::new(ErrorCode::Network, "down");
+        c.handle(T0, Outcome::Answer(Err(down)), 0.5);
+        // A last look at the store before failing: it fails too.
+        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
+        c.handle(T0, Outcome::Snapshot(None), 0.5);
+        assert!(matches!(c.poll(T0, 0.5), Effect::Fail { .. }));
+        c
+    }
+
     /// Fetches a token into `c` (no store: straight to the server).
     fn holding(c: &mut Client, token: &str) {
         assert_eq!(c.start(T0, Start::Fetch), Ok(Started::Begun));
@@ -496,18 +520,7 @@ mod tests {
 
     #[test]
     fn a_held_back_cron_check_that_takes_a_newer_stored_token_ends_with_it() {
-        let config =
-            crate::config::tests::config(json!({ "kv": {}, "retry": { "maxAttempts": 1 } }));
-        let mut c = Client::new(config.unwrap(), |url| Some(url.to_owned()));
-        c.start(T0, Start::Fetch).unwrap();
-        assert!(matches!(c.poll(T0, 0.5), Effect::ReadStore { .. }));
-        c.handle(T0, Outcome::Snapshot(None), 0.5);
-        assert!(matches!(c.poll(T0, 0.5), Effect::Send { .. }));
-        let down = TokenError::new(ErrorCode::Network, "down");
-        c.handle(T0, Outcome::Answer(Err(down)), 0.5);
-        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
-        c.handle(T0, Outcome::Snapshot(None), 0.5);
-        assert!(matches!(c.poll(T0, 0.5), Effect::Fail { .. }));
+        let mut c = held_back_with_a_store();
         // Held back, the check takes another isolate's token, due within its
         // period: it sends nothing, and ends with that token for its callers.
         let now = Now {
@@ -633,12 +646,6 @@ mod tests {
             token: Some(stored("s", T0)),
             ..Seen::default()
         };
-        let one_attempt = || {
-            let options = json!({ "kv": {}, "retry": { "maxAttempts": 1 } });
-            Client::new(crate::config::tests::config(options).unwrap(), |url| {
-                Some(url.to_owned())
-            })
-        };
         // The replica's token is taken; the primary's read then fails.
         let mut c = one_attempt();
         c.start(T0, ahead).unwrap();
@@ -698,22 +705,7 @@ mod tests {
 
     #[test]
     fn a_held_back_cron_check_whose_store_fails_still_sends_nothing() {
-        let config =
-            crate::config::tests::config(json!({ "kv": {}, "retry": { "maxAttempts": 1 } }));
-        let mut c = Client::new(config.unwrap(), |url| Some(url.to_owned()));
-        c.start(T0, Start::Fetch).unwrap();
-        assert!(matches!(c.poll(T0, 0.5), Effect::ReadStore { .. }));
-        c.handle(T0, Outcome::Snapshot(None), 0.5);
-        assert!(matches!(c.poll(T0, 0.5), Effect::Send { .. }));
-        c.handle(
-            T0,
-            Outcome::Answer(Err(TokenError::new(ErrorCode::Network, "down"))),
-            0.5,
-        );
-        // A last look at the store before failing: it fails too.
-        assert_eq!(c.poll(T0, 0.5), Effect::ReadStore { eventual: false });
-        c.handle(T0, Outcome::Snapshot(None), 0.5);
-        assert!(matches!(c.poll(T0, 0.5), Effect::Fail { .. }));
+        let mut c = held_back_with_a_store();
         c.start(T0, Start::Cron { ahead_ms: 0.0 }).unwrap();
         assert!(matches!(
             c.poll(T0, 0.5),
