@@ -82,10 +82,14 @@ export interface DenoKvServer {
   close(): Promise<void>;
 }
 
-/** Starts `denokv --sqlite-path … serve` on 127.0.0.1 and waits until it accepts connections. */
-export async function startDenoKv(dir: string): Promise<DenoKvServer> {
-  const port = freePort();
-  const accessToken = `denokv-test-${crypto.randomUUID()}`;
+/**
+ * Starts `denokv --sqlite-path … serve` on 127.0.0.1 and waits until it accepts connections;
+ * `port` and `accessToken` start it again on the same file as another operator would.
+ */
+export async function startDenoKv(
+  dir: string,
+  { port = freePort(), accessToken = `denokv-test-${crypto.randomUUID()}` } = {},
+): Promise<DenoKvServer> {
   const child = new Deno.Command("denokv", {
     args: [
       "--sqlite-path",

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { createTokenClient, type TokenEvent } from "../deno/mod.ts";
-import { freePort, startDenoKv } from "./_processes.ts";
+import { startDenoKv } from "./_processes.ts";
 import { startGenesysLike } from "./servers/genesys_like.ts";
 
 const CLI = new URL("../deno/cli.ts", import.meta.url).pathname;
@@ -210,39 +210,12 @@ Deno.test("a wrong access token leaves each process on a token of its own, says 
 
 Deno.test("a store that stops accepting the access token (rotated on the server) costs kv_error events, never a failed or slow call", async () => {
   const root = await Deno.makeTempDir();
-  const port = freePort();
-  const serve = (accessToken: string) =>
-    new Deno.Command("denokv", {
-      args: [
-        "--sqlite-path",
-        `${root}/denokv.sqlite`,
-        "serve",
-        "--access-token",
-        accessToken,
-        "--addr",
-        `127.0.0.1:${port}`,
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-  const listening = async () => {
-    for (let i = 0; i < 200; i++) {
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-        return;
-      } catch {
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    }
-  };
   const before = `denokv-before-${crypto.randomUUID()}`;
-  let denokv = serve(before);
-  await listening();
+  let denokv = await startDenoKv(root, { accessToken: before });
   const server = startGenesysLike({ clients: { [CLIENT.id]: CLIENT.secret }, lifetimeSeconds: 4 });
   const events: TokenEvent[] = [];
   Deno.env.set("DENO_KV_ACCESS_TOKEN", before);
-  const kv = await Deno.openKv(`http://127.0.0.1:${port}`);
+  const kv = await Deno.openKv(denokv.url);
   Deno.env.delete("DENO_KV_ACCESS_TOKEN");
   try {
     const client = createTokenClient({
@@ -256,10 +229,9 @@ Deno.test("a store that stops accepting the access token (rotated on the server)
     await client.getToken();
     assert.ok(events.some((e) => e.type === "kv_write"), "the token was stored");
     // The store's operator rotates its access token: this process still holds the old one.
-    denokv.kill("SIGTERM");
-    await denokv.status;
-    denokv = serve(`denokv-after-${crypto.randomUUID()}`);
-    await listening();
+    await denokv.close();
+    const port = Number(new URL(denokv.url).port);
+    denokv = await startDenoKv(root, { port, accessToken: `denokv-after-${crypto.randomUUID()}` });
     let slowest = 0;
     for (const until = Date.now() + 6_000; Date.now() < until;) {
       const started = Date.now();
@@ -276,8 +248,7 @@ Deno.test("a store that stops accepting the access token (rotated on the server)
   } finally {
     kv.close();
     await server.close();
-    denokv.kill("SIGTERM");
-    await denokv.status;
+    await denokv.close();
     await Deno.remove(root, { recursive: true });
   }
 });
