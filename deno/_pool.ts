@@ -25,13 +25,7 @@ import {
 } from "./_internal.ts";
 import type { Sample } from "./_telemetry.ts";
 import type { Token } from "./token.ts";
-import type {
-  GetTokenOptions,
-  RefreshResult,
-  TokenClient,
-  TokenEvent,
-  TokenStatus,
-} from "./types.ts";
+import type { GetTokenOptions, RefreshResult, TokenClient, TokenStatus } from "./types.ts";
 
 /** One `client.fetch` call, as the core's decisions about it need it. */
 export interface FetchCall {
@@ -41,6 +35,17 @@ export interface FetchCall {
   sends: number;
   /** A 401 was met (and sent again, or returned). */
   unauthorized: boolean;
+}
+
+/** What a call did after a 429, as a slot reports it (event and telemetry). */
+export interface RateLimitReport {
+  next: "move" | "wait" | "return";
+  /** How long the slot's token cools. */
+  coolingMs: number;
+  /** When the send that got the 429 began, `performance.now()` ms. */
+  sentAt: number;
+  /** With `next` "move": the slot the call moves to. */
+  to?: number;
 }
 
 /** What `client.fetch`'s loop asks of a slot (`client[SLOT]()`). */
@@ -73,7 +78,8 @@ export interface Slot {
   unauthorized(response: Response, token: Token): Promise<boolean>;
   /** A request sent again after a 401 was accepted. */
   authorized(): void;
-  emit(event: TokenEvent): void;
+  /** Says what a call did after a 429: the event `rate_limited` and its telemetry. */
+  report(report: RateLimitReport): void;
   now(): number;
   /** `client.fetch` of the client, over `slots`: the loop below, after the origin checks. */
   fetchThrough(slots: Slots, input: string | URL | Request, init?: RequestInit): Promise<Response>;
@@ -85,8 +91,8 @@ export interface Slots {
   pick(): Slot;
   /** The slot's token, or, when the slot fails to give one, another slot's that serves. */
   token(slot: Slot): Promise<{ slot: Slot; token: Token }>;
-  /** After a 429 (the slot now cools): whether the call moves to another slot at once. */
-  moves(call: FetchCall, replayable: boolean): boolean;
+  /** After a 429 (the slot now cools): the slot the call moves to at once, if it does. */
+  moves(call: FetchCall, replayable: boolean): number | undefined;
 }
 
 /**
@@ -104,16 +110,14 @@ export async function fetchLoop(
   for (;;) {
     const { slot, token } = await slots.token(slots.pick()); // it may come with another isolate's cooling
     if (await slot.whileCooling(call)) continue; // waited: the slot or its token may have changed
+    const sentAt = performance.now(); // for telemetry only: what a move cost
     const response = await slot.send(replayable ? request.clone() : request, token);
     call.sends++;
     if (response.status === 429) {
       const { next, coolingMs } = await slot.rateLimited(call, response, replayable);
-      const step = slots.moves(call, replayable)
-        ? "move"
-        : next.type === "wait"
-        ? "wait"
-        : "return";
-      slot.emit({ type: "rate_limited", at: slot.now(), status: 429, coolingMs, next: step });
+      const to = slots.moves(call, replayable);
+      const step = to !== undefined ? "move" : next.type === "wait" ? "wait" : "return";
+      slot.report({ next: step, coolingMs, sentAt, to });
       if (step === "return") return response;
       await response.body?.cancel();
       if (next.type === "wait" && step === "wait") await slot.apiWait(next.ms);
@@ -149,8 +153,7 @@ export class PoolClient implements TokenClient {
         const k = this.#index(slot);
         return { slot: slotOf(this.#clients[k]!), token: await this.#tokenOf(k) };
       },
-      moves: (call, replayable) =>
-        slotOf(this.#first).moves(this.#views(), call, replayable) !== undefined,
+      moves: (call, replayable) => slotOf(this.#first).moves(this.#views(), call, replayable),
     };
   }
 

@@ -34,7 +34,14 @@ import {
   unlessAborted,
 } from "./_internal.ts";
 import { observe } from "./_observe.ts";
-import { type FetchCall, fetchLoop, PoolClient, type Slot, type Slots } from "./_pool.ts";
+import {
+  type FetchCall,
+  fetchLoop,
+  PoolClient,
+  type RateLimitReport,
+  type Slot,
+  type Slots,
+} from "./_pool.ts";
 import { snapshot } from "./_snapshot.ts";
 import {
   type AcquisitionReport,
@@ -271,7 +278,7 @@ class FreshTokenClient implements TokenClient {
     this.#alone ??= {
       pick: () => slot,
       token: async (slot) => ({ slot, token: await slot.getToken() }),
-      moves: () => false,
+      moves: () => undefined,
     };
     return this.#fetchThrough(this.#alone, input, init);
   }
@@ -316,7 +323,7 @@ class FreshTokenClient implements TokenClient {
       apiWait: (ms) => this.#apiWait(ms),
       unauthorized: (response, token) => this.#unauthorized(response, token),
       authorized: () => this.#core.authorized(),
-      emit: (event) => this.#emit(event),
+      report: (report) => this.#report429(report),
       fetchThrough: (slots, input, init) => this.#fetchThrough(slots, input, init),
     };
   }
@@ -357,10 +364,35 @@ class FreshTokenClient implements TokenClient {
     return { next, coolingMs };
   }
 
+  /** What a call did after a 429: the event, and with telemetry the count by `next` and a move's span. */
+  #report429({ next, coolingMs, sentAt, to }: RateLimitReport): void {
+    this.#emit({ type: "rate_limited", at: this.#now(), status: 429, coolingMs, next });
+    const telemetry = this.#telemetry;
+    if (telemetry === undefined) return;
+    telemetry.rateLimited(this.#slotAttributes(), next);
+    if (next === "move") {
+      telemetry.moved({
+        ...this.#slotAttributes(),
+        "freshtoken.slot_to": to!,
+        "freshtoken.cooling_ms": coolingMs,
+      }, sentAt);
+    }
+  }
+
+  /** What identifies this client in telemetry, with its slot when it is one of a pool's. */
+  #slotAttributes(): Record<string, string | number> {
+    return this.#pooled
+      ? { ...this.#attributes(), "freshtoken.slot": this.#slot }
+      : this.#attributes();
+  }
+
   /** `client.fetch` waits `ms` for its token to stop cooling. */
   async #apiWait(ms: number): Promise<void> {
     this.#emit({ type: "api_wait", at: this.#now(), delayMs: ms });
-    const span = this.#telemetry?.wait("freshtoken.rate_limit_wait");
+    const span = this.#telemetry?.wait("freshtoken.rate_limit_wait", {
+      ...this.#slotAttributes(),
+      "freshtoken.delay_ms": ms,
+    });
     await sleep(ms);
     span?.end();
   }
