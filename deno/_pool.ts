@@ -60,8 +60,13 @@ export interface Slot {
   pick(slots: SlotView[]): Pick;
   /** The slot that serves a call whose slot failed it (`core.instead`), asked of the pool's first slot. */
   instead(slots: SlotView[]): number | undefined;
-  /** The slot a call moves to after a 429 (`core.moves`), asked of the pool's first slot. */
-  moves(slots: SlotView[], call: FetchCall, replayable: boolean): number | undefined;
+  /** The slot a call moves to after a 429 (`core.moves`; `waits`: its slot's own answer is a wait), asked of the pool's first slot. */
+  moves(
+    slots: SlotView[],
+    call: FetchCall,
+    replayable: boolean,
+    waits: boolean,
+  ): number | undefined;
   getToken(options?: GetTokenOptions): Promise<Token>;
   /** Waits while its token cools, if the core says the wait fits: then `true`. */
   whileCooling(call: FetchCall): Promise<boolean>;
@@ -91,8 +96,8 @@ export interface Slots {
   pick(): Slot;
   /** The slot's token, or, when the slot fails to give one, another slot's that serves. */
   token(slot: Slot): Promise<{ slot: Slot; token: Token }>;
-  /** After a 429 (the slot now cools): the slot the call moves to at once, if it does. */
-  moves(call: FetchCall, replayable: boolean): number | undefined;
+  /** After a 429 (the slot now cools; `waits`: its own answer is a wait): the slot the call moves to at once, if it does. */
+  moves(call: FetchCall, replayable: boolean, waits: boolean): number | undefined;
 }
 
 /**
@@ -115,7 +120,7 @@ export async function fetchLoop(
     call.sends++;
     if (response.status === 429) {
       const { next, coolingMs } = await slot.rateLimited(call, response, replayable);
-      const to = slots.moves(call, replayable);
+      const to = slots.moves(call, replayable, next.type === "wait");
       const step = to !== undefined ? "move" : next.type === "wait" ? "wait" : "return";
       slot.report({ next: step, coolingMs, sentAt, to });
       if (step === "return") return response;
@@ -153,7 +158,8 @@ export class PoolClient implements TokenClient {
         const k = this.#index(slot);
         return { slot: slotOf(this.#clients[k]!), token: await this.#tokenOf(k) };
       },
-      moves: (call, replayable) => slotOf(this.#first).moves(this.#views(), call, replayable),
+      moves: (call, replayable, waits) =>
+        slotOf(this.#first).moves(this.#views(), call, replayable, waits),
     };
   }
 

@@ -314,8 +314,8 @@ class FreshTokenClient implements TokenClient {
       view: () => this.#core.slotView(this.#now(), this.#mono()),
       pick: (slots) => this.#core.pick(this.#mono(), slots),
       instead: (slots) => this.#core.instead(this.#mono(), slots),
-      moves: (slots, call, replayable) =>
-        this.#core.moves(this.#mono(), slots, call.started, call.sends, replayable),
+      moves: (slots, call, replayable, waits) =>
+        this.#core.moves(this.#mono(), slots, call.started, call.sends, replayable, waits),
       getToken: (options) => this.getToken(options),
       whileCooling: (call) => this.#whileCooling(call),
       send: (request, token) => this.#send(request, token),

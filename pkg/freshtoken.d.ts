@@ -257,9 +257,10 @@ export class Core {
     invalidate(): CoreEffect | undefined;
     /**
      * A call got a 429 and its slot cools: the slot it moves to at once,
-     * or `undefined` (the slot's own answer stands; src/pool.rs).
+     * or `undefined` (the slot's own answer stands; `waits`: that answer
+     * is a wait; src/pool.rs).
      */
-    moves(mono: number, slots: SlotView[], started: number, sends: number, replayable: boolean): number | undefined;
+    moves(mono: number, slots: SlotView[], started: number, sends: number, replayable: boolean, waits: boolean): number | undefined;
     /**
      * Checks `options` (the object given to `createTokenClient`); throws a
      * `CoreError` with code `config` naming the first problem.

@@ -208,16 +208,18 @@ export class Core {
     }
     /**
      * A call got a 429 and its slot cools: the slot it moves to at once,
-     * or `undefined` (the slot's own answer stands; src/pool.rs).
+     * or `undefined` (the slot's own answer stands; `waits`: that answer
+     * is a wait; src/pool.rs).
      * @param {number} mono
      * @param {SlotView[]} slots
      * @param {number} started
      * @param {number} sends
      * @param {boolean} replayable
+     * @param {boolean} waits
      * @returns {number | undefined}
      */
-    moves(mono, slots, started, sends, replayable) {
-        const ret = wasm.core_moves(this.__wbg_ptr, mono, slots, started, sends, replayable);
+    moves(mono, slots, started, sends, replayable, waits) {
+        const ret = wasm.core_moves(this.__wbg_ptr, mono, slots, started, sends, replayable, waits);
         if (ret[2]) {
             throw takeFromExternrefTable0(ret[1]);
         }

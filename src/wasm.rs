@@ -497,7 +497,8 @@ impl Core {
     }
 
     /// A call got a 429 and its slot cools: the slot it moves to at once,
-    /// or `undefined` (the slot's own answer stands; src/pool.rs).
+    /// or `undefined` (the slot's own answer stands; `waits`: that answer
+    /// is a wait; src/pool.rs).
     pub fn moves(
         &self,
         mono: f64,
@@ -505,10 +506,12 @@ impl Core {
         started: f64,
         sends: u32,
         replayable: bool,
+        waits: bool,
     ) -> Result<Option<usize>, JsValue> {
         let max_attempts = self.inner.borrow().client.config.retry.max_attempts;
         let call = ApiCall { started, sends };
-        Ok(pool::moves(
+        Ok(pool::moves_after(
+            waits,
             &read_slots(slots)?,
             mono,
             &call,

@@ -149,6 +149,29 @@ Deno.test("with every slot cooling a call waits when that fits its deadline, els
   });
 });
 
+Deno.test("a call that met 429s on three slots spends its last attempt after the wait the API named, not on a fourth slot", async () => {
+  // Every slot is over its limit for the first 1.5 s: a fourth slot would
+  // answer 429 as the first three did; after the wait the API named, the
+  // call is served.
+  let overUntil = 0;
+  const api: Api = () => {
+    overUntil ||= performance.now() + 1_500;
+    return performance.now() < overUntil
+      ? new Response("slow down", { status: 429, headers: { "retry-after": "2" } })
+      : new Response("ok");
+  };
+  await withPool(api, async ({ make, calls, events }) => {
+    const client = make({ poolSize: 5 }); // retry.maxAttempts 4
+    await ok(client.fetch("/x"));
+    assert.equal(calls.length, 4);
+    assert.equal(new Set(calls.slice(0, 3)).size, 3, "moved twice");
+    assert.deepEqual(
+      events.filter((e) => e.type === "rate_limited").map((e) => (e as { next: string }).next),
+      ["move", "move", "wait"],
+    );
+  });
+});
+
 Deno.test("a 401 forgets only the token of the slot that got it", async () => {
   let refused = "";
   await withPool((token, n) => {
