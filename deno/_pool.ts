@@ -85,6 +85,10 @@ export interface Slot {
   authorized(): void;
   /** Says what a call did after a 429: the event `rate_limited` and its telemetry. */
   report(report: RateLimitReport): void;
+  /** Calls `then` each time a token request of this slot fails. */
+  whenRequestFailed(then: () => void): void;
+  /** Another slot's token requests are held back: the core holds this slot's back as long (without KV). */
+  holdBackAs(other: Slot): void;
   now(): number;
   /** `client.fetch` of the client, over `slots`: the loop below, after the origin checks. */
   fetchThrough(slots: Slots, input: string | URL | Request, init?: RequestInit): Promise<Response>;
@@ -152,6 +156,7 @@ export class PoolClient implements TokenClient {
     const size = slotOf(first).poolSize;
     this.#clients = Array.from({ length: size }, (_, k) => k === 0 ? first : undefined);
     this.#lastUsed = Array.from({ length: size }, () => -Infinity);
+    this.#told(first);
     this.#slotsOf = {
       pick: () => slotOf(this.#clients[this.#take()]!),
       token: async (slot) => {
@@ -184,7 +189,28 @@ export class PoolClient implements TokenClient {
   /** Slot `k`'s client, taken by a call now (made if new). */
   #use(k: number): TokenClient {
     this.#lastUsed[k] = slotOf(this.#first).mono();
-    return this.#clients[k] ??= this.#make(k);
+    return this.#clients[k] ??= this.#makeSlot(k);
+  }
+
+  /**
+   * Makes slot `k`. When a token request of a slot fails, the others are
+   * held back as long (the core's rule, `holdBackAs`): the token endpoint's
+   * back-off covers every slot, as the shared entry does with KV.
+   */
+  #makeSlot(k: number): TokenClient {
+    const client = this.#make(k);
+    this.#told(client);
+    return client;
+  }
+
+  /** Tells the other slots when a token request of `client` fails. */
+  #told(client: TokenClient): void {
+    const failed = slotOf(client);
+    failed.whenRequestFailed(() => {
+      for (const other of this.#clients) {
+        if (other !== undefined && other !== client) slotOf(other).holdBackAs(failed);
+      }
+    });
   }
 
   /** The index of `slot`. */
@@ -269,7 +295,7 @@ export class PoolClient implements TokenClient {
 
   /** Every slot, made now if it was not (for the cron job, which reads KV for each). */
   #all(): TokenClient[] {
-    return this.#clients.map((client, k) => this.#clients[k] = client ?? this.#make(k));
+    return this.#clients.map((client, k) => this.#clients[k] = client ?? this.#makeSlot(k));
   }
 
   [KV_ID](): Promise<string | undefined> {

@@ -73,6 +73,8 @@ const DEFAULT_KV_PREFIX: Deno.KvKey = ["freshtoken"];
 
 /** The largest `minValidSeconds`: a year, the longest lifetime a token may have. */
 const MAX_MIN_VALID_SECONDS = 31_536_000;
+/** Each slot's core, for its siblings in a pool (`Slot.holdBackAs`). */
+const cores = new WeakMap<Slot, Core>();
 
 /** The cached token, with the same resolved promise for every cache hit. */
 interface Entry {
@@ -165,6 +167,8 @@ class FreshTokenClient implements TokenClient {
   #slotMade?: Slot;
   /** Its slots for `client.fetch`: itself alone. */
   #alone?: Slots;
+  /** In a pool: told when a token request of this slot failed (`Slot.whenRequestFailed`). */
+  #requestFailed?: () => void;
 
   /** Whether `client` is the first slot of a pool (`poolSize` above 1). */
   static pooled(client: FreshTokenClient): boolean {
@@ -307,7 +311,8 @@ class FreshTokenClient implements TokenClient {
 
   /** This client as a slot: what `client.fetch`'s loop and a pool ask of it (`deno/_pool.ts`). */
   [SLOT](): Slot {
-    return this.#slotMade ??= {
+    if (this.#slotMade !== undefined) return this.#slotMade;
+    this.#slotMade = {
       poolSize: this.#core.poolSize,
       mono: this.#mono,
       now: this.#now,
@@ -324,8 +329,17 @@ class FreshTokenClient implements TokenClient {
       unauthorized: (response, token) => this.#unauthorized(response, token),
       authorized: () => this.#core.authorized(),
       report: (report) => this.#report429(report),
+      whenRequestFailed: (then) => this.#requestFailed = then,
+      holdBackAs: (other) => {
+        const sibling = other === this.#slotMade ? undefined : cores.get(other);
+        if (sibling === undefined) return;
+        this.#core.holdBackAs(sibling, this.#now(), this.#mono());
+        this.#sync();
+      },
       fetchThrough: (slots, input, init) => this.#fetchThrough(slots, input, init),
     };
+    cores.set(this.#slotMade, this.#core);
+    return this.#slotMade;
   }
 
   /**
@@ -609,6 +623,7 @@ class FreshTokenClient implements TokenClient {
     if (end.type === "fail") {
       const failure = fromCore(end.error);
       if (requested) this.#telemetry?.tokenRequest(this.#attributes(), failure.code);
+      if (requested) this.#requestFailed?.();
       throw failure;
     }
     const { record, source } = end;

@@ -246,6 +246,11 @@ export class Core {
      */
     handle(now: number, mono: number, outcome: CoreOutcome): void;
     /**
+     * Another slot of this pool, `sibling`, failed: without KV, this slot
+     * is held back as long (src/client.rs, `Client::hold_back_as`).
+     */
+    holdBackAs(sibling: Core, now: number, mono: number): void;
+    /**
      * A slot failed to give a call a token: the slot that serves it
      * instead, or `undefined` (src/pool.rs, `instead`).
      */

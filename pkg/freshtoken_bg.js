@@ -170,6 +170,17 @@ export class Core {
         wasm.core_handle(this.__wbg_ptr, now, mono, outcome);
     }
     /**
+     * Another slot of this pool, `sibling`, failed: without KV, this slot
+     * is held back as long (src/client.rs, `Client::hold_back_as`).
+     * @param {Core} sibling
+     * @param {number} now
+     * @param {number} mono
+     */
+    holdBackAs(sibling, now, mono) {
+        _assertClass(sibling, Core);
+        wasm.core_holdBackAs(this.__wbg_ptr, sibling.__wbg_ptr, now, mono);
+    }
+    /**
      * What names this client's token in KV (the wrapper adds a fingerprint of the credential).
      * @returns {Identity}
      */

@@ -480,6 +480,20 @@ impl Core {
         self.inner.borrow().client.config.pool_size
     }
 
+    /// Another slot of this pool, `sibling`, failed: without KV, this slot
+    /// is held back as long (src/client.rs, `Client::hold_back_as`).
+    #[wasm_bindgen(js_name = holdBackAs)]
+    pub fn hold_back_as(&self, sibling: &Core, now: f64, mono: f64) {
+        if Rc::ptr_eq(&self.inner, &sibling.inner) {
+            return;
+        }
+        let sibling = sibling.inner.borrow();
+        self.inner
+            .borrow_mut()
+            .client
+            .hold_back_as(&sibling.client, at(now, mono));
+    }
+
     /// This client as a slot of a pool (a `SlotView`, its `lastUsed` left to the pool).
     #[wasm_bindgen(js_name = slotView, unchecked_return_type = "SlotView")]
     pub fn slot_view(&self, now: f64, mono: f64) -> Result<JsValue, JsValue> {

@@ -281,3 +281,47 @@ Deno.test("while the token endpoint fails, a pool fills no other slot: its calle
     assert.deepEqual(new Set(slots), new Set([0]), `token requests from slots ${slots}`);
   });
 });
+
+Deno.test("without KV, a slot's failed token request holds back every slot's refresh, as the shared back-off does with KV", async () => {
+  await withPool(OK, async ({ make }) => {
+    const clock = { now: Date.now() };
+    let down = false;
+    let requests = 0;
+    const tokenRequests = () => requests;
+    const client = make({
+      poolSize: 2,
+      now: () => clock.now,
+      fetch: (input, init) => {
+        const url = input instanceof Request ? input.url : String(input);
+        if (url.includes("/oauth/token")) requests++;
+        return down && url.includes("/oauth/token")
+          ? Promise.resolve(new Response("down", { status: 503, headers: { "retry-after": "60" } }))
+          : globalThis.fetch(input, init);
+      },
+    });
+    await ok(client.fetch("/a")); // slot 0
+    await ok(client.fetch("/b")); // slot 1
+    assert.equal(tokenRequests(), 2);
+    // Both tokens are due; the token endpoint is down, asking for 60 s.
+    clock.now = client.status().expiresAt! - 120_000;
+    down = true;
+    const settle = () => new Promise((r) => setTimeout(r, 50));
+    await client.getToken(); // slot 0 serves and refreshes in the background: 503
+    await settle();
+    const failed = tokenRequests();
+    assert.equal(failed, 3);
+    await client.getToken(); // slot 1 serves: its refresh is held back too
+    await settle();
+    assert.equal(tokenRequests(), failed, "no token request while the endpoint asked for 60 s");
+    await ok(client.fetch("/c"));
+    await ok(client.fetch("/d"));
+    await settle();
+    assert.equal(tokenRequests(), failed);
+    // After the 60 s, refreshes go out again.
+    down = false;
+    clock.now += 61_000;
+    await client.getToken();
+    await settle();
+    assert.equal(tokenRequests(), failed + 1);
+  });
+});
