@@ -246,8 +246,14 @@ export class PoolClient implements TokenClient {
     return this.#clients[this.#take()]!.refresh();
   }
 
+  /**
+   * Forgets every slot's token; with KV, deletes every slot's stored
+   * token, also of the slots this process has not made (they are made
+   * now), as `invalidate()` does for a client alone.
+   */
   async invalidate(): Promise<void> {
-    await Promise.all(this.#made().map((client) => client.invalidate()));
+    const slots = this[KV_PLACE]() === undefined ? this.#made() : this.#all();
+    await Promise.all(slots.map((client) => client.invalidate()));
   }
 
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {

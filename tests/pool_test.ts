@@ -325,3 +325,34 @@ Deno.test("without KV, a slot's failed token request holds back every slot's ref
     assert.equal(tokenRequests(), failed + 1);
   });
 });
+
+Deno.test("invalidate() on a pool forgets every slot, and with KV deletes every slot's stored token, made here or not", async () => {
+  await withKv(async (kv) => {
+    await withPool(OK, async ({ make, calls, tokenRequests }) => {
+      const a = make({ kv, poolSize: 2 });
+      await ok(a.fetch("/a"));
+      await ok(a.fetch("/b"));
+      assert.equal(tokenRequests(), 2);
+      const b = make({ kv, poolSize: 2 });
+      await ok(b.fetch("/c")); // b has made slot 0 only
+      assert.equal(tokenRequests(), 2);
+      await b.invalidate();
+      assert.deepEqual(b.status().slots, { size: 2, filled: 0, cooling: 0 });
+      // Another isolate finds no stored token in either slot.
+      const c = make({ kv, poolSize: 2 });
+      await ok(c.fetch("/d"));
+      await ok(c.fetch("/e"));
+      assert.equal(tokenRequests(), 4, "both slots fetched anew");
+      assert.ok(!calls.slice(0, 3).includes(calls[4]), "slot 1's stored token was deleted");
+    });
+  });
+  await withPool(OK, async ({ make, tokenRequests }) => {
+    const client = make({ poolSize: 2 });
+    await ok(client.fetch("/a"));
+    await ok(client.fetch("/b"));
+    await client.invalidate();
+    assert.deepEqual(client.status().slots, { size: 2, filled: 0, cooling: 0 });
+    await ok(client.fetch("/c"));
+    assert.equal(tokenRequests(), 3);
+  });
+});
