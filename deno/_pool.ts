@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { ApiStep, Pick, SlotView } from "../pkg/freshtoken.js";
+import type { ApiStep, SlotView } from "../pkg/freshtoken.js";
 import {
   DESCRIBE,
   HELD,
@@ -56,8 +56,14 @@ export interface Slot {
   mono(): number;
   /** The slot as its core sees it, without `lastUsed`. */
   view(): SlotView;
+  /**
+   * While its hot path serves at wall time `now` (the core's last answer,
+   * as `getToken()` reads it): until when its token cools, monotonic ms;
+   * else `undefined`. No wasm call.
+   */
+  servingCooling(now: number): number | undefined;
   /** Which slot serves the next call (`core.pick`), asked of the pool's first slot. */
-  pick(slots: SlotView[]): Pick;
+  pick(slots: SlotView[]): number;
   /** The slot that serves a call whose slot failed it (`core.instead`), asked of the pool's first slot. */
   instead(slots: SlotView[]): number | undefined;
   /** The slot a call moves to after a 429 (`core.moves`; `waits`: its slot's own answer is a wait), asked of the pool's first slot. */
@@ -140,6 +146,23 @@ export async function fetchLoop(
   }
 }
 
+/**
+ * Slot views as the core reads them (src/wasm.rs, `read_slots`): five
+ * numbers per slot, so that no object crosses into wasm on a pool's calls.
+ */
+export function packSlots(views: SlotView[]): Float64Array {
+  const packed = new Float64Array(views.length * 5);
+  let at = 0;
+  for (const v of views) {
+    packed[at++] = +v.usable;
+    packed[at++] = +v.filling;
+    packed[at++] = +v.heldBack;
+    packed[at++] = v.coolingUntil;
+    packed[at++] = v.lastUsed;
+  }
+  return packed;
+}
+
 /** A client with `poolSize` above 1: its slots, made as calls first need them. */
 export class PoolClient implements TokenClient {
   readonly #first: TokenClient;
@@ -179,9 +202,33 @@ export class PoolClient implements TokenClient {
     });
   }
 
+  /**
+   * The views when every slot serves from its hot path and one does not
+   * cool, read without asking the cores: then the core's pick is the least
+   * recently used slot that does not cool, which reads nothing else of
+   * them (src/pool.rs, `pick`: no slot is empty, so none is filled, and
+   * one serves, so none is waited for). Else `undefined`.
+   */
+  #servingViews(): SlotView[] | undefined {
+    const first = slotOf(this.#first);
+    const now = first.now();
+    const mono = first.mono();
+    const views: SlotView[] = [];
+    let free = false;
+    for (let k = 0; k < this.#clients.length; k++) {
+      const client = this.#clients[k];
+      const coolingUntil = client && slotOf(client).servingCooling(now);
+      if (coolingUntil === undefined) return undefined;
+      free ||= mono >= coolingUntil;
+      const lastUsed = this.#lastUsed[k];
+      views.push({ usable: true, filling: false, heldBack: false, coolingUntil, lastUsed });
+    }
+    return free ? views : undefined;
+  }
+
   /** The slot the core picks for the next call, taken (its client made if new). */
   #take(): number {
-    const k = slotOf(this.#first).pick(this.#views()).slot;
+    const k = slotOf(this.#first).pick(this.#servingViews() ?? this.#views());
     this.#use(k);
     return k;
   }

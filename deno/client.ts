@@ -37,6 +37,7 @@ import { observe } from "./_observe.ts";
 import {
   type FetchCall,
   fetchLoop,
+  packSlots,
   PoolClient,
   type RateLimitReport,
   type Slot,
@@ -317,10 +318,19 @@ class FreshTokenClient implements TokenClient {
       mono: this.#mono,
       now: this.#now,
       view: () => this.#core.slotView(this.#now(), this.#mono()),
-      pick: (slots) => this.#core.pick(this.#mono(), slots),
-      instead: (slots) => this.#core.instead(this.#mono(), slots),
+      servingCooling: (now) =>
+        now < this.#serveUntil && now >= this.#servedAt ? this.#coolingUntil : undefined,
+      pick: (slots) => this.#core.pick(this.#mono(), packSlots(slots)),
+      instead: (slots) => this.#core.instead(this.#mono(), packSlots(slots)),
       moves: (slots, call, replayable, waits) =>
-        this.#core.moves(this.#mono(), slots, call.started, call.sends, replayable, waits),
+        this.#core.moves(
+          this.#mono(),
+          packSlots(slots),
+          call.started,
+          call.sends,
+          replayable,
+          waits,
+        ),
       getToken: (options) => this.getToken(options),
       whileCooling: (call) => this.#whileCooling(call),
       send: (request, token) => this.#send(request, token),

@@ -125,12 +125,6 @@ export interface SlotView {
     lastUsed: number;
 }
 
-/** Which slot serves the next call (`core.pick`). */
-export type Pick =
-| { type: "use"; slot: number }
-| { type: "fill"; slot: number }
-| { type: "wait"; slot: number };
-
 /** What `status()` reports, never the token. */
 export interface CoreStatus {
     hasToken: boolean;
@@ -254,7 +248,7 @@ export class Core {
      * A slot failed to give a call a token: the slot that serves it
      * instead, or `undefined` (src/pool.rs, `instead`).
      */
-    instead(mono: number, slots: SlotView[]): number | undefined;
+    instead(mono: number, slots: Float64Array | number[]): number | undefined;
     /**
      * Forgets the cached token; returns the delete of the stored one to
      * perform (a `remove_store` effect), or `undefined` without a store.
@@ -265,16 +259,17 @@ export class Core {
      * or `undefined` (the slot's own answer stands; `waits`: that answer
      * is a wait; src/pool.rs).
      */
-    moves(mono: number, slots: SlotView[], started: number, sends: number, replayable: boolean, waits: boolean): number | undefined;
+    moves(mono: number, slots: Float64Array | number[], started: number, sends: number, replayable: boolean, waits: boolean): number | undefined;
     /**
      * Checks `options` (the object given to `createTokenClient`); throws a
      * `CoreError` with code `config` naming the first problem.
      */
     constructor(options: Record<string, unknown>);
     /**
-     * Which slot of the pool serves the next call (a `Pick`; src/pool.rs).
+     * Which slot of the pool serves the next call (`Pick::slot`;
+     * src/pool.rs): only its index crosses, as the pool needs no more.
      */
-    pick(mono: number, slots: SlotView[]): Pick;
+    pick(mono: number, slots: Float64Array | number[]): number;
     /**
      * The next effect of the acquisition in flight (a `CoreEffect`).
      */
