@@ -146,23 +146,6 @@ export async function fetchLoop(
   }
 }
 
-/**
- * Slot views as the core reads them (src/wasm.rs, `read_slots`): five
- * numbers per slot, so that no object crosses into wasm on a pool's calls.
- */
-export function packSlots(views: SlotView[]): Float64Array {
-  const packed = new Float64Array(views.length * 5);
-  let at = 0;
-  for (const v of views) {
-    packed[at++] = +v.usable;
-    packed[at++] = +v.filling;
-    packed[at++] = +v.heldBack;
-    packed[at++] = v.coolingUntil;
-    packed[at++] = v.lastUsed;
-  }
-  return packed;
-}
-
 /** A client with `poolSize` above 1: its slots, made as calls first need them. */
 export class PoolClient implements TokenClient {
   readonly #first: TokenClient;

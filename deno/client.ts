@@ -37,7 +37,6 @@ import { observe } from "./_observe.ts";
 import {
   type FetchCall,
   fetchLoop,
-  packSlots,
   PoolClient,
   type RateLimitReport,
   type Slot,
@@ -320,17 +319,10 @@ class FreshTokenClient implements TokenClient {
       view: () => this.#core.slotView(this.#now(), this.#mono()),
       servingCooling: (now) =>
         now < this.#serveUntil && now >= this.#servedAt ? this.#coolingUntil : undefined,
-      pick: (slots) => this.#core.pick(this.#mono(), packSlots(slots)),
-      instead: (slots) => this.#core.instead(this.#mono(), packSlots(slots)),
+      pick: (slots) => this.#core.pick(this.#mono(), slots),
+      instead: (slots) => this.#core.instead(this.#mono(), slots),
       moves: (slots, call, replayable, waits) =>
-        this.#core.moves(
-          this.#mono(),
-          packSlots(slots),
-          call.started,
-          call.sends,
-          replayable,
-          waits,
-        ),
+        this.#core.moves(this.#mono(), slots, call.started, call.sends, replayable, waits),
       getToken: (options) => this.getToken(options),
       whileCooling: (call) => this.#whileCooling(call),
       send: (request, token) => this.#send(request, token),

@@ -248,7 +248,7 @@ export class Core {
      * A slot failed to give a call a token: the slot that serves it
      * instead, or `undefined` (src/pool.rs, `instead`).
      */
-    instead(mono: number, slots: Float64Array | number[]): number | undefined;
+    instead(mono: number, slots: SlotView[]): number | undefined;
     /**
      * Forgets the cached token; returns the delete of the stored one to
      * perform (a `remove_store` effect), or `undefined` without a store.
@@ -259,7 +259,7 @@ export class Core {
      * or `undefined` (the slot's own answer stands; `waits`: that answer
      * is a wait; src/pool.rs).
      */
-    moves(mono: number, slots: Float64Array | number[], started: number, sends: number, replayable: boolean, waits: boolean): number | undefined;
+    moves(mono: number, slots: SlotView[], started: number, sends: number, replayable: boolean, waits: boolean): number | undefined;
     /**
      * Checks `options` (the object given to `createTokenClient`); throws a
      * `CoreError` with code `config` naming the first problem.
@@ -269,7 +269,7 @@ export class Core {
      * Which slot of the pool serves the next call (`Pick::slot`;
      * src/pool.rs): only its index crosses, as the pool needs no more.
      */
-    pick(mono: number, slots: Float64Array | number[]): number;
+    pick(mono: number, slots: SlotView[]): number;
     /**
      * The next effect of the acquisition in flight (a `CoreEffect`).
      */

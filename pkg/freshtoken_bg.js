@@ -195,14 +195,11 @@ export class Core {
      * A slot failed to give a call a token: the slot that serves it
      * instead, or `undefined` (src/pool.rs, `instead`).
      * @param {number} mono
-     * @param {Float64Array | number[]} slots
+     * @param {SlotView[]} slots
      * @returns {number | undefined}
      */
     instead(mono, slots) {
-        const val2 = +mono;
-        const ptr0 = passArrayF64ToWasm0(slots, wasm.__wbindgen_malloc);
-        const len0 = WASM_VECTOR_LEN;
-        const ret = wasm.core_instead(this.__wbg_ptr, val2, ptr0, len0);
+        const ret = wasm.core_instead(this.__wbg_ptr, mono, slots);
         if (ret[2]) {
             throw takeFromExternrefTable0(ret[1]);
         }
@@ -225,7 +222,7 @@ export class Core {
      * or `undefined` (the slot's own answer stands; `waits`: that answer
      * is a wait; src/pool.rs).
      * @param {number} mono
-     * @param {Float64Array | number[]} slots
+     * @param {SlotView[]} slots
      * @param {number} started
      * @param {number} sends
      * @param {boolean} replayable
@@ -233,14 +230,7 @@ export class Core {
      * @returns {number | undefined}
      */
     moves(mono, slots, started, sends, replayable, waits) {
-        const val2 = +mono;
-        const val3 = +started;
-        const val4 = +sends;
-        const val5 = +replayable;
-        const val6 = +waits;
-        const ptr0 = passArrayF64ToWasm0(slots, wasm.__wbindgen_malloc);
-        const len0 = WASM_VECTOR_LEN;
-        const ret = wasm.core_moves(this.__wbg_ptr, val2, ptr0, len0, val3, val4, val5, val6);
+        const ret = wasm.core_moves(this.__wbg_ptr, mono, slots, started, sends, replayable, waits);
         if (ret[2]) {
             throw takeFromExternrefTable0(ret[1]);
         }
@@ -280,14 +270,11 @@ export class Core {
      * Which slot of the pool serves the next call (`Pick::slot`;
      * src/pool.rs): only its index crosses, as the pool needs no more.
      * @param {number} mono
-     * @param {Float64Array | number[]} slots
+     * @param {SlotView[]} slots
      * @returns {number}
      */
     pick(mono, slots) {
-        const val2 = +mono;
-        const ptr0 = passArrayF64ToWasm0(slots, wasm.__wbindgen_malloc);
-        const len0 = WASM_VECTOR_LEN;
-        const ret = wasm.core_pick(this.__wbg_ptr, val2, ptr0, len0);
+        const ret = wasm.core_pick(this.__wbg_ptr, mono, slots);
         if (ret[2]) {
             throw takeFromExternrefTable0(ret[1]);
         }
@@ -1365,7 +1352,7 @@ export function __wbindgen_generic_0000000000000001(arg0, arg1) {
     return ret;
 }
 export function __wbindgen_generic_0000000000000002(arg0, arg1) {
-    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 94, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+    // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 95, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
     const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h60702a48838d1764);
     return ret;
 }
@@ -1523,14 +1510,6 @@ function getDataViewMemory0() {
     return cachedDataViewMemory0;
 }
 
-let cachedFloat64ArrayMemory0 = null;
-function getFloat64ArrayMemory0() {
-    if (cachedFloat64ArrayMemory0 === null || cachedFloat64ArrayMemory0.byteLength === 0) {
-        cachedFloat64ArrayMemory0 = new Float64Array(wasm.memory.buffer);
-    }
-    return cachedFloat64ArrayMemory0;
-}
-
 function getStringFromWasm0(ptr, len) {
     ptr = ptr >>> 0;
     return decodeText(getUint8ArrayMemory0().subarray(ptr, ptr + len));
@@ -1583,13 +1562,6 @@ function makeMutClosure(arg0, arg1, f) {
     };
     CLOSURE_DTORS.register(real, state, state);
     return real;
-}
-
-function passArrayF64ToWasm0(arg, malloc) {
-    const ptr = malloc(arg.length * 8, 8) >>> 0;
-    getFloat64ArrayMemory0().set(arg, ptr / 8);
-    WASM_VECTOR_LEN = arg.length;
-    return ptr;
 }
 
 function passArrayJsValueToWasm0(array, malloc) {

@@ -496,7 +496,11 @@ impl Core {
 
     /// Which slot of the pool serves the next call (`Pick::slot`;
     /// src/pool.rs): only its index crosses, as the pool needs no more.
-    pub fn pick(&self, mono: f64, slots: &[f64]) -> Result<usize, JsValue> {
+    pub fn pick(
+        &self,
+        mono: f64,
+        #[wasm_bindgen(unchecked_param_type = "SlotView[]")] slots: JsValue,
+    ) -> Result<usize, JsValue> {
         Ok(pool::pick(&read_slots(slots)?, mono).slot())
     }
 
@@ -506,7 +510,7 @@ impl Core {
     pub fn moves(
         &self,
         mono: f64,
-        slots: &[f64],
+        #[wasm_bindgen(unchecked_param_type = "SlotView[]")] slots: JsValue,
         started: f64,
         sends: u32,
         replayable: bool,
@@ -526,7 +530,11 @@ impl Core {
 
     /// A slot failed to give a call a token: the slot that serves it
     /// instead, or `undefined` (src/pool.rs, `instead`).
-    pub fn instead(&self, mono: f64, slots: &[f64]) -> Result<Option<usize>, JsValue> {
+    pub fn instead(
+        &self,
+        mono: f64,
+        #[wasm_bindgen(unchecked_param_type = "SlotView[]")] slots: JsValue,
+    ) -> Result<Option<usize>, JsValue> {
         Ok(pool::instead(&read_slots(slots)?, mono))
     }
 
@@ -781,27 +789,14 @@ fn read_outcome(value: JsValue) -> Outcome {
     }
 }
 
-/// Numbers per slot in a packed `SlotView[]` (`packSlots` in deno/_pool.ts).
-const SLOT_NUMBERS: usize = 5;
-
-/// The slots of a pool, never empty, packed by `packSlots` (deno/_pool.ts)
-/// as five numbers each: usable, filling, heldBack (1 or 0),
-/// coolingUntil, lastUsed. Numbers rather than objects: a pool asks on
-/// every call, and copying numbers costs a fraction of reading objects.
-fn read_slots(slots: &[f64]) -> Result<Vec<SlotView>, JsValue> {
-    if slots.is_empty() || slots.len() % SLOT_NUMBERS != 0 {
-        return Err(js_sys::Error::new("freshtoken: not packed slots").into());
+/// The slots of a pool (`SlotView[]`), never empty.
+fn read_slots(slots: JsValue) -> Result<Vec<SlotView>, JsValue> {
+    let slots: Vec<SlotView> = serde_wasm_bindgen::from_value(slots)
+        .map_err(|_| js_sys::Error::new("freshtoken: not a SlotView[]"))?;
+    if slots.is_empty() {
+        return Err(js_sys::Error::new("freshtoken: a pool has slots").into());
     }
-    Ok(slots
-        .chunks_exact(SLOT_NUMBERS)
-        .map(|n| SlotView {
-            usable: n[0] != 0.0,
-            filling: n[1] != 0.0,
-            held_back: n[2] != 0.0,
-            cooling_until: n[3],
-            last_used: n[4],
-        })
-        .collect())
+    Ok(slots)
 }
 
 /// What a read of the store found (a `CoreSnapshot`); `None` when the store failed.
