@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { ApiStep, Pick, SlotView } from "../pkg/freshtoken.js";
+import type { ApiStep, SlotView } from "../pkg/freshtoken.js";
 import {
   DESCRIBE,
   HELD,
@@ -25,13 +25,7 @@ import {
 } from "./_internal.ts";
 import type { Sample } from "./_telemetry.ts";
 import type { Token } from "./token.ts";
-import type {
-  GetTokenOptions,
-  RefreshResult,
-  TokenClient,
-  TokenEvent,
-  TokenStatus,
-} from "./types.ts";
+import type { GetTokenOptions, RefreshResult, TokenClient, TokenStatus } from "./types.ts";
 
 /** One `client.fetch` call, as the core's decisions about it need it. */
 export interface FetchCall {
@@ -43,6 +37,17 @@ export interface FetchCall {
   unauthorized: boolean;
 }
 
+/** What a call did after a 429, as a slot reports it (event and telemetry). */
+export interface RateLimitReport {
+  next: "move" | "wait" | "return";
+  /** How long the slot's token cools. */
+  coolingMs: number;
+  /** When the send that got the 429 began, `performance.now()` ms. */
+  sentAt: number;
+  /** With `next` "move": the slot the call moves to. */
+  to?: number;
+}
+
 /** What `client.fetch`'s loop asks of a slot (`client[SLOT]()`). */
 export interface Slot {
   /** The options' `poolSize`. */
@@ -51,12 +56,23 @@ export interface Slot {
   mono(): number;
   /** The slot as its core sees it, without `lastUsed`. */
   view(): SlotView;
+  /**
+   * While its hot path serves at wall time `now` (the core's last answer,
+   * as `getToken()` reads it): until when its token cools, monotonic ms;
+   * else `undefined`. No wasm call.
+   */
+  servingCooling(now: number): number | undefined;
   /** Which slot serves the next call (`core.pick`), asked of the pool's first slot. */
-  pick(slots: SlotView[]): Pick;
+  pick(slots: SlotView[]): number;
   /** The slot that serves a call whose slot failed it (`core.instead`), asked of the pool's first slot. */
   instead(slots: SlotView[]): number | undefined;
-  /** The slot a call moves to after a 429 (`core.moves`), asked of the pool's first slot. */
-  moves(slots: SlotView[], call: FetchCall, replayable: boolean): number | undefined;
+  /** The slot a call moves to after a 429 (`core.moves`; `waits`: its slot's own answer is a wait), asked of the pool's first slot. */
+  moves(
+    slots: SlotView[],
+    call: FetchCall,
+    replayable: boolean,
+    waits: boolean,
+  ): number | undefined;
   getToken(options?: GetTokenOptions): Promise<Token>;
   /** Waits while its token cools, if the core says the wait fits: then `true`. */
   whileCooling(call: FetchCall): Promise<boolean>;
@@ -73,7 +89,12 @@ export interface Slot {
   unauthorized(response: Response, token: Token): Promise<boolean>;
   /** A request sent again after a 401 was accepted. */
   authorized(): void;
-  emit(event: TokenEvent): void;
+  /** Says what a call did after a 429: the event `rate_limited` and its telemetry. */
+  report(report: RateLimitReport): void;
+  /** Calls `then` each time a token request of this slot fails. */
+  whenRequestFailed(then: () => void): void;
+  /** Another slot's token requests are held back: the core holds this slot's back as long (without KV). */
+  holdBackAs(other: Slot): void;
   now(): number;
   /** `client.fetch` of the client, over `slots`: the loop below, after the origin checks. */
   fetchThrough(slots: Slots, input: string | URL | Request, init?: RequestInit): Promise<Response>;
@@ -85,8 +106,8 @@ export interface Slots {
   pick(): Slot;
   /** The slot's token, or, when the slot fails to give one, another slot's that serves. */
   token(slot: Slot): Promise<{ slot: Slot; token: Token }>;
-  /** After a 429 (the slot now cools): whether the call moves to another slot at once. */
-  moves(call: FetchCall, replayable: boolean): boolean;
+  /** After a 429 (the slot now cools; `waits`: its own answer is a wait): the slot the call moves to at once, if it does. */
+  moves(call: FetchCall, replayable: boolean, waits: boolean): number | undefined;
 }
 
 /**
@@ -104,16 +125,14 @@ export async function fetchLoop(
   for (;;) {
     const { slot, token } = await slots.token(slots.pick()); // it may come with another isolate's cooling
     if (await slot.whileCooling(call)) continue; // waited: the slot or its token may have changed
+    const sentAt = performance.now(); // for telemetry only: what a move cost
     const response = await slot.send(replayable ? request.clone() : request, token);
     call.sends++;
     if (response.status === 429) {
       const { next, coolingMs } = await slot.rateLimited(call, response, replayable);
-      const step = slots.moves(call, replayable)
-        ? "move"
-        : next.type === "wait"
-        ? "wait"
-        : "return";
-      slot.emit({ type: "rate_limited", at: slot.now(), status: 429, coolingMs, next: step });
+      const to = slots.moves(call, replayable, next.type === "wait");
+      const step = to !== undefined ? "move" : next.type === "wait" ? "wait" : "return";
+      slot.report({ next: step, coolingMs, sentAt, to });
       if (step === "return") return response;
       await response.body?.cancel();
       if (next.type === "wait" && step === "wait") await slot.apiWait(next.ms);
@@ -143,14 +162,15 @@ export class PoolClient implements TokenClient {
     const size = slotOf(first).poolSize;
     this.#clients = Array.from({ length: size }, (_, k) => k === 0 ? first : undefined);
     this.#lastUsed = Array.from({ length: size }, () => -Infinity);
+    this.#told(first);
     this.#slotsOf = {
       pick: () => slotOf(this.#clients[this.#take()]!),
       token: async (slot) => {
         const k = this.#index(slot);
         return { slot: slotOf(this.#clients[k]!), token: await this.#tokenOf(k) };
       },
-      moves: (call, replayable) =>
-        slotOf(this.#first).moves(this.#views(), call, replayable) !== undefined,
+      moves: (call, replayable, waits) =>
+        slotOf(this.#first).moves(this.#views(), call, replayable, waits),
     };
   }
 
@@ -165,9 +185,33 @@ export class PoolClient implements TokenClient {
     });
   }
 
+  /**
+   * The views when every slot serves from its hot path and one does not
+   * cool, read without asking the cores: then the core's pick is the least
+   * recently used slot that does not cool, which reads nothing else of
+   * them (src/pool.rs, `pick`: no slot is empty, so none is filled, and
+   * one serves, so none is waited for). Else `undefined`.
+   */
+  #servingViews(): SlotView[] | undefined {
+    const first = slotOf(this.#first);
+    const now = first.now();
+    const mono = first.mono();
+    const views: SlotView[] = [];
+    let free = false;
+    for (let k = 0; k < this.#clients.length; k++) {
+      const client = this.#clients[k];
+      const coolingUntil = client && slotOf(client).servingCooling(now);
+      if (coolingUntil === undefined) return undefined;
+      free ||= mono >= coolingUntil;
+      const lastUsed = this.#lastUsed[k];
+      views.push({ usable: true, filling: false, heldBack: false, coolingUntil, lastUsed });
+    }
+    return free ? views : undefined;
+  }
+
   /** The slot the core picks for the next call, taken (its client made if new). */
   #take(): number {
-    const k = slotOf(this.#first).pick(this.#views()).slot;
+    const k = slotOf(this.#first).pick(this.#servingViews() ?? this.#views());
     this.#use(k);
     return k;
   }
@@ -175,7 +219,28 @@ export class PoolClient implements TokenClient {
   /** Slot `k`'s client, taken by a call now (made if new). */
   #use(k: number): TokenClient {
     this.#lastUsed[k] = slotOf(this.#first).mono();
-    return this.#clients[k] ??= this.#make(k);
+    return this.#clients[k] ??= this.#makeSlot(k);
+  }
+
+  /**
+   * Makes slot `k`. When a token request of a slot fails, the others are
+   * held back as long (the core's rule, `holdBackAs`): the token endpoint's
+   * back-off covers every slot, as the shared entry does with KV.
+   */
+  #makeSlot(k: number): TokenClient {
+    const client = this.#make(k);
+    this.#told(client);
+    return client;
+  }
+
+  /** Tells the other slots when a token request of `client` fails. */
+  #told(client: TokenClient): void {
+    const failed = slotOf(client);
+    failed.whenRequestFailed(() => {
+      for (const other of this.#clients) {
+        if (other !== undefined && other !== client) slotOf(other).holdBackAs(failed);
+      }
+    });
   }
 
   /** The index of `slot`. */
@@ -211,8 +276,14 @@ export class PoolClient implements TokenClient {
     return this.#clients[this.#take()]!.refresh();
   }
 
+  /**
+   * Forgets every slot's token; with KV, deletes every slot's stored
+   * token, also of the slots this process has not made (they are made
+   * now), as `invalidate()` does for a client alone.
+   */
   async invalidate(): Promise<void> {
-    await Promise.all(this.#made().map((client) => client.invalidate()));
+    const slots = this[KV_PLACE]() === undefined ? this.#made() : this.#all();
+    await Promise.all(slots.map((client) => client.invalidate()));
   }
 
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
@@ -260,7 +331,7 @@ export class PoolClient implements TokenClient {
 
   /** Every slot, made now if it was not (for the cron job, which reads KV for each). */
   #all(): TokenClient[] {
-    return this.#clients.map((client, k) => this.#clients[k] = client ?? this.#make(k));
+    return this.#clients.map((client, k) => this.#clients[k] = client ?? this.#makeSlot(k));
   }
 
   [KV_ID](): Promise<string | undefined> {

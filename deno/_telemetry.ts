@@ -27,7 +27,7 @@ export interface Span {
 
 interface Tracer {
   startActiveSpan<T>(name: string, run: (span: Span) => T): T;
-  startSpan(name: string): Span;
+  startSpan(name: string, options?: { startTime?: number }): Span;
 }
 
 interface Instrument {
@@ -85,6 +85,7 @@ export class Telemetry {
   readonly #tokenRequests: Instrument;
   readonly #duration: Instrument;
   readonly #backgroundFailures: Instrument;
+  readonly #rateLimited: Instrument;
   readonly #clients = new Set<WeakRef<Sampled>>();
 
   constructor(tracer: Tracer, meter: Meter) {
@@ -98,6 +99,10 @@ export class Telemetry {
     });
     this.#backgroundFailures = meter.createCounter("freshtoken.background_refresh.failures", {
       description: "Background refreshes that failed while the current token was still served",
+    });
+    this.#rateLimited = meter.createCounter("freshtoken.rate_limited", {
+      description:
+        "The API's 429s met by client.fetch, by what the call did next (move, wait, return)",
     });
     meter.createObservableCounter("freshtoken.cache_hits", {
       description: "Calls answered from the cache, by source (memory or kv)",
@@ -184,8 +189,29 @@ export class Telemetry {
   /** A span for a wait: inside the acquisition in flight (a lease or a shared back-off), or a `client.fetch` waiting out a 429. */
   wait(
     name: "freshtoken.lease_wait" | "freshtoken.backoff_wait" | "freshtoken.rate_limit_wait",
+    attributes?: Attributes,
   ): Span {
-    return this.#tracer.startSpan(name);
+    const span = this.#tracer.startSpan(name);
+    if (attributes !== undefined) span.setAttributes(attributes);
+    return span;
+  }
+
+  /** The API answered a `client.fetch` call 429; `next` is what the call does about it. */
+  rateLimited(attributes: Attributes, next: string): void {
+    this.#rateLimited.add(1, { ...attributes, "freshtoken.next": next });
+  }
+
+  /**
+   * A call moved to another slot after a 429: a `freshtoken.rate_limit_move`
+   * span over what the move cost, the round trip that got the 429, from
+   * `sentAt` (`performance.now()` when it was sent) to now.
+   */
+  moved(attributes: Attributes, sentAt: number): void {
+    const span = this.#tracer.startSpan("freshtoken.rate_limit_move", {
+      startTime: performance.timeOrigin + sentAt,
+    });
+    span.setAttributes(attributes);
+    span.end();
   }
 
   /** A token request ended: `outcome` is `"ok"` or the error code. */

@@ -34,7 +34,14 @@ import {
   unlessAborted,
 } from "./_internal.ts";
 import { observe } from "./_observe.ts";
-import { type FetchCall, fetchLoop, PoolClient, type Slot, type Slots } from "./_pool.ts";
+import {
+  type FetchCall,
+  fetchLoop,
+  PoolClient,
+  type RateLimitReport,
+  type Slot,
+  type Slots,
+} from "./_pool.ts";
 import { snapshot } from "./_snapshot.ts";
 import {
   type AcquisitionReport,
@@ -66,6 +73,8 @@ const DEFAULT_KV_PREFIX: Deno.KvKey = ["freshtoken"];
 
 /** The largest `minValidSeconds`: a year, the longest lifetime a token may have. */
 const MAX_MIN_VALID_SECONDS = 31_536_000;
+/** Each slot's core, for its siblings in a pool (`Slot.holdBackAs`). */
+const cores = new WeakMap<Slot, Core>();
 
 /** The cached token, with the same resolved promise for every cache hit. */
 interface Entry {
@@ -158,6 +167,8 @@ class FreshTokenClient implements TokenClient {
   #slotMade?: Slot;
   /** Its slots for `client.fetch`: itself alone. */
   #alone?: Slots;
+  /** In a pool: told when a token request of this slot failed (`Slot.whenRequestFailed`). */
+  #requestFailed?: () => void;
 
   /** Whether `client` is the first slot of a pool (`poolSize` above 1). */
   static pooled(client: FreshTokenClient): boolean {
@@ -271,7 +282,7 @@ class FreshTokenClient implements TokenClient {
     this.#alone ??= {
       pick: () => slot,
       token: async (slot) => ({ slot, token: await slot.getToken() }),
-      moves: () => false,
+      moves: () => undefined,
     };
     return this.#fetchThrough(this.#alone, input, init);
   }
@@ -300,15 +311,18 @@ class FreshTokenClient implements TokenClient {
 
   /** This client as a slot: what `client.fetch`'s loop and a pool ask of it (`deno/_pool.ts`). */
   [SLOT](): Slot {
-    return this.#slotMade ??= {
+    if (this.#slotMade !== undefined) return this.#slotMade;
+    this.#slotMade = {
       poolSize: this.#core.poolSize,
       mono: this.#mono,
       now: this.#now,
       view: () => this.#core.slotView(this.#now(), this.#mono()),
+      servingCooling: (now) =>
+        now < this.#serveUntil && now >= this.#servedAt ? this.#coolingUntil : undefined,
       pick: (slots) => this.#core.pick(this.#mono(), slots),
       instead: (slots) => this.#core.instead(this.#mono(), slots),
-      moves: (slots, call, replayable) =>
-        this.#core.moves(this.#mono(), slots, call.started, call.sends, replayable),
+      moves: (slots, call, replayable, waits) =>
+        this.#core.moves(this.#mono(), slots, call.started, call.sends, replayable, waits),
       getToken: (options) => this.getToken(options),
       whileCooling: (call) => this.#whileCooling(call),
       send: (request, token) => this.#send(request, token),
@@ -316,9 +330,18 @@ class FreshTokenClient implements TokenClient {
       apiWait: (ms) => this.#apiWait(ms),
       unauthorized: (response, token) => this.#unauthorized(response, token),
       authorized: () => this.#core.authorized(),
-      emit: (event) => this.#emit(event),
+      report: (report) => this.#report429(report),
+      whenRequestFailed: (then) => this.#requestFailed = then,
+      holdBackAs: (other) => {
+        const sibling = other === this.#slotMade ? undefined : cores.get(other);
+        if (sibling === undefined) return;
+        this.#core.holdBackAs(sibling, this.#now(), this.#mono());
+        this.#sync();
+      },
       fetchThrough: (slots, input, init) => this.#fetchThrough(slots, input, init),
     };
+    cores.set(this.#slotMade, this.#core);
+    return this.#slotMade;
   }
 
   /**
@@ -357,10 +380,35 @@ class FreshTokenClient implements TokenClient {
     return { next, coolingMs };
   }
 
+  /** What a call did after a 429: the event, and with telemetry the count by `next` and a move's span. */
+  #report429({ next, coolingMs, sentAt, to }: RateLimitReport): void {
+    this.#emit({ type: "rate_limited", at: this.#now(), status: 429, coolingMs, next });
+    const telemetry = this.#telemetry;
+    if (telemetry === undefined) return;
+    telemetry.rateLimited(this.#slotAttributes(), next);
+    if (next === "move") {
+      telemetry.moved({
+        ...this.#slotAttributes(),
+        "freshtoken.slot_to": to!,
+        "freshtoken.cooling_ms": coolingMs,
+      }, sentAt);
+    }
+  }
+
+  /** What identifies this client in telemetry, with its slot when it is one of a pool's. */
+  #slotAttributes(): Record<string, string | number> {
+    return this.#pooled
+      ? { ...this.#attributes(), "freshtoken.slot": this.#slot }
+      : this.#attributes();
+  }
+
   /** `client.fetch` waits `ms` for its token to stop cooling. */
   async #apiWait(ms: number): Promise<void> {
     this.#emit({ type: "api_wait", at: this.#now(), delayMs: ms });
-    const span = this.#telemetry?.wait("freshtoken.rate_limit_wait");
+    const span = this.#telemetry?.wait("freshtoken.rate_limit_wait", {
+      ...this.#slotAttributes(),
+      "freshtoken.delay_ms": ms,
+    });
     await sleep(ms);
     span?.end();
   }
@@ -577,6 +625,7 @@ class FreshTokenClient implements TokenClient {
     if (end.type === "fail") {
       const failure = fromCore(end.error);
       if (requested) this.#telemetry?.tokenRequest(this.#attributes(), failure.code);
+      if (requested) this.#requestFailed?.();
       throw failure;
     }
     const { record, source } = end;

@@ -125,12 +125,6 @@ export interface SlotView {
     lastUsed: number;
 }
 
-/** Which slot serves the next call (`core.pick`). */
-export type Pick =
-| { type: "use"; slot: number }
-| { type: "fill"; slot: number }
-| { type: "wait"; slot: number };
-
 /** What `status()` reports, never the token. */
 export interface CoreStatus {
     hasToken: boolean;
@@ -246,6 +240,11 @@ export class Core {
      */
     handle(now: number, mono: number, outcome: CoreOutcome): void;
     /**
+     * Another slot of this pool, `sibling`, failed: without KV, this slot
+     * is held back as long (src/client.rs, `Client::hold_back_as`).
+     */
+    holdBackAs(sibling: Core, now: number, mono: number): void;
+    /**
      * A slot failed to give a call a token: the slot that serves it
      * instead, or `undefined` (src/pool.rs, `instead`).
      */
@@ -257,18 +256,20 @@ export class Core {
     invalidate(): CoreEffect | undefined;
     /**
      * A call got a 429 and its slot cools: the slot it moves to at once,
-     * or `undefined` (the slot's own answer stands; src/pool.rs).
+     * or `undefined` (the slot's own answer stands; `waits`: that answer
+     * is a wait; src/pool.rs).
      */
-    moves(mono: number, slots: SlotView[], started: number, sends: number, replayable: boolean): number | undefined;
+    moves(mono: number, slots: SlotView[], started: number, sends: number, replayable: boolean, waits: boolean): number | undefined;
     /**
      * Checks `options` (the object given to `createTokenClient`); throws a
      * `CoreError` with code `config` naming the first problem.
      */
     constructor(options: Record<string, unknown>);
     /**
-     * Which slot of the pool serves the next call (a `Pick`; src/pool.rs).
+     * Which slot of the pool serves the next call (`Pick::slot`;
+     * src/pool.rs): only its index crosses, as the pool needs no more.
      */
-    pick(mono: number, slots: SlotView[]): Pick;
+    pick(mono: number, slots: SlotView[]): number;
     /**
      * The next effect of the acquisition in flight (a `CoreEffect`).
      */

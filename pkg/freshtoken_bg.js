@@ -170,6 +170,17 @@ export class Core {
         wasm.core_handle(this.__wbg_ptr, now, mono, outcome);
     }
     /**
+     * Another slot of this pool, `sibling`, failed: without KV, this slot
+     * is held back as long (src/client.rs, `Client::hold_back_as`).
+     * @param {Core} sibling
+     * @param {number} now
+     * @param {number} mono
+     */
+    holdBackAs(sibling, now, mono) {
+        _assertClass(sibling, Core);
+        wasm.core_holdBackAs(this.__wbg_ptr, sibling.__wbg_ptr, now, mono);
+    }
+    /**
      * What names this client's token in KV (the wrapper adds a fingerprint of the credential).
      * @returns {Identity}
      */
@@ -208,16 +219,18 @@ export class Core {
     }
     /**
      * A call got a 429 and its slot cools: the slot it moves to at once,
-     * or `undefined` (the slot's own answer stands; src/pool.rs).
+     * or `undefined` (the slot's own answer stands; `waits`: that answer
+     * is a wait; src/pool.rs).
      * @param {number} mono
      * @param {SlotView[]} slots
      * @param {number} started
      * @param {number} sends
      * @param {boolean} replayable
+     * @param {boolean} waits
      * @returns {number | undefined}
      */
-    moves(mono, slots, started, sends, replayable) {
-        const ret = wasm.core_moves(this.__wbg_ptr, mono, slots, started, sends, replayable);
+    moves(mono, slots, started, sends, replayable, waits) {
+        const ret = wasm.core_moves(this.__wbg_ptr, mono, slots, started, sends, replayable, waits);
         if (ret[2]) {
             throw takeFromExternrefTable0(ret[1]);
         }
@@ -254,17 +267,18 @@ export class Core {
         }
     }
     /**
-     * Which slot of the pool serves the next call (a `Pick`; src/pool.rs).
+     * Which slot of the pool serves the next call (`Pick::slot`;
+     * src/pool.rs): only its index crosses, as the pool needs no more.
      * @param {number} mono
      * @param {SlotView[]} slots
-     * @returns {Pick}
+     * @returns {number}
      */
     pick(mono, slots) {
         const ret = wasm.core_pick(this.__wbg_ptr, mono, slots);
         if (ret[2]) {
             throw takeFromExternrefTable0(ret[1]);
         }
-        return takeFromExternrefTable0(ret[0]);
+        return ret[0] >>> 0;
     }
     /**
      * The next effect of the acquisition in flight (a `CoreEffect`).

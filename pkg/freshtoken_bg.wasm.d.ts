@@ -19,10 +19,11 @@ export const core_error: (a: number, b: number, c: number, d: number, e: number,
 export const core_eventCount: (a: number) => number;
 export const core_events: (a: number) => [number, number, number];
 export const core_handle: (a: number, b: number, c: number, d: any) => void;
+export const core_holdBackAs: (a: number, b: number, c: number, d: number) => void;
 export const core_identity: (a: number) => [number, number, number];
 export const core_instead: (a: number, b: number, c: any) => [number, number, number];
 export const core_invalidate: (a: number) => [number, number, number];
-export const core_moves: (a: number, b: number, c: any, d: number, e: number, f: number) => [number, number, number];
+export const core_moves: (a: number, b: number, c: any, d: number, e: number, f: number, g: number) => [number, number, number];
 export const core_new: (a: any) => [number, number, number];
 export const core_origin: (a: number) => [number, number];
 export const core_pick: (a: number, b: number, c: any) => [number, number, number];

@@ -213,6 +213,16 @@ impl Client {
         )
     }
 
+    /// Another slot of this client's pool, `sibling`, may hold its token
+    /// requests back after failures: without a store, this slot takes that
+    /// hold-back as its own (`TokenState::hold_back_as`); with one, the
+    /// shared back-off entry already covers every slot.
+    pub fn hold_back_as(&mut self, sibling: &Client, now: Now) {
+        if !self.config.shared {
+            self.state.hold_back_as(&sibling.state, now);
+        }
+    }
+
     /// This client as a slot of a pool sees it (src/pool.rs); `last_used` is the pool's.
     pub fn slot_view(&self, now: Now) -> SlotView {
         SlotView {

@@ -136,6 +136,29 @@ pub fn moves(
     }
 }
 
+/// `moves`, given whether the slot's own answer to the 429
+/// (`ApiCall::rate_limited`) is a wait that fits (`waits`): a move never
+/// takes the call's last attempt while it is. Another slot that this process does not
+/// know to cool may still be over its limit (other isolates use it, and
+/// their 429s reach this one only when it next reads that slot's token);
+/// the slot that answered has named when it has room (its `Retry-After`),
+/// so the last attempt goes after that wait rather than on a guess. When
+/// the wait does not fit, a move may take it: a guess beats a 429 returned
+/// while another slot may serve.
+pub fn moves_after(
+    waits: bool,
+    slots: &[SlotView],
+    mono: f64,
+    call: &ApiCall,
+    replayable: bool,
+    max_attempts: u32,
+) -> Option<usize> {
+    if waits && call.sends + 1 >= max_attempts {
+        return None;
+    }
+    moves(slots, mono, call, replayable, max_attempts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +273,29 @@ mod tests {
             cooling(usable(1.0), NOW + 500.0),
         ];
         assert_eq!(moves(&slots, NOW, &call, true, 4), None);
+    }
+
+    #[test]
+    fn a_move_never_takes_the_last_attempt_while_the_slots_own_wait_fits() {
+        let slots = [cooling(usable(5.0), NOW + 1_000.0), usable(1.0)];
+        let wait = true; // the slot's own answer is a wait that fits
+        let second = ApiCall {
+            started: 0.0,
+            sends: 2,
+        };
+        assert_eq!(moves_after(wait, &slots, NOW, &second, true, 4), Some(1));
+        // Three sends, three 429s: the fourth goes after the wait the API
+        // named, not to a slot the API has not answered yet.
+        let third = ApiCall { sends: 3, ..second };
+        assert_eq!(moves_after(wait, &slots, NOW, &third, true, 4), None);
+        // The wait does not fit: the move takes the last attempt.
+        assert_eq!(moves_after(false, &slots, NOW, &third, true, 4), Some(1));
+        // With two attempts, the one after a 429 is the wait's.
+        let first = ApiCall { sends: 1, ..second };
+        assert_eq!(moves_after(wait, &slots, NOW, &first, true, 2), None);
+        assert_eq!(moves_after(wait, &slots, NOW, &first, true, 3), Some(1));
+        // Otherwise `moves` answers.
+        let spent = ApiCall { sends: 4, ..second };
+        assert_eq!(moves_after(false, &slots, NOW, &spent, true, 4), None);
     }
 }

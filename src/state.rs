@@ -447,6 +447,30 @@ impl TokenState {
         self.hold(held)
     }
 
+    /// In a pool without a store, `sibling` is another slot of the same
+    /// client: while its token requests are held back after failures, this
+    /// slot's are too, as long, since they go to the same token endpoint
+    /// with the same credentials (docs/DESIGN.md, "Token pools"; with a
+    /// store, the shared back-off entry does this). As after a failure of
+    /// its own, the hold-back ends before this slot's token does, and an
+    /// empty slot refuses with the sibling's error.
+    pub fn hold_back_as(&mut self, sibling: &TokenState, now: Now) {
+        if !sibling.held_back(now) || sibling.hold_until <= self.hold_until {
+            return;
+        }
+        let t = self.time(now);
+        let until = match &self.held {
+            Some(held) if held.schedule.usable_until > t => sibling
+                .hold_until
+                .min(now.mono + hold_back_left_ms(held.schedule.usable_until - t)),
+            _ => sibling.hold_until,
+        };
+        self.hold_until = self.hold_until.max(until);
+        if self.last_error.is_none() {
+            self.last_error = sibling.last_error.clone();
+        }
+    }
+
     /// The acquisition in flight ended, with a token (`None`) or an error.
     /// A failure holds new acquisitions back: 1 s doubling to 60 s, or the
     /// server's `Retry-After` (at most 10 minutes); `rand` jitters it.
@@ -913,6 +937,48 @@ mod tests {
             .unwrap();
         state.finish(T0.plus(held_back), None, 0.0);
         assert!(!state.held_back(T0.plus(held_back)));
+    }
+
+    #[test]
+    fn a_sibling_slots_hold_back_holds_this_slot_back_as_long_but_not_past_its_token() {
+        // Slot 0 failed with Retry-After 60: held back 60 s.
+        let mut failed = TokenState::new(None);
+        failed.begin(T0, false).unwrap();
+        let mut error = TokenError::new(ErrorCode::ServerError, "down");
+        error.retry_after_seconds = Some(60.0);
+        fail(&mut failed, T0, error);
+        // Slot 1 holds a due token: it serves without refreshing, as long.
+        let (mut sibling, s) = holding(3600.0);
+        let due = at(s.refresh_at + 1.0);
+        failed.hold_until = due.mono + 60_000.0;
+        assert_eq!(sibling.decide(due, 0.0, NO_WAIT), ServeAndRefresh);
+        sibling.hold_back_as(&failed, due);
+        assert_eq!(sibling.decide(due, 0.0, NO_WAIT), Serve);
+        assert_eq!(sibling.hold_ms(due), 60_000.0);
+        assert_eq!(
+            sibling.decide(due.plus(60_000.0), 0.0, NO_WAIT),
+            ServeAndRefresh
+        );
+        // Not past the end of its token: one last try stays possible.
+        let late = at(s.usable_until - 30_000.0);
+        let (mut sibling, _) = holding(3600.0);
+        failed.hold_until = late.mono + 60_000.0;
+        sibling.hold_back_as(&failed, late);
+        assert!(sibling.hold_ms(late) < 30_000.0);
+        // A sibling not held back changes nothing, nor does a shorter hold.
+        let (mut sibling, _) = holding(3600.0);
+        sibling.hold_back_as(&TokenState::new(None), due);
+        assert!(!sibling.held_back(due));
+        failed.hold_until = due.mono + 1_000.0;
+        sibling.hold_until = due.mono + 5_000.0;
+        sibling.hold_back_as(&failed, due);
+        assert_eq!(sibling.hold_ms(due), 5_000.0);
+        // An empty slot held back refuses with the sibling's error.
+        let mut empty = TokenState::new(None);
+        failed.hold_until = due.mono + 60_000.0;
+        empty.hold_back_as(&failed, due);
+        assert_eq!(empty.decide(due, 0.0, NO_WAIT), Fail);
+        assert_eq!(empty.refusal(due, 0.0).code, ErrorCode::ServerError);
     }
 
     #[test]

@@ -160,12 +160,6 @@ export interface SlotView {
   lastUsed: number;
 }
 
-/** Which slot serves the next call (`core.pick`). */
-export type Pick =
-  | { type: "use"; slot: number }
-  | { type: "fill"; slot: number }
-  | { type: "wait"; slot: number };
-
 /** What `status()` reports, never the token. */
 export interface CoreStatus {
   hasToken: boolean;
@@ -480,24 +474,39 @@ impl Core {
         self.inner.borrow().client.config.pool_size
     }
 
+    /// Another slot of this pool, `sibling`, failed: without KV, this slot
+    /// is held back as long (src/client.rs, `Client::hold_back_as`).
+    #[wasm_bindgen(js_name = holdBackAs)]
+    pub fn hold_back_as(&self, sibling: &Core, now: f64, mono: f64) {
+        if Rc::ptr_eq(&self.inner, &sibling.inner) {
+            return;
+        }
+        let sibling = sibling.inner.borrow();
+        self.inner
+            .borrow_mut()
+            .client
+            .hold_back_as(&sibling.client, at(now, mono));
+    }
+
     /// This client as a slot of a pool (a `SlotView`, its `lastUsed` left to the pool).
     #[wasm_bindgen(js_name = slotView, unchecked_return_type = "SlotView")]
     pub fn slot_view(&self, now: f64, mono: f64) -> Result<JsValue, JsValue> {
         to_js(&self.inner.borrow().client.slot_view(at(now, mono)))
     }
 
-    /// Which slot of the pool serves the next call (a `Pick`; src/pool.rs).
-    #[wasm_bindgen(unchecked_return_type = "Pick")]
+    /// Which slot of the pool serves the next call (`Pick::slot`;
+    /// src/pool.rs): only its index crosses, as the pool needs no more.
     pub fn pick(
         &self,
         mono: f64,
         #[wasm_bindgen(unchecked_param_type = "SlotView[]")] slots: JsValue,
-    ) -> Result<JsValue, JsValue> {
-        to_js(&pool::pick(&read_slots(slots)?, mono))
+    ) -> Result<usize, JsValue> {
+        Ok(pool::pick(&read_slots(slots)?, mono).slot())
     }
 
     /// A call got a 429 and its slot cools: the slot it moves to at once,
-    /// or `undefined` (the slot's own answer stands; src/pool.rs).
+    /// or `undefined` (the slot's own answer stands; `waits`: that answer
+    /// is a wait; src/pool.rs).
     pub fn moves(
         &self,
         mono: f64,
@@ -505,10 +514,12 @@ impl Core {
         started: f64,
         sends: u32,
         replayable: bool,
+        waits: bool,
     ) -> Result<Option<usize>, JsValue> {
         let max_attempts = self.inner.borrow().client.config.retry.max_attempts;
         let call = ApiCall { started, sends };
-        Ok(pool::moves(
+        Ok(pool::moves_after(
+            waits,
             &read_slots(slots)?,
             mono,
             &call,

@@ -149,6 +149,29 @@ Deno.test("with every slot cooling a call waits when that fits its deadline, els
   });
 });
 
+Deno.test("a call that met 429s on three slots spends its last attempt after the wait the API named, not on a fourth slot", async () => {
+  // Every slot is over its limit for the first 1.5 s: a fourth slot would
+  // answer 429 as the first three did; after the wait the API named, the
+  // call is served.
+  let overUntil = 0;
+  const api: Api = () => {
+    overUntil ||= performance.now() + 1_500;
+    return performance.now() < overUntil
+      ? new Response("slow down", { status: 429, headers: { "retry-after": "2" } })
+      : new Response("ok");
+  };
+  await withPool(api, async ({ make, calls, events }) => {
+    const client = make({ poolSize: 5 }); // retry.maxAttempts 4
+    await ok(client.fetch("/x"));
+    assert.equal(calls.length, 4);
+    assert.equal(new Set(calls.slice(0, 3)).size, 3, "moved twice");
+    assert.deepEqual(
+      events.filter((e) => e.type === "rate_limited").map((e) => (e as { next: string }).next),
+      ["move", "move", "wait"],
+    );
+  });
+});
+
 Deno.test("a 401 forgets only the token of the slot that got it", async () => {
   let refused = "";
   await withPool((token, n) => {
@@ -256,5 +279,80 @@ Deno.test("while the token endpoint fails, a pool fills no other slot: its calle
     const slots = events.filter((e) => e.type === "fetch_start").map((e) => e.slot);
     assert.ok(slots.length >= 1);
     assert.deepEqual(new Set(slots), new Set([0]), `token requests from slots ${slots}`);
+  });
+});
+
+Deno.test("without KV, a slot's failed token request holds back every slot's refresh, as the shared back-off does with KV", async () => {
+  await withPool(OK, async ({ make }) => {
+    const clock = { now: Date.now() };
+    let down = false;
+    let requests = 0;
+    const tokenRequests = () => requests;
+    const client = make({
+      poolSize: 2,
+      now: () => clock.now,
+      fetch: (input, init) => {
+        const url = input instanceof Request ? input.url : String(input);
+        if (url.includes("/oauth/token")) requests++;
+        return down && url.includes("/oauth/token")
+          ? Promise.resolve(new Response("down", { status: 503, headers: { "retry-after": "60" } }))
+          : globalThis.fetch(input, init);
+      },
+    });
+    await ok(client.fetch("/a")); // slot 0
+    await ok(client.fetch("/b")); // slot 1
+    assert.equal(tokenRequests(), 2);
+    // Both tokens are due; the token endpoint is down, asking for 60 s.
+    clock.now = client.status().expiresAt! - 120_000;
+    down = true;
+    const settle = () => new Promise((r) => setTimeout(r, 50));
+    await client.getToken(); // slot 0 serves and refreshes in the background: 503
+    await settle();
+    const failed = tokenRequests();
+    assert.equal(failed, 3);
+    await client.getToken(); // slot 1 serves: its refresh is held back too
+    await settle();
+    assert.equal(tokenRequests(), failed, "no token request while the endpoint asked for 60 s");
+    await ok(client.fetch("/c"));
+    await ok(client.fetch("/d"));
+    await settle();
+    assert.equal(tokenRequests(), failed);
+    // After the 60 s, refreshes go out again.
+    down = false;
+    clock.now += 61_000;
+    await client.getToken();
+    await settle();
+    assert.equal(tokenRequests(), failed + 1);
+  });
+});
+
+Deno.test("invalidate() on a pool forgets every slot, and with KV deletes every slot's stored token, made here or not", async () => {
+  await withKv(async (kv) => {
+    await withPool(OK, async ({ make, calls, tokenRequests }) => {
+      const a = make({ kv, poolSize: 2 });
+      await ok(a.fetch("/a"));
+      await ok(a.fetch("/b"));
+      assert.equal(tokenRequests(), 2);
+      const b = make({ kv, poolSize: 2 });
+      await ok(b.fetch("/c")); // b has made slot 0 only
+      assert.equal(tokenRequests(), 2);
+      await b.invalidate();
+      assert.deepEqual(b.status().slots, { size: 2, filled: 0, cooling: 0 });
+      // Another isolate finds no stored token in either slot.
+      const c = make({ kv, poolSize: 2 });
+      await ok(c.fetch("/d"));
+      await ok(c.fetch("/e"));
+      assert.equal(tokenRequests(), 4, "both slots fetched anew");
+      assert.ok(!calls.slice(0, 3).includes(calls[4]), "slot 1's stored token was deleted");
+    });
+  });
+  await withPool(OK, async ({ make, tokenRequests }) => {
+    const client = make({ poolSize: 2 });
+    await ok(client.fetch("/a"));
+    await ok(client.fetch("/b"));
+    await client.invalidate();
+    assert.deepEqual(client.status().slots, { size: 2, filled: 0, cooling: 0 });
+    await ok(client.fetch("/c"));
+    assert.equal(tokenRequests(), 3);
   });
 });

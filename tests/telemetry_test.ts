@@ -20,7 +20,16 @@ interface Span {
   spanId: string;
   parentSpanId?: string;
   attributes?: Attribute[];
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
 }
+
+/** How long the API takes to answer a call with 429 in tests/telemetry_worker.ts. */
+const ROUND_TRIP_MS = 150;
+
+/** A span's duration, ms. */
+const duration = (span: Span) =>
+  Number(BigInt(span.endTimeUnixNano) - BigInt(span.startTimeUnixNano)) / 1e6;
 
 const attributes = (list: Attribute[] = []) =>
   Object.fromEntries(list.map(({ key, value }) => [key, Object.values(value)[0]]));
@@ -56,6 +65,7 @@ Deno.test("spans and metrics reach an OTLP receiver, with no secret, token or ke
         OTEL_METRIC_EXPORT_INTERVAL: "200",
         OTEL_SERVICE_NAME: "freshtoken-test",
         TEST_PRIVATE_JWK: JSON.stringify(jwk),
+        ROUND_TRIP_MS: String(ROUND_TRIP_MS),
       },
       stdin: "null",
     }).output();
@@ -101,6 +111,24 @@ Deno.test("spans and metrics reach an OTLP receiver, with no secret, token or ke
     assert.ok(wait, "a lease wait span");
     assert.ok(acquisitions.some((s) => s.spanId === wait.parentSpanId), "the wait is a child span");
 
+    // A call that moved to another slot after a 429: the move's span covers
+    // the round trip that got the 429 and names both slots; the wait that
+    // followed names its slot and its length.
+    const move = spans.find((s) => s.name === "freshtoken.rate_limit_move");
+    assert.ok(move, `a move span (got ${[...new Set(spans.map((s) => s.name))]})`);
+    const moved = attributes(move.attributes);
+    assert.equal(Number(moved["freshtoken.slot"]), 0);
+    assert.equal(Number(moved["freshtoken.slot_to"]), 1);
+    assert.equal(Number(moved["freshtoken.cooling_ms"]), 1000);
+    assert.equal(moved["freshtoken.client_id"], "otel-app");
+    assert.ok(duration(move) >= ROUND_TRIP_MS, `the move cost ${duration(move)} ms`);
+    const waited = spans.find((s) => s.name === "freshtoken.rate_limit_wait");
+    assert.ok(waited, "a rate-limit wait span");
+    const wait429 = attributes(waited.attributes);
+    assert.equal(Number(wait429["freshtoken.slot"]), 1);
+    assert.ok(Number(wait429["freshtoken.delay_ms"]) > 0, JSON.stringify(wait429));
+    assert.ok(duration(waited) >= Number(wait429["freshtoken.delay_ms"]) - 5);
+
     const metrics = new Map<string, unknown>();
     for (const r of received.filter((r) => r.path === "/v1/metrics")) {
       for (const rm of JSON.parse(r.body).resourceMetrics) {
@@ -116,6 +144,7 @@ Deno.test("spans and metrics reach an OTLP receiver, with no secret, token or ke
         "freshtoken.acquisition.duration",
         "freshtoken.background_refresh.failures",
         "freshtoken.token.expires_in",
+        "freshtoken.rate_limited",
       ]
     ) {
       assert.ok(metrics.has(name), `${name} was not exported (got ${[...metrics.keys()]})`);
@@ -123,6 +152,9 @@ Deno.test("spans and metrics reach an OTLP receiver, with no secret, token or ke
     const hits = JSON.stringify(metrics.get("freshtoken.cache_hits"));
     assert.match(hits, /"stringValue":"memory"/);
     assert.match(hits, /"stringValue":"kv"/);
+    const limited = JSON.stringify(metrics.get("freshtoken.rate_limited"));
+    assert.match(limited, /"key":"freshtoken.next","value":\{"stringValue":"move"\}/);
+    assert.match(limited, /"key":"freshtoken.next","value":\{"stringValue":"wait"\}/);
   } finally {
     await receiver.shutdown();
   }

@@ -56,6 +56,27 @@ const signed = createTokenClient({
 });
 await signed.getToken();
 
+// A pool of two meeting the API's 429: slot 0's first call is answered 429
+// after ROUND_TRIP_MS and moves to slot 1, whose first call is answered 429
+// too; every slot then cools, so the call waits out Retry-After (1 s) and
+// is served by slot 0.
+const seen = new Set<string>();
+const api = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+  const token = request.headers.get("authorization") ?? "";
+  if (seen.has(token)) return new Response("ok");
+  seen.add(token);
+  await new Promise((r) => setTimeout(r, Number(Deno.env.get("ROUND_TRIP_MS"))));
+  return new Response("slow down", { status: 429, headers: { "retry-after": "1" } });
+});
+const pool = createTokenClient({
+  ...options,
+  kv: undefined,
+  baseUrl: `http://127.0.0.1:${api.addr.port}`,
+  poolSize: 2,
+});
+await (await pool.fetch("/api/v2/users")).body?.cancel();
+await api.shutdown();
+
 await new Promise((r) => setTimeout(r, 800)); // at least one metrics export
 kv.close();
 await server.close();
