@@ -38,6 +38,12 @@ export interface FetchCall {
   unauthorized: boolean;
 }
 
+/** A moment on both clocks: wall (`now`) and monotonic (`mono`), ms. */
+export interface Moment {
+  now: number;
+  mono: number;
+}
+
 /** What a call did after a 429, as a slot reports it (event and telemetry). */
 export interface RateLimitReport {
   next: AfterLimit["type"];
@@ -67,14 +73,24 @@ export interface Slot {
   pick(slots: SlotView[]): number;
   /** The slot that serves a call whose slot failed it (`core.instead`), asked of the pool's first slot. */
   instead(slots: SlotView[]): number | undefined;
-  /** What a call does after slot `own` got a 429 (`core.after429`), asked of the pool's first slot. */
-  after429(slots: SlotView[], own: number, call: FetchCall, replayable: boolean): AfterLimit;
+  /** What a call does after slot `own` got a 429 `at` (`core.after429`), asked of the pool's first slot. */
+  after429(
+    slots: SlotView[],
+    own: number,
+    call: FetchCall,
+    replayable: boolean,
+    at: Moment,
+  ): AfterLimit;
   getToken(options?: GetTokenOptions): Promise<Token>;
   /** Waits while its token cools, if the core says the wait fits (until `signal` aborts): then `true`. */
   whileCooling(call: FetchCall, signal: AbortSignal): Promise<boolean>;
   send(request: Request, token: Token): Promise<Response>;
-  /** A 429: the core cools the token (and, with KV, it is shared); how long it cools, ms. */
-  rateLimited(call: FetchCall, response: Response, replayable: boolean): Promise<number>;
+  /** A 429: the core cools the token (and, with KV, it is shared); how long, ms, and when it cooled it. */
+  rateLimited(
+    call: FetchCall,
+    response: Response,
+    replayable: boolean,
+  ): Promise<{ coolingMs: number; at: Moment }>;
   /** Waits `ms` for its token to stop cooling, or until `signal` aborts. */
   apiWait(ms: number, signal: AbortSignal): Promise<void>;
   /** A 401: whether to send again (the core's answer; the token may be forgotten). */
@@ -98,8 +114,13 @@ export interface Slots {
   pick(): Slot;
   /** The slot's token, or, when the slot fails to give one, another slot's that serves. */
   token(slot: Slot, signal: AbortSignal): Promise<{ slot: Slot; token: Token }>;
-  /** After `slot` got a 429 (it now cools): the core's answer, its slot taken for the next send. */
-  after429(slot: Slot, call: FetchCall, replayable: boolean): { next: AfterLimit; to?: Slot };
+  /** After `slot` got a 429 `at` (it now cools): the core's answer, its slot taken for the next send. */
+  after429(
+    slot: Slot,
+    call: FetchCall,
+    replayable: boolean,
+    at: Moment,
+  ): { next: AfterLimit; to?: Slot };
 }
 
 /**
@@ -128,8 +149,8 @@ export async function fetchLoop(
     const response = await slot.send(replayable ? request.clone() : request, token);
     call.sends++;
     if (response.status === 429) {
-      const coolingMs = await slot.rateLimited(call, response, replayable);
-      const { next: after, to } = slots.after429(slot, call, replayable);
+      const { coolingMs, at } = await slot.rateLimited(call, response, replayable);
+      const { next: after, to } = slots.after429(slot, call, replayable, at);
       const moved = after.type === "move" ? after.slot : undefined;
       slot.report({ next: after.type, coolingMs, sentAt, to: moved });
       if (after.type === "return") return response;
@@ -180,9 +201,9 @@ export class PoolClient implements TokenClient {
         const k = this.#index(slot);
         return { slot: slotOf(this.#clients[k]!), token: await this.#tokenOf(k, { signal }) };
       },
-      after429: (slot, call, replayable) => {
+      after429: (slot, call, replayable, at) => {
         const own = this.#index(slot);
-        const next = slotOf(this.#first).after429(this.#views(), own, call, replayable);
+        const next = slotOf(this.#first).after429(this.#views(), own, call, replayable, at);
         return { next, to: next.type === "return" ? undefined : slotOf(this.#use(next.slot)) };
       },
     };

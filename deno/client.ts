@@ -36,6 +36,7 @@ import { observe } from "./_observe.ts";
 import {
   type FetchCall,
   fetchLoop,
+  type Moment,
   PoolClient,
   type RateLimitReport,
   type Slot,
@@ -207,10 +208,14 @@ class FreshTokenClient implements TokenClient {
   }
 
   getToken(options?: GetTokenOptions): Promise<Token> {
-    if (options === undefined) {
+    if (
+      options === undefined || (options.minValidSeconds === undefined && !options.signal?.aborted)
+    ) {
       // The hot path: one clock read and two comparisons, no wasm call. A
       // clock reading below the last one means the wall clock went back:
-      // then the core, which also reads a monotonic clock, decides.
+      // then the core, which also reads a monotonic clock, decides. A
+      // signal not aborted changes nothing here (client.fetch passes its
+      // request's).
       const now = this.#now();
       if (now < this.#serveUntil && now >= this.#servedAt) {
         this.#servedAt = now;
@@ -282,8 +287,8 @@ class FreshTokenClient implements TokenClient {
       pick: () => slot,
       token: async (slot, signal) => ({ slot, token: await slot.getToken({ signal }) }),
       // A client alone is a pool of one: the core answers from its one view.
-      after429: (slot, call, replayable) => ({
-        next: slot.after429([slot.view()], 0, call, replayable),
+      after429: (slot, call, replayable, at) => ({
+        next: slot.after429([slot.view()], 0, call, replayable, at),
         to: slot,
       }),
     };
@@ -324,10 +329,10 @@ class FreshTokenClient implements TokenClient {
         now < this.#serveUntil && now >= this.#servedAt ? this.#coolingUntil : undefined,
       pick: (slots) => this.#core.pick(this.#mono(), slots),
       instead: (slots) => this.#core.instead(this.#mono(), slots),
-      after429: (slots, own, call, replayable) =>
+      after429: (slots, own, call, replayable, at) =>
         this.#core.after429(
-          this.#now(),
-          this.#mono(),
+          at.now,
+          at.mono,
           slots,
           own,
           call.started,
@@ -371,13 +376,19 @@ class FreshTokenClient implements TokenClient {
 
   /**
    * The API answered 429: the core cools the token (with KV, for every
-   * isolate); how long, ms. What the call does next is `core.after429`'s.
+   * isolate); how long, ms, and when, which `core.after429` counts its
+   * wait from.
    */
-  async #rateLimited(call: FetchCall, response: Response, replayable: boolean): Promise<number> {
+  async #rateLimited(
+    call: FetchCall,
+    response: Response,
+    replayable: boolean,
+  ): Promise<{ coolingMs: number; at: Moment }> {
     const retryAfter = response.headers.get("retry-after") ?? undefined;
+    const at = { now: this.#now(), mono: this.#mono() };
     const { coolingMs, share } = this.#core.rateLimited(
-      this.#now(),
-      this.#mono(),
+      at.now,
+      at.mono,
       call.started,
       call.sends,
       retryAfter,
@@ -385,7 +396,7 @@ class FreshTokenClient implements TokenClient {
     );
     this.#coolingUntil = this.#core.coolingUntil;
     if (share !== undefined) await (await this.#store)?.setCooling(share);
-    return coolingMs;
+    return { coolingMs, at };
   }
 
   /** What a call did after a 429: the event, and with telemetry the count by `next` and a move's span. */
