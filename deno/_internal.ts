@@ -16,6 +16,14 @@ export const KV_ID: unique symbol = Symbol("freshtoken.kvId");
  */
 export const KV_PLACE: unique symbol = Symbol("freshtoken.kvPlace");
 
+/**
+ * `await client[INVALIDATE](slots)` is `invalidate()` as a pool with KV does
+ * it for each slot it has made (deno/_pool.ts): the core forgets the token,
+ * and the store delete it names covers the stored tokens of `slots` slots
+ * at once (slot 0, with the pool's size), or is left to slot 0 (`0`).
+ */
+export const INVALIDATE: unique symbol = Symbol("freshtoken.invalidate");
+
 /** What `client[KV_PLACE]()` answers. */
 export interface KvPlace {
   kv: Deno.Kv;

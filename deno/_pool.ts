@@ -15,6 +15,7 @@ import {
   DESCRIBE,
   HELD,
   type Held,
+  INVALIDATE,
   KV_ID,
   KV_PLACE,
   type KvPlace,
@@ -314,12 +315,21 @@ export class PoolClient implements TokenClient {
 
   /**
    * Forgets every slot's token; with KV, deletes every slot's stored
-   * token, also of the slots this process has not made (they are made
-   * now), as `invalidate()` does for a client alone.
+   * token, also of the slots this process has not made, as `invalidate()`
+   * does for a client alone: in one KV operation through slot 0's store,
+   * making no slot (each would ask a `clientSecret` function).
    */
   async invalidate(): Promise<void> {
-    const slots = this[KV_PLACE]() === undefined ? this.#made() : this.#all();
-    await Promise.all(slots.map((client) => client.invalidate()));
+    if (this[KV_PLACE]() === undefined) {
+      await Promise.all(this.#made().map((client) => client.invalidate()));
+      return;
+    }
+    const size = this.#clients.length;
+    await Promise.all(
+      this.#made().map((client) =>
+        call<Promise<void>>(client, INVALIDATE, client === this.#first ? size : 0)
+      ),
+    );
   }
 
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
@@ -412,8 +422,8 @@ function slotOf(client: TokenClient): Slot {
   return (client as unknown as Record<symbol, () => Slot>)[SLOT]();
 }
 
-function call<T>(client: TokenClient, symbol: symbol): T {
-  return (client as unknown as Record<symbol, () => T>)[symbol]();
+function call<T>(client: TokenClient, symbol: symbol, ...args: unknown[]): T {
+  return (client as unknown as Record<symbol, (...args: unknown[]) => T>)[symbol](...args);
 }
 
 function loadShared(client: TokenClient): Promise<void> {

@@ -21,6 +21,7 @@ import {
   DESCRIBE,
   HELD,
   type Held,
+  INVALIDATE,
   KV_ID,
   KV_PLACE,
   type KvPlace,
@@ -274,11 +275,22 @@ class FreshTokenClient implements TokenClient {
     return (await this.#start({ type: "refresh" })).token;
   }
 
-  async invalidate(): Promise<void> {
+  invalidate(): Promise<void> {
+    return this[INVALIDATE](1);
+  }
+
+  /**
+   * Forgets the token; the store delete the core names covers `slots`
+   * slots: this client's own (1), every slot of its pool in one operation
+   * (the pool's size, asked of slot 0), or none, left to slot 0 (0).
+   */
+  async [INVALIDATE](slots: number): Promise<void> {
     const remove = this.#core.invalidate();
     this.#entry = undefined;
     this.#sync();
-    if (remove !== undefined) await this.#performApart(remove);
+    if (remove === undefined || slots === 0) return;
+    if (slots === 1) return await this.#performApart(remove);
+    await (await this.#store)?.removeSlots(slots);
   }
 
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {

@@ -58,6 +58,11 @@ export function tokenKey(prefix: Deno.KvKey, id: string): Deno.KvKey {
   return [...prefix, "token", id];
 }
 
+/** The KV id of a pool's slot `slot` (docs/DESIGN.md, "Token pools"): `id` for slot 0, else `${id}.${slot}`. */
+export function slotId(id: string, slot: number): string {
+  return slot === 0 ? id : `${id}.${slot}`;
+}
+
 /** `[...prefix, "lease", id]` */
 export function leaseKey(prefix: Deno.KvKey, id: string): Deno.KvKey {
   return [...prefix, "lease", id];
@@ -120,6 +125,8 @@ export interface TokenStore {
   write(record: TokenRecord): Promise<void>;
   /** Deletes the stored token; with `accessToken`, only if it is still that token. */
   remove(accessToken?: string): Promise<void>;
+  /** Deletes the stored token of every slot of a pool of `size`, slot 0's too, in one operation. */
+  removeSlots(size: number): Promise<void>;
   /** Takes the lease if nothing changed since `seen`: the lease, `"held"` (read again), or `undefined` (failed). */
   takeLease(ttlMs: number, seen: Snapshot): Promise<Lease | "held" | undefined>;
   /** Extends a lease held; `undefined` if it was lost. */
@@ -149,7 +156,7 @@ export class KvStore implements TokenStore {
   constructor(kv: Deno.Kv, options: StoreOptions) {
     this.#kv = kv;
     const { prefix, id, slot = 0 } = options;
-    const own = slot === 0 ? id : `${id}.${slot}`;
+    const own = slotId(id, slot);
     this.#keys = [
       tokenKey(prefix, own),
       leaseKey(prefix, own),
@@ -237,6 +244,20 @@ export class KvStore implements TokenStore {
       if (stored?.accessToken !== accessToken) return;
       const check = { key: this.#keys[0], versionstamp: entry.versionstamp };
       await this.#kv.atomic().check(check).delete(this.#keys[0]).commit();
+    });
+  }
+
+  /**
+   * Deletes the stored token of every slot of a pool of `size` (slot 0's
+   * too), under this store's id, in one atomic operation: Deno KV commits
+   * up to 1,000 mutations in one, and a pool has 50 slots at most.
+   */
+  async removeSlots(size: number): Promise<void> {
+    const { prefix, id } = this.#options;
+    await this.#op("delete", async () => {
+      const atomic = this.#kv.atomic();
+      for (let k = 0; k < size; k++) atomic.delete(tokenKey(prefix, slotId(id, k)));
+      await atomic.commit();
     });
   }
 

@@ -92,8 +92,13 @@ pub fn hold_back_ms(
             .min(left.max(0.0)),
         _ => step,
     };
-    let asked = (retry_after_seconds.unwrap_or(0.0) * 1000.0).min(MAX_RETRY_AFTER_HOLD_MS);
-    own.max(asked)
+    own.max(asked_hold_back_ms(retry_after_seconds))
+}
+
+/// The part of a hold-back the server asked for: its `Retry-After`
+/// (RFC 9110 §10.2.3), at most 10 minutes.
+pub fn asked_hold_back_ms(retry_after_seconds: Option<f64>) -> f64 {
+    (retry_after_seconds.unwrap_or(0.0) * 1000.0).min(MAX_RETRY_AFTER_HOLD_MS)
 }
 
 /// What is left of a hold-back this client chose once a token usable

@@ -11,7 +11,7 @@ use crate::driver::Driver;
 use crate::error::{ErrorCode, TokenError};
 use crate::redact::Redactor;
 use crate::response::TokenResponse;
-use crate::schedule::{hold_back_left_ms, hold_back_ms, schedule, Schedule};
+use crate::schedule::{asked_hold_back_ms, hold_back_left_ms, hold_back_ms, schedule, Schedule};
 use crate::secret::AccessToken;
 use crate::shared::TokenRecord;
 use serde::Serialize;
@@ -72,7 +72,9 @@ pub struct Status {
     pub usable_until: Option<f64>,
     /// Token requests made (acquisitions; retries inside one count once).
     pub fetches: u32,
-    /// Why the last acquisition failed, while no other has succeeded since.
+    /// Why the last acquisition failed, while no other has succeeded since;
+    /// else, while a sibling slot's failure holds this slot's token
+    /// requests back (docs/DESIGN.md, "Token pools"), why that one failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<TokenError>,
 }
@@ -115,7 +117,15 @@ pub struct TokenState {
     failures: u32,
     /// No new acquisition before this, monotonic ms.
     hold_until: f64,
+    /// Of `hold_until`, the part the server's `Retry-After` asked for,
+    /// monotonic ms: never cut short at a token's end.
+    asked_until: f64,
     last_error: Option<TokenError>,
+    /// In a pool without a store, the failure of the sibling slot that
+    /// holds this slot back (`hold_back_as`): what a refusal says while
+    /// that lasts. Apart from `last_error`, which says how this slot's own
+    /// token requests went.
+    held_by: Option<TokenError>,
     unauthorized: u32,
     /// No refresh for a 401 before this, monotonic ms.
     unauthorized_until: f64,
@@ -219,7 +229,8 @@ impl TokenState {
 
     /// The last failure again, with how long token requests stay held back.
     fn held_back_error(&self, now: Now) -> TokenError {
-        let mut error = self.last_error.clone().unwrap_or_else(|| {
+        let cause = self.held_by.as_ref().or(self.last_error.as_ref());
+        let mut error = cause.cloned().unwrap_or_else(|| {
             TokenError::new(ErrorCode::RateLimited, "token requests are held back")
         });
         if error.retryable {
@@ -355,8 +366,10 @@ impl TokenState {
             )));
         }
         self.hold_until = 0.0;
+        self.asked_until = 0.0;
         self.failures = 0;
         self.last_error = None;
+        self.held_by = None;
         Ok(self.hold(Held {
             token: token.access_token,
             scope: token.scope,
@@ -434,41 +447,42 @@ impl TokenState {
     /// client (docs/DESIGN.md, "The state machine"). A hold-back this client
     /// chose ends before the token does, as while any token is served.
     fn take(&mut self, now: Now, held: Held) -> TokenRecord {
-        let chosen = self
-            .last_error
-            .as_ref()
-            .is_some_and(|e| e.retry_after_seconds.is_none());
-        if chosen && self.held_back(now) {
+        if self.held_back(now) {
             let usable_left = held.schedule.usable_until - now.wall;
-            self.hold_until = self
-                .hold_until
-                .min(now.mono + hold_back_left_ms(usable_left));
+            self.hold_until = within_token(self.hold_until, self.asked_until, now, usable_left);
         }
         self.hold(held)
     }
 
     /// In a pool without a store, `sibling` is another slot of the same
     /// client: while its token requests are held back after failures, this
-    /// slot's are too, as long, since they go to the same token endpoint
-    /// with the same credentials (docs/DESIGN.md, "Token pools"; with a
-    /// store, the shared back-off entry does this). As after a failure of
-    /// its own, the hold-back ends before this slot's token does, and an
-    /// empty slot refuses with the sibling's error.
+    /// slot's are too, since they go to the same token endpoint with the
+    /// same credentials (docs/DESIGN.md, "Token pools"; with a store, the
+    /// shared back-off entry does this). As after a failure of its own,
+    /// the server's `Retry-After` holds it in full, and the rest of the
+    /// hold-back ends before this slot's token does. While held back, a
+    /// refusal and `status()` give the sibling's error, which this slot
+    /// does not keep as its own (`last_error`).
     pub fn hold_back_as(&mut self, sibling: &TokenState, now: Now) {
         if !sibling.held_back(now) || sibling.hold_until <= self.hold_until {
             return;
         }
         let t = self.time(now);
         let until = match &self.held {
-            Some(held) if held.schedule.usable_until > t => sibling
-                .hold_until
-                .min(now.mono + hold_back_left_ms(held.schedule.usable_until - t)),
+            Some(held) if held.schedule.usable_until > t => within_token(
+                sibling.hold_until,
+                sibling.asked_until,
+                now,
+                held.schedule.usable_until - t,
+            ),
             _ => sibling.hold_until,
         };
         self.hold_until = self.hold_until.max(until);
-        if self.last_error.is_none() {
-            self.last_error = sibling.last_error.clone();
-        }
+        self.asked_until = self.asked_until.max(sibling.asked_until);
+        self.held_by = sibling
+            .last_error
+            .clone()
+            .or_else(|| sibling.held_by.clone());
     }
 
     /// The acquisition in flight ended, with a token (`None`) or an error.
@@ -488,7 +502,11 @@ impl TokenState {
                 .filter(|left| *left > 0.0);
             self.hold_until = now.mono
                 + hold_back_ms(self.failures, error.retry_after_seconds, rand, usable_left);
+            self.asked_until = self
+                .asked_until
+                .max(now.mono + asked_hold_back_ms(error.retry_after_seconds));
             self.last_error = Some(error.clone());
+            self.held_by = None;
         }
     }
 
@@ -596,9 +614,22 @@ impl TokenState {
             expires_at: schedule.map(|s| s.expires_at),
             refresh_at: schedule.map(|s| s.refresh_at),
             fetches: self.fetches,
-            last_error: self.last_error.clone(),
+            last_error: self
+                .last_error
+                .clone()
+                .or_else(|| self.held_back(now).then(|| self.held_by.clone()).flatten()),
         }
     }
+}
+
+/// `until`, the end of a hold-back, while a token usable `usable_left_ms`
+/// more is served: the part the client chose ends before that token does
+/// ([`hold_back_left_ms`]); the part the server's `Retry-After` asked for,
+/// until `asked_until`, stands in full, as [`hold_back_ms`] has it.
+fn within_token(until: f64, asked_until: f64, now: Now, usable_left_ms: f64) -> f64 {
+    until
+        .min(now.mono + hold_back_left_ms(usable_left_ms))
+        .max(asked_until.min(until))
 }
 
 /// The token `held`, as callers and the store get it.
@@ -941,12 +972,10 @@ mod tests {
 
     #[test]
     fn a_sibling_slots_hold_back_holds_this_slot_back_as_long_but_not_past_its_token() {
-        // Slot 0 failed with Retry-After 60: held back 60 s.
+        // Slot 0's request failed: the hold-back freshtoken chose, 60 s.
         let mut failed = TokenState::new(None);
         failed.begin(T0, false).unwrap();
-        let mut error = TokenError::new(ErrorCode::ServerError, "down");
-        error.retry_after_seconds = Some(60.0);
-        fail(&mut failed, T0, error);
+        fail(&mut failed, T0, TokenError::new(ErrorCode::Network, "down"));
         // Slot 1 holds a due token: it serves without refreshing, as long.
         let (mut sibling, s) = holding(3600.0);
         let due = at(s.refresh_at + 1.0);
@@ -978,7 +1007,51 @@ mod tests {
         failed.hold_until = due.mono + 60_000.0;
         empty.hold_back_as(&failed, due);
         assert_eq!(empty.decide(due, 0.0, NO_WAIT), Fail);
-        assert_eq!(empty.refusal(due, 0.0).code, ErrorCode::ServerError);
+        assert_eq!(empty.refusal(due, 0.0).code, ErrorCode::Network);
+    }
+
+    #[test]
+    fn a_siblings_failure_shows_in_status_only_while_it_holds_this_slot_back() {
+        let mut failed = TokenState::new(None);
+        failed.begin(T0, false).unwrap();
+        let mut error = TokenError::new(ErrorCode::ServerError, "down");
+        error.retry_after_seconds = Some(60.0);
+        fail(&mut failed, T0, error);
+        let (mut sibling, _) = holding(3600.0);
+        sibling.hold_back_as(&failed, T0);
+        let during = sibling.status(T0.plus(59_000.0)).last_error;
+        assert_eq!(during.map(|e| e.code), Some(ErrorCode::ServerError));
+        // Once the hold-back ends, this slot, which never failed, reports nothing.
+        assert_eq!(sibling.status(T0.plus(60_000.0)).last_error, None);
+        // Its own failure is its own: reported until a token request succeeds.
+        sibling.begin(T0.plus(60_000.0), true).unwrap();
+        fail(
+            &mut sibling,
+            T0.plus(60_000.0),
+            TokenError::new(ErrorCode::Network, "down"),
+        );
+        let later = sibling.status(T0.plus(600_000.0)).last_error;
+        assert_eq!(later.map(|e| e.code), Some(ErrorCode::Network));
+    }
+
+    #[test]
+    fn a_siblings_retry_after_holds_this_slot_back_as_its_own_failure_would() {
+        let (mut own, s) = holding(3600.0);
+        let late = at(s.usable_until - 30_000.0);
+        let mut error = TokenError::new(ErrorCode::ServerError, "down");
+        error.retry_after_seconds = Some(600.0);
+        // This slot's own failure, its token usable 30 s more: held 600 s.
+        own.begin(late, true).unwrap();
+        fail(&mut own, late, error.clone());
+        assert_eq!(own.hold_ms(late), 600_000.0);
+        // The same failure, of a sibling (an empty slot's fill): as long.
+        let mut failed = TokenState::new(None);
+        failed.begin(late, false).unwrap();
+        fail(&mut failed, late, error);
+        assert_eq!(failed.hold_ms(late), 600_000.0);
+        let (mut sibling, _) = holding(3600.0);
+        sibling.hold_back_as(&failed, late);
+        assert_eq!(sibling.hold_ms(late), 600_000.0);
     }
 
     #[test]

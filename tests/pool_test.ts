@@ -395,6 +395,99 @@ Deno.test("without KV, a slot's failed token request holds back every slot's ref
   });
 });
 
+Deno.test("without KV, a sibling's failure no longer shows in status().lastError once the token endpoint answers again", async () => {
+  const tokens: string[] = [];
+  let reject = false;
+  const api: Api = (token) => {
+    if (!tokens.includes(token)) tokens.push(token);
+    if (reject && token === tokens[0]) {
+      reject = false;
+      return new Response("no", { status: 401 });
+    }
+    return new Response("ok");
+  };
+  await withPool(api, async ({ make, tokenRequests }) => {
+    const clock = { now: Date.now() };
+    let down = false;
+    let failed = 0;
+    const client = make({
+      poolSize: 2,
+      now: () => clock.now,
+      fetch: (input, init) => {
+        const url = input instanceof Request ? input.url : String(input);
+        if (down && url.includes("/oauth/token")) {
+          failed++;
+          return Promise.resolve(
+            new Response("down", { status: 503, headers: { "retry-after": "60" } }),
+          );
+        }
+        return globalThis.fetch(input, init);
+      },
+    });
+    const settle = () => new Promise((r) => setTimeout(r, 50));
+    await ok(client.fetch("/a")); // slot 0
+    await ok(client.fetch("/b")); // slot 1
+    // 40 minutes on, slot 0's token is refused once: slot 0 gets a new
+    // token, so slot 1's now falls due first.
+    clock.now += 40 * 60_000;
+    reject = true;
+    await ok(client.fetch("/c")); // slot 0: 401, new token, ok
+    assert.equal(tokens.length, 3);
+    // Slot 1 falls due; the endpoint is down: its refresh fails (60 s).
+    down = true;
+    clock.now += 15 * 60_000;
+    for (let i = 0; i < 2; i++) {
+      await client.getToken();
+      await settle();
+    }
+    assert.equal(failed, 1, "slot 1's refresh failed once");
+    // The endpoint answers again; after the 60 s slot 1 refreshes.
+    down = false;
+    clock.now += 61_000;
+    const before = tokenRequests();
+    for (let i = 0; i < 2; i++) {
+      await client.getToken();
+      await settle();
+    }
+    assert.equal(tokenRequests(), before + 1, "slot 1 refreshed: the endpoint answers again");
+    assert.equal(
+      client.status().lastError,
+      undefined,
+      `status().lastError still reports ${client.status().lastError?.code} after slot 1 recovered`,
+    );
+  });
+});
+
+Deno.test("invalidate() on a pool of 50 with KV deletes every slot's stored token without asking the clientSecret function once per slot", async () => {
+  await withKv(async (kv) => {
+    await withPool(OK, async ({ make, events }) => {
+      // Another isolate stored the tokens of slots 0 to 2.
+      const other = make({ kv, poolSize: 50 });
+      for (let i = 0; i < 3; i++) await ok(other.fetch("/fill"));
+      const stored = () => Array.fromAsync(kv.list({ prefix: ["freshtoken", "token"] }));
+      assert.equal((await stored()).length, 3);
+      let asked = 0;
+      const client = make({
+        kv,
+        poolSize: 50,
+        clientSecret: () => {
+          asked++;
+          return SECRET;
+        },
+      });
+      await ok(client.fetch("/a")); // slot 0, from KV
+      const before = asked;
+      await client.invalidate();
+      assert.ok(
+        asked - before <= 1,
+        `invalidate() asked the clientSecret function ${asked - before} times`,
+      );
+      assert.deepEqual(events.filter((e) => e.type === "kv_error"), []);
+      assert.deepEqual(await stored(), [], "every slot's stored token is deleted");
+    });
+  });
+});
+
 Deno.test("invalidate() on a pool forgets every slot, and with KV deletes every slot's stored token, made here or not", async () => {
   await withKv(async (kv) => {
     await withPool(OK, async ({ make, calls, tokenRequests }) => {
