@@ -222,27 +222,23 @@ export class PoolClient implements TokenClient {
   }
 
   /**
-   * The views when every slot serves from its hot path and one does not
-   * cool, read without asking the cores: then the core's pick is the least
-   * recently used slot that does not cool, which reads nothing else of
-   * them (src/pool.rs, `pick`: no slot is empty, so none is filled, and
-   * one serves, so none is waited for). Else `undefined`.
+   * The views when every slot serves from its hot path, read without
+   * asking the cores: each slot is usable, and a pick reads nothing else
+   * of such slots but `coolingUntil` and `lastUsed` (src/pool.rs, `pick`:
+   * no slot is empty, so none is filled, and none is waited for as empty).
+   * Else `undefined`.
    */
   #servingViews(): SlotView[] | undefined {
-    const first = slotOf(this.#first);
-    const now = first.now();
-    const mono = first.mono();
+    const now = slotOf(this.#first).now();
     const views: SlotView[] = [];
-    let free = false;
     for (let k = 0; k < this.#clients.length; k++) {
       const client = this.#clients[k];
       const coolingUntil = client && slotOf(client).servingCooling(now);
       if (coolingUntil === undefined) return undefined;
-      free ||= mono >= coolingUntil;
       const lastUsed = this.#lastUsed[k];
       views.push({ usable: true, filling: false, heldBack: false, coolingUntil, lastUsed });
     }
-    return free ? views : undefined;
+    return views;
   }
 
   /** The slot the core picks for the next call, taken (its client made if new). */

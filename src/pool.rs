@@ -56,8 +56,8 @@ pub enum Pick {
         /// Its index.
         slot: usize,
     },
-    /// Every slot cools or is being filled: this one is free soonest (a
-    /// slot being filled first; else the one whose cooling ends first).
+    /// Every slot cools or is being filled: this one is free soonest (an
+    /// empty slot being filled first; else the one whose cooling ends first).
     Wait {
         /// Its index.
         slot: usize,
@@ -91,7 +91,9 @@ pub fn pick(slots: &[SlotView], mono: f64) -> Pick {
     if let Some(slot) = least_recently_used(slots, mono) {
         return Pick::Use { slot };
     }
-    if let Some(slot) = filling {
+    // A slot being filled from empty is free once its token comes; one
+    // refreshing a token that cools is not free any sooner for it.
+    if let Some(slot) = slots.iter().position(|s| s.filling && !s.usable) {
         return Pick::Wait { slot };
     }
     let soonest = slots
@@ -291,6 +293,11 @@ mod tests {
             cooling(usable(3.0), NOW + 2_000.0),
         ];
         assert_eq!(pick(&slots, NOW), Pick::Wait { slot: 1 });
+        // A slot refreshing a token that cools is not free sooner for it:
+        // what a pick reads of slots that all serve is their cooling alone.
+        let mut refreshing = slots;
+        refreshing[0].filling = true;
+        assert_eq!(pick(&refreshing, NOW), Pick::Wait { slot: 1 });
     }
 
     #[test]
