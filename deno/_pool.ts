@@ -2,14 +2,15 @@
  * Token pools (docs/DESIGN.md, "Token pools"): with `poolSize` N a client
  * keeps up to N tokens, each slot a client of its own with its own token,
  * schedule, KV entry and lease. The core decides which slot serves a call
- * (`core.pick`) and whether a call that got a 429 moves to another slot at
- * once (`core.moves`), from a view of every slot; this module only keeps
- * when each slot was last used and runs `client.fetch`'s loop.
+ * (`core.pick`) and what a call that got a 429 does next (`core.after429`:
+ * move to a slot, wait for a slot, or return the 429), from a view of every
+ * slot; this module only keeps when each slot was last used and runs
+ * `client.fetch`'s loop, which sends on the slot the core names.
  *
  * @module
  */
 
-import type { ApiStep, SlotView } from "../pkg/freshtoken.js";
+import type { AfterLimit, SlotView } from "../pkg/freshtoken.js";
 import {
   DESCRIBE,
   HELD,
@@ -38,9 +39,15 @@ export interface FetchCall {
   unauthorized: boolean;
 }
 
+/** A moment on both clocks: wall (`now`) and monotonic (`mono`), ms. */
+export interface Moment {
+  now: number;
+  mono: number;
+}
+
 /** What a call did after a 429, as a slot reports it (event and telemetry). */
 export interface RateLimitReport {
-  next: "move" | "wait" | "return";
+  next: AfterLimit["type"];
   /** How long the slot's token cools. */
   coolingMs: number;
   /** When the send that got the 429 began, `performance.now()` ms. */
@@ -67,25 +74,26 @@ export interface Slot {
   pick(slots: SlotView[]): number;
   /** The slot that serves a call whose slot failed it (`core.instead`), asked of the pool's first slot. */
   instead(slots: SlotView[]): number | undefined;
-  /** The slot a call moves to after a 429 (`core.moves`; `waits`: its slot's own answer is a wait), asked of the pool's first slot. */
-  moves(
+  /** What a call does after slot `own` got a 429 `at` (`core.after429`), asked of the pool's first slot. */
+  after429(
     slots: SlotView[],
+    own: number,
     call: FetchCall,
     replayable: boolean,
-    waits: boolean,
-  ): number | undefined;
+    at: Moment,
+  ): AfterLimit;
   getToken(options?: GetTokenOptions): Promise<Token>;
-  /** Waits while its token cools, if the core says the wait fits: then `true`. */
-  whileCooling(call: FetchCall): Promise<boolean>;
+  /** Waits while its token cools, if the core says the wait fits (until `signal` aborts): then `true`. */
+  whileCooling(call: FetchCall, signal: AbortSignal): Promise<boolean>;
   send(request: Request, token: Token): Promise<Response>;
-  /** A 429: the core cools the token (and, with KV, it is shared); its answer. */
+  /** A 429: the core cools the token (and, with KV, it is shared); how long, ms, and when it cooled it. */
   rateLimited(
     call: FetchCall,
     response: Response,
     replayable: boolean,
-  ): Promise<{ next: ApiStep; coolingMs: number }>;
-  /** Waits `ms` for its token to stop cooling. */
-  apiWait(ms: number): Promise<void>;
+  ): Promise<{ coolingMs: number; at: Moment }>;
+  /** Waits `ms` for its token to stop cooling, or until `signal` aborts. */
+  apiWait(ms: number, signal: AbortSignal): Promise<void>;
   /** A 401: whether to send again (the core's answer; the token may be forgotten). */
   unauthorized(response: Response, token: Token): Promise<boolean>;
   /** A request sent again after a 401 was accepted. */
@@ -106,15 +114,22 @@ export interface Slots {
   /** The slot for the next send. */
   pick(): Slot;
   /** The slot's token, or, when the slot fails to give one, another slot's that serves. */
-  token(slot: Slot): Promise<{ slot: Slot; token: Token }>;
-  /** After a 429 (the slot now cools; `waits`: its own answer is a wait): the slot the call moves to at once, if it does. */
-  moves(call: FetchCall, replayable: boolean, waits: boolean): number | undefined;
+  token(slot: Slot, signal: AbortSignal): Promise<{ slot: Slot; token: Token }>;
+  /** After `slot` got a 429 `at` (it now cools): the core's answer, its slot taken for the next send. */
+  after429(
+    slot: Slot,
+    call: FetchCall,
+    replayable: boolean,
+    at: Moment,
+  ): { next: AfterLimit; to?: Slot };
 }
 
 /**
  * `client.fetch`'s loop over `slots`: send with the slot picked; after a
- * 429, move to another slot at once, or wait, or return the 429, as the
- * core says; after a 401, send once more as the core says.
+ * 429, do as the core says (move to the slot it names, wait for the slot
+ * it names, or return the 429), sending next on that slot; after a 401,
+ * send once more as the core says. A wait ends when the request's signal
+ * aborts, and the call then rejects with its reason, as `fetch` does.
  */
 export async function fetchLoop(
   slots: Slots,
@@ -123,27 +138,44 @@ export async function fetchLoop(
   started: number,
 ): Promise<Response> {
   const call: FetchCall = { started, sends: 0, unauthorized: false };
+  const signal = request.signal;
+  let next: Slot | undefined;
   for (;;) {
-    const { slot, token } = await slots.token(slots.pick()); // it may come with another isolate's cooling
-    if (await slot.whileCooling(call)) continue; // waited: the slot or its token may have changed
+    signal.throwIfAborted();
+    const { slot, token } = await abortable(signal, slots.token(next ?? slots.pick(), signal));
+    next = slot; // it may come with another isolate's cooling: the same slot after the wait
+    if (await slot.whileCooling(call, signal)) continue;
+    signal.throwIfAborted();
     const sentAt = performance.now(); // for telemetry only: what a move cost
     const response = await slot.send(replayable ? request.clone() : request, token);
     call.sends++;
     if (response.status === 429) {
-      const { next, coolingMs } = await slot.rateLimited(call, response, replayable);
-      const to = slots.moves(call, replayable, next.type === "wait");
-      const step = to !== undefined ? "move" : next.type === "wait" ? "wait" : "return";
-      slot.report({ next: step, coolingMs, sentAt, to });
-      if (step === "return") return response;
+      const { coolingMs, at } = await slot.rateLimited(call, response, replayable);
+      const { next: after, to } = slots.after429(slot, call, replayable, at);
+      const moved = after.type === "move" ? after.slot : undefined;
+      slot.report({ next: after.type, coolingMs, sentAt, to: moved });
+      if (after.type === "return") return response;
       await response.body?.cancel();
-      if (next.type === "wait" && step === "wait") await slot.apiWait(next.ms);
+      next = to;
+      if (after.type === "wait") await to!.apiWait(after.ms, signal);
     } else if (response.status === 401 && replayable && !call.unauthorized) {
       call.unauthorized = true;
+      next = undefined; // the slot's token may be forgotten: the core picks again
       if (!await slot.unauthorized(response, token)) return response;
     } else {
       if (call.unauthorized && response.status !== 401) slot.authorized();
       return response;
     }
+  }
+}
+
+/** `promise`, but when `signal` aborts while it is awaited, the signal's reason. */
+async function abortable<T>(signal: AbortSignal, promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (error) {
+    signal.throwIfAborted();
+    throw error;
   }
 }
 
@@ -166,12 +198,15 @@ export class PoolClient implements TokenClient {
     this.#told(first);
     this.#slotsOf = {
       pick: () => slotOf(this.#clients[this.#take()]!),
-      token: async (slot) => {
+      token: async (slot, signal) => {
         const k = this.#index(slot);
-        return { slot: slotOf(this.#clients[k]!), token: await this.#tokenOf(k) };
+        return { slot: slotOf(this.#clients[k]!), token: await this.#tokenOf(k, { signal }) };
       },
-      moves: (call, replayable, waits) =>
-        slotOf(this.#first).moves(this.#views(), call, replayable, waits),
+      after429: (slot, call, replayable, at) => {
+        const own = this.#index(slot);
+        const next = slotOf(this.#first).after429(this.#views(), own, call, replayable, at);
+        return { next, to: next.type === "return" ? undefined : slotOf(this.#use(next.slot)) };
+      },
     };
   }
 
@@ -187,27 +222,23 @@ export class PoolClient implements TokenClient {
   }
 
   /**
-   * The views when every slot serves from its hot path and one does not
-   * cool, read without asking the cores: then the core's pick is the least
-   * recently used slot that does not cool, which reads nothing else of
-   * them (src/pool.rs, `pick`: no slot is empty, so none is filled, and
-   * one serves, so none is waited for). Else `undefined`.
+   * The views when every slot serves from its hot path, read without
+   * asking the cores: each slot is usable, and a pick reads nothing else
+   * of such slots but `coolingUntil` and `lastUsed` (src/pool.rs, `pick`:
+   * no slot is empty, so none is filled, and none is waited for as empty).
+   * Else `undefined`.
    */
   #servingViews(): SlotView[] | undefined {
-    const first = slotOf(this.#first);
-    const now = first.now();
-    const mono = first.mono();
+    const now = slotOf(this.#first).now();
     const views: SlotView[] = [];
-    let free = false;
     for (let k = 0; k < this.#clients.length; k++) {
       const client = this.#clients[k];
       const coolingUntil = client && slotOf(client).servingCooling(now);
       if (coolingUntil === undefined) return undefined;
-      free ||= mono >= coolingUntil;
       const lastUsed = this.#lastUsed[k];
       views.push({ usable: true, filling: false, heldBack: false, coolingUntil, lastUsed });
     }
-    return free ? views : undefined;
+    return views;
   }
 
   /** The slot the core picks for the next call, taken (its client made if new). */
@@ -258,6 +289,7 @@ export class PoolClient implements TokenClient {
     try {
       return await this.#clients[k]!.getToken(options);
     } catch (error) {
+      if (options?.signal?.aborted) throw error;
       const other = slotOf(this.#first).instead(this.#views());
       if (other === undefined || other === k) throw error;
       return await this.#use(other).getToken(options);

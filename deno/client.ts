@@ -7,7 +7,6 @@
  */
 
 import {
-  type ApiStep,
   CallState,
   type CallStep,
   Core,
@@ -38,6 +37,7 @@ import { observe } from "./_observe.ts";
 import {
   type FetchCall,
   fetchLoop,
+  type Moment,
   PoolClient,
   type RateLimitReport,
   type Slot,
@@ -209,10 +209,14 @@ class FreshTokenClient implements TokenClient {
   }
 
   getToken(options?: GetTokenOptions): Promise<Token> {
-    if (options === undefined) {
+    if (
+      options === undefined || (options.minValidSeconds === undefined && !options.signal?.aborted)
+    ) {
       // The hot path: one clock read and two comparisons, no wasm call. A
       // clock reading below the last one means the wall clock went back:
-      // then the core, which also reads a monotonic clock, decides.
+      // then the core, which also reads a monotonic clock, decides. A
+      // signal not aborted changes nothing here (client.fetch passes its
+      // request's).
       const now = this.#now();
       if (now < this.#serveUntil && now >= this.#servedAt) {
         this.#servedAt = now;
@@ -293,8 +297,12 @@ class FreshTokenClient implements TokenClient {
     const slot = this[SLOT]();
     this.#alone ??= {
       pick: () => slot,
-      token: async (slot) => ({ slot, token: await slot.getToken() }),
-      moves: () => undefined,
+      token: async (slot, signal) => ({ slot, token: await slot.getToken({ signal }) }),
+      // A client alone is a pool of one: the core answers from its one view.
+      after429: (slot, call, replayable, at) => ({
+        next: slot.after429([slot.view()], 0, call, replayable, at),
+        to: slot,
+      }),
     };
     return this.#fetchThrough(this.#alone, input, init);
   }
@@ -333,13 +341,21 @@ class FreshTokenClient implements TokenClient {
         now < this.#serveUntil && now >= this.#servedAt ? this.#coolingUntil : undefined,
       pick: (slots) => this.#core.pick(this.#mono(), slots),
       instead: (slots) => this.#core.instead(this.#mono(), slots),
-      moves: (slots, call, replayable, waits) =>
-        this.#core.moves(this.#mono(), slots, call.started, call.sends, replayable, waits),
+      after429: (slots, own, call, replayable, at) =>
+        this.#core.after429(
+          at.now,
+          at.mono,
+          slots,
+          own,
+          call.started,
+          call.sends,
+          replayable,
+        ),
       getToken: (options) => this.getToken(options),
-      whileCooling: (call) => this.#whileCooling(call),
+      whileCooling: (call, signal) => this.#whileCooling(call, signal),
       send: (request, token) => this.#send(request, token),
       rateLimited: (call, response, replayable) => this.#rateLimited(call, response, replayable),
-      apiWait: (ms) => this.#apiWait(ms),
+      apiWait: (ms, signal) => this.#apiWait(ms, signal),
       unauthorized: (response, token) => this.#unauthorized(response, token),
       authorized: () => this.#core.authorized(),
       report: (report) => this.#report429(report),
@@ -359,29 +375,32 @@ class FreshTokenClient implements TokenClient {
   /**
    * Before `client.fetch` sends: while the token cools after a 429, waits
    * for it when the core says the wait fits the call (src/rate_limit.rs),
-   * and then says so (`true`). Past the cooling, no wasm call.
+   * or until `signal` aborts, and then says so (`true`). Past the cooling,
+   * no wasm call.
    */
-  async #whileCooling(call: FetchCall): Promise<boolean> {
+  async #whileCooling(call: FetchCall, signal: AbortSignal): Promise<boolean> {
     if (this.#mono() >= this.#coolingUntil) return false;
     const step = this.#core.beforeSend(this.#now(), this.#mono(), call.started, call.sends);
     if (step.type !== "wait") return false;
-    await this.#apiWait(step.ms);
+    await this.#apiWait(step.ms, signal);
     return true;
   }
 
   /**
    * The API answered 429: the core cools the token (with KV, for every
-   * isolate) and says whether the call waits or returns the 429.
+   * isolate); how long, ms, and when, which `core.after429` counts its
+   * wait from.
    */
   async #rateLimited(
     call: FetchCall,
     response: Response,
     replayable: boolean,
-  ): Promise<{ next: ApiStep; coolingMs: number }> {
+  ): Promise<{ coolingMs: number; at: Moment }> {
     const retryAfter = response.headers.get("retry-after") ?? undefined;
-    const { next, coolingMs, share } = this.#core.rateLimited(
-      this.#now(),
-      this.#mono(),
+    const at = { now: this.#now(), mono: this.#mono() };
+    const { coolingMs, share } = this.#core.rateLimited(
+      at.now,
+      at.mono,
       call.started,
       call.sends,
       retryAfter,
@@ -389,7 +408,7 @@ class FreshTokenClient implements TokenClient {
     );
     this.#coolingUntil = this.#core.coolingUntil;
     if (share !== undefined) await (await this.#store)?.setCooling(share);
-    return { next, coolingMs };
+    return { coolingMs, at };
   }
 
   /** What a call did after a 429: the event, and with telemetry the count by `next` and a move's span. */
@@ -414,14 +433,14 @@ class FreshTokenClient implements TokenClient {
       : this.#attributes();
   }
 
-  /** `client.fetch` waits `ms` for its token to stop cooling. */
-  async #apiWait(ms: number): Promise<void> {
+  /** `client.fetch` waits `ms` for its token to stop cooling, or until `signal` aborts. */
+  async #apiWait(ms: number, signal: AbortSignal): Promise<void> {
     this.#emit({ type: "api_wait", at: this.#now(), delayMs: ms });
     const span = this.#telemetry?.wait("freshtoken.rate_limit_wait", {
       ...this.#slotAttributes(),
       "freshtoken.delay_ms": ms,
     });
-    await sleep(ms);
+    await sleep(ms, signal);
     span?.end();
   }
 

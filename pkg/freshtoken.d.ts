@@ -102,21 +102,26 @@ export interface CoreUnauthorized {
     remove?: CoreEffect;
 }
 
-/** What `client.fetch` does about the API's rate limit (`core.beforeSend`, `core.rateLimited`). */
+/** What `client.fetch` does about the token's cooling before it sends (`core.beforeSend`). */
 export type ApiStep =
 | { type: "send" }
 | { type: "wait"; ms: number } // the token cools: wait, then send again
 | { type: "return" }; // hand the 429 to the caller
 
-/** After a 429 (`core.rateLimited`): what the call does, and how long this 429 cools the token. */
+/** After a 429 (`core.rateLimited`): how long this 429 cools the token. */
 export interface CoreRateLimited {
-    next: ApiStep;
     coolingMs: number;
     /** With a store: write the cooling's end (epoch ms) for every isolate. */
     share?: number;
 }
 
-/** One slot of a pool, as `core.pick` and `core.moves` read it (`core.slotView`, plus the pool's `lastUsed`). */
+/** What a call does after a 429 (`core.after429`): the loop sends next on the slot named. */
+export type AfterLimit =
+| { type: "move"; slot: number } // send again at once with this slot
+| { type: "wait"; slot: number; ms: number } // wait for this slot to stop cooling, then send with it
+| { type: "return" }; // hand the 429 to the caller
+
+/** One slot of a pool, as `core.pick` and `core.after429` read it (`core.slotView`, plus the pool's `lastUsed`). */
 export interface SlotView {
     usable: boolean;
     filling: boolean;
@@ -210,6 +215,13 @@ export class Core {
     free(): void;
     [Symbol.dispose](): void;
     /**
+     * Slot `own` of `slots` got a 429 (its cooling in its view; a client
+     * alone is a pool of one): whether the call moves at once, waits for
+     * the slot free soonest, or returns the 429 (an `AfterLimit`;
+     * src/pool.rs, `after_429`).
+     */
+    after429(now: number, mono: number, slots: SlotView[], own: number, started: number, sends: number, replayable: boolean): AfterLimit;
+    /**
      * A request sent again after a 401 was accepted.
      */
     authorized(): void;
@@ -255,12 +267,6 @@ export class Core {
      */
     invalidate(): CoreEffect | undefined;
     /**
-     * A call got a 429 and its slot cools: the slot it moves to at once,
-     * or `undefined` (the slot's own answer stands; `waits`: that answer
-     * is a wait; src/pool.rs).
-     */
-    moves(mono: number, slots: SlotView[], started: number, sends: number, replayable: boolean, waits: boolean): number | undefined;
-    /**
      * Checks `options` (the object given to `createTokenClient`); throws a
      * `CoreError` with code `config` naming the first problem.
      */
@@ -281,7 +287,8 @@ export class Core {
     prepareKey(): Promise<CoreError | undefined>;
     /**
      * `client.fetch` got a 429 whose `Retry-After` reads `retry_after`:
-     * the token cools, and the call waits or returns it (a `CoreRateLimited`).
+     * the token cools (a `CoreRateLimited`); what the call does next is
+     * `after429`'s answer.
      */
     rateLimited(now: number, mono: number, started: number, sends: number, retry_after: string | null | undefined, replayable: boolean): CoreRateLimited;
     /**

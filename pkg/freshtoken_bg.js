@@ -72,6 +72,27 @@ export class Core {
         wasm.__wbg_core_free(ptr, 0);
     }
     /**
+     * Slot `own` of `slots` got a 429 (its cooling in its view; a client
+     * alone is a pool of one): whether the call moves at once, waits for
+     * the slot free soonest, or returns the 429 (an `AfterLimit`;
+     * src/pool.rs, `after_429`).
+     * @param {number} now
+     * @param {number} mono
+     * @param {SlotView[]} slots
+     * @param {number} own
+     * @param {number} started
+     * @param {number} sends
+     * @param {boolean} replayable
+     * @returns {AfterLimit}
+     */
+    after429(now, mono, slots, own, started, sends, replayable) {
+        const ret = wasm.core_after429(this.__wbg_ptr, now, mono, slots, own, started, sends, replayable);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
+    }
+    /**
      * A request sent again after a 401 was accepted.
      */
     authorized() {
@@ -218,25 +239,6 @@ export class Core {
         return takeFromExternrefTable0(ret[0]);
     }
     /**
-     * A call got a 429 and its slot cools: the slot it moves to at once,
-     * or `undefined` (the slot's own answer stands; `waits`: that answer
-     * is a wait; src/pool.rs).
-     * @param {number} mono
-     * @param {SlotView[]} slots
-     * @param {number} started
-     * @param {number} sends
-     * @param {boolean} replayable
-     * @param {boolean} waits
-     * @returns {number | undefined}
-     */
-    moves(mono, slots, started, sends, replayable, waits) {
-        const ret = wasm.core_moves(this.__wbg_ptr, mono, slots, started, sends, replayable, waits);
-        if (ret[2]) {
-            throw takeFromExternrefTable0(ret[1]);
-        }
-        return ret[0] === Number.MAX_SAFE_INTEGER ? undefined : ret[0];
-    }
-    /**
      * Checks `options` (the object given to `createTokenClient`); throws a
      * `CoreError` with code `config` naming the first problem.
      * @param {Record<string, unknown>} options
@@ -312,7 +314,8 @@ export class Core {
     }
     /**
      * `client.fetch` got a 429 whose `Retry-After` reads `retry_after`:
-     * the token cools, and the call waits or returns it (a `CoreRateLimited`).
+     * the token cools (a `CoreRateLimited`); what the call does next is
+     * `after429`'s answer.
      * @param {number} now
      * @param {number} mono
      * @param {number} started

@@ -9,6 +9,7 @@ use crate::call::Step;
 use crate::driver::Event;
 use crate::driver::{Effect, TokenSource, Wait};
 use crate::error::{ErrorCode, TokenError};
+use crate::pool::AfterLimit;
 use crate::shared::TokenRecord;
 use crate::state::Status;
 use serde_json::{json, Value};
@@ -237,6 +238,23 @@ fn effects_and_events_are_declared_as_they_serialise() {
         steps()
             .iter()
             .map(|s| serde_json::to_value(s).unwrap())
+            .collect(),
+    );
+    let after = [
+        AfterLimit::Move { slot: 1 },
+        AfterLimit::Wait { slot: 1, ms: 1.0 },
+        AfterLimit::Return,
+    ];
+    for answer in &after {
+        match answer {
+            AfterLimit::Move { .. } | AfterLimit::Wait { .. } | AfterLimit::Return => {}
+        }
+    }
+    check_union(
+        "AfterLimit",
+        after
+            .iter()
+            .map(|a| serde_json::to_value(a).unwrap())
             .collect(),
     );
     check_union(

@@ -1,14 +1,17 @@
 //! Token pools (docs/DESIGN.md, "Token pools"): with `poolSize` N a client
 //! keeps up to N tokens, each slot a client of its own (its own token state,
 //! schedule, store entry and lease). What is decided here, from a view of
-//! every slot: which slot serves the next call, and whether a call that got
-//! a 429 moves to another slot at once.
+//! every slot: which slot serves the next call, and what a call that got a
+//! 429 does next: move to another slot at once, wait for the slot free
+//! soonest, or return the 429 (`after_429`).
 //!
 //! Slots fill lazily and one at a time: an empty slot is filled by the call
 //! that picks it, and only while no other slot is being filled, so a pool
 //! never sends a burst of token requests.
 
-use crate::rate_limit::ApiCall;
+use crate::clock::Now;
+use crate::config::RetryPolicy;
+use crate::rate_limit::{ApiCall, ApiStep};
 use serde::{Deserialize, Serialize};
 
 /// One slot as the pool sees it when it picks.
@@ -53,8 +56,8 @@ pub enum Pick {
         /// Its index.
         slot: usize,
     },
-    /// Every slot cools or is being filled: this one is free soonest (a
-    /// slot being filled first; else the one whose cooling ends first).
+    /// Every slot cools or is being filled: this one is free soonest (an
+    /// empty slot being filled first; else the one whose cooling ends first).
     Wait {
         /// Its index.
         slot: usize,
@@ -88,7 +91,9 @@ pub fn pick(slots: &[SlotView], mono: f64) -> Pick {
     if let Some(slot) = least_recently_used(slots, mono) {
         return Pick::Use { slot };
     }
-    if let Some(slot) = filling {
+    // A slot being filled from empty is free once its token comes; one
+    // refreshing a token that cools is not free any sooner for it.
+    if let Some(slot) = slots.iter().position(|s| s.filling && !s.usable) {
         return Pick::Wait { slot };
     }
     let soonest = slots
@@ -119,7 +124,7 @@ pub fn instead(slots: &[SlotView], mono: f64) -> Option<usize> {
 /// A call got a 429 and its slot now cools: the slot it moves to at once,
 /// if one is usable (or empty, to be filled) and does not cool, the body
 /// can be replayed and the call has sent fewer than `max_attempts` times;
-/// `None`: the slot's own answer stands (wait or return the 429).
+/// `None`: no slot to move to (the call waits or returns the 429).
 pub fn moves(
     slots: &[SlotView],
     mono: f64,
@@ -136,27 +141,77 @@ pub fn moves(
     }
 }
 
-/// `moves`, given whether the slot's own answer to the 429
-/// (`ApiCall::rate_limited`) is a wait that fits (`waits`): a move never
-/// takes the call's last attempt while it is. Another slot that this process does not
-/// know to cool may still be over its limit (other isolates use it, and
-/// their 429s reach this one only when it next reads that slot's token);
-/// the slot that answered has named when it has room (its `Retry-After`),
-/// so the last attempt goes after that wait rather than on a guess. When
-/// the wait does not fit, a move may take it: a guess beats a 429 returned
-/// while another slot may serve.
-pub fn moves_after(
-    waits: bool,
+/// What a call does after a 429 (`after_429`): the loop sends next on the
+/// slot named, and on no other.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum AfterLimit {
+    /// Send again at once with this slot (filled first when empty).
+    Move {
+        /// Its index.
+        slot: usize,
+    },
+    /// Wait `ms` for this slot to stop cooling, then send with it.
+    Wait {
+        /// Its index.
+        slot: usize,
+        /// How long, ms.
+        ms: f64,
+    },
+    /// Hand the 429 to the caller.
+    Return,
+}
+
+/// The one answer to a 429 that slot `own` got (its cooling already in
+/// `slots`, a view of every slot; a client alone is a pool of one),
+/// at `now` for `call`:
+///
+/// - move at once to another slot that is usable (or empty, to be
+///   filled) and does not cool (`moves`), while attempts allow;
+/// - else wait for the slot that cools and is free soonest (any slot, the
+///   one that answered included) when that wait fits the call
+///   (`ApiCall::rate_limited`: a replayable body, attempts left, within
+///   `retry.deadlineMs`);
+/// - else return the 429.
+///
+/// A move never takes the call's last attempt while such a wait fits:
+/// another slot that this process does not know to cool may still be over
+/// its limit (other isolates use it, and their 429s reach this one only
+/// when it next reads that slot's token), while a slot that cools has named
+/// when it has room (its `Retry-After`), so the last attempt goes after
+/// that wait rather than on a guess. When no wait fits, a move may take it:
+/// a guess beats a 429 returned while another slot may serve.
+pub fn after_429(
     slots: &[SlotView],
-    mono: f64,
+    now: Now,
     call: &ApiCall,
     replayable: bool,
-    max_attempts: u32,
-) -> Option<usize> {
-    if waits && call.sends + 1 >= max_attempts {
-        return None;
+    policy: &RetryPolicy,
+    own: usize,
+) -> AfterLimit {
+    let wait = slots
+        .iter()
+        .enumerate()
+        .filter(|&(slot, s)| slot == own || s.cooling(now.mono))
+        .min_by(|(_, a), (_, b)| a.cooling_until.total_cmp(&b.cooling_until))
+        .and_then(
+            |(slot, s)| match call.rate_limited(now, s.cooling_until, replayable, policy) {
+                ApiStep::Wait { ms } => Some(AfterLimit::Wait { slot, ms }),
+                ApiStep::Send | ApiStep::Return => None,
+            },
+        );
+    let last = call.sends + 1 >= policy.max_attempts;
+    let to = moves(slots, now.mono, call, replayable, policy.max_attempts)
+        .filter(|&slot| slot != own && !(last && wait.is_some()));
+    match (to, wait) {
+        (Some(slot), _) => AfterLimit::Move { slot },
+        (None, Some(wait)) => wait,
+        (None, None) => AfterLimit::Return,
     }
-    moves(slots, mono, call, replayable, max_attempts)
 }
 
 #[cfg(test)]
@@ -238,6 +293,11 @@ mod tests {
             cooling(usable(3.0), NOW + 2_000.0),
         ];
         assert_eq!(pick(&slots, NOW), Pick::Wait { slot: 1 });
+        // A slot refreshing a token that cools is not free sooner for it:
+        // what a pick reads of slots that all serve is their cooling alone.
+        let mut refreshing = slots;
+        refreshing[0].filling = true;
+        assert_eq!(pick(&refreshing, NOW), Pick::Wait { slot: 1 });
     }
 
     #[test]
@@ -275,27 +335,139 @@ mod tests {
         assert_eq!(moves(&slots, NOW, &call, true, 4), None);
     }
 
+    fn policy(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            ..RetryPolicy::default() // deadline 30 s
+        }
+    }
+
+    const AT: Now = Now {
+        wall: 1_700_000_000_000.0,
+        mono: NOW,
+    };
+
     #[test]
-    fn a_move_never_takes_the_last_attempt_while_the_slots_own_wait_fits() {
+    fn after_a_429_the_call_moves_at_once_to_a_slot_that_does_not_cool() {
+        let call = ApiCall {
+            started: NOW,
+            sends: 1,
+        };
         let slots = [cooling(usable(5.0), NOW + 1_000.0), usable(1.0)];
-        let wait = true; // the slot's own answer is a wait that fits
+        let after = |slots: &[SlotView], call: &ApiCall, replayable| {
+            after_429(slots, AT, call, replayable, &policy(4), 0)
+        };
+        assert_eq!(after(&slots, &call, true), AfterLimit::Move { slot: 1 });
+        assert_eq!(
+            after(&slots, &call, false),
+            AfterLimit::Return,
+            "a stream body"
+        );
+        // An empty slot is filled for it.
+        let slots = [cooling(usable(5.0), NOW + 1_000.0), empty()];
+        assert_eq!(after(&slots, &call, true), AfterLimit::Move { slot: 1 });
+        // Every slot cools: it waits for the one free soonest, not its own.
+        let slots = [
+            cooling(usable(5.0), NOW + 60_000.0),
+            cooling(usable(1.0), NOW + 2_000.0),
+            cooling(usable(2.0), NOW + 3_000.0),
+        ];
+        assert_eq!(
+            after(&slots, &call, true),
+            AfterLimit::Wait {
+                slot: 1,
+                ms: 2_000.0
+            }
+        );
+        // No wait fits the deadline: the 429 goes back.
+        let slots = [
+            cooling(usable(5.0), NOW + 60_000.0),
+            cooling(usable(1.0), NOW + 40_000.0),
+        ];
+        assert_eq!(after(&slots, &call, true), AfterLimit::Return);
+        let spent = ApiCall { sends: 4, ..call };
+        let slots = [cooling(usable(5.0), NOW + 1_000.0), usable(1.0)];
+        assert_eq!(
+            after(&slots, &spent, true),
+            AfterLimit::Return,
+            "attempts spent"
+        );
+    }
+
+    #[test]
+    fn a_move_never_takes_the_last_attempt_while_a_wait_fits() {
+        let slots = [
+            cooling(usable(5.0), NOW + 1_000.0),
+            cooling(usable(6.0), NOW + 900.0),
+            usable(1.0),
+        ];
         let second = ApiCall {
-            started: 0.0,
+            started: NOW,
             sends: 2,
         };
-        assert_eq!(moves_after(wait, &slots, NOW, &second, true, 4), Some(1));
-        // Three sends, three 429s: the fourth goes after the wait the API
-        // named, not to a slot the API has not answered yet.
+        let after = |slots: &[SlotView], call: &ApiCall, max| {
+            after_429(slots, AT, call, true, &policy(max), 0)
+        };
+        assert_eq!(after(&slots, &second, 4), AfterLimit::Move { slot: 2 });
+        // Three sends, three 429s: the fourth goes after the wait a slot
+        // named, on that slot, not to a slot the API has not answered yet.
         let third = ApiCall { sends: 3, ..second };
-        assert_eq!(moves_after(wait, &slots, NOW, &third, true, 4), None);
-        // The wait does not fit: the move takes the last attempt.
-        assert_eq!(moves_after(false, &slots, NOW, &third, true, 4), Some(1));
+        assert_eq!(
+            after(&slots, &third, 4),
+            AfterLimit::Wait { slot: 1, ms: 900.0 }
+        );
+        // No wait fits: the move takes the last attempt.
+        let late = ApiCall {
+            started: NOW - 29_500.0,
+            ..third
+        };
+        assert_eq!(after(&slots, &late, 4), AfterLimit::Move { slot: 2 });
         // With two attempts, the one after a 429 is the wait's.
         let first = ApiCall { sends: 1, ..second };
-        assert_eq!(moves_after(wait, &slots, NOW, &first, true, 2), None);
-        assert_eq!(moves_after(wait, &slots, NOW, &first, true, 3), Some(1));
-        // Otherwise `moves` answers.
-        let spent = ApiCall { sends: 4, ..second };
-        assert_eq!(moves_after(false, &slots, NOW, &spent, true, 4), None);
+        assert!(matches!(after(&slots, &first, 2), AfterLimit::Wait { .. }));
+        assert_eq!(after(&slots, &first, 3), AfterLimit::Move { slot: 2 });
+    }
+
+    #[test]
+    fn a_pool_of_one_answers_a_429_as_a_client_alone_does() {
+        let policy = policy(4);
+        for (until, sends, replayable) in [
+            (NOW + 2_000.0, 1, true),
+            (NOW + 29_000.0, 1, true),
+            (NOW + 29_001.0, 1, true),
+            (NOW + 2_000.0, 1, false),
+            (NOW + 2_000.0, 4, true),
+            (NOW, 1, true), // Retry-After: 0
+        ] {
+            let call = ApiCall {
+                started: NOW - 1_000.0,
+                sends,
+            };
+            let slots = [cooling(usable(NOW), until)];
+            let alone = match call.rate_limited(AT, until, replayable, &policy) {
+                ApiStep::Wait { ms } => AfterLimit::Wait { slot: 0, ms },
+                _ => AfterLimit::Return,
+            };
+            assert_eq!(after_429(&slots, AT, &call, replayable, &policy, 0), alone);
+        }
+    }
+
+    #[test]
+    fn a_slot_whose_429_named_no_wait_is_sent_with_again_not_moved_from() {
+        // Retry-After: 0 on slot 1: it does not cool, and was used last.
+        let slots = [usable(1.0), cooling(usable(NOW), NOW)];
+        let call = ApiCall {
+            started: NOW,
+            sends: 1,
+        };
+        assert_eq!(
+            after_429(&slots, AT, &call, true, &policy(4), 1),
+            AfterLimit::Move { slot: 0 }
+        );
+        let slots = [cooling(usable(1.0), NOW + 500.0), cooling(usable(NOW), NOW)];
+        assert_eq!(
+            after_429(&slots, AT, &call, true, &policy(4), 1),
+            AfterLimit::Wait { slot: 1, ms: 0.0 }
+        );
     }
 }

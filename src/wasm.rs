@@ -22,7 +22,7 @@ use crate::driver::{Effect, LeaseResult, Outcome, Seen};
 use crate::error::{ErrorCode, TokenError};
 use crate::options::{check_names, option_names, read, Options, RetryOptions};
 use crate::pool::{self, SlotView};
-use crate::rate_limit::{ApiCall, ApiStep};
+use crate::rate_limit::ApiCall;
 use crate::response::{self, Received};
 use crate::state::{self, TokenState};
 use crate::store_guard::{StoreGuard, STORE_TIMEOUT_MS};
@@ -137,21 +137,26 @@ export interface CoreUnauthorized {
   remove?: CoreEffect;
 }
 
-/** What `client.fetch` does about the API's rate limit (`core.beforeSend`, `core.rateLimited`). */
+/** What `client.fetch` does about the token's cooling before it sends (`core.beforeSend`). */
 export type ApiStep =
   | { type: "send" }
   | { type: "wait"; ms: number } // the token cools: wait, then send again
   | { type: "return" }; // hand the 429 to the caller
 
-/** After a 429 (`core.rateLimited`): what the call does, and how long this 429 cools the token. */
+/** After a 429 (`core.rateLimited`): how long this 429 cools the token. */
 export interface CoreRateLimited {
-  next: ApiStep;
   coolingMs: number;
   /** With a store: write the cooling's end (epoch ms) for every isolate. */
   share?: number;
 }
 
-/** One slot of a pool, as `core.pick` and `core.moves` read it (`core.slotView`, plus the pool's `lastUsed`). */
+/** What a call does after a 429 (`core.after429`): the loop sends next on the slot named. */
+export type AfterLimit =
+  | { type: "move"; slot: number } // send again at once with this slot
+  | { type: "wait"; slot: number; ms: number } // wait for this slot to stop cooling, then send with it
+  | { type: "return" }; // hand the 429 to the caller
+
+/** One slot of a pool, as `core.pick` and `core.after429` read it (`core.slotView`, plus the pool's `lastUsed`). */
 export interface SlotView {
   usable: boolean;
   filling: boolean;
@@ -435,7 +440,8 @@ impl Core {
     }
 
     /// `client.fetch` got a 429 whose `Retry-After` reads `retry_after`:
-    /// the token cools, and the call waits or returns it (a `CoreRateLimited`).
+    /// the token cools (a `CoreRateLimited`); what the call does next is
+    /// `after429`'s answer.
     #[wasm_bindgen(js_name = rateLimited, unchecked_return_type = "CoreRateLimited")]
     pub fn rate_limited(
         &self,
@@ -448,24 +454,19 @@ impl Core {
     ) -> Result<JsValue, JsValue> {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
-        struct Next {
-            next: ApiStep,
+        struct Cooled {
             cooling_ms: f64,
             #[serde(skip_serializing_if = "Option::is_none")]
             share: Option<f64>,
         }
         let call = ApiCall { started, sends };
-        let (next, cooling_ms, share) = self.inner.borrow_mut().client.rate_limited(
+        let (_, cooling_ms, share) = self.inner.borrow_mut().client.rate_limited(
             at(now, mono),
             &call,
             retry_after.as_deref(),
             replayable,
         );
-        to_js(&Next {
-            next,
-            cooling_ms,
-            share,
-        })
+        to_js(&Cooled { cooling_ms, share })
     }
 
     /// `poolSize`: how many slots this client's pool has.
@@ -504,27 +505,35 @@ impl Core {
         Ok(pool::pick(&read_slots(slots)?, mono).slot())
     }
 
-    /// A call got a 429 and its slot cools: the slot it moves to at once,
-    /// or `undefined` (the slot's own answer stands; `waits`: that answer
-    /// is a wait; src/pool.rs).
-    pub fn moves(
+    /// Slot `own` of `slots` got a 429 (its cooling in its view; a client
+    /// alone is a pool of one): whether the call moves at once, waits for
+    /// the slot free soonest, or returns the 429 (an `AfterLimit`;
+    /// src/pool.rs, `after_429`).
+    #[wasm_bindgen(js_name = after429, unchecked_return_type = "AfterLimit")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn after_429(
         &self,
+        now: f64,
         mono: f64,
         #[wasm_bindgen(unchecked_param_type = "SlotView[]")] slots: JsValue,
+        own: usize,
         started: f64,
         sends: u32,
         replayable: bool,
-        waits: bool,
-    ) -> Result<Option<usize>, JsValue> {
-        let max_attempts = self.inner.borrow().client.config.retry.max_attempts;
+    ) -> Result<JsValue, JsValue> {
+        let slots = read_slots(slots)?;
+        if own >= slots.len() {
+            return Err(js_sys::Error::new("freshtoken: no such slot").into());
+        }
         let call = ApiCall { started, sends };
-        Ok(pool::moves_after(
-            waits,
-            &read_slots(slots)?,
-            mono,
+        let retry = &self.inner.borrow().client.config.retry;
+        to_js(&pool::after_429(
+            &slots,
+            at(now, mono),
             &call,
             replayable,
-            max_attempts,
+            retry,
+            own,
         ))
     }
 

@@ -160,14 +160,83 @@ Deno.test("a call that met 429s on three slots spends its last attempt after the
       ? new Response("slow down", { status: 429, headers: { "retry-after": "2" } })
       : new Response("ok");
   };
-  await withPool(api, async ({ make, calls, events }) => {
+  await withPool(api, async ({ make, calls, events, tokenRequests }) => {
     const client = make({ poolSize: 5 }); // retry.maxAttempts 4
     await ok(client.fetch("/x"));
     assert.equal(calls.length, 4);
     assert.equal(new Set(calls.slice(0, 3)).size, 3, "moved twice");
+    assert.equal(calls[3], calls[0], "the last attempt went to the slot free soonest, slot 0");
+    assert.equal(tokenRequests(), 3, "no fourth slot filled");
     assert.deepEqual(
       events.filter((e) => e.type === "rate_limited").map((e) => (e as { next: string }).next),
       ["move", "move", "wait"],
+    );
+  });
+});
+
+Deno.test("after 429s on three slots and the wait, the last attempt goes to a slot that named the wait, not to a fourth that never answered", async () => {
+  const tokens: string[] = [];
+  let armed = false;
+  const answered = new Set<string>();
+  const api: Api = (token) => {
+    if (!armed) {
+      if (!tokens.includes(token)) tokens.push(token);
+      return new Response("ok");
+    }
+    // Slot 3 is over its limit through other isolates' calls: always 429.
+    // Slots 0-2 answer 429 once, naming 1 s.
+    if (token === tokens[3]) {
+      return new Response("slow down", { status: 429, headers: { "retry-after": "60" } });
+    }
+    if (!answered.has(token)) {
+      answered.add(token);
+      return new Response("slow down", { status: 429, headers: { "retry-after": "1" } });
+    }
+    return new Response("ok");
+  };
+  await withPool(api, async ({ make, calls }) => {
+    const client = make({ poolSize: 4 }); // retry.maxAttempts 4
+    for (let i = 0; i < 4; i++) await ok(client.fetch("/fill"));
+    assert.equal(tokens.length, 4, "four slots filled");
+    armed = true;
+    const before = calls.length;
+    const response = await client.fetch("/x");
+    const sent = calls.slice(before).map((t) => tokens.indexOf(t));
+    assert.equal(response.status, 200, `sends by slot: ${sent}`);
+    assert.deepEqual(sent, [0, 1, 2, 0]);
+    await response.body?.cancel();
+  });
+});
+
+Deno.test("with every slot cooling, a call waits for the slot free soonest when its own slot's wait would not fit", async () => {
+  const tokens: string[] = [];
+  let seen0 = false;
+  let limit1 = false;
+  const api: Api = (token) => {
+    if (!tokens.includes(token)) tokens.push(token);
+    const slot = tokens.indexOf(token);
+    if (slot === 0 && !seen0) {
+      seen0 = true;
+      return new Response("slow down", { status: 429, headers: { "retry-after": "2" } });
+    }
+    if (slot === 1 && limit1) {
+      return new Response("slow down", { status: 429, headers: { "retry-after": "60" } });
+    }
+    return new Response("ok");
+  };
+  await withPool(api, async ({ make, calls, events }) => {
+    const client = make({ poolSize: 2 }); // retry.deadlineMs 30000
+    await ok(client.fetch("/a")); // slot 0: 429 (2 s), moved to slot 1: ok
+    assert.equal(tokens.length, 2);
+    limit1 = true;
+    const response = await client.fetch("/b"); // slot 1 (slot 0 cools): 429 (60 s)
+    const sent = calls.slice(2).map((t) => tokens.indexOf(t));
+    assert.equal(response.status, 200, `sends by slot: ${sent}`);
+    assert.deepEqual(sent, [1, 0], "waited for slot 0, free within 2 s, and sent with it");
+    await response.body?.cancel();
+    assert.deepEqual(
+      events.filter((e) => e.type === "rate_limited").map((e) => (e as { next: string }).next),
+      ["move", "wait"],
     );
   });
 });

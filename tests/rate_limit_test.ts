@@ -150,6 +150,31 @@ Deno.test("client.fetch sends at most retry.maxAttempts times for 429s", async (
   });
 });
 
+Deno.test("client.fetch stops waiting out a 429 when its request's signal aborts, rejecting with the signal's reason", async () => {
+  await withApi([TOO_MANY("3")], {}, async ({ client, seen }) => {
+    const started = performance.now();
+    const signal = AbortSignal.timeout(300);
+    await assert.rejects(client.fetch("/x", { signal }), (e: Error) => e === signal.reason);
+    const took = performance.now() - started;
+    assert.ok(took < 1_500, `aborted after 300 ms, settled after ${took} ms`);
+    assert.equal(seen.length, 1, "nothing sent after the abort");
+  });
+});
+
+Deno.test("a call made while the token cools stops waiting when its request's signal aborts", async () => {
+  await withApi([TOO_MANY("3")], {}, async ({ client, seen }) => {
+    const first = client.fetch("/a", { signal: AbortSignal.timeout(200) }).catch(() => {});
+    while (seen.length === 0) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 50)); // the 429 has arrived and cools the token
+    const started = performance.now();
+    const signal = AbortSignal.timeout(200);
+    await assert.rejects(client.fetch("/b", { signal }), (e: Error) => e === signal.reason);
+    assert.ok(performance.now() - started < 1_500, "stopped waiting at the abort");
+    await first;
+    assert.equal(seen.length, 1, "nothing sent while the token cooled");
+  });
+});
+
 Deno.test("a call made while the token cools waits before it sends", async () => {
   await withApi([TOO_MANY("1")], {}, async ({ client, seen }) => {
     const first = client.fetch("/a");

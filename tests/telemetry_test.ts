@@ -113,7 +113,8 @@ Deno.test("spans and metrics reach an OTLP receiver, with no secret, token or ke
 
     // A call that moved to another slot after a 429: the move's span covers
     // the round trip that got the 429 and names both slots; the wait that
-    // followed names its slot and its length.
+    // followed names the slot it waited for (slot 0, free soonest) and its
+    // length.
     const move = spans.find((s) => s.name === "freshtoken.rate_limit_move");
     assert.ok(move, `a move span (got ${[...new Set(spans.map((s) => s.name))]})`);
     const moved = attributes(move.attributes);
@@ -125,7 +126,7 @@ Deno.test("spans and metrics reach an OTLP receiver, with no secret, token or ke
     const waited = spans.find((s) => s.name === "freshtoken.rate_limit_wait");
     assert.ok(waited, "a rate-limit wait span");
     const wait429 = attributes(waited.attributes);
-    assert.equal(Number(wait429["freshtoken.slot"]), 1);
+    assert.equal(Number(wait429["freshtoken.slot"]), 0);
     assert.ok(Number(wait429["freshtoken.delay_ms"]) > 0, JSON.stringify(wait429));
     assert.ok(duration(waited) >= Number(wait429["freshtoken.delay_ms"]) - 5);
 
@@ -155,6 +156,54 @@ Deno.test("spans and metrics reach an OTLP receiver, with no secret, token or ke
     const limited = JSON.stringify(metrics.get("freshtoken.rate_limited"));
     assert.match(limited, /"key":"freshtoken.next","value":\{"stringValue":"move"\}/);
     assert.match(limited, /"key":"freshtoken.next","value":\{"stringValue":"wait"\}/);
+  } finally {
+    await receiver.shutdown();
+  }
+});
+
+Deno.test("the rate_limit_move span's slot_to is the slot the moved call was sent with", async () => {
+  const received: { path: string; body: string }[] = [];
+  const receiver = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req) => {
+      received.push({ path: new URL(req.url).pathname, body: await req.text() });
+      return Response.json({});
+    },
+  );
+  try {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net=127.0.0.1",
+        "--allow-read",
+        "--allow-env",
+        new URL("./telemetry_move_worker.ts", import.meta.url).pathname,
+      ],
+      env: {
+        OTEL_DENO: "true",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.addr.port}`,
+        OTEL_SERVICE_NAME: "freshtoken-move",
+      },
+      stdin: "null",
+    }).output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    await new Promise((r) => setTimeout(r, 200));
+    const { movedTo, sends } = JSON.parse(new TextDecoder().decode(output.stdout));
+    const spans: Span[] = received.filter((r) => r.path === "/v1/traces").flatMap((r) =>
+      JSON.parse(r.body).resourceSpans.flatMap((rs: { scopeSpans: { spans: Span[] }[] }) =>
+        rs.scopeSpans.flatMap((ss) => ss.spans)
+      )
+    );
+    const move = spans.find((s) => s.name === "freshtoken.rate_limit_move");
+    assert.ok(move, "a move span");
+    const moved = attributes(move.attributes);
+    assert.equal(
+      Number(moved["freshtoken.slot_to"]),
+      movedTo,
+      `the span says the call moved to slot ${moved["freshtoken.slot_to"]}; ` +
+        `it was sent with slot ${movedTo} (sends by slot: ${sends})`,
+    );
   } finally {
     await receiver.shutdown();
   }
