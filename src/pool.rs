@@ -172,10 +172,10 @@ pub enum AfterLimit {
 ///
 /// - move at once to another slot that is usable (or empty, to be
 ///   filled) and does not cool (`moves`), while attempts allow;
-/// - else wait for the slot that cools and is free soonest (any slot, the
-///   one that answered included) when that wait fits the call
+/// - else wait for the slot that answered when that wait fits the call
 ///   (`ApiCall::rate_limited`: a replayable body, attempts left, within
-///   `retry.deadlineMs`);
+///   `retry.deadlineMs`), or else for the other slot that cools and is
+///   free soonest when that one fits;
 /// - else return the 429.
 ///
 /// A move never takes the call's last attempt while such a wait fits:
@@ -193,17 +193,20 @@ pub fn after_429(
     policy: &RetryPolicy,
     own: usize,
 ) -> AfterLimit {
-    let wait = slots
+    let wait_for =
+        |slot: usize| match call.rate_limited(now, slots[slot].cooling_until, replayable, policy) {
+            ApiStep::Wait { ms } => Some(AfterLimit::Wait { slot, ms }),
+            ApiStep::Send | ApiStep::Return => None,
+        };
+    // Its own slot first: waiters then spread over the slots their 429s
+    // came from, rather than all landing together on the one free soonest.
+    let soonest = slots
         .iter()
         .enumerate()
-        .filter(|&(slot, s)| slot == own || s.cooling(now.mono))
+        .filter(|&(slot, s)| slot != own && s.cooling(now.mono))
         .min_by(|(_, a), (_, b)| a.cooling_until.total_cmp(&b.cooling_until))
-        .and_then(
-            |(slot, s)| match call.rate_limited(now, s.cooling_until, replayable, policy) {
-                ApiStep::Wait { ms } => Some(AfterLimit::Wait { slot, ms }),
-                ApiStep::Send | ApiStep::Return => None,
-            },
-        );
+        .map(|(slot, _)| slot);
+    let wait = wait_for(own).or_else(|| soonest.and_then(wait_for));
     let last = call.sends + 1 >= policy.max_attempts;
     let to = moves(slots, now.mono, call, replayable, policy.max_attempts)
         .filter(|&slot| slot != own && !(last && wait.is_some()));
@@ -366,7 +369,21 @@ mod tests {
         // An empty slot is filled for it.
         let slots = [cooling(usable(5.0), NOW + 1_000.0), empty()];
         assert_eq!(after(&slots, &call, true), AfterLimit::Move { slot: 1 });
-        // Every slot cools: it waits for the one free soonest, not its own.
+        // Every slot cools: it waits for its own when that wait fits, so
+        // that waiters spread over the slots rather than all landing on the
+        // one free soonest; else for the one free soonest.
+        let slots = [
+            cooling(usable(5.0), NOW + 4_000.0),
+            cooling(usable(1.0), NOW + 2_000.0),
+            cooling(usable(2.0), NOW + 3_000.0),
+        ];
+        assert_eq!(
+            after(&slots, &call, true),
+            AfterLimit::Wait {
+                slot: 0,
+                ms: 4_000.0
+            }
+        );
         let slots = [
             cooling(usable(5.0), NOW + 60_000.0),
             cooling(usable(1.0), NOW + 2_000.0),
@@ -409,12 +426,15 @@ mod tests {
             after_429(slots, AT, call, true, &policy(max), 0)
         };
         assert_eq!(after(&slots, &second, 4), AfterLimit::Move { slot: 2 });
-        // Three sends, three 429s: the fourth goes after the wait a slot
+        // Three sends, three 429s: the fourth goes after the wait the slot
         // named, on that slot, not to a slot the API has not answered yet.
         let third = ApiCall { sends: 3, ..second };
         assert_eq!(
             after(&slots, &third, 4),
-            AfterLimit::Wait { slot: 1, ms: 900.0 }
+            AfterLimit::Wait {
+                slot: 0,
+                ms: 1_000.0
+            }
         );
         // No wait fits: the move takes the last attempt.
         let late = ApiCall {

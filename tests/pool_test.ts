@@ -165,7 +165,7 @@ Deno.test("a call that met 429s on three slots spends its last attempt after the
     await ok(client.fetch("/x"));
     assert.equal(calls.length, 4);
     assert.equal(new Set(calls.slice(0, 3)).size, 3, "moved twice");
-    assert.equal(calls[3], calls[0], "the last attempt went to the slot free soonest, slot 0");
+    assert.equal(calls[3], calls[2], "the last attempt went to the slot whose wait it took");
     assert.equal(tokenRequests(), 3, "no fourth slot filled");
     assert.deepEqual(
       events.filter((e) => e.type === "rate_limited").map((e) => (e as { next: string }).next),
@@ -203,7 +203,11 @@ Deno.test("after 429s on three slots and the wait, the last attempt goes to a sl
     const response = await client.fetch("/x");
     const sent = calls.slice(before).map((t) => tokens.indexOf(t));
     assert.equal(response.status, 200, `sends by slot: ${sent}`);
-    assert.deepEqual(sent, [0, 1, 2, 0]);
+    assert.deepEqual(
+      sent,
+      [0, 1, 2, 2],
+      "the last attempt waits for the slot whose 429 it got last",
+    );
     await response.body?.cancel();
   });
 });

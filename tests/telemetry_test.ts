@@ -113,8 +113,8 @@ Deno.test("spans and metrics reach an OTLP receiver, with no secret, token or ke
 
     // A call that moved to another slot after a 429: the move's span covers
     // the round trip that got the 429 and names both slots; the wait that
-    // followed names the slot it waited for (slot 0, free soonest) and its
-    // length.
+    // followed names the slot it waited for (slot 1, whose 429 named the
+    // wait) and its length.
     const move = spans.find((s) => s.name === "freshtoken.rate_limit_move");
     assert.ok(move, `a move span (got ${[...new Set(spans.map((s) => s.name))]})`);
     const moved = attributes(move.attributes);
@@ -126,7 +126,7 @@ Deno.test("spans and metrics reach an OTLP receiver, with no secret, token or ke
     const waited = spans.find((s) => s.name === "freshtoken.rate_limit_wait");
     assert.ok(waited, "a rate-limit wait span");
     const wait429 = attributes(waited.attributes);
-    assert.equal(Number(wait429["freshtoken.slot"]), 0);
+    assert.equal(Number(wait429["freshtoken.slot"]), 1);
     assert.ok(Number(wait429["freshtoken.delay_ms"]) > 0, JSON.stringify(wait429));
     assert.ok(duration(waited) >= Number(wait429["freshtoken.delay_ms"]) - 5);
 

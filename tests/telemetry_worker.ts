@@ -58,8 +58,8 @@ await signed.getToken();
 
 // A pool of two meeting the API's 429: slot 0's first call is answered 429
 // after ROUND_TRIP_MS and moves to slot 1, whose first call is answered 429
-// too; every slot then cools, so the call waits for slot 0, free soonest,
-// and is served by it.
+// too; every slot then cools, so the call waits for slot 1, whose 429 named
+// the wait, and is served by it.
 const seen = new Set<string>();
 const api = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
   const token = request.headers.get("authorization") ?? "";
