@@ -371,6 +371,7 @@ impl Sim {
                 let token = format!("tok-{}", self.requests);
                 let expiry = self.t + self.s.lifetime_s * 1000.0;
                 self.issued.insert(token.clone(), expiry + latency);
+                self.issued_to.insert(token.clone(), slot);
                 let body = serde_json::json!({
                     "access_token": token, "token_type": "Bearer", "expires_in": self.s.lifetime_s,
                 });

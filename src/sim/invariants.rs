@@ -419,6 +419,20 @@ pub(super) fn fills_one_at_a_time(process: usize, views: &[SlotView], picked: Pi
     ))
 }
 
+/// Invariant 12 (pool: a token per slot): a slot serves only a token
+/// issued to a request of that slot, so the slots are as many tokens, each
+/// with its own rate limit (their own KV entries, never one another's).
+pub(super) fn served_token_is_the_slots(sim: &Sim, isolate: usize, token: &str) -> Checked {
+    let slot = sim.isolates[isolate].slot;
+    match sim.issued_to.get(token) {
+        Some(&to) if to != slot => Err(format!(
+            "invariant 12 (pool: a token per slot): {} served the token issued to slot {to}",
+            sim.name(isolate)
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// How far apart the isolates' clocks are.
 pub(super) fn clock_spread(sim: &Sim) -> f64 {
     let skews = sim.isolates.iter().map(|i| i.skew);

@@ -390,6 +390,7 @@ impl Sim {
         let usable_until = status.usable_until.unwrap_or(f64::NEG_INFINITY);
         invariants::served_token_is_usable(self, isolate, status.has_token, usable_until)?;
         invariants::served_token_is_live(self, isolate, token)?;
+        invariants::served_token_is_the_slots(self, isolate, token)?;
         invariants::served_token_was_not_rejected(self, isolate, token)
     }
 

@@ -126,6 +126,7 @@ fn run_scenario(s: Scenario, rng: Rng, tracing: bool) -> Report {
         pending: HashMap::new(),
         in_flight: Vec::new(),
         issued: HashMap::new(),
+        issued_to: HashMap::new(),
         requests: 0,
         duplicates: 0,
         requests_in_outage: 0,

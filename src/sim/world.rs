@@ -258,6 +258,8 @@ pub(super) struct Sim {
     pub(super) in_flight: Vec<(usize, f64, bool)>,
     /// Tokens the server issued: token → true expiry.
     pub(super) issued: HashMap<String, f64>,
+    /// Tokens the server issued: token → the slot whose request it answered.
+    pub(super) issued_to: HashMap<String, usize>,
     /// Token requests the server received, from every slot.
     pub(super) requests: u32,
     pub(super) duplicates: u32,
