@@ -67,7 +67,9 @@ impl Sim {
                 let views = self.views(process);
                 let picked = pool::pick(&views, self.now(first).mono);
                 invariants::fills_one_at_a_time(process, &views, picked)?;
-                self.log(format!("call {call} on isolate {process}: {picked:?}"));
+                if self.tracing {
+                    self.log(format!("call {call} on isolate {process}: {picked:?}"));
+                }
                 picked.slot()
             }
         };
@@ -400,11 +402,14 @@ impl Sim {
     pub(super) fn failed(&mut self, call: usize, error: &TokenError) -> Checked {
         invariants::no_internal_error(&format!("call {call}"), error)?;
         let isolate = self.calls[call].isolate;
-        self.log(format!(
-            "call {call} on {} fails: {}",
-            self.name(isolate),
-            error.message()
-        ));
+        if self.tracing {
+            let text = format!(
+                "call {call} on {} fails: {}",
+                self.name(isolate),
+                error.message()
+            );
+            self.log(text);
+        }
         invariants::outage_fails_no_caller(self, call, error)?;
         invariants::no_error_when_healthy(self, call, error)?;
         let force = self.calls[call].force;
