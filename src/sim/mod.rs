@@ -399,5 +399,12 @@ mod tests {
             (a.served, a.errors, a.requests),
             (b.served, b.errors, b.requests)
         );
+        // Seed 6 runs a pool.
+        let (a, b) = (run(6), run(6));
+        assert!(a.pool_size > 1, "seed 6 has no pool");
+        assert_eq!(
+            (a.served, a.errors, a.requests, a.slots_used),
+            (b.served, b.errors, b.requests, b.slots_used)
+        );
     }
 }
