@@ -286,12 +286,18 @@ impl Sim {
         let mut seen = Seen::default();
         let mut skewed = false;
         let mut apart = false;
+        // A cron check finds a token due when it is due within the job's period.
+        let within = match self.isolates[isolate].cron {
+            true => self.s.cron_ms.unwrap_or(0.0),
+            false => 0.0,
+        };
         let entries = &self.store.slots[slot];
         if let Some((StoredToken::Token(record, _, _, writer_skew), _)) = &entries.token {
             seen.token = Some(record.clone());
             // Due by this isolate's clock but not by its writer's: the clocks disagree by
             // more than the window, and this isolate must fetch a token of its own.
-            skewed = record.refresh_at <= wall && record.refresh_at > self.t + writer_skew;
+            let due_by_writer = record.refresh_at <= self.t + writer_skew + within;
+            skewed = record.refresh_at <= wall + within && !due_by_writer;
             let requested_at = record.expires_at - record.lifetime_seconds * 1000.0;
             let allowance = shared::max_record_ahead_ms(record.lifetime_seconds);
             let ahead = requested_at > wall + allowance;

@@ -392,6 +392,17 @@ mod tests {
         );
     }
 
+    /// Seed 49105 (a pool of 3 slots, clocks 52 s apart, cron checks): a
+    /// cron check whose clock found slot 0's token due within its period,
+    /// while the token's writer's clock did not, lost three lease races to
+    /// such clocks and fetched without the lease, as the driver does.
+    #[test]
+    fn a_cron_check_whose_clock_alone_finds_the_token_due_may_fetch_its_own() {
+        let report = run(49_105);
+        assert!(report.pool_size > 1);
+        assert_eq!(report.violation, None);
+    }
+
     #[test]
     fn the_same_seed_runs_the_same() {
         let (a, b) = (run(42), run(42));
