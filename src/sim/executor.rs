@@ -294,10 +294,14 @@ impl Sim {
         let entries = &self.store.slots[slot];
         if let Some((StoredToken::Token(record, _, _, writer_skew), _)) = &entries.token {
             seen.token = Some(record.clone());
-            // Due by this isolate's clock but not by its writer's: the clocks disagree by
-            // more than the window, and this isolate must fetch a token of its own.
-            let due_by_writer = record.refresh_at <= self.t + writer_skew + within;
-            skewed = record.refresh_at <= wall + within && !due_by_writer;
+            // Due by this isolate's clock but not by its writer's (now, or within a cron
+            // check's period): the clocks disagree by more than the window, and this
+            // isolate must fetch a token of its own.
+            let writer_wall = self.t + writer_skew;
+            let disagree = |ahead: f64| {
+                record.refresh_at <= wall + ahead && record.refresh_at > writer_wall + ahead
+            };
+            skewed = disagree(0.0) || disagree(within);
             let requested_at = record.expires_at - record.lifetime_seconds * 1000.0;
             let allowance = shared::max_record_ahead_ms(record.lifetime_seconds);
             let ahead = requested_at > wall + allowance;
