@@ -77,10 +77,11 @@ impl Sim {
         request: Option<Exchange>,
     ) -> Checked {
         let wall = self.now(isolate).wall;
+        let slot = self.isolates[isolate].slot;
         if self.tracing {
             let what = trace::effect(&effect);
             let exchange = request.map_or(String::new(), |e| format!(" ({e:?})"));
-            self.log(format!("isolate {isolate}: {what}{exchange}"));
+            self.log(format!("{}: {what}{exchange}", self.name(isolate)));
         }
         if !effect_is_store(&effect) {
             return self.perform_other(isolate, effect, request);
@@ -92,7 +93,7 @@ impl Sim {
         // What the store sees: a timed-out operation landed all the same.
         let lands = matches!(op.result, StoreResult::Done | StoreResult::TimedOut);
         if op.result != StoreResult::Done && self.tracing {
-            self.log(format!("isolate {isolate}: store {:?}", op.result));
+            self.log(format!("{}: store {:?}", self.name(isolate), op.result));
         }
         match effect {
             Effect::ReadStore { eventual: true } => {
@@ -101,7 +102,7 @@ impl Sim {
                 let seen = match ok {
                     false => None,
                     true => Some(Seen {
-                        token: match self.store.token_behind(self.t, lag) {
+                        token: match self.store.token_behind(slot, self.t, lag) {
                             Some(StoredToken::Token(record, ..)) => Some(record.clone()),
                             _ => None,
                         },
@@ -126,7 +127,7 @@ impl Sim {
                 self.isolates[isolate].last_holder = None;
                 let result = if !lands {
                     LeaseResult::Failed
-                } else if self.store.versions() == self.isolates[isolate].seen {
+                } else if self.store.versions(slot) == self.isolates[isolate].seen {
                     let v = self.store.next_version();
                     let holder = format!("isolate-{isolate}-{v}");
                     let lease = StoredLease {
@@ -134,7 +135,7 @@ impl Sim {
                         until: wall + ttl_ms,
                         taken_at: wall,
                     };
-                    self.store.lease = Some((lease, v, self.t + ttl_ms));
+                    self.store.slots[slot].lease = Some((lease, v, self.t + ttl_ms));
                     self.isolates[isolate].lease = Some((holder, v));
                     LeaseResult::Taken
                 } else {
@@ -149,7 +150,7 @@ impl Sim {
             }
             Effect::RenewLease { ttl_ms } => {
                 let mine = self.isolates[isolate].lease.clone();
-                let kept = match (&mine, &self.store.lease) {
+                let kept = match (&mine, &self.store.slots[slot].lease) {
                     (Some((holder, v)), Some((lease, version, _))) if lands && v == version => {
                         let (holder, taken_at) = (holder.clone(), lease.taken_at);
                         let v = self.store.next_version();
@@ -158,7 +159,7 @@ impl Sim {
                             until: wall + ttl_ms,
                             taken_at,
                         };
-                        self.store.lease = Some((lease, v, self.t + ttl_ms));
+                        self.store.slots[slot].lease = Some((lease, v, self.t + ttl_ms));
                         self.isolates[isolate].lease = Some((holder, v));
                         true
                     }
@@ -172,10 +173,10 @@ impl Sim {
             }
             Effect::ReleaseLease => {
                 if let (Some((_, v)), Some((_, version, _))) =
-                    (&self.isolates[isolate].lease, &self.store.lease)
+                    (&self.isolates[isolate].lease, &self.store.slots[slot].lease)
                 {
                     if v == version && lands {
-                        self.store.lease = None;
+                        self.store.slots[slot].lease = None;
                     }
                 }
                 self.isolates[isolate].lease = None;
@@ -190,7 +191,7 @@ impl Sim {
                         .unwrap_or(0.0);
                     let skew = wall - self.t;
                     let token = StoredToken::Token(record, true_expiry, self.t, skew);
-                    self.store.set_token(self.t, Some(token));
+                    self.store.set_token(slot, self.t, Some(token));
                     // Expiry is the reader's check; the entry lives until the true one.
                 }
                 self.complete(isolate, latency, Outcome::Stored);
@@ -198,13 +199,13 @@ impl Sim {
             Effect::RemoveStore { only } => {
                 // Deleted only if still the token named (`KvStore.remove`): a
                 // garbage entry is no token refused, but `invalidate()` deletes it.
-                let stored = match &self.store.token {
+                let stored = match &self.store.slots[slot].token {
                     Some((StoredToken::Token(record, ..), _)) => Some(&record.access_token),
                     _ => None,
                 };
                 let named = only.is_none() || only.as_ref() == stored;
-                if lands && self.store.token.is_some() && named {
-                    self.store.set_token(self.t, None);
+                if lands && self.store.slots[slot].token.is_some() && named {
+                    self.store.set_token(slot, self.t, None);
                 }
                 // Performed apart from any acquisition: its outcome comes back on its own.
                 let epoch = self.isolates[isolate].epoch;
@@ -280,21 +281,33 @@ impl Sim {
     /// `kv_store.ts` hands them over; the driver judges them.
     /// `waited`: the time its locked attempts took before the one that read.
     pub(super) fn read(&mut self, isolate: usize, wall: f64, waited: f64) -> Seen {
-        let versions = self.store.versions();
+        let slot = self.isolates[isolate].slot;
+        let versions = self.store.versions(slot);
         let mut seen = Seen::default();
         let mut skewed = false;
         let mut apart = false;
-        if let Some((StoredToken::Token(record, _, _, writer_skew), _)) = &self.store.token {
+        // A cron check finds a token due when it is due within the job's period.
+        let within = match self.isolates[isolate].cron {
+            true => self.s.cron_ms.unwrap_or(0.0),
+            false => 0.0,
+        };
+        let entries = &self.store.slots[slot];
+        if let Some((StoredToken::Token(record, _, _, writer_skew), _)) = &entries.token {
             seen.token = Some(record.clone());
-            // Due by this isolate's clock but not by its writer's: the clocks disagree by
-            // more than the window, and this isolate must fetch a token of its own.
-            skewed = record.refresh_at <= wall && record.refresh_at > self.t + writer_skew;
+            // Due by this isolate's clock but not by its writer's (now, or within a cron
+            // check's period): the clocks disagree by more than the window, and this
+            // isolate must fetch a token of its own.
+            let writer_wall = self.t + writer_skew;
+            let disagree = |ahead: f64| {
+                record.refresh_at <= wall + ahead && record.refresh_at > writer_wall + ahead
+            };
+            skewed = disagree(0.0) || disagree(within);
             let requested_at = record.expires_at - record.lifetime_seconds * 1000.0;
             let allowance = shared::max_record_ahead_ms(record.lifetime_seconds);
             let ahead = requested_at > wall + allowance;
             apart = invariants::clock_spread(self) > allowance && (ahead || skewed);
         }
-        if let Some((lease, _, _)) = &self.store.lease {
+        if let Some((lease, _, _)) = &entries.lease {
             seen.lease_until = Some(lease.until);
             seen.lease_holder = Some(lease.holder.clone());
             seen.lease_taken_at = Some(lease.taken_at);
@@ -308,8 +321,11 @@ impl Sim {
         iso.apart = apart;
         // Invariant 4 holds an isolate to a back-off within the cap every
         // isolate writes (docs/DESIGN.md, "Shared state"); a longer one is corrupt.
-        let within_cap = seen.backoff_until <= wall + MAX_SHARED_BACKOFF_MS;
-        iso.backoff_seen = if within_cap { seen.backoff_until } else { 0.0 };
+        // Read from the store's one entry, whatever this read handed over:
+        // every slot is held to it.
+        let stored = self.store.backoff.map_or(0.0, |(until, _, _)| until);
+        let within_cap = stored <= wall + MAX_SHARED_BACKOFF_MS;
+        iso.backoff_seen = if within_cap { stored } else { 0.0 };
         iso.last_holder = seen.lease_holder.clone();
         // A waiter counts its wait on a holder from reads that showed no back-off in force.
         if let (Some(holder), true) = (&seen.lease_holder, iso.backoff_seen <= wall) {
@@ -320,9 +336,9 @@ impl Sim {
         seen
     }
 
-    /// Whether the store's lease is the one `isolate` took.
+    /// Whether its slot's lease is the one `isolate` took.
     fn holds_lease(&self, isolate: usize) -> bool {
-        match (&self.store.lease, &self.isolates[isolate].lease) {
+        match (&self.entries(isolate).lease, &self.isolates[isolate].lease) {
             (Some((lease, _, _)), Some((holder, _))) => lease.holder == *holder,
             _ => false,
         }
@@ -335,17 +351,21 @@ impl Sim {
         let skewed = invariants::shares_no_window(self, isolate);
         self.isolates[isolate].sent = true;
         self.requests += 1;
-        self.skewed_requests += u32::from(skewed);
+        let counts = &mut self.per_slot[self.isolates[isolate].slot];
+        counts.requests += 1;
+        counts.skewed += u32::from(skewed);
         self.requests_in_outage += u32::from(self.s.down(self.t));
         invariants::outage_costs_few_requests(self)?;
         let t = self.t;
         self.in_flight.retain(|(_, answered, _)| *answered > t);
         // A request sent without the lease from a clock that shares no window
         // took no part in the lease: overlapping it is its doing, not the sender's.
+        // Only a request for the same slot (its entries and lease) overlaps.
+        let slot = self.isolates[isolate].slot;
         let others = self
             .in_flight
             .iter()
-            .any(|(i, _, apart)| *i != isolate && !apart);
+            .any(|(i, _, apart)| *i != isolate && !apart && self.isolates[*i].slot == slot);
         self.duplicates += u32::from(others);
         invariants::one_request_at_a_time(self, isolate, others)?;
         let outage = self
@@ -361,6 +381,7 @@ impl Sim {
                 let token = format!("tok-{}", self.requests);
                 let expiry = self.t + self.s.lifetime_s * 1000.0;
                 self.issued.insert(token.clone(), expiry + latency);
+                self.issued_to.insert(token.clone(), slot);
                 let body = serde_json::json!({
                     "access_token": token, "token_type": "Bearer", "expires_in": self.s.lifetime_s,
                 });

@@ -12,6 +12,7 @@ use super::world::{Sim, StoredToken, WALL0};
 use super::{trace, Checked};
 use crate::driver::Effect;
 use crate::error::{ErrorCode, TokenError};
+use crate::pool::{Pick, SlotView};
 use crate::shared;
 use crate::store_guard::STORE_COOLDOWN_MS;
 
@@ -24,7 +25,8 @@ pub(super) fn taken_token_was_issued(sim: &Sim, isolate: usize, token: &str) -> 
     match sim.issued.contains_key(token) {
         true => Ok(()),
         false => Err(format!(
-            "invariant 1: isolate {isolate} took a token the server never issued"
+            "invariant 1: {name} took a token the server never issued",
+            name = sim.name(isolate)
         )),
     }
 }
@@ -40,10 +42,11 @@ pub(super) fn served_token_is_usable(
     let wall = sim.now(isolate).wall;
     if !has_token || wall >= usable_until {
         return Err(format!(
-            "invariant 1: isolate {isolate} served a token past its usable time by its own clock \
+            "invariant 1: {name} served a token past its usable time by its own clock \
              (usable until {:.0} ms, served at {:.0} ms)",
             usable_until - WALL0,
-            wall - WALL0
+            wall - WALL0,
+            name = sim.name(isolate)
         ));
     }
     Ok(())
@@ -54,14 +57,16 @@ pub(super) fn served_token_is_usable(
 pub(super) fn served_token_is_live(sim: &Sim, isolate: usize, token: &str) -> Checked {
     let Some(&true_expiry) = sim.issued.get(token) else {
         return Err(format!(
-            "invariant 1: isolate {isolate} served a token the server never issued"
+            "invariant 1: {name} served a token the server never issued",
+            name = sim.name(isolate)
         ));
     };
     let allowance = shared::max_record_ahead_ms(sim.s.lifetime_s);
     if clock_spread(sim) < allowance && sim.t >= true_expiry {
         return Err(format!(
-            "invariant 1: isolate {isolate} served a token {:.0} ms past its true expiry",
-            sim.t - true_expiry
+            "invariant 1: {name} served a token {:.0} ms past its true expiry",
+            sim.t - true_expiry,
+            name = sim.name(isolate)
         ));
     }
     Ok(())
@@ -72,9 +77,9 @@ pub(super) fn no_error_when_healthy(sim: &Sim, call: usize, error: &TokenError) 
     let c = &sim.calls[call];
     if c.min_valid_ms == 0.0 && sim.s.healthy() {
         return Err(format!(
-            "invariant 2: call {call} on isolate {} got an error with a healthy server and store: \
+            "invariant 2: call {call} on {} got an error with a healthy server and store: \
              {}",
-            c.isolate,
+            sim.name(c.isolate),
             error.message()
         ));
     }
@@ -101,7 +106,8 @@ pub(super) fn no_error_beside_a_stored_token(
     // Written before the call began and before its acquisition's last read of the store
     // (a token stored while that read was under way is not one it could see).
     // One this isolate believes: not from further in its future than a record may be.
-    let Some((StoredToken::Token(record, expiry, written, _), _)) = &sim.store.token else {
+    let Some((StoredToken::Token(record, expiry, written, _), _)) = &sim.entries(isolate).token
+    else {
         return Ok(());
     };
     let before = *written <= c.started && *written <= read_at;
@@ -112,12 +118,13 @@ pub(super) fn no_error_beside_a_stored_token(
             .contains(&record.access_token);
     if c.min_valid_ms == 0.0 && store_sound && before && believable && expiry - sim.t > margin {
         return Err(format!(
-            "invariant 2: call {call} on isolate {isolate} got an error while a usable token was \
+            "invariant 2: call {call} on {name} got an error while a usable token was \
              in the store throughout its wait (written at {written:.0} ms, {:.0} ms before its \
              true expiry; the call began at {:.0} ms): {}",
             expiry - sim.t,
             c.started,
-            error.message()
+            error.message(),
+            name = sim.name(isolate)
         ));
     }
     Ok(())
@@ -131,9 +138,9 @@ pub(super) fn no_error_beside_a_held_token(sim: &Sim, call: usize, error: &Token
     let status = sim.isolates[c.isolate].client.state.status(now);
     if c.min_valid_ms == 0.0 && status.has_token {
         return Err(format!(
-            "invariant 2: call {call} on isolate {} got an error while a usable token was in its \
+            "invariant 2: call {call} on {} got an error while a usable token was in its \
              memory: {}",
-            c.isolate,
+            sim.name(c.isolate),
             error.message()
         ));
     }
@@ -148,8 +155,10 @@ pub(super) fn no_error_beside_a_held_token(sim: &Sim, call: usize, error: &Token
 pub(super) fn one_request_at_a_time(sim: &Sim, isolate: usize, others_in_flight: bool) -> Checked {
     if others_in_flight && sim.s.healthy() && !shares_no_window(sim, isolate) {
         return Err(format!(
-            "invariant 3 (one request per window): isolate {isolate} sent a token request while \
-             another isolate's was in flight, with a healthy server and store"
+            "invariant 3 (one request per window{slot}): {name} sent a token request while \
+             another isolate's was in flight, with a healthy server and store",
+            name = sim.name(isolate),
+            slot = slot_label(sim, sim.isolates[isolate].slot)
         ));
     }
     Ok(())
@@ -176,43 +185,58 @@ pub(super) fn cron_check_fails_not_when_healthy(
 ) -> Checked {
     if cron && sim.s.healthy() {
         return Err(format!(
-            "invariant 2: a cron check on isolate {isolate} failed with a healthy server and \
+            "invariant 2: a cron check on {name} failed with a healthy server and \
              store: {}",
-            error.message()
+            error.message(),
+            name = sim.name(isolate)
         ));
     }
     Ok(())
 }
 
-/// Invariant 3: at the end of a healthy run: about one token request per refresh
-/// (at least 40 % of a lifetime apart: the window is at most half of it,
-/// jittered), besides `refresh()` calls, the new token each `invalidate()`
-/// or 401 calls for, cron checks that refreshed, and requests from clocks
-/// that share no window.
+/// Invariant 3, per slot: at the end of a healthy run: about one token
+/// request per refresh (at least 40 % of a lifetime apart: the window is at
+/// most half of it, jittered), besides `refresh()` calls, the new token each
+/// `invalidate()` or 401 calls for, cron checks that refreshed, and requests
+/// from clocks that share no window. With a pool, this is its own invariant
+/// too: no slot is asked for more than one token per refresh window by
+/// healthy isolates.
 pub(super) fn requests_per_window(sim: &Sim) -> Checked {
     if !sim.s.healthy() {
         return Ok(());
     }
-    let bound = (sim.s.run_ms / (0.4 * sim.s.lifetime_s * 1000.0)).ceil() as u32 + 1;
-    let bound = bound + sim.refresh_calls + sim.rejections + sim.cron_refreshes;
-    if sim.requests - sim.skewed_requests > bound {
-        return Err(format!(
-            "invariant 3 (one request per window): {} token requests in {:.0} s of {} s tokens \
-             (at most {bound})",
-            sim.requests,
-            sim.s.run_ms / 1000.0,
-            sim.s.lifetime_s
-        ));
+    let windows = (sim.s.run_ms / (0.4 * sim.s.lifetime_s * 1000.0)).ceil() as u32 + 1;
+    for (slot, n) in sim.per_slot.iter().enumerate() {
+        let bound = windows + n.refresh_calls + n.rejections + n.cron_refreshes;
+        if n.requests - n.skewed > bound {
+            return Err(format!(
+                "invariant 3 (one request per window{}): {} token requests in {:.0} s of {} s \
+                 tokens (at most {bound})",
+                slot_label(sim, slot),
+                n.requests,
+                sim.s.run_ms / 1000.0,
+                sim.s.lifetime_s
+            ));
+        }
     }
     Ok(())
+}
+
+/// How a violation names slot `slot`: not at all without a pool.
+fn slot_label(sim: &Sim, slot: usize) -> String {
+    match sim.pool_size {
+        1 => String::new(),
+        _ => format!(", slot {slot}"),
+    }
 }
 
 /// Invariant 4: no token request right after a read that showed a shared back-off in force.
 pub(super) fn shared_backoff_honoured(sim: &Sim, isolate: usize) -> Checked {
     if sim.isolates[isolate].backoff_seen > sim.now(isolate).wall {
         return Err(format!(
-            "invariant 4 (shared back-off honoured): isolate {isolate} sent a token request right \
-             after reading a shared back-off in force"
+            "invariant 4 (shared back-off honoured): {name} sent a token request right \
+             after reading a shared back-off in force",
+            name = sim.name(isolate)
         ));
     }
     Ok(())
@@ -225,9 +249,10 @@ pub(super) fn hold_back_honoured(sim: &Sim, isolate: usize) -> Checked {
     if let (false, Some((at, least))) = (iso.sent, iso.failed_at) {
         if sim.t - at < least {
             return Err(format!(
-                "invariant 4 (hold-back): isolate {isolate} sent a token request {:.0} ms after \
+                "invariant 4 (hold-back): {name} sent a token request {:.0} ms after \
                  its last acquisition failed (at least {least:.0} ms)",
-                sim.t - at
+                sim.t - at,
+                name = sim.name(isolate)
             ));
         }
     }
@@ -253,9 +278,10 @@ pub(super) fn lease_wait_bounded(sim: &Sim, isolate: usize) -> Checked {
     // A read's answer reaches the driver a store latency (≤ 15 ms) after the sim saw it.
     if sim.t - first > lease_ms + 20.0 {
         return Err(format!(
-            "invariant 5 (lease wait): isolate {isolate} still waits on lease {holder} {:.0} ms \
+            "invariant 5 (lease wait): {name} still waits on lease {holder} {:.0} ms \
              after it first saw it (one attempt is {lease_ms} ms)",
-            sim.t - first
+            sim.t - first,
+            name = sim.name(isolate)
         ));
     }
     Ok(())
@@ -267,9 +293,9 @@ pub(super) fn recovered(sim: &Sim, call: usize, error: &TokenError) -> Checked {
     let recovered = sim.s.faults_end() + RECOVERY_MS + sim.max_retry_after_ms;
     if c.min_valid_ms == 0.0 && c.started > recovered {
         return Err(format!(
-            "invariant 6 (recovery): call {call} on isolate {}, begun {:.0} ms after the faults \
+            "invariant 6 (recovery): call {call} on {}, begun {:.0} ms after the faults \
              ended, got {}",
-            c.isolate,
+            sim.name(c.isolate),
             c.started - sim.s.faults_end(),
             error.message()
         ));
@@ -308,8 +334,9 @@ pub(super) fn outage_fails_no_caller(sim: &Sim, call: usize, error: &TokenError)
 pub(super) fn served_token_was_not_rejected(sim: &Sim, isolate: usize, token: &str) -> Checked {
     if sim.isolates[isolate].rejected.iter().any(|t| t == token) {
         return Err(format!(
-            "invariant 8 (rejected tokens stay gone): isolate {isolate} served a token it had \
-             invalidated or seen refused with a 401"
+            "invariant 8 (rejected tokens stay gone): {name} served a token it had \
+             invalidated or seen refused with a 401",
+            name = sim.name(isolate)
         ));
     }
     Ok(())
@@ -333,7 +360,7 @@ pub(super) fn rejection_names_the_delete(
         return Ok(());
     }
     Err(format!(
-        "invariant 9 (deletes): isolate {isolate} forgot its token ({}) and named {} instead of \
+        "invariant 9 (deletes): {name} forgot its token ({}) and named {} instead of \
          {}",
         match unauthorized {
             true => "a 401",
@@ -341,7 +368,69 @@ pub(super) fn rejection_names_the_delete(
         },
         named.map_or("nothing".into(), trace::effect),
         expected.as_ref().map_or("nothing".into(), trace::effect),
+        name = sim.name(isolate)
     ))
+}
+
+/// Invariant 10 (pool: no call refused beside a usable slot): no caller
+/// of a process gets an error while any slot of the process reports a
+/// usable token (`client.status()`); invariant 2's held token, for the pool.
+pub(super) fn no_error_beside_a_usable_slot(sim: &Sim, call: usize, error: &TokenError) -> Checked {
+    let c = &sim.calls[call];
+    if c.min_valid_ms > 0.0 {
+        return Ok(());
+    }
+    let usable = sim
+        .slots_of(c.process)
+        .find(|&i| sim.isolates[i].client.state.status(sim.now(i)).has_token);
+    match usable {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "invariant 10 (pool: no call refused beside a usable slot): call {call} on {} got an \
+             error while slot {} held a usable token: {}",
+            sim.name(c.isolate),
+            sim.isolates[i].slot,
+            error.message()
+        )),
+    }
+}
+
+/// Invariant 11 (pool: no burst): a call takes an empty slot to fill only
+/// while no other slot of its process is being filled or held back after
+/// failures, as `views` (`core.slotView`) showed them when it picked.
+pub(super) fn fills_one_at_a_time(process: usize, views: &[SlotView], picked: Pick) -> Checked {
+    let Pick::Fill { slot } = picked else {
+        return Ok(());
+    };
+    let busy = views
+        .iter()
+        .enumerate()
+        .find(|(k, v)| *k != slot && (v.filling || v.held_back));
+    let why = match (views[slot].usable, busy) {
+        (true, _) => "though it serves".to_owned(),
+        (false, Some((k, v))) if v.filling => {
+            format!("while slot {k} had an acquisition in flight")
+        }
+        (false, Some((k, _))) => format!("while slot {k} was held back"),
+        (false, None) => return Ok(()),
+    };
+    Err(format!(
+        "invariant 11 (pool: no burst): a call on isolate {process} filled slot {slot} {why}"
+    ))
+}
+
+/// Invariant 12 (pool: a token per slot): a slot serves only a token
+/// issued to a request of that slot, so the slots are as many tokens, each
+/// with its own rate limit (their own KV entries, never one another's).
+pub(super) fn served_token_is_the_slots(sim: &Sim, isolate: usize, token: &str) -> Checked {
+    let slot = sim.isolates[isolate].slot;
+    match sim.issued_to.get(token) {
+        Some(&to) if to != slot => Err(format!(
+            "invariant 12 (pool: a token per slot): {} served the token issued to slot {to}",
+            sim.name(isolate)
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// How far apart the isolates' clocks are.

@@ -17,9 +17,11 @@
 //! - P4, cooling honoured: nothing is sent with a cooling token while the
 //!   rest of its cooling fits the call's deadline.
 //!
-//! Each slot's store protocol (its own KV entries and lease, sharing the
-//! client's back-off) is the single token's, which the main simulation
-//! proves with several isolates; here slots live in memory.
+//! Here slots live in memory, without a store, so that the API's 429 and
+//! cooling can be driven hard. Each slot's store protocol (its own KV
+//! entries and lease, sharing the client's back-off) runs in the main
+//! simulation (`src/sim/mod.rs`), whose pool scenarios hold every invariant
+//! per slot across isolates, with faults, beside the pool's own (10–12).
 
 use super::Rng;
 use crate::call::{Call, Step};

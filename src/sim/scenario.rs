@@ -1,8 +1,8 @@
 //! What a seed draws (docs/DESIGN.md, "The simulator"): the [`Scenario`] —
 //! isolates, clocks, token lifetime, callers — with its faults (the token
 //! server's outage, a store's bad time, signing faults), the outage
-//! scenario of a client without a store, the bounds the invariants hold it
-//! to, and the client [`Config`] each isolate runs.
+//! scenario of a client without a store, the pool size, the bounds the
+//! invariants hold it to, and the client [`Config`] each isolate runs.
 
 use super::rng::Rng;
 use crate::config::Config;
@@ -49,6 +49,8 @@ pub(super) struct Scenario {
     pub(super) rejections: Vec<(f64, usize, bool)>,
     /// A cron check on every isolate, with this period (ms).
     pub(super) cron_ms: Option<f64>,
+    /// Slots per isolate (`poolSize`): 1, a client without a pool.
+    pub(super) pool_size: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -163,7 +165,18 @@ impl Scenario {
             refreshes: rng.chance(0.2),
             rejections,
             cron_ms,
+            pool_size: 1,
         }
+    }
+
+    /// The scenario with a token pool: one in four draws 2 to 4 slots per
+    /// isolate (docs/DESIGN.md, "Token pools"), from `rng`, drawn apart.
+    pub(super) fn pooled(self, rng: &mut Rng) -> Self {
+        let pool_size = match rng.chance(0.25) {
+            true => 2 + (rng.uniform() * 3.0) as usize,
+            false => 1,
+        };
+        Self { pool_size, ..self }
     }
 
     /// The outage of a client without a store: 12 s tokens (refreshed 6 to
@@ -191,6 +204,7 @@ impl Scenario {
             refreshes: false,
             rejections: Vec::new(),
             cron_ms: None,
+            pool_size: 1,
         }
     }
 
@@ -262,6 +276,9 @@ pub(super) fn config(s: &Scenario) -> Config {
     options[endpoint.0] = endpoint.1.into();
     if s.jwt {
         options["authMethod"] = "client_secret_jwt".into();
+    }
+    if s.pool_size > 1 {
+        options["poolSize"] = s.pool_size.into();
     }
     if !s.lone {
         options["kv"] = serde_json::json!({}); // the store the isolates share
