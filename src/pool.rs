@@ -209,8 +209,11 @@ pub fn after_429(
     let wait = wait_for(own).or_else(|| soonest.and_then(wait_for));
     let last = call.sends + 1 >= policy.max_attempts;
     let to = moves(slots, now.mono, call, replayable, policy.max_attempts)
-        .filter(|&slot| slot != own && !(last && wait.is_some()));
+        .filter(|_| !(last && wait.is_some()));
     match (to, wait) {
+        // Its own slot does not cool (`Retry-After: 0`) and serves next: it
+        // is sent again at once, as a move would be, past the deadline too.
+        (Some(slot), _) if slot == own => AfterLimit::Wait { slot, ms: 0.0 },
         (Some(slot), _) => AfterLimit::Move { slot },
         (None, Some(wait)) => wait,
         (None, None) => AfterLimit::Return,
@@ -487,6 +490,16 @@ mod tests {
         let slots = [cooling(usable(1.0), NOW + 500.0), cooling(usable(NOW), NOW)];
         assert_eq!(
             after_429(&slots, AT, &call, true, &policy(4), 1),
+            AfterLimit::Wait { slot: 1, ms: 0.0 }
+        );
+        // Past the call's deadline too: a send at once is no wait, and no
+        // call is refused while a slot serves without cooling.
+        let late = ApiCall {
+            started: NOW - 60_000.0,
+            sends: 1,
+        };
+        assert_eq!(
+            after_429(&slots, AT, &late, true, &policy(4), 1),
             AfterLimit::Wait { slot: 1, ms: 0.0 }
         );
     }

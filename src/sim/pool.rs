@@ -17,8 +17,11 @@
 //! - P4, cooling honoured: nothing is sent with a cooling token while the
 //!   rest of its cooling fits the call's deadline.
 //!
-//! Here slots live in memory, without a store, so that the API's 429 and
-//! cooling can be driven hard. Each slot's store protocol (its own KV
+//! A call that got a 429 does what [`pool::after_429`] answers (move,
+//! wait for a slot, or return it), and a slot whose token request failed
+//! holds its siblings back ([`Client::hold_back_as`]), as `deno/_pool.ts`
+//! does. Here slots live in memory, without a store, so that the API's 429
+//! and cooling can be driven hard. Each slot's store protocol (its own KV
 //! entries and lease, sharing the client's back-off) runs in the main
 //! simulation (`src/sim/mod.rs`), whose pool scenarios hold every invariant
 //! per slot across isolates, with faults, beside the pool's own (10–12).
@@ -29,7 +32,7 @@ use crate::client::Client;
 use crate::clock::Now;
 use crate::config::Config;
 use crate::driver::{Effect, Outcome};
-use crate::pool::{self, Pick, SlotView};
+use crate::pool::{self, AfterLimit, Pick, SlotView};
 use crate::rate_limit::{ApiCall, ApiStep};
 use crate::response::Received;
 use std::cmp::Reverse;
@@ -396,23 +399,36 @@ impl PoolSim {
         let now = self.now();
         let api = self.callers[caller].api;
         let client = &mut self.isolates[isolate][slot].client;
-        let max_attempts = client.config.retry.max_attempts;
-        let (next, _, _) = client.rate_limited(now, &api, retry_after.as_deref(), true);
+        let policy = client.config.retry;
+        client.rate_limited(now, &api, retry_after.as_deref(), true);
         let views = self.views(isolate);
-        if pool::moves(&views, now.mono, &api, true, max_attempts).is_some() {
-            self.report.moved += 1;
-            return self.proceed(caller);
-        }
-        match next {
-            ApiStep::Wait { ms } => self.at(ms, Happening::Resume(caller)),
-            _ => {
-                if let (Some(ready), true) = (self.ready(isolate), api.sends < max_attempts) {
+        match pool::after_429(&views, now, &api, true, &policy, slot) {
+            AfterLimit::Move { slot: to } => {
+                self.report.moved += 1;
+                self.take(caller, to);
+                self.proceed(caller)
+            }
+            AfterLimit::Wait { slot: to, ms } => {
+                self.take(caller, to);
+                self.at(ms, Happening::Resume(caller));
+                Ok(())
+            }
+            AfterLimit::Return => {
+                if let (Some(ready), true) = (self.ready(isolate), api.sends < policy.max_attempts)
+                {
                     return Err(format!("P1: a 429 returned while slot {ready} serves"));
                 }
                 self.report.returned_429 += 1;
+                Ok(())
             }
         }
-        Ok(())
+    }
+
+    /// `caller` goes on with slot `slot`, the one the core named after its 429.
+    fn take(&mut self, caller: usize, slot: usize) {
+        let (isolate, now) = (self.callers[caller].isolate, self.now());
+        self.slot(isolate, slot).last_used = now.mono;
+        self.callers[caller].on = Some((slot, Call::new(now, 0.0)));
     }
 
     /// Runs slot `slot`'s acquisition to its next wait (P3 checked at each token request).
@@ -422,7 +438,8 @@ impl PoolSim {
         if !client.state.in_flight() {
             return Ok(());
         }
-        match client.poll(now, rand) {
+        let effect = client.poll(now, rand);
+        match effect {
             Effect::Send { .. } => {
                 if !client.state.due(now, 0.0) {
                     return Err(format!("P3: slot {slot} asked for a token it holds fresh"));
@@ -437,6 +454,9 @@ impl PoolSim {
                 self.at(ms, Happening::Flight(isolate, slot, Outcome::Slept))
             }
             Effect::Done { .. } | Effect::Fail { .. } => {
+                if matches!(effect, Effect::Fail { .. }) {
+                    self.hold_back_siblings(isolate, slot, now);
+                }
                 for caller in self.joined.remove(&(isolate, slot)).unwrap_or_default() {
                     self.at(0.0, Happening::Resume(caller));
                 }
@@ -444,6 +464,21 @@ impl PoolSim {
             other => return Err(format!("an effect a pool in memory never names: {other:?}")),
         }
         Ok(())
+    }
+
+    /// Slot `failed` of `isolate` failed to get a token: without a store,
+    /// the pool holds every other slot back as long (`Client::hold_back_as`,
+    /// as `PoolClient` does).
+    fn hold_back_siblings(&mut self, isolate: usize, failed: usize, now: Now) {
+        let slots = &mut self.isolates[isolate];
+        for other in (0..slots.len()).filter(|&k| k != failed) {
+            let (low, high) = slots.split_at_mut(failed.max(other));
+            let (sibling, source) = match other < failed {
+                true => (&mut low[other], &high[0]),
+                false => (&mut high[0], &low[failed]),
+            };
+            sibling.client.hold_back_as(&source.client, now);
+        }
     }
 
     /// The token endpoint's answer: a new token, or a 503.
