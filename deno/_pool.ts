@@ -316,10 +316,6 @@ export class PoolClient implements TokenClient {
    * making no slot (each would ask a `clientSecret` function).
    */
   async invalidate(): Promise<void> {
-    if (this[KV_PLACE]() === undefined) {
-      await Promise.all(this.#made().map((client) => client.invalidate()));
-      return;
-    }
     const size = this.#clients.length;
     await Promise.all(
       this.#made().map((client) =>
